@@ -1,0 +1,259 @@
+/**
+ * IDX files, the format of MNIST and Fashion-MNIST: a 4-byte magic number (two zero bytes, a data
+ * type byte, the number of dimensions), one big-endian uint32 per dimension, then the values.
+ * Only the two unsigned-byte kinds these data sets use are accepted:
+ *   0x00000803: images [count, rows, cols]
+ *   0x00000801: labels [count]
+ * A file may be gzipped; that is decided by its first two bytes (1f 8b), not by its name.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+import { DataError, type Dataset } from './dataset.js';
+import { Rng } from '../random.js';
+
+export type IdxKind = 'images' | 'labels';
+
+export interface IdxFile {
+  /** The path it was read from, for messages. */
+  path: string;
+  kind: IdxKind;
+  /** [count, rows, cols] for images, [count] for labels. */
+  dims: number[];
+  /** The values, row-major, `prod(dims)` bytes. */
+  data: Uint8Array;
+}
+
+const MAGIC: Record<IdxKind, number> = { images: 0x00000803, labels: 0x00000801 };
+const UNSIGNED_BYTE = 0x08;
+
+function hex8(n: number): string {
+  return '0x' + (n >>> 0).toString(16).padStart(8, '0');
+}
+
+/** True when the bytes start with the gzip magic 1f 8b. */
+export function isGzip(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
+/** Reads a file, gunzipping it when its first bytes say it is gzip. Errors are DataErrors. */
+export function readMaybeGzip(file: string): Uint8Array {
+  let raw: Buffer;
+  try {
+    raw = fs.readFileSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new DataError(
+      code === 'ENOENT' ? `${file}: no such file` : `${file}: cannot read (${(e as Error).message})`,
+    );
+  }
+  if (!isGzip(raw)) return raw;
+  try {
+    return zlib.gunzipSync(raw);
+  } catch (e) {
+    throw new DataError(`${file}: starts like a gzip file but does not decompress (${(e as Error).message})`);
+  }
+}
+
+/**
+ * Reads and validates one IDX file (raw or gzipped). `expect` names the kind the caller needs;
+ * without it either kind is accepted. Every problem is a DataError naming the file and what was
+ * expected: a wrong magic number, a data type other than unsigned byte, a file shorter or longer
+ * than its dimensions say.
+ */
+export function readIdx(file: string, expect?: IdxKind): IdxFile {
+  const bytes = readMaybeGzip(file);
+  const wanted = expect
+    ? `${hex8(MAGIC[expect])} (IDX ${expect}, unsigned bytes)`
+    : `${hex8(MAGIC.images)} (IDX images) or ${hex8(MAGIC.labels)} (IDX labels)`;
+  if (bytes.length < 4) {
+    throw new DataError(`${file}: only ${bytes.length} bytes, too short for an IDX file; expected magic number ${wanted}`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const magic = view.getUint32(0, false);
+  if (bytes[0] !== 0 || bytes[1] !== 0) {
+    throw new DataError(`${file}: not an IDX file (magic number ${hex8(magic)}); expected ${wanted}`);
+  }
+  if (bytes[2] !== UNSIGNED_BYTE) {
+    throw new DataError(
+      `${file}: IDX data type 0x${bytes[2].toString(16).padStart(2, '0')} is not supported; expected ${wanted}`,
+    );
+  }
+  let kind: IdxKind;
+  if (magic === MAGIC.images) kind = 'images';
+  else if (magic === MAGIC.labels) kind = 'labels';
+  else throw new DataError(`${file}: IDX file with ${bytes[3]} dimensions (magic number ${hex8(magic)}); expected ${wanted}`);
+  if (expect && kind !== expect) {
+    throw new DataError(`${file}: holds IDX ${kind} (magic number ${hex8(magic)}); expected ${wanted}`);
+  }
+  const ndims = bytes[3];
+  const headerBytes = 4 + 4 * ndims;
+  if (bytes.length < headerBytes) {
+    throw new DataError(
+      `${file}: truncated IDX file: expected at least ${headerBytes} bytes of header, found ${bytes.length} bytes`,
+    );
+  }
+  const dims: number[] = [];
+  for (let i = 0; i < ndims; i++) dims.push(view.getUint32(4 + 4 * i, false));
+  const expected = headerBytes + dims.reduce((a, b) => a * b, 1);
+  if (bytes.length !== expected) {
+    const what = bytes.length < expected ? 'truncated IDX file' : 'IDX file longer than its header says';
+    throw new DataError(
+      `${file}: ${what}: dimensions [${dims.join(', ')}] need ${expected} bytes (decompressed), found ${bytes.length} bytes`,
+    );
+  }
+  return { path: file, kind, dims, data: bytes.subarray(headerBytes) };
+}
+
+/** One split (train or test) read from a pair of IDX files. */
+export interface IdxSplit {
+  images: IdxFile;
+  labels: IdxFile;
+  count: number;
+  rows: number;
+  cols: number;
+}
+
+/** Reads an images file and its labels file and checks they agree and labels are below `classes`. */
+export function readIdxPair(imagesPath: string, labelsPath: string, classes: number): IdxSplit {
+  const images = readIdx(imagesPath, 'images');
+  const labels = readIdx(labelsPath, 'labels');
+  const [count, rows, cols] = images.dims;
+  if (labels.dims[0] !== count) {
+    throw new DataError(
+      `${labelsPath}: ${labels.dims[0]} labels, but ${imagesPath} holds ${count} images; expected one label per image`,
+    );
+  }
+  for (let i = 0; i < count; i++) {
+    if (labels.data[i] >= classes) {
+      throw new DataError(`${labelsPath}: label ${labels.data[i]} at index ${i}; expected 0..${classes - 1}`);
+    }
+  }
+  return { images, labels, count, rows, cols };
+}
+
+/** The four files of an MNIST-style folder, by their canonical names. */
+export const IDX_FILE_NAMES = {
+  trainImages: 'train-images-idx3-ubyte',
+  trainLabels: 'train-labels-idx1-ubyte',
+  testImages: 't10k-images-idx3-ubyte',
+  testLabels: 't10k-labels-idx1-ubyte',
+} as const;
+
+/**
+ * Finds the four IDX files in `dir`, each either raw or with `.gz`. A missing folder or missing
+ * files give one DataError listing what that folder should hold.
+ */
+export function findIdxFiles(dir: string, what: string): Record<keyof typeof IDX_FILE_NAMES, string> {
+  const expectedList = Object.values(IDX_FILE_NAMES).map((n) => `${n}[.gz]`).join(', ');
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(dir);
+  } catch {
+    throw new DataError(`${what}: folder ${dir} does not exist; expected a folder holding ${expectedList}`);
+  }
+  if (!stat.isDirectory()) {
+    throw new DataError(`${what}: ${dir} is not a folder; expected a folder holding ${expectedList}`);
+  }
+  const found: Partial<Record<keyof typeof IDX_FILE_NAMES, string>> = {};
+  const missing: string[] = [];
+  for (const [key, name] of Object.entries(IDX_FILE_NAMES) as [keyof typeof IDX_FILE_NAMES, string][]) {
+    const hit = [name, name + '.gz'].map((n) => path.join(dir, n)).find((p) => fs.existsSync(p));
+    if (hit) found[key] = hit;
+    else missing.push(`${name}[.gz]`);
+  }
+  if (missing.length > 0) {
+    throw new DataError(
+      `${what}: folder ${dir} lacks ${missing.join(', ')}; expected the four IDX files ${expectedList}`,
+    );
+  }
+  return found as Record<keyof typeof IDX_FILE_NAMES, string>;
+}
+
+/** 0..255 -> [0, 1], as float32. */
+export const BYTE_TO_UNIT: Float32Array = (() => {
+  const t = new Float32Array(256);
+  for (let i = 0; i < 256; i++) t[i] = i / 255;
+  return t;
+})();
+
+/** Checks a `subset` option: undefined, or a positive integer. */
+export function checkSubset(subset: number | undefined): void {
+  if (subset === undefined) return;
+  if (!Number.isInteger(subset) || subset < 1) {
+    throw new DataError(`subset must be a positive whole number of examples, got ${subset}`);
+  }
+}
+
+/**
+ * Which examples of a split to keep: all of them in file order, or `want` of them picked by a
+ * seeded shuffle (in shuffled order).
+ */
+export function pickIndices(count: number, want: number | undefined, rng: Rng): Int32Array {
+  if (want === undefined || want >= count) {
+    const all = new Int32Array(count);
+    for (let i = 0; i < count; i++) all[i] = i;
+    return all;
+  }
+  return rng.permutation(count).subarray(0, want);
+}
+
+/** Copies the chosen examples of an IDX split into float32 pixels in [0, 1] (NHWC, one channel). */
+export function gatherIdx(split: IdxSplit, idx: Int32Array): { x: Float32Array; y: Float32Array } {
+  const size = split.rows * split.cols;
+  const x = new Float32Array(idx.length * size);
+  const y = new Float32Array(idx.length);
+  const src = split.images.data;
+  for (let k = 0; k < idx.length; k++) {
+    const from = idx[k] * size;
+    const to = k * size;
+    for (let j = 0; j < size; j++) x[to + j] = BYTE_TO_UNIT[src[from + j]];
+    y[k] = split.labels.data[idx[k]];
+  }
+  return { x, y };
+}
+
+/**
+ * Loads an MNIST-style folder (four IDX files, train and test as given) as a Dataset with pixels
+ * scaled to [0, 1]. `subset` N keeps a seeded random N of the training examples and
+ * round(N / 6) of the test examples (the 60,000 : 10,000 ratio of the official splits), at least 1.
+ */
+export function loadIdxFolder(opts: {
+  dir: string;
+  name: string;
+  label: string;
+  classNames: string[];
+  seed?: number;
+  subset?: number;
+}): Dataset {
+  checkSubset(opts.subset);
+  const files = findIdxFiles(opts.dir, opts.label);
+  const classes = opts.classNames.length;
+  const train = readIdxPair(files.trainImages, files.trainLabels, classes);
+  const test = readIdxPair(files.testImages, files.testLabels, classes);
+  if (train.rows !== test.rows || train.cols !== test.cols) {
+    throw new DataError(
+      `${files.testImages}: images are ${test.rows}x${test.cols}, but ${files.trainImages} has ${train.rows}x${train.cols}; expected the same size`,
+    );
+  }
+  const rng = new Rng(opts.seed ?? 0);
+  const testWant = opts.subset === undefined ? undefined : Math.max(1, Math.round(opts.subset / 6));
+  const trainIdx = pickIndices(train.count, opts.subset, rng);
+  const testIdx = pickIndices(test.count, testWant, rng);
+  const tr = gatherIdx(train, trainIdx);
+  const te = gatherIdx(test, testIdx);
+  return {
+    name: opts.name,
+    task: 'classification',
+    inputShape: [train.rows, train.cols, 1],
+    outputs: classes,
+    xTrain: tr.x,
+    yTrain: tr.y,
+    xTest: te.x,
+    yTest: te.y,
+    nTrain: trainIdx.length,
+    nTest: testIdx.length,
+    classNames: opts.classNames.slice(),
+    source: opts.dir,
+  };
+}

@@ -1,0 +1,129 @@
+/**
+ * Tabular regression data sets: SGEMM (bundled) and any numeric CSV. Protocol (reference-notes):
+ * optional seeded subset, seeded 80/20 split, features and target z-scored with training-split
+ * statistics; errors are MSE on the standardized target.
+ */
+import * as fs from 'node:fs';
+import { Rng } from '../random.js';
+import { bundledData } from '../paths.js';
+import { readNumericCsv } from './csv.js';
+import { DataError, type Dataset, type Standardization } from './dataset.js';
+
+export interface TabularOptions {
+  seed?: number;
+  /** Keep a seeded random subset of this many rows before the split. */
+  subset?: number;
+  testFraction?: number;
+}
+
+interface RawRegression {
+  featureNames: string[];
+  /** Column-major features. */
+  features: Float64Array[];
+  target: Float64Array;
+  targetName: string;
+  targetTransform?: 'ln';
+  rows: number;
+}
+
+function meanStd(values: Float64Array, rows: Int32Array): { mean: number; std: number } {
+  let sum = 0;
+  for (const r of rows) sum += values[r];
+  const mean = sum / rows.length;
+  let sq = 0;
+  for (const r of rows) sq += (values[r] - mean) ** 2;
+  const std = Math.sqrt(sq / rows.length);
+  // A constant column standardizes to 0 instead of dividing by zero.
+  return { mean, std: std > 0 ? std : 1 };
+}
+
+export function checkSubset(subset: number | undefined, rows: number, source: string): void {
+  if (subset == null) return;
+  if (!Number.isInteger(subset) || subset < 10) {
+    throw new DataError(`--subset: expected an integer of at least 10, got ${subset}`);
+  }
+  if (subset > rows) throw new DataError(`--subset: ${source} has only ${rows} rows, asked for ${subset}`);
+}
+
+function buildRegression(raw: RawRegression, name: string, source: string, opts: TabularOptions): Dataset {
+  const rng = new Rng(opts.seed ?? 0);
+  checkSubset(opts.subset, raw.rows, source);
+  let order = rng.permutation(raw.rows);
+  if (opts.subset != null) order = order.slice(0, opts.subset);
+  const testFraction = opts.testFraction ?? 0.2;
+  const nTest = Math.round(order.length * testFraction);
+  const nTrain = order.length - nTest;
+  if (nTrain < 2 || nTest < 1) throw new DataError(`${source}: too few rows (${order.length}) for a train/test split`);
+  const trainRows = order.slice(0, nTrain);
+  const testRows = order.slice(nTrain);
+
+  const nf = raw.features.length;
+  const stats = raw.features.map((col) => meanStd(col, trainRows));
+  const tStats = meanStd(raw.target, trainRows);
+  const fill = (rows: Int32Array) => {
+    const x = new Float32Array(rows.length * nf);
+    const y = new Float32Array(rows.length);
+    rows.forEach((r, i) => {
+      for (let f = 0; f < nf; f++) x[i * nf + f] = (raw.features[f][r] - stats[f].mean) / stats[f].std;
+      y[i] = (raw.target[r] - tStats.mean) / tStats.std;
+    });
+    return { x, y };
+  };
+  const train = fill(trainRows);
+  const test = fill(testRows);
+  const standardization: Standardization = {
+    featureNames: raw.featureNames,
+    mean: stats.map((s) => s.mean),
+    std: stats.map((s) => s.std),
+    target: { name: raw.targetName, mean: tStats.mean, std: tStats.std, transform: raw.targetTransform },
+  };
+  return {
+    name, task: 'regression', inputShape: [nf], outputs: 1,
+    xTrain: train.x, yTrain: train.y, xTest: test.x, yTest: test.y, nTrain, nTest,
+    standardization, source,
+  };
+}
+
+export const SGEMM_FEATURES = ['MWG', 'NWG', 'KWG', 'MDIMC', 'NDIMC', 'MDIMA', 'NDIMB', 'KWI', 'VWM', 'VWN', 'STRM', 'STRN', 'SA', 'SB'];
+export const SGEMM_RUNS = ['Run1 (ms)', 'Run2 (ms)', 'Run3 (ms)', 'Run4 (ms)'];
+
+export function sgemmPath(): string {
+  return bundledData('sgemm', 'sgemm_product.csv.gz');
+}
+
+/** SGEMM GPU kernel performance (UCI, CC BY 4.0): target ln(mean of the 4 runs). */
+export async function loadSgemm(opts: TabularOptions & { data?: string } = {}): Promise<Dataset> {
+  const file = opts.data ?? sgemmPath();
+  const table = await readNumericCsv(file);
+  for (const c of [...SGEMM_FEATURES, ...SGEMM_RUNS]) {
+    if (!table.columns.includes(c)) throw new DataError(`${file}: not the SGEMM file: column '${c}' is missing`);
+  }
+  const col = (c: string) => table.values[table.columns.indexOf(c)];
+  const runs = SGEMM_RUNS.map(col);
+  const target = new Float64Array(table.rows);
+  for (let r = 0; r < table.rows; r++) {
+    const mean = (runs[0][r] + runs[1][r] + runs[2][r] + runs[3][r]) / 4;
+    if (!(mean > 0)) throw new DataError(`${file} line ${r + 2}: run times must be positive to take the logarithm`);
+    target[r] = Math.log(mean);
+  }
+  return buildRegression(
+    { featureNames: SGEMM_FEATURES, features: SGEMM_FEATURES.map(col), target, targetName: 'ln(mean run ms)', targetTransform: 'ln', rows: table.rows },
+    'sgemm', file, opts);
+}
+
+/** Any numeric CSV: regression of `target` on every other column not in `drop`. */
+export async function loadCsv(opts: TabularOptions & { data?: string; target?: string; drop?: string[] }): Promise<Dataset> {
+  if (!opts.data) throw new DataError('--data: --dataset csv needs --data PATH naming the CSV file');
+  if (!opts.target) throw new DataError('--target: --dataset csv needs --target COL naming the column to predict');
+  if (!fs.existsSync(opts.data)) throw new DataError(`--data: ${opts.data} does not exist`);
+  const drop = opts.drop ?? [];
+  if (drop.includes(opts.target)) throw new DataError(`--drop: the target column '${opts.target}' cannot be dropped`);
+  const table = await readNumericCsv(opts.data, { drop });
+  const t = table.columns.indexOf(opts.target);
+  if (t < 0) throw new DataError(`--target: ${opts.data} has no column '${opts.target}' (columns: ${table.columns.join(', ')})`);
+  const featureNames = table.columns.filter((_, i) => i !== t);
+  if (featureNames.length === 0) throw new DataError(`${opts.data}: no feature columns besides the target '${opts.target}'`);
+  return buildRegression(
+    { featureNames, features: table.values.filter((_, i) => i !== t), target: table.values[t], targetName: opts.target, rows: table.rows },
+    'csv', opts.data, opts);
+}

@@ -1,0 +1,87 @@
+/**
+ * The GloNet layer: a parameter-free sum of every block's output (arXiv 2311.15947, eq. 1).
+ *
+ *     x_{L+1} = sum_{l=1..L} x_l
+ *
+ * Inputs whose last dimension is smaller than the largest are zero-padded to it (the paper's
+ * information-preserving embedding); every other dimension must agree.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+type Shape = Array<number | null>;
+
+export class GloNetShapeError extends Error {
+  override name = 'GloNetShapeError';
+}
+
+function describe(shape: Shape): string {
+  return `[${shape.map((d) => (d == null ? 'null' : String(d))).join(', ')}]`;
+}
+
+/** Checks the block output shapes and returns the summed output shape. */
+export function gloNetOutputShape(shapes: Shape[]): Shape {
+  if (shapes.length === 0) throw new GloNetShapeError('GloNet layer: needs at least one block output');
+  const first = shapes[0];
+  let last = 0;
+  for (const [i, s] of shapes.entries()) {
+    if (s.length !== first.length) {
+      throw new GloNetShapeError(
+        `GloNet layer: block output ${i + 1} has shape ${describe(s)} but block output 1 has ${describe(first)}; ` +
+          'all block outputs need the same rank');
+    }
+    for (let d = 1; d < s.length - 1; d++) {
+      if (s[d] !== first[d]) {
+        throw new GloNetShapeError(
+          `GloNet layer: block output ${i + 1} has shape ${describe(s)} but block output 1 has ${describe(first)}; ` +
+            'only the last dimension may differ (it is zero-padded to the largest). Embed the outputs ' +
+            'first (for example by pooling) so the other dimensions agree');
+      }
+    }
+    const c = s[s.length - 1];
+    if (c == null) throw new GloNetShapeError(`GloNet layer: block output ${i + 1} has an unknown last dimension ${describe(s)}`);
+    last = Math.max(last, c);
+  }
+  return [...first.slice(0, -1), last];
+}
+
+export class GloNet extends tf.layers.Layer {
+  static className = 'GloNet';
+
+  constructor(args: { name?: string; trainable?: boolean; dtype?: tf.DataType } = {}) {
+    super(args);
+    this.supportsMasking = false;
+  }
+
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    const shapes = (Array.isArray(inputShape[0]) ? inputShape : [inputShape]) as Shape[];
+    return gloNetOutputShape(shapes);
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => gloNetSum(Array.isArray(inputs) ? inputs : [inputs]));
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig() };
+  }
+}
+tf.serialization.registerClass(GloNet);
+
+/** Sum of tensors, zero-padding the last dimension of smaller ones (the GloNet aggregation). */
+export function gloNetSum(xs: tf.Tensor[]): tf.Tensor {
+  const shape = gloNetOutputShape(xs.map((x) => x.shape as Shape));
+  const width = shape[shape.length - 1] as number;
+  const padded = xs.map((x) => {
+    const c = x.shape[x.rank - 1];
+    if (c === width) return x;
+    const pads: Array<[number, number]> = x.shape.map(() => [0, 0]);
+    pads[x.rank - 1] = [0, width - c];
+    return tf.pad(x, pads);
+  });
+  return padded.length === 1 ? padded[0].clone() : tf.addN(padded);
+}
+
+/** Create a GloNet layer (TF.js-style factory, like `tf.layers.add`). */
+export function gloNetLayer(args: { name?: string } = {}): GloNet {
+  return new GloNet(args);
+}
