@@ -65,7 +65,7 @@ export function readIdx(file: string, expect?: IdxKind): IdxFile {
   const bytes = readMaybeGzip(file);
   const wanted = expect
     ? `${hex8(MAGIC[expect])} (IDX ${expect}, unsigned bytes)`
-    : `${hex8(MAGIC.images)} (IDX images) or ${hex8(MAGIC.labels)} (IDX labels)`;
+    : `${hex8(MAGIC.images)} (IDX images, unsigned bytes) or ${hex8(MAGIC.labels)} (IDX labels, unsigned bytes)`;
   if (bytes.length < 4) {
     throw new DataError(`${file}: only ${bytes.length} bytes, too short for an IDX file; expected magic number ${wanted}`);
   }
@@ -76,7 +76,7 @@ export function readIdx(file: string, expect?: IdxKind): IdxFile {
   }
   if (bytes[2] !== UNSIGNED_BYTE) {
     throw new DataError(
-      `${file}: IDX data type 0x${bytes[2].toString(16).padStart(2, '0')} is not supported; expected ${wanted}`,
+      `${file}: IDX data type 0x${bytes[2].toString(16).padStart(2, '0')} is not supported, only 0x08 (unsigned bytes); expected magic number ${wanted}`,
     );
   }
   let kind: IdxKind;
