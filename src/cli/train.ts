@@ -1,0 +1,101 @@
+/** `glonet train`: options to a RunConfig, and the run. */
+import { Command, Option } from 'commander';
+import { BACKENDS } from '../backend/index.js';
+import { DATASETS, familyDefaults, MODELS, type ModelFamily, type RunConfig } from '../train/config.js';
+import { runTraining } from '../train/run.js';
+import { list, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber } from './parse.js';
+import { UsageError } from './errors.js';
+import { afterTraining } from './after-training.js';
+
+export interface TrainCliOptions {
+  model: ModelFamily;
+  arch: string;
+  dataset: RunConfig['dataset'];
+  data?: string;
+  target?: string;
+  drop?: string[];
+  depth: number;
+  width?: number;
+  epochs?: number;
+  batchSize?: number;
+  optimizer?: RunConfig['optimizer'];
+  lr?: number;
+  momentum?: number;
+  l2?: number;
+  schedule?: RunConfig['schedule'];
+  seed: number;
+  subset?: number;
+  augment?: boolean;
+  backend?: string;
+  fast: RunConfig['fast'];
+  out: string;
+  resume?: boolean;
+  report?: boolean;
+}
+
+/** The options every training command shares (train, and experiment cells). */
+export function addTrainOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--model <family>', 'model family').choices(MODELS).default('mlp'))
+    .option('--arch <arch>', 'architecture: mlp: glonet, vanilla, vanilla-nobn, resnetv2, resnetv2-nobn; resnet20: the same five; vit: glonet, plain', 'glonet')
+    .addOption(new Option('--dataset <name>', 'data set').choices(DATASETS).default('sgemm'))
+    .option('--data <path>', 'data location: the CSV file (csv), a folder of IDX files (mnist, fashion-mnist) or of binary batches (cifar10)')
+    .option('--target <col>', 'csv: the column to predict')
+    .option('--drop <cols>', 'csv: columns to leave out, comma-separated (repeatable)', list)
+    .requiredOption('--depth <n>', 'mlp: linear layers after the stem; resnet20: 20, 32, 44, 56 or 110; vit: encoder layers', positiveInt)
+    .option('--width <w>', 'units per block (mlp, default 16) or embedding size (vit, default 128)', positiveInt)
+    .option('--epochs <e>', 'epochs (default 200, the paper\'s)', positiveInt)
+    .option('--batch-size <b>', 'mini-batch size (mlp 1024, resnet20 and vit 128)', positiveInt)
+    .addOption(new Option('--optimizer <name>', 'optimizer (mlp and vit adam, resnet20 sgd with momentum)').choices(['adam', 'sgd']))
+    .option('--lr <x>', 'learning rate (mlp 0.01, resnet20 0.1, vit 1e-4)', positiveNumber)
+    .option('--momentum <x>', 'SGD momentum (resnet20 0.9)', nonNegativeNumber)
+    .option('--l2 <x>', 'L2 coefficient on kernels, penalty l2*sum(w^2) (mlp 1e-5, resnet20 5e-5 = weight decay 1e-4, vit 0)', nonNegativeNumber)
+    .addOption(new Option('--schedule <s>', 'learning-rate schedule: step = x0.1 every quarter of the epochs (resnet20 default)').choices(['constant', 'step']))
+    .option('--seed <s>', 'random seed: same seed, backend and data give the same metrics', nonNegativeInt, 0)
+    .option('--subset <n>', 'train and test on a seeded random subset of n examples', positiveInt)
+    .option('--augment', 'cifar10: random flips and 4-pixel crops')
+    .addOption(new Option('--backend <name>', 'TF.js backend (default: the fastest that loads)').choices(BACKENDS))
+    .addOption(new Option('--fast <mode>', 'fused training engine for GloNet MLPs: auto uses it when it applies').choices(['auto', 'off']).default('auto'));
+}
+
+export function toRunConfig(o: TrainCliOptions): RunConfig {
+  const d = familyDefaults(o.model);
+  if (o.dataset === 'csv' && !o.data) throw new UsageError('--data: --dataset csv needs --data PATH naming the CSV file');
+  if (o.dataset === 'csv' && !o.target) throw new UsageError('--target: --dataset csv needs --target COL naming the column to predict');
+  if (o.dataset !== 'csv' && (o.target || o.drop)) throw new UsageError('--target and --drop apply to --dataset csv only');
+  if (o.dataset === 'cifar10' && !o.data) throw new UsageError('--data: --dataset cifar10 needs --data DIR holding data_batch_1.bin .. data_batch_5.bin and test_batch.bin');
+  return {
+    model: o.model, arch: o.arch, dataset: o.dataset,
+    ...(o.data != null ? { data: o.data } : {}),
+    ...(o.target != null ? { target: o.target } : {}),
+    ...(o.drop != null ? { drop: o.drop } : {}),
+    depth: o.depth,
+    width: o.width ?? d.width,
+    epochs: o.epochs ?? d.epochs,
+    batchSize: o.batchSize ?? d.batchSize,
+    optimizer: o.optimizer ?? d.optimizer,
+    lr: o.lr ?? d.lr,
+    momentum: o.momentum ?? d.momentum,
+    l2: o.l2 ?? d.l2,
+    schedule: o.schedule ?? d.schedule,
+    seed: o.seed,
+    ...(o.subset != null ? { subset: o.subset } : {}),
+    augment: Boolean(o.augment),
+    backend: o.backend ?? 'auto',
+    fast: o.fast,
+  };
+}
+
+export function trainCommand(): Command {
+  const cmd = new Command('train').description('train a model and write DIR/metrics.json, DIR/model/ and DIR/report.html');
+  addTrainOptions(cmd)
+    .requiredOption('--out <dir>', 'run folder')
+    .option('--resume', 'continue the run in --out from its last finished epoch')
+    .option('--no-report', 'skip writing report.html')
+    .action(async (o: TrainCliOptions) => {
+      const cfg = toRunConfig(o);
+      const result = await runTraining(cfg, o.out, { resume: o.resume });
+      await afterTraining(result, { report: o.report !== false, analyze: false });
+    });
+  return cmd;
+}

@@ -1,0 +1,3 @@
+/** Every custom layer of the package; importing this module registers them for deserialization. */
+export { GloNet, gloNetLayer, gloNetSum, gloNetOutputShape, GloNetShapeError } from './glonet.js';
+export { glonet, applyBlock, type Block, type GloNetChainArgs } from './chain.js';

@@ -1,0 +1,751 @@
+/**
+ * The HTML report of a training run: one self-contained file (inline CSS, charts as inline SVG,
+ * no scripts, no network) built from `metrics.json` and, when present, `analysis.json`.
+ *
+ * Charts are Vega-Lite specs compiled with `vega-lite` and rendered to SVG in Node by `vega`'s
+ * headless `View`, so the page opens offline in any browser.
+ */
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+
+// ---------------------------------------------------------------------------------------------
+// Input shapes (the metrics.json / analysis.json contracts, read tolerantly: JSON turns NaN and
+// Infinity into null, so every number may arrive as null, or as a string from other writers).
+
+type Num = number | null | string;
+
+export interface ReportEpoch {
+  epoch: number;
+  trainLoss: Num;
+  testLoss: Num;
+  testError: Num;
+  testAccuracy?: Num;
+  seconds?: Num;
+}
+
+export interface ReportMetrics {
+  config: Record<string, unknown>;
+  task: 'regression' | 'classification';
+  params?: Num;
+  backend?: string;
+  epochs: ReportEpoch[];
+  best?: { epoch: Num; testError: Num } | null;
+  meanEpochSeconds?: Num;
+  /** Set by the trainer when it stopped because the loss became NaN or infinite. */
+  diverged?: { epoch: number; batch?: number; message?: string } | null;
+  /** Which training path ran (for example 'tfjs' or 'fused-native'). */
+  engine?: string;
+  data?: { source?: string; nTrain?: number; nTest?: number; inputShape?: number[]; outputs?: number } | null;
+  truncatedFrom?: { dir: string; blocks: number; of: number } | null;
+}
+
+export interface ReportContributionSample {
+  index: number;
+  target: Num;
+  prediction: Num[];
+  predictedClass?: number | null;
+  /** [block][output] additive contribution. */
+  blocks: Num[][];
+}
+
+export interface ReportAnalysis {
+  samples?: Num;
+  blockNorms?: Array<{ block: number; mean: Num; std: Num }>;
+  truncation?: Array<{ blocks: number; testError: Num; testAccuracy?: Num }>;
+  effectiveDepth?: { byError?: Num; byNorm?: Num; tolerance?: Num } | null;
+  contributions?: {
+    task?: 'regression' | 'classification';
+    bias: Num[];
+    samples: ReportContributionSample[];
+  } | null;
+}
+
+export interface RenderOptions {
+  /** The run folder, shown in the hint to run `glonet analyze DIR`. */
+  dir?: string;
+  /** Set when analysis.json exists but could not be read. */
+  analysisError?: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers.
+
+function num(v: unknown): number {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'string' && v.trim() !== '') return Number(v);
+  return NaN;
+}
+
+const finite = (v: unknown): boolean => Number.isFinite(num(v));
+
+export function escapeHtml(text: unknown): string {
+  return String(text)
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
+}
+
+/** A number for people: integers with separators, tiny or huge values in exponent form. */
+function fmt(v: unknown, digits = 4): string {
+  if (v == null) return '—';
+  const x = num(v);
+  if (Number.isNaN(x)) return 'NaN';
+  if (!Number.isFinite(x)) return x > 0 ? '∞' : '−∞';
+  if (Number.isInteger(x) && Math.abs(x) < 1e15) return x.toLocaleString('en-US');
+  const a = Math.abs(x);
+  if (a !== 0 && (a < 1e-3 || a >= 1e6)) return x.toExponential(2);
+  return String(Number(x.toPrecision(digits)));
+}
+
+function fmtValue(v: unknown): string {
+  if (v == null) return '—';
+  if (typeof v === 'number') return fmt(v, 6);
+  if (typeof v === 'boolean' || typeof v === 'string') return String(v);
+  return JSON.stringify(v);
+}
+
+const NAMES: Record<string, string> = {
+  mlp: 'MLP', resnet20: 'ResNet20', vit: 'ViT',
+  glonet: 'GloNet', resnetv2: 'ResNetv2', 'resnetv2-nobn': 'ResNetv2 (no BN)',
+  vanilla: 'Vanilla', 'vanilla-nobn': 'Vanilla (no BN)',
+  sgemm: 'SGEMM', mnist: 'MNIST', 'fashion-mnist': 'Fashion-MNIST', cifar10: 'CIFAR-10', csv: 'CSV',
+};
+const pretty = (v: unknown): string => (typeof v === 'string' ? NAMES[v] ?? v : fmtValue(v));
+
+// ---------------------------------------------------------------------------------------------
+// Theme and chart rendering.
+
+const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif';
+const C = {
+  blue: '#2563eb',
+  orange: '#ea580c',
+  green: '#15803d',
+  purple: '#7c3aed',
+  gray: '#64748b',
+  ink: '#1e293b',
+  band: '#93c5fd',
+};
+const WIDE = 720;
+const HALF = 420;
+
+const THEME = {
+  font: FONT,
+  background: 'white',
+  padding: 8,
+  view: { stroke: null },
+  axis: {
+    labelColor: '#475569', labelFontSize: 11, titleColor: '#1e293b', titleFontSize: 12,
+    titleFontWeight: 600, gridColor: '#e8edf3', domainColor: '#94a3b8', tickColor: '#94a3b8',
+    labelFlush: true,
+  },
+  legend: { labelColor: '#334155', labelFontSize: 12, symbolStrokeWidth: 3, orient: 'top' },
+  line: { strokeWidth: 2 },
+  point: { filled: true, size: 36 },
+  text: { font: FONT, fontSize: 11 },
+  range: { category: [C.blue, C.orange, C.green, C.purple, C.gray] },
+};
+
+interface Chart {
+  id: string;
+  title: string;
+  caption: string;
+  spec: TopLevelSpec;
+  /** Extra HTML after the caption (already escaped). */
+  note?: string;
+}
+
+let renderCounter = 0;
+
+/** Compile a Vega-Lite spec and render it to a standalone SVG string with unique ids. */
+async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const full = { ...spec, config: THEME } as TopLevelSpec;
+  const vg = compile(full).spec;
+  const view = new vega.View(vega.parse(vg), { renderer: 'none' });
+  try {
+    let svg = await view.toSVG();
+    // Several inline SVGs share one document: keep clip-path and gradient ids distinct.
+    const prefix = `g${++renderCounter}-`;
+    svg = svg.replace(/\sid="([^"]+)"/g, ` id="${prefix}$1"`).replace(/url\(#([^)]+)\)/g, `url(#${prefix}$1)`);
+    return svg;
+  } finally {
+    view.finalize();
+  }
+}
+
+/** True when the positive values span at least a decade (worth a log scale). */
+function spansDecades(values: number[]): boolean {
+  const v = values.filter((x) => Number.isFinite(x));
+  if (v.length < 2 || v.some((x) => x <= 0)) return false;
+  return Math.max(...v) / Math.min(...v) >= 10;
+}
+
+function minMax(values: number[]): [number, number] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of values) {
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return [lo, hi];
+}
+
+/** An x domain that never collapses to a point (one epoch, one block). */
+function xDomain(lo: number, hi: number): [number, number] {
+  return hi > lo ? [lo, hi] : [lo - 1, hi + 1];
+}
+
+type Layer = Record<string, unknown>;
+
+/** Specs are assembled from plain objects (layers built in helpers); Vega-Lite validates them. */
+const vl = (spec: Record<string, unknown>): TopLevelSpec => spec as unknown as TopLevelSpec;
+
+/** A vertical rule with a label at the top, placed inside the plot. */
+function ruleWithLabel(
+  x: number, label: string, color: string, row: number, dash: number[] | undefined,
+  domain: [number, number],
+): Layer[] {
+  const right = x > domain[0] + 0.65 * (domain[1] - domain[0]);
+  return [
+    {
+      data: { values: [{ x }] },
+      mark: { type: 'rule', color, strokeWidth: 1.5, ...(dash ? { strokeDash: dash } : {}) },
+      encoding: { x: { field: 'x', type: 'quantitative' } },
+    },
+    {
+      data: { values: [{ x, label }] },
+      mark: {
+        type: 'text', color, align: right ? 'right' : 'left', dx: right ? -5 : 5, baseline: 'top',
+        fontWeight: 600, fontSize: 11,
+      },
+      encoding: {
+        x: { field: 'x', type: 'quantitative' },
+        y: { value: 4 + row * 15 },
+        text: { field: 'label' },
+      },
+    },
+  ];
+}
+
+function epochAxis(domain: [number, number], title = 'epoch'): Layer {
+  return {
+    field: 'epoch', type: 'quantitative', title,
+    scale: { domain, nice: false, zero: false },
+    axis: { format: 'd', tickMinStep: 1 },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The charts.
+
+interface Divergence { epoch: number; message?: string }
+
+function findDivergence(m: ReportMetrics): Divergence | null {
+  let first: number | null = null;
+  for (const e of m.epochs ?? []) {
+    if (!finite(e.trainLoss) || !finite(e.testLoss) || !finite(e.testError)) {
+      first = e.epoch;
+      break;
+    }
+  }
+  if (m.diverged && typeof m.diverged === 'object') {
+    const epoch = Number.isFinite(num(m.diverged.epoch)) ? num(m.diverged.epoch) : first ?? NaN;
+    return { epoch, message: m.diverged.message };
+  }
+  return first == null ? null : { epoch: first };
+}
+
+function lossChart(m: ReportMetrics): Chart | string {
+  const rows: Array<{ epoch: number; series: string; value: number }> = [];
+  for (const e of m.epochs) {
+    if (finite(e.trainLoss)) rows.push({ epoch: e.epoch, series: 'train loss', value: num(e.trainLoss) });
+    if (finite(e.testLoss)) rows.push({ epoch: e.epoch, series: 'test loss', value: num(e.testLoss) });
+  }
+  if (rows.length === 0) return 'No finite loss values to plot.';
+  const log = spansDecades(rows.map((r) => r.value));
+  const [lo, hi] = minMax(m.epochs.map((e) => e.epoch));
+  const points = m.epochs.length <= 40;
+  const lossName = m.task === 'classification' ? 'cross-entropy' : 'MSE';
+  return {
+    id: 'loss',
+    title: 'Learning curves: loss',
+    caption:
+      `Training and test loss (${lossName}) after each epoch${log ? ', on a log scale' : ''}. ` +
+      'Curves that fall together mean the model is learning what generalizes; a test curve that ' +
+      'turns upward while the training curve keeps falling means overfitting.',
+    spec: vl({
+      width: WIDE, height: 260,
+      description: 'Training and test loss per epoch',
+      data: { values: rows },
+      mark: { type: 'line', point: points, interpolate: 'monotone' },
+      encoding: {
+        x: epochAxis(xDomain(lo, hi)),
+        y: {
+          field: 'value', type: 'quantitative', title: `loss (${lossName})`,
+          scale: log ? { type: 'log' } : { zero: false },
+        },
+        color: {
+          field: 'series', type: 'nominal', title: null,
+          scale: { domain: ['train loss', 'test loss'], range: [C.blue, C.orange] },
+        },
+      },
+    }),
+  };
+}
+
+function errorChart(m: ReportMetrics): Chart | string {
+  const rows = m.epochs.filter((e) => finite(e.testError)).map((e) => ({ epoch: e.epoch, value: num(e.testError) }));
+  if (rows.length === 0) return 'No finite test error values to plot.';
+  const cls = m.task === 'classification';
+  const log = spansDecades(rows.map((r) => r.value));
+  const [lo, hi] = minMax(m.epochs.map((e) => e.epoch));
+  const domain = xDomain(lo, hi);
+  let best = rows[0];
+  for (const r of rows) if (r.value < best.value) best = r;
+  const right = best.epoch > domain[0] + 0.65 * (domain[1] - domain[0]);
+  const yTitle = cls ? 'test error (1 − accuracy)' : 'test error (MSE)';
+  const y = { field: 'value', type: 'quantitative', title: yTitle, scale: log ? { type: 'log' } : { zero: false } };
+  const label = `best ${fmt(best.value)} at epoch ${best.epoch}`;
+  return {
+    id: 'error',
+    title: 'Learning curves: test error',
+    caption:
+      `Test error after each epoch (${cls ? 'one minus accuracy' : 'mean squared error on the standardized target'}` +
+      `${log ? ', log scale' : ''}). The highlighted point is the best epoch, the number this run reports; ` +
+      'a flat tail means more epochs would not help.',
+    spec: vl({
+      width: WIDE, height: 220,
+      description: 'Test error per epoch with the best epoch highlighted',
+      layer: [
+        {
+          data: { values: rows },
+          mark: { type: 'line', color: C.green, point: rows.length <= 40, interpolate: 'monotone' },
+          encoding: { x: epochAxis(domain), y },
+        },
+        {
+          data: { values: [{ ...best, label }] },
+          mark: { type: 'point', filled: true, size: 110, color: C.ink, stroke: 'white', strokeWidth: 1.5 },
+          encoding: { x: { field: 'epoch', type: 'quantitative' }, y },
+        },
+        {
+          data: { values: [{ ...best, label }] },
+          mark: {
+            type: 'text', align: right ? 'right' : 'left', dx: right ? -9 : 9, dy: -12,
+            fontWeight: 600, color: C.ink,
+          },
+          encoding: { x: { field: 'epoch', type: 'quantitative' }, y, text: { field: 'label' } },
+        },
+      ],
+    }),
+  };
+}
+
+function blockNormChart(m: ReportMetrics, a: ReportAnalysis): Chart | string {
+  const rows = (a.blockNorms ?? [])
+    .filter((b) => finite(b.mean))
+    .map((b) => {
+      const mean = num(b.mean);
+      const std = finite(b.std) ? num(b.std) : 0;
+      return { block: b.block, mean, lo: Math.max(0, mean - std), hi: mean + std };
+    });
+  if (rows.length === 0) return 'No block norms to plot.';
+  const [lo, hi] = minMax(rows.map((r) => r.block));
+  const domain = xDomain(lo, hi);
+  const x = { field: 'block', type: 'quantitative', title: 'block', scale: { domain, nice: false, zero: false }, axis: { format: 'd', tickMinStep: 1 } };
+  const layers: Layer[] = [
+    {
+      data: { values: rows },
+      mark: { type: 'area', color: C.band, opacity: 0.45 },
+      encoding: { x, y: { field: 'lo', type: 'quantitative', title: 'block output norm' }, y2: { field: 'hi' } },
+    },
+    {
+      data: { values: rows },
+      mark: { type: 'line', color: C.blue, point: rows.length <= 40 },
+      encoding: { x, y: { field: 'mean', type: 'quantitative' } },
+    },
+  ];
+  const byNorm = num(a.effectiveDepth?.byNorm);
+  if (Number.isFinite(byNorm)) {
+    layers.push(...ruleWithLabel(byNorm, `effective depth by norm: ${fmt(byNorm)}`, C.purple, 0, [5, 4], domain));
+  }
+  const glonet = m.config?.arch === 'glonet' || m.config?.arch == null;
+  const samples = finite(a.samples) ? ` over ${fmt(a.samples)} test samples` : '';
+  return {
+    id: 'norms',
+    title: 'Block output norms',
+    caption:
+      `How strongly each block writes into the network: the mean norm of the block's output${samples}, ` +
+      'with a band of ± one standard deviation. ' +
+      (glonet
+        ? 'GloNet concentrates its signal in the first blocks; blocks whose norm is near zero add almost ' +
+          'nothing to the sum the head reads, so they can be dropped.'
+        : 'Without global aggregation the head reads only the last block: vanishing norms mean blocks ' +
+          'that pass little signal on, exploding norms mean instability.'),
+    spec: vl({ width: WIDE, height: 240, description: 'Mean block output norm per block', layer: layers }),
+  };
+}
+
+function truncationChart(m: ReportMetrics, a: ReportAnalysis): Chart | string {
+  const rows = (a.truncation ?? [])
+    .filter((t) => finite(t.testError))
+    .map((t) => ({ blocks: t.blocks, value: num(t.testError) }))
+    .sort((p, q) => p.blocks - q.blocks);
+  if (rows.length === 0) return 'No finite truncation errors to plot.';
+  const cls = m.task === 'classification';
+  const log = spansDecades(rows.map((r) => r.value));
+  const [lo, hi] = minMax(rows.map((r) => r.blocks));
+  const domain = xDomain(lo, hi);
+  const x = { field: 'blocks', type: 'quantitative', title: 'blocks kept (k)', scale: { domain, nice: false, zero: false }, axis: { format: 'd', tickMinStep: 1 } };
+  const y = { field: 'value', type: 'quantitative', title: cls ? 'test error (1 − accuracy)' : 'test error (MSE)', scale: log ? { type: 'log' } : { zero: false } };
+  const full = rows[rows.length - 1];
+  const layers: Layer[] = [
+    {
+      data: { values: [{ value: full.value }] },
+      mark: { type: 'rule', color: C.gray, strokeDash: [2, 3] },
+      encoding: { y },
+    },
+    {
+      data: { values: rows },
+      mark: { type: 'line', color: C.green, point: rows.length <= 60 },
+      encoding: { x, y },
+    },
+  ];
+  const ed = a.effectiveDepth ?? {};
+  const byError = num(ed.byError);
+  const byNorm = num(ed.byNorm);
+  if (Number.isFinite(byError)) layers.push(...ruleWithLabel(byError, `effective depth: ${fmt(byError)}`, C.orange, 0, undefined, domain));
+  if (Number.isFinite(byNorm)) layers.push(...ruleWithLabel(byNorm, `by norm: ${fmt(byNorm)}`, C.purple, 1, [5, 4], domain));
+  const tol = finite(ed.tolerance) ? ` (within tolerance ${fmt(ed.tolerance)} of the full model)` : '';
+  return {
+    id: 'truncation',
+    title: 'Truncation: test error vs blocks kept',
+    caption:
+      'Test error of the same trained model when it keeps only its first k blocks, with no retraining ' +
+      `(the dotted line is the full model, ${fmt(full.value)} with ${fmt(full.blocks)} blocks). ` +
+      (Number.isFinite(byError)
+        ? `The effective depth is ${fmt(byError)} blocks${tol}: blocks after it can be dropped at almost no cost. `
+        : 'Where the curve flattens, the remaining blocks add little. ') +
+      (Number.isFinite(byNorm) ? `Judged by block norms it is ${fmt(byNorm)}.` : ''),
+    spec: vl({ width: WIDE, height: 240, description: 'Test error against the number of blocks kept', layer: layers }),
+  };
+}
+
+function argmax(v: number[]): number {
+  let best = 0;
+  for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+  return best;
+}
+
+function contributionChart(m: ReportMetrics, a: ReportAnalysis, s: ReportContributionSample, i: number): Chart | string {
+  const contrib = a.contributions!;
+  const cls = (contrib.task ?? m.task) === 'classification';
+  const pred = (s.prediction ?? []).map(num);
+  const out = cls ? (s.predictedClass ?? argmax(pred)) : 0;
+  const values = (s.blocks ?? []).map((b) => num(Array.isArray(b) ? b[out] : b));
+  if (values.length === 0) return `Sample #${s.index}: no block contributions recorded.`;
+  const bias = num(contrib.bias?.[out] ?? 0);
+  const biasV = Number.isFinite(bias) ? bias : 0;
+  const bars: Array<{ block: number; x0: number; x1: number; value: number; sign: string }> = [];
+  const running: Array<{ block: number; value: number }> = [{ block: 0, value: biasV }];
+  let sum = 0;
+  values.forEach((v, l) => {
+    const block = l + 1;
+    if (Number.isFinite(v)) {
+      sum += v;
+      bars.push({ block, x0: block - 0.42, x1: block + 0.42, value: v, sign: v >= 0 ? 'raises' : 'lowers' });
+    }
+    running.push({ block, value: biasV + sum });
+  });
+  const total = biasV + sum;
+  const n = values.length;
+  const domain: [number, number] = [0, n + 0.5];
+  const xBars = { field: 'x0', type: 'quantitative', scale: { domain, nice: false, zero: false }, axis: { labels: false, ticks: false, domain: false, title: null, tickMinStep: 1 } };
+  const xRun = { field: 'block', type: 'quantitative', title: 'block (0 = bias only)', scale: { domain, nice: false, zero: false }, axis: { format: 'd', tickMinStep: 1 } };
+  const outName = cls ? `logit of class ${out}` : 'output';
+  const runLayers: Layer[] = [
+    {
+      data: { values: running },
+      mark: { type: 'line', color: C.ink, interpolate: 'step-after', strokeWidth: 1.75 },
+      encoding: { x: xRun, y: { field: 'value', type: 'quantitative', title: 'running', scale: { zero: false } } },
+    },
+  ];
+  const target = num(s.target);
+  if (!cls && Number.isFinite(target)) {
+    runLayers.unshift({
+      data: { values: [{ value: target, label: `target ${fmt(target, 3)}` }] },
+      mark: { type: 'rule', color: C.green, strokeDash: [4, 3], strokeWidth: 1.5 },
+      encoding: { y: { field: 'value', type: 'quantitative' } },
+    });
+  }
+  const recorded = pred[out];
+  const mismatch = Number.isFinite(recorded) && Math.abs(recorded - total) > 1e-3 * Math.max(1, Math.abs(total));
+  const sumText = `${fmt(total)} = ${fmt(sum)} (sum of ${n} block contributions) ${biasV < 0 ? '−' : '+'} ${fmt(Math.abs(biasV))} (bias)`;
+  const head = cls
+    ? `true class ${escapeHtml(fmtValue(s.target))}, predicted class ${out}; ${outName}: ${sumText}`
+    : `target ${fmt(target)}, prediction ${sumText}`;
+  const note =
+    `<p class="sum">${escapeHtml(head)}</p>` +
+    (mismatch ? `<p class="warn">The recorded prediction is ${escapeHtml(fmt(recorded))}; the blocks plus bias sum to ${escapeHtml(fmt(total))}.</p>` : '');
+  return {
+    id: `contrib-${i}`,
+    title: `Sample #${s.index}`,
+    caption: '',
+    note,
+    spec: vl({
+      description: `Per-block contributions to the ${outName} for sample ${s.index}`,
+      vconcat: [
+        {
+          width: HALF, height: 130,
+          layer: [
+            {
+              data: { values: [{ zero: 0 }] },
+              mark: { type: 'rule', color: '#94a3b8' },
+              encoding: { y: { field: 'zero', type: 'quantitative' } },
+            },
+            {
+              data: { values: bars },
+              mark: { type: 'rect' },
+              encoding: {
+                x: xBars, x2: { field: 'x1' },
+                y: { field: 'value', type: 'quantitative', title: 'contribution' }, y2: { datum: 0 },
+                color: {
+                  field: 'sign', type: 'nominal', title: null,
+                  scale: { domain: ['raises', 'lowers'], range: [C.blue, C.orange] },
+                  legend: { orient: 'top-right', direction: 'horizontal', labelExpr: "datum.label + ' the ' + 'output'" },
+                },
+              },
+            },
+          ],
+        },
+        { width: HALF, height: 80, layer: runLayers },
+      ],
+      spacing: 4,
+    }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The page.
+
+const CSS = `
+:root { --ink: #1e293b; --muted: #475569; --line: #e2e8f0; --bg: #f8fafc; --accent: #2563eb; }
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--bg); color: var(--ink); font: 15px/1.5 ${FONT}; }
+main { max-width: 1000px; margin: 0 auto; padding: 32px 24px 56px; }
+header h1 { font-size: 26px; line-height: 1.25; margin: 0 0 4px; }
+header .sub { color: var(--muted); margin: 0; }
+h2 { font-size: 19px; margin: 36px 0 12px; padding-bottom: 6px; border-bottom: 1px solid var(--line); }
+h3 { font-size: 15px; margin: 0 0 4px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr)); gap: 12px; margin: 22px 0 0; }
+.card { background: white; border: 1px solid var(--line); border-radius: 10px; padding: 12px 14px; }
+.card .k { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
+.card .v { font-size: 22px; font-weight: 650; font-variant-numeric: tabular-nums; }
+.card .d { color: var(--muted); font-size: 12px; }
+figure { background: white; border: 1px solid var(--line); border-radius: 10px; margin: 0 0 16px; padding: 14px 16px 12px; }
+figure svg { display: block; max-width: 100%; height: auto; margin: 6px 0 4px; }
+figcaption { color: var(--muted); font-size: 14px; max-width: 72ch; }
+.grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(440px, 1fr)); gap: 0 16px; }
+.grid2 figure { padding: 12px 12px 10px; }
+p.sum { margin: 2px 0 0; font-size: 13px; font-variant-numeric: tabular-nums; color: var(--ink); }
+.note { background: #eff6ff; border: 1px solid #bfdbfe; border-radius: 8px; padding: 10px 14px; margin: 12px 0; }
+.warn, .note.warn { background: #fff7ed; border: 1px solid #fed7aa; border-radius: 8px; padding: 10px 14px; margin: 12px 0; }
+p.warn { font-size: 13px; padding: 6px 10px; margin: 6px 0 0; }
+code { font: 13px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #eef2f7; padding: 1px 5px; border-radius: 4px; }
+table { border-collapse: collapse; width: 100%; background: white; border: 1px solid var(--line); border-radius: 10px; overflow: hidden; font-size: 14px; }
+th, td { text-align: left; padding: 6px 12px; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { color: var(--muted); font-weight: 500; width: 34%; white-space: nowrap; }
+td { font-variant-numeric: tabular-nums; word-break: break-word; }
+tr:last-child th, tr:last-child td { border-bottom: 0; }
+.settings { columns: 2 360px; column-gap: 16px; }
+.settings table { break-inside: avoid; margin-bottom: 16px; }
+footer { color: var(--muted); font-size: 12px; margin-top: 40px; }
+@media print { body { background: white; } figure, .card { break-inside: avoid; } }
+`;
+
+function figureHtml(c: Chart, svg: string): string {
+  return (
+    `<figure class="chart" id="${escapeHtml(c.id)}">` +
+    `<h3>${escapeHtml(c.title)}</h3>` +
+    (c.caption ? `<figcaption>${escapeHtml(c.caption)}</figcaption>` : '') +
+    svg +
+    (c.note ?? '') +
+    `</figure>`
+  );
+}
+
+function settingsTable(m: ReportMetrics, div: Divergence | null): string {
+  const run: Array<[string, unknown]> = Object.entries(m.config ?? {});
+  const cls = m.task === 'classification';
+  const lastAcc = [...m.epochs].reverse().find((e) => finite(e.testAccuracy));
+  const results: Array<[string, string]> = [
+    ['task', m.task],
+    ['parameters', fmt(m.params)],
+    ['backend', fmtValue(m.backend)],
+    ['epochs recorded', fmt(m.epochs.length)],
+    ['best epoch', fmt(m.best?.epoch)],
+    [cls ? 'best test error (1 − accuracy)' : 'best test error (MSE)', fmt(m.best?.testError)],
+    ['mean epoch seconds', fmt(m.meanEpochSeconds, 3)],
+  ];
+  if (cls && lastAcc) results.push(['final test accuracy', fmt(lastAcc.testAccuracy)]);
+  if (m.engine) results.push(['engine', m.engine]);
+  if (m.data) {
+    if (m.data.source) results.push(['data source', m.data.source]);
+    if (m.data.nTrain != null) results.push(['train / test examples', `${fmt(m.data.nTrain)} / ${fmt(m.data.nTest)}`]);
+    if (m.data.inputShape) results.push(['input shape', `[${m.data.inputShape.join(', ')}]`]);
+  }
+  if (m.truncatedFrom) results.push(['truncated from', `${m.truncatedFrom.dir} (${fmt(m.truncatedFrom.blocks)} of ${fmt(m.truncatedFrom.of)} blocks)`]);
+  if (div) results.push(['diverged at epoch', fmt(div.epoch)]);
+  const rows = (list: Array<[string, unknown]>) =>
+    list.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(fmtValue(v))}</td></tr>`).join('');
+  return (
+    `<div class="settings">` +
+    `<table aria-label="run options"><tbody>${rows(run)}</tbody></table>` +
+    `<table aria-label="results"><tbody>${rows(results)}</tbody></table>` +
+    `</div>`
+  );
+}
+
+function cards(m: ReportMetrics): string {
+  const cls = m.task === 'classification';
+  const best = m.best ?? { epoch: null, testError: null };
+  const bestEpoch = m.epochs.find((e) => e.epoch === num(best.epoch));
+  const list: Array<[string, string, string]> = [
+    [cls ? 'best test error' : 'best test MSE', fmt(best.testError), finite(best.epoch) ? `at epoch ${fmt(best.epoch)}` : 'no finite epoch'],
+  ];
+  if (cls && bestEpoch && finite(bestEpoch.testAccuracy)) {
+    list.push(['test accuracy', `${(num(bestEpoch.testAccuracy) * 100).toFixed(2)}%`, 'at the best epoch']);
+  }
+  list.push(
+    ['parameters', fmt(m.params), `${fmtValue(m.config?.depth ?? '?')} blocks × width ${fmtValue(m.config?.width ?? '?')}`],
+    ['epoch time', finite(m.meanEpochSeconds) ? `${fmt(m.meanEpochSeconds, 3)} s` : '—', `mean of ${m.epochs.length} epoch${m.epochs.length === 1 ? '' : 's'}`],
+    ['backend', fmtValue(m.backend ?? m.config?.backend), 'TensorFlow.js'],
+  );
+  return (
+    `<div class="cards">` +
+    list.map(([k, v, d]) => `<div class="card"><div class="k">${escapeHtml(k)}</div><div class="v">${escapeHtml(v)}</div><div class="d">${escapeHtml(d)}</div></div>`).join('') +
+    `</div>`
+  );
+}
+
+/** Render the report page. `analysis` adds the block norm, truncation and contribution charts. */
+export async function renderReportHtml(
+  metrics: ReportMetrics,
+  analysis?: ReportAnalysis | null,
+  options: RenderOptions = {},
+): Promise<string> {
+  const m: ReportMetrics = { ...metrics, epochs: [...(metrics.epochs ?? [])].sort((p, q) => p.epoch - q.epoch) };
+  const cfg = m.config ?? {};
+  const titleParts = [pretty(cfg.model ?? 'model'), pretty(cfg.arch ?? '')].filter((s) => s !== '');
+  const title = `${titleParts.join(' · ')}, depth ${fmtValue(cfg.depth ?? '?')} on ${pretty(cfg.dataset ?? '?')}`;
+  const div = findDivergence(m);
+
+  const render = async (c: Chart | string): Promise<string> =>
+    typeof c === 'string' ? `<p class="note">${escapeHtml(c)}</p>` : figureHtml(c, await renderSvg(c.spec));
+
+  const parts: string[] = [];
+  parts.push(
+    `<header><h1>${escapeHtml(title)}</h1>` +
+      `<p class="sub">Training report · ${escapeHtml(m.task)} · ${escapeHtml(fmt(m.epochs.length))} epoch${m.epochs.length === 1 ? '' : 's'}` +
+      ` · seed ${escapeHtml(fmtValue(cfg.seed ?? '—'))}</p></header>`,
+  );
+  parts.push(cards(m));
+  if (div) {
+    parts.push(
+      `<p class="note warn"><strong>Training diverged</strong> at epoch ${escapeHtml(fmt(div.epoch))}: the loss became NaN or ` +
+        `infinite${div.message ? ` (${escapeHtml(div.message)})` : ''}, so training stopped there. The charts plot the finite values only; ` +
+        'a lower learning rate, a shallower model, or the GloNet architecture usually trains stably.</p>',
+    );
+  }
+
+  parts.push('<h2>Training</h2>');
+  if (m.epochs.length === 0) parts.push('<p class="note">No epochs were recorded.</p>');
+  else {
+    parts.push(await render(lossChart(m)));
+    parts.push(await render(errorChart(m)));
+  }
+
+  parts.push('<h2>Inside the network</h2>');
+  const dir = options.dir ?? 'DIR';
+  if (options.analysisError) {
+    parts.push(`<p class="note warn">analysis.json could not be read: ${escapeHtml(options.analysisError)}. Run <code>glonet analyze ${escapeHtml(dir)}</code> again to rebuild it.</p>`);
+  } else if (!analysis) {
+    parts.push(
+      `<p class="note">No analysis yet. Run <code>glonet analyze ${escapeHtml(dir)}</code> to add the block norms, ` +
+        'the truncation curve (test error against blocks kept) and per-sample block contributions to this report.</p>',
+    );
+  } else {
+    parts.push(await render(blockNormChart(m, analysis)));
+    if (analysis.truncation && analysis.truncation.length > 0) parts.push(await render(truncationChart(m, analysis)));
+    else {
+      parts.push(`<p class="note">No truncation curve: truncating by dropping the last blocks applies to GloNet, where the head reads the sum of all block outputs; this run's architecture is ${escapeHtml(pretty(cfg.arch ?? 'unknown'))}.</p>`);
+    }
+    const samples = analysis.contributions?.samples ?? [];
+    if (samples.length > 0) {
+      const cls = (analysis.contributions?.task ?? m.task) === 'classification';
+      parts.push(
+        `<h3 style="margin-top:24px">Block contributions to single predictions</h3>` +
+          `<figcaption style="margin-bottom:10px">${escapeHtml(
+            'The head is linear and reads the sum of the block outputs, so every prediction splits exactly into one ' +
+              'additive contribution per block plus the head bias. Top of each panel: each block\'s contribution to the ' +
+              (cls ? 'predicted class\'s logit' : 'predicted output (standardized units)') +
+              '; bottom: the running prediction after the first k blocks' +
+              (cls ? '' : ', with the target dashed') +
+              '. Where the running prediction stops moving, later blocks could be dropped.',
+          )}</figcaption>`,
+      );
+      const figs: string[] = [];
+      for (let i = 0; i < samples.length; i++) figs.push(await render(contributionChart(m, analysis, samples[i], i)));
+      parts.push(`<div class="grid2">${figs.join('')}</div>`);
+    } else {
+      parts.push('<p class="note">No per-sample contributions in analysis.json.</p>');
+    }
+  }
+
+  parts.push('<h2>Run settings</h2>');
+  parts.push(settingsTable(m, div));
+  parts.push(`<footer>Generated by glonet from metrics.json${analysis ? ' and analysis.json' : ''}. This file is self-contained and opens offline.</footer>`);
+
+  return (
+    '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">' +
+    '<meta name="viewport" content="width=device-width, initial-scale=1">' +
+    `<title>${escapeHtml(title)} · glonet report</title>` +
+    `<style>${CSS}</style></head><body><main>\n${parts.join('\n')}\n</main></body></html>\n`
+  );
+}
+
+async function readJson(file: string): Promise<unknown> {
+  return JSON.parse(await fs.readFile(file, 'utf8'));
+}
+
+/** Write `DIR/report.html` (atomically) from `DIR/metrics.json` and `DIR/analysis.json`. */
+export async function writeReport(dir: string): Promise<string> {
+  const metricsPath = path.join(dir, 'metrics.json');
+  let metrics: ReportMetrics;
+  try {
+    metrics = (await readJson(metricsPath)) as ReportMetrics;
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (err as Error).message;
+    throw new Error(`cannot write the report: ${metricsPath}: ${why}`);
+  }
+  let analysis: ReportAnalysis | undefined;
+  let analysisError: string | undefined;
+  try {
+    analysis = (await readJson(path.join(dir, 'analysis.json'))) as ReportAnalysis;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') analysisError = (err as Error).message;
+  }
+  const html = await renderReportHtml(metrics, analysis, { dir, analysisError });
+  const out = path.join(dir, 'report.html');
+  const tmp = `${out}.tmp-${process.pid}`;
+  try {
+    await fs.writeFile(tmp, html, 'utf8');
+    await fs.rename(tmp, out);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  return out;
+}

@@ -1,0 +1,110 @@
+/**
+ * A stepper owns one optimization step. The plain one runs the TF.js model with a TF.js optimizer;
+ * fused engines (src/fast) implement the same interface and write their weights back to the model.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Task } from '../data/dataset.js';
+import type { OptimizerName } from './config.js';
+
+export interface NamedArray {
+  name: string;
+  shape: number[];
+  values: Float32Array;
+}
+
+export interface Stepper {
+  /** 'tfjs', 'fused-native' or 'fused-js'. */
+  readonly engine: string;
+  /** One optimization step on `rows` examples; returns the batch's mean data loss (no L2 term). */
+  step(x: Float32Array, y: Float32Array, rows: number): number;
+  setLearningRate(lr: number): void;
+  /** Raw model outputs (regression values or logits), `rows * outputs` values. */
+  predict(x: Float32Array, rows: number): Float32Array;
+  /** Make the TF.js model's weights current. */
+  syncToModel(): void;
+  getOptimizerState(): Promise<NamedArray[]>;
+  setOptimizerState(state: NamedArray[]): Promise<void>;
+  dispose(): void;
+}
+
+export interface StepperOptions {
+  task: Task;
+  outputs: number;
+  inputShape: number[];
+  optimizer: OptimizerName;
+  lr: number;
+  momentum: number;
+}
+
+/** The mean data loss of a batch: MSE, or softmax cross-entropy on integer labels. */
+export function dataLoss(task: Task, outputs: number, pred: tf.Tensor, y: tf.Tensor): tf.Scalar {
+  if (task === 'regression') return tf.losses.meanSquaredError(y, pred) as tf.Scalar;
+  const onehot = tf.oneHot(tf.cast(y, 'int32') as tf.Tensor1D, outputs);
+  return tf.losses.softmaxCrossEntropy(onehot, pred) as tf.Scalar;
+}
+
+function makeOptimizer(o: StepperOptions): tf.Optimizer {
+  return o.optimizer === 'adam' ? tf.train.adam(o.lr) : tf.train.momentum(o.lr, o.momentum);
+}
+
+export class TfjsStepper implements Stepper {
+  readonly engine = 'tfjs';
+  private optimizer: tf.Optimizer;
+  private readonly vars: tf.Variable[];
+
+  constructor(private readonly model: tf.LayersModel, private readonly opts: StepperOptions) {
+    this.optimizer = makeOptimizer(opts);
+    // A fixed variable order keeps the optimizer's slots aligned across save and resume.
+    this.vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  }
+
+  private batch(x: Float32Array, rows: number): tf.Tensor {
+    const size = this.opts.inputShape.reduce((a, b) => a * b, 1);
+    return tf.tensor(x.subarray(0, rows * size), [rows, ...this.opts.inputShape]);
+  }
+
+  step(x: Float32Array, y: Float32Array, rows: number): number {
+    const { task, outputs } = this.opts;
+    let lossValue = NaN;
+    tf.tidy(() => {
+      const xb = this.batch(x, rows);
+      const yb = task === 'regression' ? tf.tensor2d(y.subarray(0, rows), [rows, 1]) : tf.tensor1d(y.subarray(0, rows));
+      let data: tf.Scalar | undefined;
+      this.optimizer.minimize(() => {
+        const pred = this.model.apply(xb, { training: true }) as tf.Tensor;
+        data = tf.keep(dataLoss(task, outputs, pred, yb));
+        const reg = this.model.calculateLosses();
+        return reg.length ? tf.addN([data, ...reg]) : data;
+      }, false, this.vars);
+      lossValue = data!.dataSync()[0];
+      data!.dispose();
+    });
+    return lossValue;
+  }
+
+  setLearningRate(lr: number): void {
+    // TF.js optimizers read `learningRate` at every step; only SGD exposes a setter.
+    (this.optimizer as unknown as { learningRate: number }).learningRate = lr;
+  }
+
+  predict(x: Float32Array, rows: number): Float32Array {
+    return tf.tidy(() => (this.model.predict(this.batch(x, rows)) as tf.Tensor).dataSync() as Float32Array).slice();
+  }
+
+  syncToModel(): void {}
+
+  async getOptimizerState(): Promise<NamedArray[]> {
+    const named = await this.optimizer.getWeights();
+    return named.map((n, i) => ({ name: `${i}:${n.name}`, shape: n.tensor.shape, values: n.tensor.dataSync() as Float32Array }));
+  }
+
+  async setOptimizerState(state: NamedArray[]): Promise<void> {
+    const named = state.map((s) => ({ name: s.name.replace(/^\d+:/, ''), tensor: tf.tensor(s.values, s.shape) }));
+    await this.optimizer.setWeights(named);
+    named.forEach((n) => n.tensor.dispose());
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}

@@ -1,0 +1,139 @@
+/** The training loop: seeded shuffles, mini-batches, evaluation, divergence checks. */
+import type { Dataset, Task } from '../data/dataset.js';
+import { exampleSize } from '../data/dataset.js';
+import { Rng } from '../random.js';
+import type { EpochMetrics } from './metrics.js';
+import type { Progress } from './progress.js';
+import type { Stepper } from './stepper.js';
+
+export interface Evaluation {
+  loss: number;
+  error: number;
+  accuracy?: number;
+}
+
+/** Loss and error of raw outputs against targets, computed in float64 in JavaScript. */
+export function scoreOutputs(task: Task, outputs: number, pred: Float32Array, y: Float32Array, rows: number): { lossSum: number; errSum: number; correct: number } {
+  let lossSum = 0;
+  let errSum = 0;
+  let correct = 0;
+  if (task === 'regression') {
+    for (let i = 0; i < rows; i++) {
+      const d = pred[i] - y[i];
+      lossSum += d * d;
+    }
+    errSum = lossSum;
+  } else {
+    for (let i = 0; i < rows; i++) {
+      const o = i * outputs;
+      let max = -Infinity;
+      let arg = 0;
+      for (let k = 0; k < outputs; k++) if (pred[o + k] > max) { max = pred[o + k]; arg = k; }
+      let z = 0;
+      for (let k = 0; k < outputs; k++) z += Math.exp(pred[o + k] - max);
+      lossSum += Math.log(z) + max - pred[o + y[i]];
+      if (arg === y[i]) correct++;
+    }
+  }
+  return { lossSum, errSum, correct };
+}
+
+export function evaluate(
+  predict: (x: Float32Array, rows: number) => Float32Array,
+  ds: Pick<Dataset, 'task' | 'outputs' | 'inputShape'>,
+  x: Float32Array, y: Float32Array, n: number, chunk = 4096,
+): Evaluation {
+  const size = exampleSize(ds);
+  let lossSum = 0;
+  let errSum = 0;
+  let correct = 0;
+  for (let start = 0; start < n; start += chunk) {
+    const rows = Math.min(chunk, n - start);
+    const pred = predict(x.subarray(start * size, (start + rows) * size), rows);
+    const s = scoreOutputs(ds.task, ds.outputs, pred, y.subarray(start, start + rows), rows);
+    lossSum += s.lossSum;
+    errSum += s.errSum;
+    correct += s.correct;
+  }
+  if (ds.task === 'regression') return { loss: lossSum / n, error: errSum / n };
+  const accuracy = correct / n;
+  return { loss: lossSum / n, error: 1 - accuracy, accuracy };
+}
+
+export class DivergedError extends Error {
+  override name = 'DivergedError';
+  constructor(readonly epoch: number, readonly batch: number, readonly loss: number) {
+    super(`training diverged: the loss became ${loss} at epoch ${epoch}, batch ${batch}; ` +
+      'try a smaller --lr (the files written for earlier epochs are kept and valid)');
+  }
+}
+
+export interface LoopOptions {
+  /** First epoch to run (1-based); later than 1 when resuming. */
+  startEpoch: number;
+  epochs: number;
+  batchSize: number;
+  seed: number;
+  lrAt: (epoch: number) => number;
+  /** Per-batch input transform (data augmentation), seeded. */
+  augment?: (x: Float32Array, rows: number, rng: Rng) => Float32Array;
+  progress: Progress;
+  /** Called after every epoch, with the weights synced to the TF.js model. */
+  onEpoch: (m: EpochMetrics) => Promise<void>;
+}
+
+/** The seed of an epoch's shuffle: independent of earlier epochs, so a resumed run is identical. */
+function epochSeed(seed: number, epoch: number): number {
+  return (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(epoch, 0x85ebca6b)) >>> 0;
+}
+
+export async function trainLoop(stepper: Stepper, ds: Dataset, opts: LoopOptions): Promise<void> {
+  const size = exampleSize(ds);
+  const bs = Math.min(opts.batchSize, ds.nTrain);
+  const batches = Math.ceil(ds.nTrain / bs);
+  const xb = new Float32Array(bs * size);
+  const yb = new Float32Array(bs);
+  for (let epoch = opts.startEpoch; epoch <= opts.epochs; epoch++) {
+    const t0 = performance.now();
+    const lr = opts.lrAt(epoch);
+    stepper.setLearningRate(lr);
+    const rng = new Rng(epochSeed(opts.seed, epoch));
+    const order = rng.permutation(ds.nTrain);
+    opts.progress.startEpoch(epoch, opts.epochs, batches);
+    let lossSum = 0;
+    for (let b = 0; b < batches; b++) {
+      const start = b * bs;
+      const rows = Math.min(bs, ds.nTrain - start);
+      for (let i = 0; i < rows; i++) {
+        const r = order[start + i];
+        xb.set(ds.xTrain.subarray(r * size, (r + 1) * size), i * size);
+        yb[i] = ds.yTrain[r];
+      }
+      const x = opts.augment ? opts.augment(xb.subarray(0, rows * size), rows, rng) : xb;
+      const loss = stepper.step(x, yb, rows);
+      if (!Number.isFinite(loss)) {
+        opts.progress.stop();
+        throw new DivergedError(epoch, b + 1, loss);
+      }
+      lossSum += loss * rows;
+      opts.progress.batch(b + 1, loss);
+    }
+    const test = evaluate((x, rows) => stepper.predict(x, rows), ds, ds.xTest, ds.yTest, ds.nTest);
+    if (!Number.isFinite(test.loss)) {
+      opts.progress.stop();
+      throw new DivergedError(epoch, batches, test.loss);
+    }
+    stepper.syncToModel();
+    const m: EpochMetrics = {
+      epoch,
+      trainLoss: lossSum / ds.nTrain,
+      testLoss: test.loss,
+      testError: test.error,
+      ...(test.accuracy != null ? { testAccuracy: test.accuracy } : {}),
+      seconds: (performance.now() - t0) / 1000,
+      lr,
+    };
+    await opts.onEpoch(m);
+    opts.progress.endEpoch(m, opts.epochs, ds.task);
+  }
+}
