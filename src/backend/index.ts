@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
+import { registerWasmTrainingKernels } from './wasm-kernels.js';
 
 export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -49,6 +50,8 @@ async function activate(name: BackendName): Promise<boolean> {
   } catch {
     return false;
   }
+  // wasm lacks Conv2DBackpropFilter (and more): add the kernels conv training needs.
+  if (name === 'wasm') registerWasmTrainingKernels();
   for (const hook of readyHooks) hook(name);
   return true;
 }

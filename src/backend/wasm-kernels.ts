@@ -1,0 +1,328 @@
+/**
+ * Kernels this package adds to the TF.js `wasm` backend so that conv nets train on it.
+ *
+ * `@tensorflow/tfjs-backend-wasm` 4.22 has no `Conv2DBackpropFilter` (conv training throws), a
+ * naive C loop for `Conv2DBackpropInput` (an order of magnitude slower than its forward conv), and
+ * no `UnsortedSegmentSum` (the gradient of `gather`, so of embedding lookups). Every kernel here
+ * is built from the backend's own kernels, mainly its XNNPACK forward `Conv2D` and `BatchMatMul`,
+ * with layout work done by its `Transpose` kernel or by plain loops over the wasm heap:
+ *
+ * - Conv2DBackpropInput: the input gradient of a stride-s conv is one stride-1 forward conv of
+ *   dy with a rearranged filter. Split the input rows and columns by their phase modulo s; the
+ *   phase (rh, rw) receives only the filter taps (rh + j*s, rw + i*s), flipped. All s*s phases
+ *   become the output channels of one conv (filter [ceil(kh/s), ceil(kw/s), outC, s*s*inC]),
+ *   and a transpose interleaves them back into rows and columns (a depth-to-space; the backend's
+ *   own DepthToSpace kernel is far slower than its Transpose). No zero-insertion, so no work is
+ *   spent on zeros except for taps past the filter's edge.
+ * - Conv2DBackpropFilter: dW[a, b, c, o] = sum over (n, oh, ow) of
+ *   x[n, oh*s + a - padTop, ow*s + b - padLeft, c] * dy[n, oh, ow, o], which is a forward conv
+ *   with the roles moved: input x transposed to [inC, H, W, N] (batch inC, channels N), filter dy
+ *   transposed to [outH, outW, N, outC] with dilation s, output [inC, kh, kw, outC]. For filters
+ *   with few taps times input channels (1x1 shortcuts, a first layer on RGB) an explicit im2col
+ *   followed by one XNNPACK MatMul [kh*kw*inC, M] x [M, outC] is faster, so that path is taken
+ *   there (see bench/conv-kernels.ts for the measurements behind the threshold).
+ * - UnsortedSegmentSum: a scatter-add loop on the heap.
+ *
+ * `registerWasmTrainingKernels()` is idempotent; `src/backend/index.ts` calls it once the wasm
+ * backend is active.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** The parts of the wasm backend (`BackendWasm`) these kernels use. */
+export interface WasmBackend {
+  makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: Float32Array): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
+  readSync(dataId: object): ArrayLike<number>;
+  disposeData(dataId: object, force?: boolean): boolean;
+}
+
+type Padding = tf.Conv2DBackpropInputAttrs['pad'];
+type RoundingMode = tf.Conv2DBackpropInputAttrs['dimRoundingMode'];
+type Shape4 = [number, number, number, number];
+
+const BACKEND = 'wasm';
+
+/** Filters with at most this many taps times input channels take the im2col + MatMul path. */
+export const IM2COL_MAX_PATCH = 32;
+
+function run(name: string, backend: WasmBackend, inputs: tf.NamedTensorInfoMap, attrs: object = {}): tf.TensorInfo {
+  const kernel = tf.getKernel(name, BACKEND);
+  if (kernel == null) throw new Error(`wasm kernel ${name} is not registered`);
+  return kernel.kernelFunc({ inputs, backend: backend as unknown as tf.KernelBackend, attrs: attrs as tf.NamedAttrMap }) as tf.TensorInfo;
+}
+
+function dispose(backend: WasmBackend, ...ts: tf.TensorInfo[]): void {
+  for (const t of ts) backend.disposeData(t.dataId);
+}
+
+/** A tensor info sharing t's data under another shape (no copy, no refcount: do not dispose). */
+function view(t: tf.TensorInfo, shape: number[]): tf.TensorInfo {
+  return { dataId: t.dataId, shape, dtype: t.dtype };
+}
+
+function convInfo(xShape: Shape4, filterShape: Shape4, strides: number | [number, number], pad: Padding,
+                  dimRoundingMode: RoundingMode): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computeConv2DInfo(xShape, filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+}
+
+function transpose(backend: WasmBackend, x: tf.TensorInfo, perm: number[]): tf.TensorInfo {
+  return run('Transpose', backend, { x }, { perm });
+}
+
+function conv2d(backend: WasmBackend, x: tf.TensorInfo, filter: tf.TensorInfo, pad: number[][],
+                dilations: [number, number] = [1, 1]): tf.TensorInfo {
+  return run('Conv2D', backend, { x, filter }, { strides: 1, pad, dataFormat: 'NHWC', dilations });
+}
+
+function slice4(backend: WasmBackend, x: tf.TensorInfo, begin: number[], size: number[]): tf.TensorInfo {
+  return run('Slice', backend, { x }, { begin, size });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conv2DBackpropInput
+
+/**
+ * dx for y = conv2d(x, w, strides, pad), NHWC, dilation 1. Returns null for cases this
+ * formulation does not cover (the caller then uses the backend's own kernel).
+ */
+export function conv2dInputGrad(backend: WasmBackend, dy: tf.TensorInfo, filter: tf.TensorInfo, inputShape: Shape4,
+                                strides: number | [number, number], pad: Padding,
+                                dimRoundingMode?: RoundingMode): tf.TensorInfo | null {
+  const info = convInfo(inputShape, filter.shape as Shape4, strides, pad, dimRoundingMode);
+  const { batchSize: n, strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw,
+    inHeight: h, inWidth: w, outHeight: oh, outWidth: ow, inChannels: c, outChannels: co } = info;
+  const pt = info.padInfo.top, pl = info.padInfo.left;
+  if (dy.shape[1] !== oh || dy.shape[2] !== ow || pt < 0 || pl < 0) return null;
+  // Sub-filter size per phase and the phase-stacked filter
+  // F[t, u, o, (rh*sw + rw)*c + ci] = w[rh + (jh-1-t)*sh, rw + (jw-1-u)*sw, ci, o] (0 past the edge).
+  const jh = Math.ceil(kh / sh), jw = Math.ceil(kw / sw);
+  const sc = sh * sw * c;
+  const wv = backend.readSync(filter.dataId);
+  const fv = new Float32Array(jh * jw * co * sc);
+  for (let t = 0; t < jh; t++) {
+    for (let u = 0; u < jw; u++) {
+      for (let rh = 0; rh < sh; rh++) {
+        const a = rh + (jh - 1 - t) * sh;
+        if (a >= kh) continue;
+        for (let rw = 0; rw < sw; rw++) {
+          const b = rw + (jw - 1 - u) * sw;
+          if (b >= kw) continue;
+          const src = (a * kw + b) * c * co;
+          const dst = (t * jw + u) * co * sc + (rh * sw + rw) * c;
+          for (let ci = 0; ci < c; ci++) {
+            for (let o = 0; o < co; o++) fv[dst + o * sc + ci] = wv[src + ci * co + o];
+          }
+        }
+      }
+    }
+  }
+  // Phase-split output row q (rows q*sh + rh of the padded input) gathers dy rows q-jh+1 .. q.
+  // Rows needed: q0..q1 covering padded rows [pt, pt + h).
+  const q0h = Math.floor(pt / sh), q1h = Math.floor((pt + h - 1) / sh);
+  const q0w = Math.floor(pl / sw), q1w = Math.floor((pl + w - 1) / sw);
+  // Conv output row o is phase row q0h + o: pad top jh-1-q0h, or drop leading dy rows if negative.
+  const dropH = Math.max(0, q0h - (jh - 1)), dropW = Math.max(0, q0w - (jw - 1));
+  if (dropH >= oh || dropW >= ow) return null;
+  const padT = Math.max(0, jh - 1 - q0h), padL = Math.max(0, jw - 1 - q0w);
+  const rowsIn = oh - dropH, colsIn = ow - dropW;
+  const padB = Math.max(0, (q1h - q0h + 1) - (rowsIn + padT - jh + 1));
+  const padR = Math.max(0, (q1w - q0w + 1) - (colsIn + padL - jw + 1));
+  const f = backend.makeOutput([jh, jw, co, sc], 'float32', undefined, fv);
+  let src = dy;
+  if (dropH > 0 || dropW > 0) src = slice4(backend, dy, [0, dropH, dropW, 0], [n, rowsIn, colsIn, co]);
+  const z = conv2d(backend, src, f, [[0, 0], [padT, padB], [padL, padR], [0, 0]]);
+  dispose(backend, f);
+  if (src !== dy) dispose(backend, src);
+  let d = z;
+  const [, zh, zw] = z.shape;
+  if (sh > 1 || sw > 1) {
+    // [n, zh, zw, sh, sw, c] -> [n, zh, sh, zw, sw, c] = [n, zh*sh, zw*sw, c]
+    d = transpose(backend, view(z, [n, zh, zw, sh, sw, c]), [0, 1, 3, 2, 4, 5]);
+    d.shape = [n, zh * sh, zw * sw, c];
+    dispose(backend, z);
+  }
+  // Row u of d is padded input row q0h*sh + u; dx row i is padded row pt + i.
+  const bh = pt - q0h * sh, bw = pl - q0w * sw;
+  if (bh === 0 && bw === 0 && d.shape[1] === h && d.shape[2] === w) return d;
+  const out = slice4(backend, d, [0, bh, bw, 0], [n, h, w, c]);
+  dispose(backend, d);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conv2DBackpropFilter
+
+/** dW via a forward conv: input x^T [C, H, W, N], filter dy^T [OH, OW, N, CO], dilation = stride. */
+export function conv2dFilterGradConv(backend: WasmBackend, x: tf.TensorInfo, dy: tf.TensorInfo, filterShape: Shape4,
+                                     strides: number | [number, number], pad: Padding,
+                                     dimRoundingMode?: RoundingMode): tf.TensorInfo {
+  const info = convInfo(x.shape as Shape4, filterShape, strides, pad, dimRoundingMode);
+  const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw,
+    inHeight: h, inWidth: w, outHeight: oh, outWidth: ow } = info;
+  const pt = info.padInfo.top, pl = info.padInfo.left;
+  // Bottom/right padding that makes the output exactly kh x kw (negative: output is sliced).
+  const pb = kh + (oh - 1) * sh - h - pt, pr = kw + (ow - 1) * sw - w - pl;
+  const xT = transpose(backend, x, [3, 1, 2, 0]);
+  const dyT = transpose(backend, dy, [1, 2, 0, 3]);
+  const c = conv2d(backend, xT, dyT, [[0, 0], [pt, Math.max(0, pb)], [pl, Math.max(0, pr)], [0, 0]], [sh, sw]);
+  dispose(backend, xT, dyT);
+  let c2 = c;
+  if (c.shape[1] !== kh || c.shape[2] !== kw) {
+    c2 = slice4(backend, c, [0, 0, 0, 0], [c.shape[0], kh, kw, c.shape[3]]);
+    dispose(backend, c);
+  }
+  const out = transpose(backend, c2, [1, 2, 0, 3]);
+  dispose(backend, c2);
+  return out;
+}
+
+/** dW via im2col: cols^T [kh*kw*C, M] (built on the heap) times dy [M, CO] in one XNNPACK MatMul. */
+export function conv2dFilterGradIm2col(backend: WasmBackend, x: tf.TensorInfo, dy: tf.TensorInfo, filterShape: Shape4,
+                                       strides: number | [number, number], pad: Padding,
+                                       dimRoundingMode?: RoundingMode): tf.TensorInfo {
+  const info = convInfo(x.shape as Shape4, filterShape, strides, pad, dimRoundingMode);
+  const { batchSize: n, strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw,
+    inHeight: h, inWidth: w, outHeight: oh, outWidth: ow, inChannels: c, outChannels: co } = info;
+  const pt = info.padInfo.top, pl = info.padInfo.left;
+  const m = n * oh * ow;
+  // x as [C, N, H, W], so every row of cols^T is read along w.
+  const xT = c === 1 ? x : transpose(backend, x, [3, 0, 1, 2]);
+  const cols = backend.makeOutput([1, kh * kw * c, m], 'float32');
+  // The MatMul caches XNNPACK's packed copy of its right operand under that tensor's id (not its
+  // shape), so it gets a private copy of dy rather than the caller's tensor.
+  const dyCopy = backend.makeOutput([1, m, co], 'float32');
+  // Views are taken after every allocation (a heap growth detaches earlier views).
+  const xv = backend.typedArrayFromHeap(xT) as Float32Array;
+  const cv = backend.typedArrayFromHeap(cols) as Float32Array;
+  (backend.typedArrayFromHeap(dyCopy) as Float32Array).set(backend.typedArrayFromHeap(dy) as Float32Array);
+  const hw = h * w;
+  let o = 0;
+  for (let a = 0; a < kh; a++) {
+    for (let b = 0; b < kw; b++) {
+      // Output columns whose input column ow*sw + b - pl lies inside [0, w).
+      const owLo = Math.min(ow, Math.max(0, Math.ceil((pl - b) / sw)));
+      const owHi = Math.max(owLo, Math.min(ow, Math.floor((w - 1 + pl - b) / sw) + 1));
+      for (let ci = 0; ci < c; ci++) {
+        for (let ni = 0; ni < n; ni++) {
+          const base = (ci * n + ni) * hw;
+          for (let r = 0; r < oh; r++) {
+            const ih = r * sh + a - pt;
+            if (ih < 0 || ih >= h) {
+              cv.fill(0, o, o + ow);
+              o += ow;
+              continue;
+            }
+            for (let k = 0; k < owLo; k++) cv[o + k] = 0;
+            let src = base + ih * w + owLo * sw + b - pl;
+            if (sw === 1) {
+              cv.set(xv.subarray(src, src + owHi - owLo), o + owLo);
+            } else {
+              for (let k = owLo; k < owHi; k++, src += sw) cv[o + k] = xv[src];
+            }
+            for (let k = owHi; k < ow; k++) cv[o + k] = 0;
+            o += ow;
+          }
+        }
+      }
+    }
+  }
+  if (xT !== x) dispose(backend, xT);
+  const out = run('BatchMatMul', backend, { a: cols, b: dyCopy }, { transposeA: false, transposeB: false });
+  dispose(backend, cols, dyCopy);
+  out.shape = [kh, kw, c, co];
+  return out;
+}
+
+export function conv2dFilterGrad(backend: WasmBackend, x: tf.TensorInfo, dy: tf.TensorInfo, filterShape: Shape4,
+                                 strides: number | [number, number], pad: Padding,
+                                 dimRoundingMode?: RoundingMode): tf.TensorInfo {
+  const [kh, kw, c] = filterShape;
+  const patch = kh * kw * c;
+  return patch <= IM2COL_MAX_PATCH || kh * kw === 1
+    ? conv2dFilterGradIm2col(backend, x, dy, filterShape, strides, pad, dimRoundingMode)
+    : conv2dFilterGradConv(backend, x, dy, filterShape, strides, pad, dimRoundingMode);
+}
+
+// ---------------------------------------------------------------------------------------------
+// UnsortedSegmentSum
+
+function unsortedSegmentSum(backend: WasmBackend, x: tf.TensorInfo, segmentIds: tf.TensorInfo,
+                            numSegments: number): tf.TensorInfo {
+  const idsRank = segmentIds.shape.length;
+  const inner = tf.util.sizeFromShape(x.shape.slice(idsRank));
+  const count = tf.util.sizeFromShape(segmentIds.shape);
+  const out = backend.makeOutput([numSegments, ...x.shape.slice(idsRank)], x.dtype);
+  const ids = backend.readSync(segmentIds.dataId);
+  const xv = backend.typedArrayFromHeap(x);
+  const ov = backend.typedArrayFromHeap(out);
+  ov.fill(0);
+  for (let i = 0; i < count; i++) {
+    const s = ids[i];
+    if (s < 0 || s >= numSegments) continue;
+    const src = i * inner, dst = s * inner;
+    for (let j = 0; j < inner; j++) ov[dst + j] += xv[src + j];
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registration
+
+function assertNHWC(dataFormat: string, kernel: string): void {
+  if (dataFormat !== 'NHWC') {
+    throw new Error(`wasm ${kernel} supports dataFormat 'NHWC' only, got '${dataFormat}'`);
+  }
+}
+
+let registered = false;
+
+/** Register (once) the kernels the wasm backend needs to train conv nets and ViTs. */
+export function registerWasmTrainingKernels(): void {
+  if (registered) return;
+  registered = true;
+
+  tf.registerKernel({
+    kernelName: tf.Conv2DBackpropFilter,
+    backendName: BACKEND,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { x, dy } = inputs as unknown as { x: tf.TensorInfo; dy: tf.TensorInfo };
+      const { strides, pad, dataFormat, dimRoundingMode, filterShape } =
+        attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+      assertNHWC(dataFormat, 'Conv2DBackpropFilter');
+      return conv2dFilterGrad(backend as unknown as WasmBackend, x, dy, filterShape, strides, pad, dimRoundingMode);
+    },
+  });
+
+  const builtinInput = tf.getKernel(tf.Conv2DBackpropInput, BACKEND);
+  if (builtinInput != null) tf.unregisterKernel(tf.Conv2DBackpropInput, BACKEND);
+  tf.registerKernel({
+    kernelName: tf.Conv2DBackpropInput,
+    backendName: BACKEND,
+    // Keep the built-in kernel's setup (it binds its wasm function), used as the fallback.
+    setupFunc: builtinInput?.setupFunc,
+    kernelFunc: (args) => {
+      const { inputs, backend, attrs } = args;
+      const { dy, filter } = inputs as unknown as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+      const { strides, pad, dataFormat, dimRoundingMode, inputShape } =
+        attrs as unknown as tf.Conv2DBackpropInputAttrs;
+      const out = dataFormat === 'NHWC'
+        ? conv2dInputGrad(backend as unknown as WasmBackend, dy, filter, inputShape, strides, pad, dimRoundingMode)
+        : null;
+      if (out != null) return out;
+      if (builtinInput == null) throw new Error('wasm Conv2DBackpropInput: unsupported arguments');
+      return builtinInput.kernelFunc(args);
+    },
+  });
+
+  if (tf.getKernel(tf.UnsortedSegmentSum, BACKEND) == null) {
+    tf.registerKernel({
+      kernelName: tf.UnsortedSegmentSum,
+      backendName: BACKEND,
+      kernelFunc: ({ inputs, backend, attrs }) => {
+        const { x, segmentIds } = inputs as unknown as { x: tf.TensorInfo; segmentIds: tf.TensorInfo };
+        const { numSegments } = attrs as unknown as tf.UnsortedSegmentSumAttrs;
+        return unsortedSegmentSum(backend as unknown as WasmBackend, x, segmentIds, numSegments);
+      },
+    });
+  }
+}
