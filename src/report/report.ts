@@ -9,6 +9,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import { VERSION } from '../version.js';
 
 // ---------------------------------------------------------------------------------------------
 // Input shapes (the metrics.json / analysis.json contracts, read tolerantly: JSON turns NaN and
@@ -97,7 +98,7 @@ function fmt(v: unknown, digits = 4): string {
   if (!Number.isFinite(x)) return x > 0 ? '∞' : '−∞';
   if (Number.isInteger(x) && Math.abs(x) < 1e15) return x.toLocaleString('en-US');
   const a = Math.abs(x);
-  if (a !== 0 && (a < 1e-3 || a >= 1e6)) return x.toExponential(2);
+  if (a !== 0 && (a < 1e-3 || a >= 1e6)) return x.toExponential(2).replace(/\.?0+e/, 'e');
   return String(Number(x.toPrecision(digits)));
 }
 
@@ -126,11 +127,12 @@ const C = {
   green: '#15803d',
   purple: '#7c3aed',
   gray: '#64748b',
+  red: '#dc2626',
   ink: '#1e293b',
   band: '#93c5fd',
 };
-const WIDE = 720;
-const HALF = 420;
+const WIDE = 820;
+const HALF = 360;
 
 const THEME = {
   font: FONT,
@@ -142,6 +144,7 @@ const THEME = {
     titleFontWeight: 600, gridColor: '#e8edf3', domainColor: '#94a3b8', tickColor: '#94a3b8',
     labelFlush: true,
   },
+  axisY: { minExtent: 38 },
   legend: { labelColor: '#334155', labelFontSize: 12, symbolStrokeWidth: 3, orient: 'top' },
   line: { strokeWidth: 2 },
   point: { filled: true, size: 36 },
@@ -180,7 +183,8 @@ async function renderSvg(spec: TopLevelSpec): Promise<string> {
 function spansDecades(values: number[]): boolean {
   const v = values.filter((x) => Number.isFinite(x));
   if (v.length < 2 || v.some((x) => x <= 0)) return false;
-  return Math.max(...v) / Math.min(...v) >= 10;
+  const [lo, hi] = minMax(v);
+  return hi / lo >= 10;
 }
 
 function minMax(values: number[]): [number, number] {
@@ -193,22 +197,73 @@ function minMax(values: number[]): [number, number] {
   return [lo, hi];
 }
 
-/** An x domain that never collapses to a point (one epoch, one block). */
-function xDomain(lo: number, hi: number): [number, number] {
-  return hi > lo ? [lo, hi] : [lo - 1, hi + 1];
-}
-
 type Layer = Record<string, unknown>;
 
 /** Specs are assembled from plain objects (layers built in helpers); Vega-Lite validates them. */
 const vl = (spec: Record<string, unknown>): TopLevelSpec => spec as unknown as TopLevelSpec;
 
+/** Readable log-axis ticks: 1-2-5 per decade over short ranges, powers of ten over long ones. */
+function logTicks(lo: number, hi: number): number[] {
+  const k0 = Math.floor(Math.log10(lo));
+  const k1 = Math.ceil(Math.log10(hi));
+  const mantissas = k1 - k0 <= 2 ? [1, 2, 5] : k1 - k0 <= 4 ? [1, 3] : [1];
+  const out: number[] = [];
+  for (let k = k0; k <= k1; k++) {
+    for (const m of mantissas) {
+      const v = Number((m * 10 ** k).toPrecision(3));
+      if (v >= lo && v <= hi) out.push(v);
+    }
+  }
+  return out;
+}
+
+/** A y scale: linear, or log with padded domain and sparse ticks when the values span decades. */
+function yScale(values: number[]): { scale: Layer; axis: Layer; log: boolean } {
+  if (!spansDecades(values)) {
+    const [lo, hi] = minMax(values);
+    if (hi - lo > 1e-12 * Math.max(1, Math.abs(hi))) return { scale: { zero: false }, axis: { format: '~g' }, log: false };
+    // One value (one epoch): centre it in a small range instead of a collapsed axis.
+    const pad = Math.abs(lo) > 0 ? Math.abs(lo) * 0.25 : 1;
+    return { scale: { domain: [lo - pad, hi + pad], zero: false }, axis: { format: '~g', tickCount: 5 }, log: false };
+  }
+  const [lo, hi] = minMax(values);
+  const domain = [lo / 1.15, hi * 1.15];
+  return { scale: { type: 'log', domain, nice: false }, axis: { values: logTicks(domain[0], domain[1]), format: '~g' }, log: true };
+}
+
+/**
+ * An integer x scale for epochs or blocks. Deep models (more than 100 blocks) get a symmetric-log
+ * block axis so the first blocks, where GloNet puts its signal, stay readable.
+ */
+interface XScale { scale: Layer; axis: Layer; log: boolean; frac: (x: number) => number }
+function xScale(lo: number, hi: number, allowLog: boolean, allowNice = true): XScale {
+  if (hi <= lo) {
+    lo -= 1;
+    hi += 1;
+  }
+  if (allowLog && hi > 100) {
+    const t = (x: number) => Math.sign(x) * Math.log1p(Math.abs(x));
+    const values = logTicks(Math.max(1, lo), hi);
+    if (lo <= 0) values.unshift(0);
+    return {
+      scale: { type: 'symlog', domain: [lo, hi], nice: false, zero: false },
+      axis: { values, format: 'd', labelOverlap: true },
+      log: true,
+      frac: (x) => (t(x) - t(lo)) / (t(hi) - t(lo)),
+    };
+  }
+  const nice = allowNice && hi - lo >= 20;
+  return {
+    scale: { domain: [lo, hi], nice, zero: false },
+    axis: { format: 'd', tickMinStep: 1 },
+    log: false,
+    frac: (x) => (x - lo) / (hi - lo),
+  };
+}
+
 /** A vertical rule with a label at the top, placed inside the plot. */
-function ruleWithLabel(
-  x: number, label: string, color: string, row: number, dash: number[] | undefined,
-  domain: [number, number],
-): Layer[] {
-  const right = x > domain[0] + 0.65 * (domain[1] - domain[0]);
+function ruleWithLabel(x: number, label: string, color: string, row: number, dash: number[] | undefined, xs: XScale): Layer[] {
+  const right = xs.frac(x) > 0.6;
   return [
     {
       data: { values: [{ x }] },
@@ -221,21 +276,9 @@ function ruleWithLabel(
         type: 'text', color, align: right ? 'right' : 'left', dx: right ? -5 : 5, baseline: 'top',
         fontWeight: 600, fontSize: 11,
       },
-      encoding: {
-        x: { field: 'x', type: 'quantitative' },
-        y: { value: 4 + row * 15 },
-        text: { field: 'label' },
-      },
+      encoding: { x: { field: 'x', type: 'quantitative' }, y: { value: 4 + row * 15 }, text: { field: 'label' } },
     },
   ];
-}
-
-function epochAxis(domain: [number, number], title = 'epoch'): Layer {
-  return {
-    field: 'epoch', type: 'quantitative', title,
-    scale: { domain, nice: false, zero: false },
-    axis: { format: 'd', tickMinStep: 1 },
-  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -258,63 +301,75 @@ function findDivergence(m: ReportMetrics): Divergence | null {
   return first == null ? null : { epoch: first };
 }
 
-function lossChart(m: ReportMetrics): Chart | string {
+function epochX(m: ReportMetrics, div: Divergence | null): XScale {
+  const epochs = m.epochs.map((e) => e.epoch);
+  if (div && Number.isFinite(div.epoch)) epochs.push(div.epoch);
+  const [lo, hi] = minMax(epochs);
+  return xScale(lo, hi, false);
+}
+
+/** A red rule where training diverged. */
+function divergenceRule(div: Divergence | null, xs: XScale): Layer[] {
+  return div && Number.isFinite(div.epoch) ? ruleWithLabel(div.epoch, 'diverged', C.red, 0, [4, 3], xs) : [];
+}
+
+function lossChart(m: ReportMetrics, div: Divergence | null): Chart | string {
   const rows: Array<{ epoch: number; series: string; value: number }> = [];
   for (const e of m.epochs) {
     if (finite(e.trainLoss)) rows.push({ epoch: e.epoch, series: 'train loss', value: num(e.trainLoss) });
     if (finite(e.testLoss)) rows.push({ epoch: e.epoch, series: 'test loss', value: num(e.testLoss) });
   }
   if (rows.length === 0) return 'No finite loss values to plot.';
-  const log = spansDecades(rows.map((r) => r.value));
-  const [lo, hi] = minMax(m.epochs.map((e) => e.epoch));
-  const points = m.epochs.length <= 40;
+  const ys = yScale(rows.map((r) => r.value));
+  const xs = epochX(m, div);
   const lossName = m.task === 'classification' ? 'cross-entropy' : 'MSE';
   return {
     id: 'loss',
     title: 'Learning curves: loss',
     caption:
-      `Training and test loss (${lossName}) after each epoch${log ? ', on a log scale' : ''}. ` +
+      `Training and test loss (${lossName}) after each epoch${ys.log ? ', on a log scale' : ''}. ` +
       'Curves that fall together mean the model is learning what generalizes; a test curve that ' +
       'turns upward while the training curve keeps falling means overfitting.',
     spec: vl({
       width: WIDE, height: 260,
       description: 'Training and test loss per epoch',
-      data: { values: rows },
-      mark: { type: 'line', point: points, interpolate: 'monotone' },
-      encoding: {
-        x: epochAxis(xDomain(lo, hi)),
-        y: {
-          field: 'value', type: 'quantitative', title: `loss (${lossName})`,
-          scale: log ? { type: 'log' } : { zero: false },
+      layer: [
+        {
+          data: { values: rows },
+          mark: { type: 'line', point: m.epochs.length <= 40, interpolate: 'monotone' },
+          encoding: {
+            x: { field: 'epoch', type: 'quantitative', title: 'epoch', scale: xs.scale, axis: xs.axis },
+            y: { field: 'value', type: 'quantitative', title: `loss (${lossName})`, scale: ys.scale, axis: ys.axis },
+            color: {
+              field: 'series', type: 'nominal', title: null,
+              scale: { domain: ['train loss', 'test loss'], range: [C.blue, C.orange] },
+            },
+          },
         },
-        color: {
-          field: 'series', type: 'nominal', title: null,
-          scale: { domain: ['train loss', 'test loss'], range: [C.blue, C.orange] },
-        },
-      },
+        ...divergenceRule(div, xs),
+      ],
     }),
   };
 }
 
-function errorChart(m: ReportMetrics): Chart | string {
+function errorChart(m: ReportMetrics, div: Divergence | null): Chart | string {
   const rows = m.epochs.filter((e) => finite(e.testError)).map((e) => ({ epoch: e.epoch, value: num(e.testError) }));
   if (rows.length === 0) return 'No finite test error values to plot.';
   const cls = m.task === 'classification';
-  const log = spansDecades(rows.map((r) => r.value));
-  const [lo, hi] = minMax(m.epochs.map((e) => e.epoch));
-  const domain = xDomain(lo, hi);
+  const ys = yScale(rows.map((r) => r.value));
+  const xs = epochX(m, div);
   let best = rows[0];
   for (const r of rows) if (r.value < best.value) best = r;
-  const right = best.epoch > domain[0] + 0.65 * (domain[1] - domain[0]);
-  const yTitle = cls ? 'test error (1 − accuracy)' : 'test error (MSE)';
-  const y = { field: 'value', type: 'quantitative', title: yTitle, scale: log ? { type: 'log' } : { zero: false } };
-  const label = `best ${fmt(best.value)} at epoch ${best.epoch}`;
+  const right = xs.frac(best.epoch) > 0.6;
+  const y = { field: 'value', type: 'quantitative', title: cls ? 'test error (1 − accuracy)' : 'test error (MSE)', scale: ys.scale, axis: ys.axis };
+  const x = { field: 'epoch', type: 'quantitative', title: 'epoch', scale: xs.scale, axis: xs.axis };
+  const bestRow = [{ ...best, label: `best ${fmt(best.value)} at epoch ${best.epoch}` }];
   return {
     id: 'error',
     title: 'Learning curves: test error',
     caption:
       `Test error after each epoch (${cls ? 'one minus accuracy' : 'mean squared error on the standardized target'}` +
-      `${log ? ', log scale' : ''}). The highlighted point is the best epoch, the number this run reports; ` +
+      `${ys.log ? ', log scale' : ''}). The dark point marks the best epoch, the number this run reports; ` +
       'a flat tail means more epochs would not help.',
     spec: vl({
       width: WIDE, height: 220,
@@ -323,21 +378,19 @@ function errorChart(m: ReportMetrics): Chart | string {
         {
           data: { values: rows },
           mark: { type: 'line', color: C.green, point: rows.length <= 40, interpolate: 'monotone' },
-          encoding: { x: epochAxis(domain), y },
+          encoding: { x, y },
         },
         {
-          data: { values: [{ ...best, label }] },
-          mark: { type: 'point', filled: true, size: 110, color: C.ink, stroke: 'white', strokeWidth: 1.5 },
-          encoding: { x: { field: 'epoch', type: 'quantitative' }, y },
+          data: { values: bestRow },
+          mark: { type: 'point', filled: true, size: 120, color: C.ink, stroke: 'white', strokeWidth: 1.5, opacity: 1 },
+          encoding: { x, y },
         },
         {
-          data: { values: [{ ...best, label }] },
-          mark: {
-            type: 'text', align: right ? 'right' : 'left', dx: right ? -9 : 9, dy: -12,
-            fontWeight: 600, color: C.ink,
-          },
-          encoding: { x: { field: 'epoch', type: 'quantitative' }, y, text: { field: 'label' } },
+          data: { values: bestRow },
+          mark: { type: 'text', align: right ? 'right' : 'left', dx: right ? -4 : 4, dy: -16, fontWeight: 600, color: C.ink },
+          encoding: { x, y, text: { field: 'label' } },
         },
+        ...divergenceRule(div, xs),
       ],
     }),
   };
@@ -353,8 +406,8 @@ function blockNormChart(m: ReportMetrics, a: ReportAnalysis): Chart | string {
     });
   if (rows.length === 0) return 'No block norms to plot.';
   const [lo, hi] = minMax(rows.map((r) => r.block));
-  const domain = xDomain(lo, hi);
-  const x = { field: 'block', type: 'quantitative', title: 'block', scale: { domain, nice: false, zero: false }, axis: { format: 'd', tickMinStep: 1 } };
+  const xs = xScale(lo, hi, true);
+  const x = { field: 'block', type: 'quantitative', title: xs.log ? 'block (log scale)' : 'block', scale: xs.scale, axis: xs.axis };
   const layers: Layer[] = [
     {
       data: { values: rows },
@@ -368,9 +421,7 @@ function blockNormChart(m: ReportMetrics, a: ReportAnalysis): Chart | string {
     },
   ];
   const byNorm = num(a.effectiveDepth?.byNorm);
-  if (Number.isFinite(byNorm)) {
-    layers.push(...ruleWithLabel(byNorm, `effective depth by norm: ${fmt(byNorm)}`, C.purple, 0, [5, 4], domain));
-  }
+  if (Number.isFinite(byNorm)) layers.push(...ruleWithLabel(byNorm, `effective depth by norm: ${fmt(byNorm)}`, C.purple, 0, [5, 4], xs));
   const glonet = m.config?.arch === 'glonet' || m.config?.arch == null;
   const samples = finite(a.samples) ? ` over ${fmt(a.samples)} test samples` : '';
   return {
@@ -395,11 +446,11 @@ function truncationChart(m: ReportMetrics, a: ReportAnalysis): Chart | string {
     .sort((p, q) => p.blocks - q.blocks);
   if (rows.length === 0) return 'No finite truncation errors to plot.';
   const cls = m.task === 'classification';
-  const log = spansDecades(rows.map((r) => r.value));
+  const ys = yScale(rows.map((r) => r.value));
   const [lo, hi] = minMax(rows.map((r) => r.blocks));
-  const domain = xDomain(lo, hi);
-  const x = { field: 'blocks', type: 'quantitative', title: 'blocks kept (k)', scale: { domain, nice: false, zero: false }, axis: { format: 'd', tickMinStep: 1 } };
-  const y = { field: 'value', type: 'quantitative', title: cls ? 'test error (1 − accuracy)' : 'test error (MSE)', scale: log ? { type: 'log' } : { zero: false } };
+  const xs = xScale(lo, hi, true);
+  const x = { field: 'blocks', type: 'quantitative', title: xs.log ? 'blocks kept, k (log scale)' : 'blocks kept (k)', scale: xs.scale, axis: xs.axis };
+  const y = { field: 'value', type: 'quantitative', title: cls ? 'test error (1 − accuracy)' : 'test error (MSE)', scale: ys.scale, axis: ys.axis };
   const full = rows[rows.length - 1];
   const layers: Layer[] = [
     {
@@ -416,15 +467,15 @@ function truncationChart(m: ReportMetrics, a: ReportAnalysis): Chart | string {
   const ed = a.effectiveDepth ?? {};
   const byError = num(ed.byError);
   const byNorm = num(ed.byNorm);
-  if (Number.isFinite(byError)) layers.push(...ruleWithLabel(byError, `effective depth: ${fmt(byError)}`, C.orange, 0, undefined, domain));
-  if (Number.isFinite(byNorm)) layers.push(...ruleWithLabel(byNorm, `by norm: ${fmt(byNorm)}`, C.purple, 1, [5, 4], domain));
+  if (Number.isFinite(byError)) layers.push(...ruleWithLabel(byError, `effective depth: ${fmt(byError)}`, C.orange, 0, undefined, xs));
+  if (Number.isFinite(byNorm)) layers.push(...ruleWithLabel(byNorm, `by norm: ${fmt(byNorm)}`, C.purple, 1, [5, 4], xs));
   const tol = finite(ed.tolerance) ? ` (within tolerance ${fmt(ed.tolerance)} of the full model)` : '';
   return {
     id: 'truncation',
     title: 'Truncation: test error vs blocks kept',
     caption:
       'Test error of the same trained model when it keeps only its first k blocks, with no retraining ' +
-      `(the dotted line is the full model, ${fmt(full.value)} with ${fmt(full.blocks)} blocks). ` +
+      `(the dotted line is the full model: ${fmt(full.value)} with ${fmt(full.blocks)} blocks). ` +
       (Number.isFinite(byError)
         ? `The effective depth is ${fmt(byError)} blocks${tol}: blocks after it can be dropped at almost no cost. `
         : 'Where the curve flattens, the remaining blocks add little. ') +
@@ -448,43 +499,50 @@ function contributionChart(m: ReportMetrics, a: ReportAnalysis, s: ReportContrib
   if (values.length === 0) return `Sample #${s.index}: no block contributions recorded.`;
   const bias = num(contrib.bias?.[out] ?? 0);
   const biasV = Number.isFinite(bias) ? bias : 0;
-  const bars: Array<{ block: number; x0: number; x1: number; value: number; sign: string }> = [];
+  const what = cls ? 'logit' : 'prediction';
+  const up = `raises the ${what}`;
+  const down = `lowers the ${what}`;
+  const bars: Array<{ x0: number; x1: number; value: number; sign: string }> = [];
   const running: Array<{ block: number; value: number }> = [{ block: 0, value: biasV }];
   let sum = 0;
   values.forEach((v, l) => {
     const block = l + 1;
     if (Number.isFinite(v)) {
       sum += v;
-      bars.push({ block, x0: block - 0.42, x1: block + 0.42, value: v, sign: v >= 0 ? 'raises' : 'lowers' });
+      bars.push({ x0: block - 0.42, x1: block + 0.42, value: v, sign: v >= 0 ? up : down });
     }
     running.push({ block, value: biasV + sum });
   });
   const total = biasV + sum;
   const n = values.length;
-  const domain: [number, number] = [0, n + 0.5];
-  const xBars = { field: 'x0', type: 'quantitative', scale: { domain, nice: false, zero: false }, axis: { labels: false, ticks: false, domain: false, title: null, tickMinStep: 1 } };
-  const xRun = { field: 'block', type: 'quantitative', title: 'block (0 = bias only)', scale: { domain, nice: false, zero: false }, axis: { format: 'd', tickMinStep: 1 } };
-  const outName = cls ? `logit of class ${out}` : 'output';
+  const xs = xScale(0, n + 0.5, true, false);
+  const xBars = { field: 'x0', type: 'quantitative', scale: xs.scale, axis: { ...xs.axis, labels: false, ticks: false, domain: false, title: null } };
+  const xRun = { field: 'block', type: 'quantitative', title: xs.log ? 'block (log scale; 0 = bias only)' : 'block (0 = bias only)', scale: xs.scale, axis: xs.axis };
+  const yRun = { field: 'value', type: 'quantitative', title: 'cumulative', scale: { zero: false }, axis: { tickCount: 3, format: '~g' } };
   const runLayers: Layer[] = [
     {
       data: { values: running },
       mark: { type: 'line', color: C.ink, interpolate: 'step-after', strokeWidth: 1.75 },
-      encoding: { x: xRun, y: { field: 'value', type: 'quantitative', title: 'running', scale: { zero: false } } },
+      encoding: { x: xRun, y: yRun },
     },
   ];
   const target = num(s.target);
   if (!cls && Number.isFinite(target)) {
-    runLayers.unshift({
-      data: { values: [{ value: target, label: `target ${fmt(target, 3)}` }] },
-      mark: { type: 'rule', color: C.green, strokeDash: [4, 3], strokeWidth: 1.5 },
-      encoding: { y: { field: 'value', type: 'quantitative' } },
-    });
+    const t = [{ value: target, block: n + 0.5, label: 'target' }];
+    runLayers.unshift(
+      { data: { values: t }, mark: { type: 'rule', color: C.green, strokeDash: [4, 3], strokeWidth: 1.5 }, encoding: { y: yRun } },
+      {
+        data: { values: t },
+        mark: { type: 'text', color: C.green, align: 'right', baseline: 'bottom', dy: -2, fontWeight: 600 },
+        encoding: { x: { field: 'block', type: 'quantitative' }, y: yRun, text: { field: 'label' } },
+      },
+    );
   }
   const recorded = pred[out];
   const mismatch = Number.isFinite(recorded) && Math.abs(recorded - total) > 1e-3 * Math.max(1, Math.abs(total));
   const sumText = `${fmt(total)} = ${fmt(sum)} (sum of ${n} block contributions) ${biasV < 0 ? '−' : '+'} ${fmt(Math.abs(biasV))} (bias)`;
   const head = cls
-    ? `true class ${escapeHtml(fmtValue(s.target))}, predicted class ${out}; ${outName}: ${sumText}`
+    ? `true class ${fmtValue(s.target)}, predicted class ${out}; logit of class ${out}: ${sumText}`
     : `target ${fmt(target)}, prediction ${sumText}`;
   const note =
     `<p class="sum">${escapeHtml(head)}</p>` +
@@ -495,7 +553,7 @@ function contributionChart(m: ReportMetrics, a: ReportAnalysis, s: ReportContrib
     caption: '',
     note,
     spec: vl({
-      description: `Per-block contributions to the ${outName} for sample ${s.index}`,
+      description: `Per-block contributions to the ${what} for sample ${s.index}`,
       vconcat: [
         {
           width: HALF, height: 130,
@@ -510,11 +568,12 @@ function contributionChart(m: ReportMetrics, a: ReportAnalysis, s: ReportContrib
               mark: { type: 'rect' },
               encoding: {
                 x: xBars, x2: { field: 'x1' },
-                y: { field: 'value', type: 'quantitative', title: 'contribution' }, y2: { datum: 0 },
+                y: { field: 'value', type: 'quantitative', title: 'contribution', axis: { tickCount: 4, format: '~g' } },
+                y2: { datum: 0 },
                 color: {
                   field: 'sign', type: 'nominal', title: null,
-                  scale: { domain: ['raises', 'lowers'], range: [C.blue, C.orange] },
-                  legend: { orient: 'top-right', direction: 'horizontal', labelExpr: "datum.label + ' the ' + 'output'" },
+                  scale: { domain: [up, down], range: [C.blue, C.orange] },
+                  legend: { orient: 'top', direction: 'horizontal', labelLimit: 240, symbolType: 'square' },
                 },
               },
             },
@@ -522,7 +581,7 @@ function contributionChart(m: ReportMetrics, a: ReportAnalysis, s: ReportContrib
         },
         { width: HALF, height: 80, layer: runLayers },
       ],
-      spacing: 4,
+      spacing: 6,
     }),
   };
 }
@@ -642,8 +701,14 @@ export async function renderReportHtml(
   const title = `${titleParts.join(' · ')}, depth ${fmtValue(cfg.depth ?? '?')} on ${pretty(cfg.dataset ?? '?')}`;
   const div = findDivergence(m);
 
-  const render = async (c: Chart | string): Promise<string> =>
-    typeof c === 'string' ? `<p class="note">${escapeHtml(c)}</p>` : figureHtml(c, await renderSvg(c.spec));
+  const render = async (c: Chart | string): Promise<string> => {
+    if (typeof c === 'string') return `<p class="note">${escapeHtml(c)}</p>`;
+    try {
+      return figureHtml(c, await renderSvg(c.spec));
+    } catch (err) {
+      return `<p class="note warn">The chart “${escapeHtml(c.title)}” could not be drawn: ${escapeHtml((err as Error).message)}</p>`;
+    }
+  };
 
   const parts: string[] = [];
   parts.push(
@@ -653,9 +718,11 @@ export async function renderReportHtml(
   );
   parts.push(cards(m));
   if (div) {
+    const last = m.epochs[m.epochs.length - 1]?.epoch;
+    const stopped = m.diverged != null || last == null || last <= div.epoch;
     parts.push(
       `<p class="note warn"><strong>Training diverged</strong> at epoch ${escapeHtml(fmt(div.epoch))}: the loss became NaN or ` +
-        `infinite${div.message ? ` (${escapeHtml(div.message)})` : ''}, so training stopped there. The charts plot the finite values only; ` +
+        `infinite${div.message ? ` (${escapeHtml(div.message)})` : ''}${stopped ? ', so training stopped there' : ''}. The charts plot the finite values only; ` +
         'a lower learning rate, a shallower model, or the GloNet architecture usually trains stably.</p>',
     );
   }
@@ -663,8 +730,8 @@ export async function renderReportHtml(
   parts.push('<h2>Training</h2>');
   if (m.epochs.length === 0) parts.push('<p class="note">No epochs were recorded.</p>');
   else {
-    parts.push(await render(lossChart(m)));
-    parts.push(await render(errorChart(m)));
+    parts.push(await render(lossChart(m, div)));
+    parts.push(await render(errorChart(m, div)));
   }
 
   parts.push('<h2>Inside the network</h2>');
@@ -679,6 +746,7 @@ export async function renderReportHtml(
   } else {
     parts.push(await render(blockNormChart(m, analysis)));
     if (analysis.truncation && analysis.truncation.length > 0) parts.push(await render(truncationChart(m, analysis)));
+    else if (cfg.arch === 'glonet') parts.push('<p class="note">analysis.json has no truncation curve.</p>');
     else {
       parts.push(`<p class="note">No truncation curve: truncating by dropping the last blocks applies to GloNet, where the head reads the sum of all block outputs; this run's architecture is ${escapeHtml(pretty(cfg.arch ?? 'unknown'))}.</p>`);
     }
@@ -691,9 +759,9 @@ export async function renderReportHtml(
             'The head is linear and reads the sum of the block outputs, so every prediction splits exactly into one ' +
               'additive contribution per block plus the head bias. Top of each panel: each block\'s contribution to the ' +
               (cls ? 'predicted class\'s logit' : 'predicted output (standardized units)') +
-              '; bottom: the running prediction after the first k blocks' +
+              '; bottom: the cumulative prediction, the bias plus the first k blocks' +
               (cls ? '' : ', with the target dashed') +
-              '. Where the running prediction stops moving, later blocks could be dropped.',
+              '. Where the cumulative line stops moving, the later blocks could be dropped.',
           )}</figcaption>`,
       );
       const figs: string[] = [];
@@ -706,7 +774,7 @@ export async function renderReportHtml(
 
   parts.push('<h2>Run settings</h2>');
   parts.push(settingsTable(m, div));
-  parts.push(`<footer>Generated by glonet from metrics.json${analysis ? ' and analysis.json' : ''}. This file is self-contained and opens offline.</footer>`);
+  parts.push(`<footer>Generated by glonet ${escapeHtml(VERSION)} from metrics.json${analysis ? ' and analysis.json' : ''}. This file is self-contained and opens offline.</footer>`);
 
   return (
     '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">' +
