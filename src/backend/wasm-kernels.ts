@@ -13,7 +13,8 @@
  *   become the output channels of one conv (filter [ceil(kh/s), ceil(kw/s), outC, s*s*inC]),
  *   and a transpose interleaves them back into rows and columns (a depth-to-space; the backend's
  *   own DepthToSpace kernel is far slower than its Transpose). No zero-insertion, so no work is
- *   spent on zeros except for taps past the filter's edge.
+ *   spent on zeros except for taps past the filter's edge. A strided 1x1 filter feeds one phase
+ *   only: that phase is computed alone and zero-padded into place.
  * - Conv2DBackpropFilter: dW[a, b, c, o] = sum over (n, oh, ow) of
  *   x[n, oh*s + a - padTop, ow*s + b - padLeft, c] * dy[n, oh, ow, o], which is a forward conv
  *   with the roles moved: input x transposed to [inC, H, W, N] (batch inC, channels N), filter dy
@@ -96,7 +97,9 @@ export function conv2dInputGrad(backend: WasmBackend, dy: tf.TensorInfo, filter:
   // Sub-filter size per phase and the phase-stacked filter
   // F[t, u, o, (rh*sw + rw)*c + ci] = w[rh + (jh-1-t)*sh, rw + (jw-1-u)*sw, ci, o] (0 past the edge).
   const jh = Math.ceil(kh / sh), jw = Math.ceil(kw / sw);
-  const sc = sh * sw * c;
+  // A 1x1 filter feeds phase (0, 0) only: compute that phase alone and zero-fill the others.
+  const onePhase = kh === 1 && kw === 1;
+  const sc = (onePhase ? 1 : sh * sw) * c;
   const wv = backend.readSync(filter.dataId);
   const fv = new Float32Array(jh * jw * co * sc);
   for (let t = 0; t < jh; t++) {
@@ -135,7 +138,13 @@ export function conv2dInputGrad(backend: WasmBackend, dy: tf.TensorInfo, filter:
   if (src !== dy) dispose(backend, src);
   let d = z;
   const [, zh, zw] = z.shape;
-  if (sh > 1 || sw > 1) {
+  if (onePhase && (sh > 1 || sw > 1)) {
+    // [n, zh, 1, zw, 1, c] zero-padded to [n, zh, sh, zw, sw, c] = [n, zh*sh, zw*sw, c]
+    d = run('PadV2', backend, { x: view(z, [n, zh, 1, zw, 1, c]) },
+      { paddings: [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]], constantValue: 0 });
+    d.shape = [n, zh * sh, zw * sw, c];
+    dispose(backend, z);
+  } else if (sh > 1 || sw > 1) {
     // [n, zh, zw, sh, sw, c] -> [n, zh, sh, zw, sw, c] = [n, zh*sh, zw*sw, c]
     d = transpose(backend, view(z, [n, zh, zw, sh, sw, c]), [0, 1, 3, 2, 4, 5]);
     d.shape = [n, zh * sh, zw * sw, c];
@@ -266,6 +275,114 @@ function unsortedSegmentSum(backend: WasmBackend, x: tf.TensorInfo, segmentIds: 
 }
 
 // ---------------------------------------------------------------------------------------------
+// BatchMatMul
+
+/** Batched products with at least this many multiply-adds per matrix run one XNNPACK call each. */
+export const MATMUL_PER_ITEM_MIN_MACS = 4096;
+
+/** The [k, n] each tensor data was last given to XNNPACK as a right operand under. */
+const rightOperandShapes = new WeakMap<object, string>();
+
+function copyOf(backend: WasmBackend, t: tf.TensorInfo): tf.TensorInfo {
+  const out = backend.makeOutput(t.shape, t.dtype);
+  (backend.typedArrayFromHeap(out) as Float32Array).set(backend.typedArrayFromHeap(t) as Float32Array);
+  return out;
+}
+
+/** Flat index into a (broadcast) outer shape for each flat index of the output's outer shape. */
+function broadcastIndex(outer: number[], own: number[]): (i: number) => number {
+  const rank = outer.length;
+  const padded = [...new Array<number>(rank - own.length).fill(1), ...own];
+  if (padded.every((d, k) => d === outer[k])) return (i) => i;
+  if (tf.util.sizeFromShape(own) === 1) return () => 0;
+  const ownStrides = tf.util.computeStrides(padded);
+  const outStrides = tf.util.computeStrides(outer);
+  return (i) => {
+    let flat = 0, rest = i;
+    for (let k = 0; k < rank; k++) {
+      const stride = k < rank - 1 ? outStrides[k] : 1;
+      const coord = Math.floor(rest / stride);
+      rest -= coord * stride;
+      if (padded[k] !== 1) flat += coord * (k < rank - 1 ? ownStrides[k] : 1);
+    }
+    return flat;
+  };
+}
+
+/**
+ * a @ b with optional transposes and broadcast batch dimensions. The wasm package runs only the
+ * unbatched, untransposed case through XNNPACK and everything else through a naive loop (5-15x
+ * slower: every Dense layer's backward pass, every attention product). Here operands are
+ * transposed explicitly and batches either fold into one product (a batched against one b) or
+ * run one XNNPACK product each. Returns null to leave tiny batched products to the built-in loop.
+ */
+export function batchMatMul(backend: WasmBackend, a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean,
+                            transposeB: boolean, builtin: tf.KernelFunc): tf.TensorInfo | null {
+  if (a.dtype !== 'float32' || b.dtype !== 'float32') return null;
+  const ar = a.shape.length, br = b.shape.length;
+  const m = transposeA ? a.shape[ar - 1] : a.shape[ar - 2];
+  const k = transposeA ? a.shape[ar - 2] : a.shape[ar - 1];
+  const n = transposeB ? b.shape[br - 2] : b.shape[br - 1];
+  if ((transposeB ? b.shape[br - 1] : b.shape[br - 2]) !== k) return null;
+  const aOuter = a.shape.slice(0, -2), bOuter = b.shape.slice(0, -2);
+  const outer = tf.broadcast_util.assertAndGetBroadcastShape(aOuter, bOuter);
+  const batch = tf.util.sizeFromShape(outer);
+  const batchA = tf.util.sizeFromShape(aOuter), batchB = tf.util.sizeFromShape(bOuter);
+  if (m * k * n === 0) return null;
+  const xnn = (x: tf.TensorInfo, y: tf.TensorInfo): tf.TensorInfo => {
+    // XNNPACK's packed copy of the right operand is cached under its tensor id alone: a tensor
+    // seen before with another [k, n] (a reshape shares the id) goes in as a fresh copy.
+    const key = `${y.shape[1]}x${y.shape[2]}`;
+    const seen = rightOperandShapes.get(y.dataId);
+    if (seen === undefined) rightOperandShapes.set(y.dataId, key);
+    const fresh = seen !== undefined && seen !== key;
+    const yy = fresh ? copyOf(backend, y) : y;
+    const out = builtin({
+      inputs: { a: x, b: yy }, backend: backend as unknown as tf.KernelBackend,
+      attrs: { transposeA: false, transposeB: false },
+    }) as tf.TensorInfo;
+    if (fresh) dispose(backend, yy);
+    return out;
+  };
+  // Operands as [batch, rows, cols] with the transposes applied (fresh tensors when transposed).
+  const a3 = view(a, [batchA, transposeA ? k : m, transposeA ? m : k]);
+  const b3 = view(b, [batchB, transposeB ? n : k, transposeB ? k : n]);
+  if (batch === 1 || (batchB === 1 && !transposeA)) {
+    // One product: a's batches (if any) fold into its rows.
+    const at = transposeA ? transpose(backend, a3, [0, 2, 1]) : a3;
+    const bt = transposeB ? transpose(backend, b3, [0, 2, 1]) : b3;
+    const out = xnn(view(at, [1, batchA * m, k]), view(bt, [1, k, n]));
+    if (at !== a3) dispose(backend, at);
+    if (bt !== b3) dispose(backend, bt);
+    out.shape = [...outer, m, n];
+    return out;
+  }
+  if (m * k * n < MATMUL_PER_ITEM_MIN_MACS) return null;
+  const at = transposeA ? transpose(backend, a3, [0, 2, 1]) : a3;
+  const bt = transposeB ? transpose(backend, b3, [0, 2, 1]) : b3;
+  const out = backend.makeOutput([...outer, m, n], 'float32');
+  const aItem = backend.makeOutput([1, m, k], 'float32');
+  const aIndex = broadcastIndex(outer, aOuter), bIndex = broadcastIndex(outer, bOuter);
+  const mk = m * k, kn = k * n, mn = m * n;
+  for (let i = 0; i < batch; i++) {
+    // XNNPACK's packed right operand is cached under the tensor id: each item gets a fresh one.
+    const bItem = backend.makeOutput([1, k, n], 'float32');
+    const ai = aIndex(i), bi = bIndex(i);
+    (backend.typedArrayFromHeap(aItem) as Float32Array).set(
+      (backend.typedArrayFromHeap(at) as Float32Array).subarray(ai * mk, ai * mk + mk));
+    (backend.typedArrayFromHeap(bItem) as Float32Array).set(
+      (backend.typedArrayFromHeap(bt) as Float32Array).subarray(bi * kn, bi * kn + kn));
+    const o = xnn(aItem, bItem);
+    (backend.typedArrayFromHeap(out) as Float32Array).set(backend.typedArrayFromHeap(o) as Float32Array, i * mn);
+    dispose(backend, o, bItem);
+  }
+  dispose(backend, aItem);
+  if (at !== a3) dispose(backend, at);
+  if (bt !== b3) dispose(backend, bt);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Registration
 
 function assertNHWC(dataFormat: string, kernel: string): void {
@@ -275,6 +392,12 @@ function assertNHWC(dataFormat: string, kernel: string): void {
 }
 
 let registered = false;
+let builtinInputKernel: tf.KernelConfig | undefined;
+
+/** The wasm package's own Conv2DBackpropInput (replaced by ours), for benchmarks. */
+export function builtinConv2DBackpropInput(): tf.KernelConfig | undefined {
+  return builtinInputKernel;
+}
 
 /** Register (once) the kernels the wasm backend needs to train conv nets and ViTs. */
 export function registerWasmTrainingKernels(): void {
@@ -294,6 +417,7 @@ export function registerWasmTrainingKernels(): void {
   });
 
   const builtinInput = tf.getKernel(tf.Conv2DBackpropInput, BACKEND);
+  builtinInputKernel = builtinInput;
   if (builtinInput != null) tf.unregisterKernel(tf.Conv2DBackpropInput, BACKEND);
   tf.registerKernel({
     kernelName: tf.Conv2DBackpropInput,
@@ -313,6 +437,22 @@ export function registerWasmTrainingKernels(): void {
       return builtinInput.kernelFunc(args);
     },
   });
+
+  const builtinMatMul = tf.getKernel(tf.BatchMatMul, BACKEND);
+  if (builtinMatMul != null) {
+    tf.unregisterKernel(tf.BatchMatMul, BACKEND);
+    tf.registerKernel({
+      kernelName: tf.BatchMatMul,
+      backendName: BACKEND,
+      setupFunc: builtinMatMul.setupFunc,
+      kernelFunc: (args) => {
+        const { a, b } = args.inputs as unknown as { a: tf.TensorInfo; b: tf.TensorInfo };
+        const { transposeA, transposeB } = args.attrs as unknown as tf.BatchMatMulAttrs;
+        return batchMatMul(args.backend as unknown as WasmBackend, a, b, transposeA, transposeB, builtinMatMul.kernelFunc)
+          ?? builtinMatMul.kernelFunc(args);
+      },
+    });
+  }
 
   if (tf.getKernel(tf.UnsortedSegmentSum, BACKEND) == null) {
     tf.registerKernel({

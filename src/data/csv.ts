@@ -61,14 +61,15 @@ export async function readNumericCsv(file: string, opts: ReadCsvOptions = {}): P
   if (header.trim() === '') throw new DataError(`${file}: empty file; a header row naming the columns is required`);
   const delimiter = detectDelimiter(header);
   const parser = openText(file).pipe(
-    parse({ delimiter, trim: true, skip_empty_lines: true, relax_quotes: false, bom: true }),
+    parse({ delimiter, trim: true, skip_empty_lines: true, relax_quotes: false, bom: true, info: true }),
   );
   let columns: string[] | undefined;
   let keep: number[] = [];
   let cols: number[][] = [];
-  let line = 1;
+  let line = 1; // the current record's last line in the file
   try {
-    for await (const record of parser as AsyncIterable<string[]>) {
+    for await (const item of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+      const record = item.record;
       if (!columns) {
         columns = record.map((c) => c.trim());
         const drop = new Set(opts.drop ?? []);
@@ -86,7 +87,7 @@ export async function readNumericCsv(file: string, opts: ReadCsvOptions = {}): P
         cols = keep.map(() => []);
         continue;
       }
-      line = (parser as unknown as { info: { lines: number } }).info?.lines ?? line + 1;
+      line = item.info.lines;
       if (record.length !== columns.length) {
         throw new DataError(`${file} line ${line}: expected ${columns.length} fields (as in the header), got ${record.length}`);
       }

@@ -44,6 +44,8 @@ export interface RunOptions {
   log?: (line: string) => void;
   /** Write DIR/report.html after training (default true). */
   report?: boolean;
+  /** Called after each epoch's files are written. */
+  onEpoch?: (m: EpochMetrics) => void;
 }
 
 /** Options that must match for --resume to continue a run. */
@@ -125,6 +127,7 @@ export async function runTraining(cfg: RunConfig, dir: string, opts: RunOptions 
         await saveModel(model, modelDir, meta);
         await saveCheckpoint(ckptDir, m.epoch, stepper!.engine, await stepper!.getOptimizerState());
         writeJsonAtomic(metricsFile, metricsOf());
+        opts.onEpoch?.(m);
       },
     });
   } catch (e) {

@@ -95,7 +95,10 @@ export class TfjsStepper implements Stepper {
 
   async getOptimizerState(): Promise<NamedArray[]> {
     const named = await this.optimizer.getWeights();
-    return named.map((n, i) => ({ name: `${i}:${n.name}`, shape: n.tensor.shape, values: n.tensor.dataSync() as Float32Array }));
+    const out = named.map((n, i) => ({ name: `${i}:${n.name}`, shape: n.tensor.shape, values: (n.tensor.dataSync() as Float32Array).slice() }));
+    // getWeights() makes a fresh scalar for the iteration count; the rest are the optimizer's own.
+    if (named[0]?.name === 'iter') named[0].tensor.dispose();
+    return out;
   }
 
   async setOptimizerState(state: NamedArray[]): Promise<void> {

@@ -1,0 +1,299 @@
+/**
+ * Fused training engine for the GloNet MLP: stem Dense(nIn -> W) (linear), n blocks
+ * `x -> relu(x K_l + b_l)`, GloNet layer = sum of the n block outputs, head Dense(W -> nOut)
+ * (linear). Loss MSE or softmax cross-entropy on integer labels, L2 on every kernel
+ * (`l2 * sum(w^2)`, TF.js `regularizers.l2` semantics), Adam exactly as `tf.train.adam(lr)` in
+ * TF.js 4.22 (bias correction through float32 running products beta^t, epsilon outside the square
+ * root: `w -= lr * m^ / (sqrt(v^) + eps)`).
+ *
+ * One `step()` runs the whole training step. The native engine (C++ addon, AVX2/FMA when the CPU
+ * has it, every core) is used when built; otherwise a single-threaded JavaScript engine with the
+ * same algorithm and results. Kernels use the TF.js Dense layout: [inUnits, outUnits], row-major,
+ * y = x K + b, so weights move to and from a tf.layers model unchanged.
+ */
+import * as os from 'node:os';
+import { createJsCore, paramLayout, type FusedCore, type FusedLoss, type MlpShape, type ParamLayout } from './js-engine.js';
+import { createNativeCore, loadNative } from './native-engine.js';
+
+export type { FusedLoss } from './js-engine.js';
+
+export interface DenseWeights {
+  /** [inUnits, outUnits], row-major (TF.js Dense kernel layout). */
+  kernel: Float32Array;
+  bias: Float32Array;
+}
+
+export interface FusedMlpWeights {
+  stem: DenseWeights;
+  blocks: DenseWeights[];
+  head: DenseWeights;
+}
+
+export interface FusedMlpOptions {
+  nIn: number;
+  width: number;
+  /** Number of GloNet blocks (>= 1). */
+  depth: number;
+  nOut: number;
+  loss: FusedLoss;
+  /** L2 factor on kernels (not biases): penalty `l2 * sum(w^2)`. */
+  l2: number;
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  /** Adam epsilon; default 1e-7 (TF.js's float32 backend epsilon). */
+  epsilon?: number;
+  /** Native engine threads; default: available cores, at most 8. The JS engine uses one. */
+  threads?: number;
+  /** 'auto' (default): native when available; env GLONET_FAST_ENGINE=js|native overrides it. */
+  engine?: 'native' | 'js' | 'auto';
+  /** Rows per tile (memory: depth x tileRows x width floats per thread). Default 32 native, 64 js. */
+  tileRows?: number;
+  /** Native only: 'portable' disables the AVX2/FMA kernels (for testing). Default 'auto'. */
+  simd?: 'auto' | 'portable';
+}
+
+export interface FusedMlpOptimizerState {
+  /** Adam steps taken (TF.js `iterations`). */
+  step: number;
+  m: FusedMlpWeights;
+  v: FusedMlpWeights;
+}
+
+export interface FusedMlp {
+  readonly engine: 'native' | 'js';
+  readonly threads: number;
+  readonly parameterCount: number;
+  /**
+   * One Adam step on a batch of `rows` rows (x: rows x nIn; y: rows x nOut targets for MSE, or
+   * rows class indices for softmax-ce). Returns the batch loss including the L2 penalty, computed
+   * before the update (what TF.js `model.trainOnBatch` reports).
+   */
+  step(x: Float32Array, y: Float32Array, rows: number): number;
+  /** Outputs, rows x nOut (regression values, or logits for softmax-ce). */
+  predict(x: Float32Array, rows: number): Float32Array;
+  getWeights(): FusedMlpWeights;
+  setWeights(w: FusedMlpWeights): void;
+  setLearningRate(lr: number): void;
+  /** Gradient of the loss (with L2) with respect to every weight; no update. */
+  gradients(x: Float32Array, y: Float32Array, rows: number): FusedMlpWeights;
+  /** Loss (with L2) of a batch at the current weights, no update. */
+  evaluate(x: Float32Array, y: Float32Array, rows: number): number;
+  getOptimizerState(): FusedMlpOptimizerState;
+  setOptimizerState(s: FusedMlpOptimizerState): void;
+  dispose(): void;
+}
+
+export interface FastPathInfo {
+  engine: 'native' | 'js';
+  /** Why the JavaScript engine is used, when it is. */
+  reason?: string;
+  /** SIMD kernels of the native engine: 'avx2-fma' or 'portable'. */
+  simd?: string;
+  /** Threads a default `createFusedMlp` uses. */
+  threads: number;
+}
+
+function defaultThreads(): number {
+  const n = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  return Math.max(1, Math.min(8, n));
+}
+
+function envEngine(): 'native' | 'js' | undefined {
+  const e = process.env.GLONET_FAST_ENGINE;
+  return e === 'js' || e === 'native' ? e : undefined;
+}
+
+/** Which engine `createFusedMlp({engine: 'auto'})` will use on this machine, and why. */
+export function fastPathInfo(): FastPathInfo {
+  const forced = envEngine();
+  const native = loadNative();
+  if (forced === 'js') return { engine: 'js', reason: 'GLONET_FAST_ENGINE=js', threads: 1 };
+  if (native.addon == null) return { engine: 'js', reason: native.reason, threads: 1 };
+  return { engine: 'native', simd: native.addon.info().simd, threads: defaultThreads() };
+}
+
+export class FusedMlpError extends Error {
+  override name = 'FusedMlpError';
+}
+
+function checkShape(o: FusedMlpOptions): MlpShape {
+  for (const k of ['nIn', 'width', 'depth', 'nOut'] as const) {
+    if (!Number.isInteger(o[k]) || o[k] < 1) throw new FusedMlpError(`${k} must be a positive integer, got ${o[k]}`);
+  }
+  if (o.loss !== 'mse' && o.loss !== 'softmax-ce') throw new FusedMlpError(`loss must be 'mse' or 'softmax-ce'`);
+  if (o.loss === 'softmax-ce' && o.nOut < 2) throw new FusedMlpError('softmax-ce needs nOut >= 2');
+  if (!(o.l2 >= 0)) throw new FusedMlpError(`l2 must be >= 0, got ${o.l2}`);
+  if (!(o.lr > 0)) throw new FusedMlpError(`lr must be > 0, got ${o.lr}`);
+  return { nIn: o.nIn, width: o.width, depth: o.depth, nOut: o.nOut, loss: o.loss };
+}
+
+/** Tensor views [name, offset, length] over a flat vector, in TF.js weight order. */
+function tensors(s: MlpShape, lay: ParamLayout): Array<[string, number, number]> {
+  const W = s.width;
+  const t: Array<[string, number, number]> = [
+    ['stem.kernel', lay.stemKernel, s.nIn * W], ['stem.bias', lay.stemBias, W]];
+  for (let l = 0; l < s.depth; l++) {
+    const o = lay.blocks + lay.blockStride * l;
+    t.push([`blocks[${l}].kernel`, o, W * W], [`blocks[${l}].bias`, o + W * W, W]);
+  }
+  t.push(['head.kernel', lay.headKernel, W * s.nOut], ['head.bias', lay.headBias, s.nOut]);
+  return t;
+}
+
+function unflatten(s: MlpShape, lay: ParamLayout, flat: Float32Array): FusedMlpWeights {
+  const part = (o: number, n: number): Float32Array => flat.slice(o, o + n);
+  const W = s.width;
+  const blocks: DenseWeights[] = [];
+  for (let l = 0; l < s.depth; l++) {
+    const o = lay.blocks + lay.blockStride * l;
+    blocks.push({ kernel: part(o, W * W), bias: part(o + W * W, W) });
+  }
+  return {
+    stem: { kernel: part(lay.stemKernel, s.nIn * W), bias: part(lay.stemBias, W) },
+    blocks,
+    head: { kernel: part(lay.headKernel, W * s.nOut), bias: part(lay.headBias, s.nOut) },
+  };
+}
+
+function flatten(s: MlpShape, lay: ParamLayout, w: FusedMlpWeights, dst: Float32Array, what: string): void {
+  if (w?.blocks?.length !== s.depth) {
+    throw new FusedMlpError(`${what}: expected ${s.depth} blocks, got ${w?.blocks?.length}`);
+  }
+  const list: Float32Array[] = [w.stem.kernel, w.stem.bias];
+  for (const b of w.blocks) list.push(b.kernel, b.bias);
+  list.push(w.head.kernel, w.head.bias);
+  const views = tensors(s, lay);
+  // Validate everything before writing anything.
+  views.forEach(([name, , n], i) => {
+    const a = list[i];
+    if (!(a instanceof Float32Array) && !Array.isArray(a)) throw new FusedMlpError(`${what}: ${name} is missing`);
+    if (a.length !== n) throw new FusedMlpError(`${what}: ${name} has ${a.length} values, expected ${n}`);
+  });
+  views.forEach(([, o], i) => dst.set(list[i], o));
+}
+
+export function createFusedMlp(opts: FusedMlpOptions, initial: FusedMlpWeights): FusedMlp {
+  const shape = checkShape(opts);
+  const lay = paramLayout(shape);
+  const P = lay.size;
+  const params = new Float32Array(P);
+  const m = new Float32Array(P);
+  const v = new Float32Array(P);
+  flatten(shape, lay, initial, params, 'initial weights');
+
+  const beta1 = opts.beta1 ?? 0.9;
+  const beta2 = opts.beta2 ?? 0.999;
+  const epsilon = opts.epsilon ?? 1e-7;
+  let lr = opts.lr;
+  const f = Math.fround;
+  // TF.js keeps accBeta1/accBeta2 as float32 variables, starting at beta and multiplied by beta
+  // after every step; bias correction divides by (1 - accBeta).
+  let steps = 0;
+  let accB1 = f(beta1);
+  let accB2 = f(beta2);
+  const resetAcc = (n: number): void => {
+    accB1 = f(beta1);
+    accB2 = f(beta2);
+    for (let i = 0; i < n; i++) {
+      accB1 = f(accB1 * f(beta1));
+      accB2 = f(accB2 * f(beta2));
+    }
+  };
+  const scalars = new Float64Array(9);
+  const fillScalars = (): Float64Array => {
+    scalars[0] = f(opts.l2);
+    scalars[1] = f(beta1);
+    scalars[2] = f(1 - beta1);
+    scalars[3] = f(beta2);
+    scalars[4] = f(1 - beta2);
+    scalars[5] = f(1 - accB1);
+    scalars[6] = f(1 - accB2);
+    scalars[7] = f(epsilon);
+    scalars[8] = f(-lr);
+    return scalars;
+  };
+
+  const requested = opts.engine ?? 'auto';
+  const choice = requested === 'auto' ? envEngine() ?? 'auto' : requested;
+  let core: FusedCore;
+  let threads = 1;
+  if (choice === 'js') {
+    core = createJsCore(shape, params, m, v, opts.tileRows ?? 64);
+  } else {
+    const native = loadNative();
+    if (native.addon != null) {
+      threads = Math.max(1, Math.min(64, Math.floor(opts.threads ?? defaultThreads())));
+      core = createNativeCore(native.addon, shape, params, m, v, threads, opts.tileRows ?? 32,
+        (opts.simd ?? 'auto') !== 'portable');
+    } else if (choice === 'native') {
+      throw new FusedMlpError(`native engine requested but ${native.reason}`);
+    } else {
+      core = createJsCore(shape, params, m, v, opts.tileRows ?? 64);
+    }
+  }
+
+  const targetsPerRow = shape.loss === 'mse' ? shape.nOut : 1;
+  const checkBatch = (x: Float32Array, y: Float32Array | null, rows: number): void => {
+    if (!Number.isInteger(rows) || rows < 1) throw new FusedMlpError(`rows must be a positive integer, got ${rows}`);
+    if (!(x instanceof Float32Array) || x.length < rows * shape.nIn) {
+      throw new FusedMlpError(`x must be a Float32Array of at least rows*nIn = ${rows * shape.nIn} values`);
+    }
+    if (y != null && (!(y instanceof Float32Array) || y.length < rows * targetsPerRow)) {
+      throw new FusedMlpError(`y must be a Float32Array of at least ${rows * targetsPerRow} values`);
+    }
+  };
+
+  return {
+    engine: core.engine,
+    threads,
+    parameterCount: P,
+    step(x, y, rows) {
+      checkBatch(x, y, rows);
+      const loss = core.step(x, y, rows, fillScalars());
+      steps++;
+      accB1 = f(accB1 * f(beta1));
+      accB2 = f(accB2 * f(beta2));
+      return loss;
+    },
+    predict(x, rows) {
+      checkBatch(x, null, rows);
+      const out = new Float32Array(rows * shape.nOut);
+      core.predict(x, rows, out);
+      return out;
+    },
+    getWeights: () => unflatten(shape, lay, params),
+    setWeights(w) {
+      flatten(shape, lay, w, params, 'setWeights');
+    },
+    setLearningRate(x) {
+      if (!(x > 0)) throw new FusedMlpError(`lr must be > 0, got ${x}`);
+      lr = x;
+    },
+    gradients(x, y, rows) {
+      checkBatch(x, y, rows);
+      const g = new Float32Array(P);
+      core.gradients(x, y, rows, fillScalars(), g);
+      return unflatten(shape, lay, g);
+    },
+    evaluate(x, y, rows) {
+      checkBatch(x, y, rows);
+      return core.gradients(x, y, rows, fillScalars(), new Float32Array(P));
+    },
+    getOptimizerState: () => ({ step: steps, m: unflatten(shape, lay, m), v: unflatten(shape, lay, v) }),
+    setOptimizerState(s) {
+      if (!Number.isInteger(s.step) || s.step < 0) throw new FusedMlpError(`optimizer step must be >= 0, got ${s.step}`);
+      const m2 = new Float32Array(P);
+      const v2 = new Float32Array(P);
+      flatten(shape, lay, s.m, m2, 'optimizer state m');
+      flatten(shape, lay, s.v, v2, 'optimizer state v');
+      m.set(m2);
+      v.set(v2);
+      steps = s.step;
+      resetAcc(steps);
+    },
+    dispose() {
+      core.dispose();
+    },
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * Loader for the optional native engine (native/build/Release/glonet_fused.node, built by
+ * `node scripts/build-native.mjs`). Absent or unloadable addon: `loadNative()` says why, and the
+ * caller falls back to the JavaScript engine.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FusedCore, MlpShape, StepScalars } from './js-engine.js';
+
+interface NativeAddon {
+  create(params: Float32Array, m: Float32Array, v: Float32Array, config: {
+    nIn: number; width: number; depth: number; nOut: number; loss: number;
+    threads: number; tileRows: number; simd: number;
+  }): unknown;
+  step(h: unknown, x: Float32Array, y: Float32Array, rows: number, scalars: Float64Array): number;
+  gradients(h: unknown, x: Float32Array, y: Float32Array, rows: number, scalars: Float64Array, out: Float32Array): number;
+  predict(h: unknown, x: Float32Array, y: null, rows: number, out: Float32Array): void;
+  destroy(h: unknown): void;
+  info(): { simd: string; hardwareThreads: number };
+}
+
+export type NativeLoad = { addon: NativeAddon; path: string } | { addon: null; reason: string };
+
+const ADDON = path.join('native', 'build', 'Release', 'glonet_fused.node');
+let cached: NativeLoad | undefined;
+
+/** Where the addon would be: $GLONET_NATIVE_ADDON, else native/build/ of this package. */
+function addonPath(): string | null {
+  if (process.env.GLONET_NATIVE_ADDON) return process.env.GLONET_NATIVE_ADDON;
+  // This file is src/fast/ (sources) or dist/src/fast/ (compiled): walk up to the package root.
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = path.join(dir, ADDON);
+    if (existsSync(candidate)) return candidate;
+    dir = path.dirname(dir);
+  }
+  return null;
+}
+
+export function loadNative(): NativeLoad {
+  if (cached) return cached;
+  const file = addonPath();
+  if (file == null) {
+    cached = { addon: null, reason: 'native addon not built (run `node scripts/build-native.mjs`)' };
+    return cached;
+  }
+  try {
+    const addon = createRequire(import.meta.url)(file) as NativeAddon;
+    addon.info();
+    cached = { addon, path: file };
+  } catch (e) {
+    cached = { addon: null, reason: `native addon failed to load: ${e instanceof Error ? e.message : String(e)}` };
+  }
+  return cached;
+}
+
+export function createNativeCore(
+  addon: NativeAddon,
+  shape: MlpShape,
+  params: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  threads: number,
+  tileRows: number,
+  simd: boolean,
+): FusedCore {
+  let handle: unknown = addon.create(params, m, v, {
+    nIn: shape.nIn, width: shape.width, depth: shape.depth, nOut: shape.nOut,
+    loss: shape.loss === 'mse' ? 0 : 1, threads, tileRows, simd: simd ? 1 : 0,
+  });
+  const isCe = shape.loss === 'softmax-ce';
+  const live = (): unknown => {
+    if (handle == null) throw new Error('fused MLP engine is disposed');
+    return handle;
+  };
+  const checkLabels = (y: Float32Array, rows: number): void => {
+    if (!isCe) return;
+    for (let r = 0; r < rows; r++) {
+      const c = y[r];
+      if (!(c >= 0 && c < shape.nOut && Number.isInteger(c))) {
+        throw new RangeError(`label ${c} at row ${r} is not a class index in [0, ${shape.nOut})`);
+      }
+    }
+  };
+  return {
+    engine: 'native',
+    step(x: Float32Array, y: Float32Array, rows: number, scalars: StepScalars) {
+      checkLabels(y, rows);
+      return addon.step(live(), x, y, rows, scalars);
+    },
+    gradients(x, y, rows, scalars, out) {
+      checkLabels(y, rows);
+      return addon.gradients(live(), x, y, rows, scalars, out);
+    },
+    predict(x, rows, out) {
+      addon.predict(live(), x, null, rows, out);
+    },
+    dispose() {
+      if (handle != null) addon.destroy(handle);
+      handle = null;
+    },
+  };
+}

@@ -1,0 +1,81 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { familyDefaults, type RunConfig } from '../src/train/config.js';
+import { runTraining } from '../src/train/run.js';
+import { DivergedError } from '../src/train/trainer.js';
+import { createProgress } from '../src/train/progress.js';
+import type { Metrics } from '../src/train/metrics.js';
+import { tmpDir } from './helpers.js';
+
+const quiet = { progress: createProgress({ quiet: true }), log: () => {}, report: false };
+
+function cfg(over: Partial<RunConfig> = {}): RunConfig {
+  return { model: 'mlp', arch: 'glonet', dataset: 'sgemm', depth: 6, ...familyDefaults('mlp'), epochs: 3, batchSize: 256, seed: 7, subset: 3000, augment: false, backend: 'cpu', fast: 'off', ...over };
+}
+
+const strip = (m: Metrics) => m.epochs.map(({ seconds: _s, ...rest }) => rest);
+
+test('same seed, backend and data give the same metrics; outputs follow the contract', async () => {
+  const a = await runTraining(cfg(), tmpDir(), quiet);
+  const dir = tmpDir();
+  const b = await runTraining(cfg(), dir, quiet);
+  assert.deepEqual(strip(a.metrics), strip(b.metrics));
+  const m = JSON.parse(fs.readFileSync(path.join(dir, 'metrics.json'), 'utf8')) as Metrics;
+  assert.equal(m.task, 'regression');
+  assert.equal(m.backend, 'cpu');
+  assert.equal(m.params, a.model.countParams());
+  assert.equal(m.epochs.length, 3);
+  for (const e of m.epochs) for (const k of ['epoch', 'trainLoss', 'testLoss', 'testError', 'seconds'] as const) assert.equal(typeof e[k], 'number');
+  assert.equal(m.epochs[2].testError, m.epochs[2].testLoss);
+  assert.ok(m.best && m.best.testError === Math.min(...m.epochs.map((e) => e.testError)));
+  assert.ok(m.epochs[2].testError < 0.9, `a GloNet learns SGEMM within 3 epochs: ${m.epochs[2].testError}`);
+  assert.ok(fs.existsSync(path.join(dir, 'model', 'model.json')) && fs.existsSync(path.join(dir, 'model', 'weights.bin')));
+  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.tmp')), []);
+  const c = await runTraining(cfg({ seed: 8 }), tmpDir(), quiet);
+  assert.notDeepEqual(strip(a.metrics), strip(c.metrics));
+});
+
+test('the saved weights are the last epoch\'s and reproduce its test error', async () => {
+  const dir = tmpDir();
+  const r = await runTraining(cfg({ epochs: 2 }), dir, quiet);
+  const { loadModel } = await import('../src/model-io.js');
+  const { model } = await loadModel(path.join(dir, 'model'));
+  const pred = tf.tidy(() => (model.predict(tf.tensor(r.dataset.xTest, [r.dataset.nTest, 14])) as tf.Tensor).dataSync());
+  let mse = 0;
+  for (let i = 0; i < r.dataset.nTest; i++) mse += (pred[i] - r.dataset.yTest[i]) ** 2;
+  mse /= r.dataset.nTest;
+  assert.ok(Math.abs(mse - r.metrics.epochs[1].testError) < 1e-5 * Math.max(1, mse), `${mse} vs ${r.metrics.epochs[1].testError}`);
+});
+
+test('--resume continues exactly where the run stopped', async () => {
+  const whole = await runTraining(cfg({ epochs: 4 }), tmpDir(), quiet);
+  const dir = tmpDir();
+  await runTraining(cfg({ epochs: 2 }), dir, quiet);
+  const resumed = await runTraining(cfg({ epochs: 4 }), dir, { ...quiet, resume: true });
+  assert.equal(resumed.metrics.epochs.length, 4);
+  // Adam's bias-correction powers are recomputed on restore, so agreement is to float precision.
+  resumed.metrics.epochs.forEach((e, i) => {
+    for (const k of ['trainLoss', 'testLoss', 'testError'] as const) {
+      assert.ok(Math.abs(e[k] - whole.metrics.epochs[i][k]) <= 1e-5 * Math.abs(whole.metrics.epochs[i][k]), `epoch ${i + 1} ${k}: ${e[k]} vs ${whole.metrics.epochs[i][k]}`);
+    }
+  });
+  await assert.rejects(runTraining(cfg({ epochs: 5, depth: 8 }), dir, { ...quiet, resume: true }), /--resume: .* was trained with depth = 6, not 8/);
+});
+
+test('a NaN or infinite loss stops the run with a clear message; earlier files stay valid', async () => {
+  const dir = tmpDir();
+  await assert.rejects(runTraining(cfg({ lr: 1e9, epochs: 5 }), dir, quiet), (e: Error) => e instanceof DivergedError && /training diverged: the loss became (NaN|Infinity)/.test(e.message) && /--lr/.test(e.message));
+  const m = JSON.parse(fs.readFileSync(path.join(dir, 'metrics.json'), 'utf8')) as Metrics;
+  assert.ok(m.diverged && m.diverged.epoch >= 1);
+  assert.equal(m.epochs.length, m.diverged.epoch - 1);
+});
+
+test('a long run does not grow tf.memory().numTensors', async () => {
+  const counts: number[] = [];
+  await runTraining(cfg({ epochs: 6 }), tmpDir(), { ...quiet, onEpoch: () => counts.push(tf.memory().numTensors) });
+  assert.equal(counts.length, 6);
+  assert.deepEqual(counts, new Array(6).fill(counts[0]));
+});
