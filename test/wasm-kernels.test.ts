@@ -1,7 +1,7 @@
 /**
  * The kernels src/backend/wasm-kernels.ts adds to the wasm backend: conv gradients (filter and
- * input) and UnsortedSegmentSum match the cpu backend, a small conv net trains to the same losses
- * on both backends, and the kernels leave no tensor behind.
+ * input), BatchMatMul and UnsortedSegmentSum match the cpu backend, a small conv net trains to
+ * the same losses on both backends, and the kernels leave no tensor behind.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -197,6 +197,17 @@ test('the kernels leave no tensor behind', async () => {
       }
     }
     tf.grad((t: tf.Tensor) => tf.gather(t, [1, 1, 4]).sum())(table).dispose();
+    // BatchMatMul: folded, per-item, transposed, built-in loop, and the fresh-copy guard.
+    tf.tidy(() => {
+      const a = tf.tensor3d(values(3 * 24 * 20, 31), [3, 24, 20]);
+      const b = tf.tensor3d(values(3 * 20 * 24, 32), [3, 20, 24]);
+      const w = tf.tensor2d(values(20 * 24, 33), [20, 24]);
+      tf.matMul(a, w).dataSync();
+      tf.matMul(a, b).dataSync();
+      tf.matMul(a, b, true, true).dataSync();
+      tf.matMul(a.slice([0, 0, 0], [3, 2, 2]), b.slice([0, 0, 0], [3, 2, 2])).dataSync();
+      tf.matMul(tf.ones([2, 24]), w.reshape([24, 20])).dataSync();
+    });
   };
   step(); // first use may allocate once (kernel setup)
   const tensors = tf.memory().numTensors, dataIds = backend.numDataIds();
@@ -205,4 +216,75 @@ test('the kernels leave no tensor behind', async () => {
   assert.equal(tf.memory().numTensors, tensors);
   assert.equal(backend.numDataIds(), dataIds);
   tf.dispose([x, table, ...filters]);
+});
+
+test('BatchMatMul on wasm (transposes, batches, broadcasting) matches cpu', async () => {
+  // [a shape, b shape, transposeA, transposeB]
+  const mm: Array<[number[], number[], boolean, boolean]> = [];
+  for (const ta of [false, true]) {
+    for (const tb of [false, true]) {
+      const a = (outer: number[], m: number, k: number) => [...outer, ta ? k : m, ta ? m : k];
+      const b = (outer: number[], k: number, n: number) => [...outer, tb ? n : k, tb ? k : n];
+      mm.push([a([], 7, 5), b([], 5, 6), ta, tb]);
+      mm.push([a([3], 24, 20), b([3], 20, 24), ta, tb]); // per-item XNNPACK
+      mm.push([a([3], 4, 3), b([3], 3, 2), ta, tb]); // tiny: built-in loop
+      mm.push([a([2, 3], 24, 20), b([], 20, 24), ta, tb]); // b broadcast (folded if !ta)
+      mm.push([a([1], 24, 20), b([2, 3], 20, 24), ta, tb]); // a broadcast
+      mm.push([a([2, 1], 24, 20), b([1, 3], 20, 24), ta, tb]); // both broadcast
+    }
+  }
+  // The reference broadcasts explicitly: the cpu kernel gets [2, 1] x [1, 3] batches wrong.
+  const run = (broadcast: boolean) => mm.map(([as, bs, ta, tb], i) => tf.tidy(() => {
+    let a = tf.tensor(values(size(as), 500 + i), as);
+    let b = tf.tensor(values(size(bs), 600 + i), bs);
+    if (broadcast) {
+      const outer = tf.broadcast_util.assertAndGetBroadcastShape(as.slice(0, -2), bs.slice(0, -2));
+      a = tf.broadcastTo(a, [...outer, ...as.slice(-2)]);
+      b = tf.broadcastTo(b, [...outer, ...bs.slice(-2)]);
+    }
+    return tf.matMul(a, b, ta, tb).dataSync();
+  }));
+  await initBackend('cpu');
+  const ref = run(true);
+  await initBackend('wasm');
+  const got = run(false);
+  mm.forEach((c, i) => assert.ok(relErr(got[i], ref[i]) < 1e-5, `matMul ${JSON.stringify(c)}: ${relErr(got[i], ref[i])}`));
+});
+
+test('one tensor given to XNNPACK as a right operand under two shapes stays correct', async () => {
+  const run = () => tf.tidy(() => {
+    const w = tf.tensor2d(values(24, 41), [4, 6]);
+    const a = tf.tensor2d(values(12, 42), [3, 4]);
+    const c = tf.tensor2d(values(24, 43), [3, 8]);
+    const first = tf.matMul(a, w).dataSync();
+    const second = tf.matMul(c, w.reshape([8, 3])).dataSync(); // same data id, other [k, n]
+    return [first, second];
+  });
+  await initBackend('cpu');
+  const ref = run();
+  await initBackend('wasm');
+  const got = run();
+  assert.ok(relErr(got[0], ref[0]) < 1e-5);
+  assert.ok(relErr(got[1], ref[1]) < 1e-5);
+});
+
+test('dense and attention gradients on wasm match cpu', async () => {
+  const B = 3, T = 9, D = 16, H = 2;
+  const grads = () => tf.tidy(() => {
+    const x = tf.tensor3d(values(B * T * D, 71), [B, T, D]);
+    const wq = tf.tensor2d(values(D * D, 72), [D, D]).mul(0.3);
+    const wk = tf.tensor2d(values(D * D, 73), [D, D]).mul(0.3);
+    const wv = tf.tensor2d(values(D * D, 74), [D, D]).mul(0.3);
+    const f = (xx: tf.Tensor, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => {
+      const heads = (w: tf.Tensor) => tf.matMul(xx.reshape([B * T, D]), w).reshape([B, T, H, D / H]).transpose([0, 2, 1, 3]);
+      const att = tf.softmax(tf.matMul(heads(q), heads(k), false, true).div(Math.sqrt(D / H)));
+      return tf.matMul(att, heads(v)).square().sum();
+    };
+    return tf.grads(f)([x, wq, wk, wv]).map((g) => g.dataSync());
+  });
+  await initBackend('cpu');
+  const ref = grads();
+  await initBackend('wasm');
+  const got = grads();
+  got.forEach((g, i) => assert.ok(relErr(g, ref[i]) < 1e-4, `gradient ${i}: ${relErr(g, ref[i])}`));
 });

@@ -1,11 +1,13 @@
 /**
- * Kernels this package adds to the TF.js `wasm` backend so that conv nets train on it.
+ * Kernels this package adds to (or replaces on) the TF.js `wasm` backend so that conv nets and
+ * ViTs train on it, and train fast.
  *
  * `@tensorflow/tfjs-backend-wasm` 4.22 has no `Conv2DBackpropFilter` (conv training throws), a
- * naive C loop for `Conv2DBackpropInput` (an order of magnitude slower than its forward conv), and
- * no `UnsortedSegmentSum` (the gradient of `gather`, so of embedding lookups). Every kernel here
- * is built from the backend's own kernels, mainly its XNNPACK forward `Conv2D` and `BatchMatMul`,
- * with layout work done by its `Transpose` kernel or by plain loops over the wasm heap:
+ * naive C loop for `Conv2DBackpropInput` (an order of magnitude slower than its forward conv), no
+ * `UnsortedSegmentSum` (the gradient of `gather`, so of embedding lookups), and a naive loop for
+ * most matrix products. Every kernel here is built from the backend's own kernels, mainly its
+ * XNNPACK forward `Conv2D` and `BatchMatMul`, with layout work done by its `Transpose` kernel or
+ * by plain loops over the wasm heap:
  *
  * - Conv2DBackpropInput: the input gradient of a stride-s conv is one stride-1 forward conv of
  *   dy with a rearranged filter. Split the input rows and columns by their phase modulo s; the
@@ -22,6 +24,11 @@
  *   with few taps times input channels (1x1 shortcuts, a first layer on RGB) an explicit im2col
  *   followed by one XNNPACK MatMul [kh*kw*inC, M] x [M, outC] is faster, so that path is taken
  *   there (see bench/conv-kernels.ts for the measurements behind the threshold).
+ * - BatchMatMul: the package sends only unbatched, untransposed products to XNNPACK and the rest
+ *   (every Dense layer's backward pass, every attention product) to a naive loop 5-15x slower.
+ *   Ours transposes operands explicitly with the Transpose kernel, folds a batched a against one
+ *   b into a single product, and runs other batches as one XNNPACK product per matrix (tiny
+ *   matrices stay on the loop, which wins below about 8k multiply-adds each).
  * - UnsortedSegmentSum: a scatter-add loop on the heap.
  *
  * `registerWasmTrainingKernels()` is idempotent; `src/backend/index.ts` calls it once the wasm
@@ -42,6 +49,9 @@ type RoundingMode = tf.Conv2DBackpropInputAttrs['dimRoundingMode'];
 type Shape4 = [number, number, number, number];
 
 const BACKEND = 'wasm';
+
+/** The wasm package's own kernels that ours replaced, by kernel name. */
+const builtinKernels = new Map<string, tf.KernelConfig>();
 
 /** Filters with at most this many taps times input channels take the im2col + MatMul path. */
 export const IM2COL_MAX_PATCH = 32;
@@ -197,13 +207,9 @@ export function conv2dFilterGradIm2col(backend: WasmBackend, x: tf.TensorInfo, d
   // x as [C, N, H, W], so every row of cols^T is read along w.
   const xT = c === 1 ? x : transpose(backend, x, [3, 0, 1, 2]);
   const cols = backend.makeOutput([1, kh * kw * c, m], 'float32');
-  // The MatMul caches XNNPACK's packed copy of its right operand under that tensor's id (not its
-  // shape), so it gets a private copy of dy rather than the caller's tensor.
-  const dyCopy = backend.makeOutput([1, m, co], 'float32');
   // Views are taken after every allocation (a heap growth detaches earlier views).
   const xv = backend.typedArrayFromHeap(xT) as Float32Array;
   const cv = backend.typedArrayFromHeap(cols) as Float32Array;
-  (backend.typedArrayFromHeap(dyCopy) as Float32Array).set(backend.typedArrayFromHeap(dy) as Float32Array);
   const hw = h * w;
   let o = 0;
   for (let a = 0; a < kh; a++) {
@@ -236,8 +242,8 @@ export function conv2dFilterGradIm2col(backend: WasmBackend, x: tf.TensorInfo, d
     }
   }
   if (xT !== x) dispose(backend, xT);
-  const out = run('BatchMatMul', backend, { a: cols, b: dyCopy }, { transposeA: false, transposeB: false });
-  dispose(backend, cols, dyCopy);
+  const out = xnnMatMul(backend, cols, view(dy, [1, m, co]), builtinMatMul());
+  dispose(backend, cols);
   out.shape = [kh, kw, c, co];
   return out;
 }
@@ -278,7 +284,7 @@ function unsortedSegmentSum(backend: WasmBackend, x: tf.TensorInfo, segmentIds: 
 // BatchMatMul
 
 /** Batched products with at least this many multiply-adds per matrix run one XNNPACK call each. */
-export const MATMUL_PER_ITEM_MIN_MACS = 4096;
+export const MATMUL_PER_ITEM_MIN_MACS = 8192;
 
 /** The [k, n] each tensor data was last given to XNNPACK as a right operand under. */
 const rightOperandShapes = new WeakMap<object, string>();
@@ -287,6 +293,32 @@ function copyOf(backend: WasmBackend, t: tf.TensorInfo): tf.TensorInfo {
   const out = backend.makeOutput(t.shape, t.dtype);
   (backend.typedArrayFromHeap(out) as Float32Array).set(backend.typedArrayFromHeap(t) as Float32Array);
   return out;
+}
+
+/**
+ * x [1, m, k] @ y [1, k, n] through the wasm package's XNNPACK path (`builtin` is its BatchMatMul).
+ * XNNPACK's packed copy of the right operand is cached under its tensor id alone: a tensor seen
+ * before with another [k, n] (a reshape shares the id) goes in as a fresh copy.
+ */
+function xnnMatMul(backend: WasmBackend, x: tf.TensorInfo, y: tf.TensorInfo, builtin: tf.KernelFunc): tf.TensorInfo {
+  const key = `${y.shape[1]}x${y.shape[2]}`;
+  const seen = rightOperandShapes.get(y.dataId);
+  if (seen === undefined) rightOperandShapes.set(y.dataId, key);
+  const fresh = seen !== undefined && seen !== key;
+  const yy = fresh ? copyOf(backend, y) : y;
+  const out = builtin({
+    inputs: { a: x, b: yy }, backend: backend as unknown as tf.KernelBackend,
+    attrs: { transposeA: false, transposeB: false },
+  }) as tf.TensorInfo;
+  if (fresh) dispose(backend, yy);
+  return out;
+}
+
+/** The wasm package's own BatchMatMul, whether or not ours has replaced it. */
+function builtinMatMul(): tf.KernelFunc {
+  const kernel = builtinKernels.get(tf.BatchMatMul) ?? tf.getKernel(tf.BatchMatMul, BACKEND);
+  if (kernel == null) throw new Error('wasm kernel BatchMatMul is not registered');
+  return kernel.kernelFunc;
 }
 
 /** Flat index into a (broadcast) outer shape for each flat index of the output's outer shape. */
@@ -317,7 +349,8 @@ function broadcastIndex(outer: number[], own: number[]): (i: number) => number {
  * run one XNNPACK product each. Returns null to leave tiny batched products to the built-in loop.
  */
 export function batchMatMul(backend: WasmBackend, a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean,
-                            transposeB: boolean, builtin: tf.KernelFunc): tf.TensorInfo | null {
+                            transposeB: boolean, builtin: tf.KernelFunc,
+                            perItemMinMacs = MATMUL_PER_ITEM_MIN_MACS): tf.TensorInfo | null {
   if (a.dtype !== 'float32' || b.dtype !== 'float32') return null;
   const ar = a.shape.length, br = b.shape.length;
   const m = transposeA ? a.shape[ar - 1] : a.shape[ar - 2];
@@ -329,25 +362,11 @@ export function batchMatMul(backend: WasmBackend, a: tf.TensorInfo, b: tf.Tensor
   const batch = tf.util.sizeFromShape(outer);
   const batchA = tf.util.sizeFromShape(aOuter), batchB = tf.util.sizeFromShape(bOuter);
   if (m * k * n === 0) return null;
-  const xnn = (x: tf.TensorInfo, y: tf.TensorInfo): tf.TensorInfo => {
-    // XNNPACK's packed copy of the right operand is cached under its tensor id alone: a tensor
-    // seen before with another [k, n] (a reshape shares the id) goes in as a fresh copy.
-    const key = `${y.shape[1]}x${y.shape[2]}`;
-    const seen = rightOperandShapes.get(y.dataId);
-    if (seen === undefined) rightOperandShapes.set(y.dataId, key);
-    const fresh = seen !== undefined && seen !== key;
-    const yy = fresh ? copyOf(backend, y) : y;
-    const out = builtin({
-      inputs: { a: x, b: yy }, backend: backend as unknown as tf.KernelBackend,
-      attrs: { transposeA: false, transposeB: false },
-    }) as tf.TensorInfo;
-    if (fresh) dispose(backend, yy);
-    return out;
-  };
+  const xnn = (x: tf.TensorInfo, y: tf.TensorInfo) => xnnMatMul(backend, x, y, builtin);
   // Operands as [batch, rows, cols] with the transposes applied (fresh tensors when transposed).
   const a3 = view(a, [batchA, transposeA ? k : m, transposeA ? m : k]);
   const b3 = view(b, [batchB, transposeB ? n : k, transposeB ? k : n]);
-  if (batch === 1 || (batchB === 1 && !transposeA)) {
+  if (batchB === 1) {
     // One product: a's batches (if any) fold into its rows.
     const at = transposeA ? transpose(backend, a3, [0, 2, 1]) : a3;
     const bt = transposeB ? transpose(backend, b3, [0, 2, 1]) : b3;
@@ -357,7 +376,7 @@ export function batchMatMul(backend: WasmBackend, a: tf.TensorInfo, b: tf.Tensor
     out.shape = [...outer, m, n];
     return out;
   }
-  if (m * k * n < MATMUL_PER_ITEM_MIN_MACS) return null;
+  if (m * k * n < perItemMinMacs) return null;
   const at = transposeA ? transpose(backend, a3, [0, 2, 1]) : a3;
   const bt = transposeB ? transpose(backend, b3, [0, 2, 1]) : b3;
   const out = backend.makeOutput([...outer, m, n], 'float32');
@@ -392,67 +411,53 @@ function assertNHWC(dataFormat: string, kernel: string): void {
 }
 
 let registered = false;
-let builtinInputKernel: tf.KernelConfig | undefined;
 
-/** The wasm package's own Conv2DBackpropInput (replaced by ours), for benchmarks. */
-export function builtinConv2DBackpropInput(): tf.KernelConfig | undefined {
-  return builtinInputKernel;
+/** The wasm package's own kernel that ours replaced (Conv2DBackpropInput, BatchMatMul), for benchmarks. */
+export function builtinWasmKernel(name: string): tf.KernelConfig | undefined {
+  return builtinKernels.get(name);
 }
 
-/** Register (once) the kernels the wasm backend needs to train conv nets and ViTs. */
+/** Register `name` on wasm, replacing (and keeping, as `builtin`) the package's own kernel if any. */
+function replaceKernel(name: string, make: (builtin: tf.KernelConfig | undefined) => tf.KernelFunc): void {
+  const builtin = tf.getKernel(name, BACKEND);
+  if (builtin != null) {
+    builtinKernels.set(name, builtin);
+    tf.unregisterKernel(name, BACKEND);
+  }
+  // The built-in setup binds the wasm function the built-in kernel (our fallback) calls.
+  tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc: make(builtin), setupFunc: builtin?.setupFunc });
+}
+
+/** Register (once) the kernels the wasm backend needs to train conv nets and ViTs fast. */
 export function registerWasmTrainingKernels(): void {
   if (registered) return;
   registered = true;
 
-  tf.registerKernel({
-    kernelName: tf.Conv2DBackpropFilter,
-    backendName: BACKEND,
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const { x, dy } = inputs as unknown as { x: tf.TensorInfo; dy: tf.TensorInfo };
-      const { strides, pad, dataFormat, dimRoundingMode, filterShape } =
-        attrs as unknown as tf.Conv2DBackpropFilterAttrs;
-      assertNHWC(dataFormat, 'Conv2DBackpropFilter');
-      return conv2dFilterGrad(backend as unknown as WasmBackend, x, dy, filterShape, strides, pad, dimRoundingMode);
-    },
+  replaceKernel(tf.Conv2DBackpropFilter, () => ({ inputs, backend, attrs }) => {
+    const { x, dy } = inputs as unknown as { x: tf.TensorInfo; dy: tf.TensorInfo };
+    const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+    assertNHWC(dataFormat, 'Conv2DBackpropFilter');
+    return conv2dFilterGrad(backend as unknown as WasmBackend, x, dy, filterShape, strides, pad, dimRoundingMode);
   });
 
-  const builtinInput = tf.getKernel(tf.Conv2DBackpropInput, BACKEND);
-  builtinInputKernel = builtinInput;
-  if (builtinInput != null) tf.unregisterKernel(tf.Conv2DBackpropInput, BACKEND);
-  tf.registerKernel({
-    kernelName: tf.Conv2DBackpropInput,
-    backendName: BACKEND,
-    // Keep the built-in kernel's setup (it binds its wasm function), used as the fallback.
-    setupFunc: builtinInput?.setupFunc,
-    kernelFunc: (args) => {
-      const { inputs, backend, attrs } = args;
-      const { dy, filter } = inputs as unknown as { dy: tf.TensorInfo; filter: tf.TensorInfo };
-      const { strides, pad, dataFormat, dimRoundingMode, inputShape } =
-        attrs as unknown as tf.Conv2DBackpropInputAttrs;
-      const out = dataFormat === 'NHWC'
-        ? conv2dInputGrad(backend as unknown as WasmBackend, dy, filter, inputShape, strides, pad, dimRoundingMode)
-        : null;
-      if (out != null) return out;
-      if (builtinInput == null) throw new Error('wasm Conv2DBackpropInput: unsupported arguments');
-      return builtinInput.kernelFunc(args);
-    },
+  replaceKernel(tf.Conv2DBackpropInput, (builtin) => (args) => {
+    const { dy, filter } = args.inputs as unknown as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+    const { strides, pad, dataFormat, dimRoundingMode, inputShape } = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
+    const out = dataFormat === 'NHWC'
+      ? conv2dInputGrad(args.backend as unknown as WasmBackend, dy, filter, inputShape, strides, pad, dimRoundingMode)
+      : null;
+    if (out != null) return out;
+    if (builtin == null) throw new Error('wasm Conv2DBackpropInput: unsupported arguments');
+    return builtin.kernelFunc(args);
   });
 
-  const builtinMatMul = tf.getKernel(tf.BatchMatMul, BACKEND);
-  if (builtinMatMul != null) {
-    tf.unregisterKernel(tf.BatchMatMul, BACKEND);
-    tf.registerKernel({
-      kernelName: tf.BatchMatMul,
-      backendName: BACKEND,
-      setupFunc: builtinMatMul.setupFunc,
-      kernelFunc: (args) => {
-        const { a, b } = args.inputs as unknown as { a: tf.TensorInfo; b: tf.TensorInfo };
-        const { transposeA, transposeB } = args.attrs as unknown as tf.BatchMatMulAttrs;
-        return batchMatMul(args.backend as unknown as WasmBackend, a, b, transposeA, transposeB, builtinMatMul.kernelFunc)
-          ?? builtinMatMul.kernelFunc(args);
-      },
-    });
-  }
+  replaceKernel(tf.BatchMatMul, (builtin) => (args) => {
+    if (builtin == null) throw new Error('wasm BatchMatMul: the backend has none to build on');
+    const { a, b } = args.inputs as unknown as { a: tf.TensorInfo; b: tf.TensorInfo };
+    const { transposeA, transposeB } = args.attrs as unknown as tf.BatchMatMulAttrs;
+    return batchMatMul(args.backend as unknown as WasmBackend, a, b, transposeA, transposeB, builtin.kernelFunc)
+      ?? builtin.kernelFunc(args);
+  });
 
   if (tf.getKernel(tf.UnsortedSegmentSum, BACKEND) == null) {
     tf.registerKernel({
