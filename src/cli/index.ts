@@ -2,6 +2,8 @@
 import { Command, CommanderError } from 'commander';
 import { trainCommand } from './train.js';
 import { demoCommand } from './demo.js';
+import { analyzeCommand, predictCommand, truncateCommand } from './analysis.js';
+import { AnalysisError } from '../analysis/blocks.js';
 import { UsageError } from './errors.js';
 import { BackendError } from '../backend/index.js';
 import { DataError } from '../data/dataset.js';
@@ -12,7 +14,7 @@ import { DivergedError } from '../train/trainer.js';
 import { VERSION } from '../version.js';
 
 /** Errors that are the user's input, not a bug: reported as one line. */
-const USER_ERRORS = [UsageError, BackendError, DataError, ModelConfigError, GloNetShapeError, RunError];
+const USER_ERRORS = [UsageError, BackendError, DataError, ModelConfigError, GloNetShapeError, RunError, AnalysisError];
 
 export function buildProgram(): Command {
   const program = new Command('glonet')
@@ -20,7 +22,7 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const sub of [trainCommand(), demoCommand()]) {
+  for (const sub of [trainCommand(), analyzeCommand(), truncateCommand(), predictCommand(), demoCommand()]) {
     program.addCommand(sub.exitOverride().showHelpAfterError('(run with --help for usage)'));
   }
   return program;

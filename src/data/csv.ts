@@ -53,6 +53,8 @@ export function detectDelimiter(header: string): ',' | ';' {
 export interface ReadCsvOptions {
   /** Columns to leave out entirely (non-numeric columns must be listed here). */
   drop?: string[];
+  /** Read only these columns (each must exist); every other column is ignored. */
+  only?: string[];
 }
 
 /** Read a CSV whose kept columns are all numeric. Errors name the file, line and column. */
@@ -83,7 +85,15 @@ export async function readNumericCsv(file: string, opts: ReadCsvOptions = {}): P
           if (seen.has(c)) throw new DataError(`${file} line 1: column name '${c}' appears twice`);
           seen.add(c);
         }
-        keep = columns.map((_, i) => i).filter((i) => !drop.has(columns![i]));
+        if (opts.only) {
+          const missing = opts.only.filter((c) => !columns!.includes(c));
+          if (missing.length) {
+            throw new DataError(`${file}: missing column${missing.length > 1 ? 's' : ''} ${missing.map((c) => `'${c}'`).join(', ')}; expected the training columns ${opts.only.join(', ')}`);
+          }
+          keep = opts.only.map((c) => columns!.indexOf(c));
+        } else {
+          keep = columns.map((_, i) => i).filter((i) => !drop.has(columns![i]));
+        }
         cols = keep.map(() => []);
         continue;
       }

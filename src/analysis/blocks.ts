@@ -1,0 +1,66 @@
+/**
+ * Access to a trained model's blocks: their outputs (what the GloNet layer sums), the head that
+ * reads the sum, and whether that head is linear (which makes per-block explanations exact).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ModelMetadata } from '../model-io.js';
+import { gloNetSum } from '../layers/glonet.js';
+
+export class AnalysisError extends Error {
+  override name = 'AnalysisError';
+}
+
+export interface BlockView {
+  /** Model from the input to every block output, in block order. */
+  blocks: tf.LayersModel;
+  /** The layers after the GloNet layer (GloNet models only), applied in order to the sum. */
+  head: tf.layers.Layer[] | null;
+  isGloNet: boolean;
+  count: number;
+}
+
+export function blockView(model: tf.LayersModel, meta: ModelMetadata): BlockView {
+  if (meta.blockLayers.length === 0) throw new AnalysisError('the model records no block layers; was it built by glonet?');
+  const outputs = meta.blockLayers.map((name) => {
+    let layer: tf.layers.Layer;
+    try {
+      layer = model.getLayer(name);
+    } catch {
+      throw new AnalysisError(`the model has no layer '${name}' (its metadata names it as a block)`);
+    }
+    return layer.output as tf.SymbolicTensor;
+  });
+  const blocks = tf.model({ inputs: model.inputs, outputs });
+  let head: tf.layers.Layer[] | null = null;
+  const index = model.layers.findIndex((l) => l.name === 'glonet');
+  if (index >= 0) head = model.layers.slice(index + 1);
+  return { blocks, head, isGloNet: head != null, count: outputs.length };
+}
+
+/** Run the block model on a chunk and return the block outputs as tensors (caller disposes). */
+export function blockOutputs(view: BlockView, x: tf.Tensor): tf.Tensor[] {
+  const out = view.blocks.predict(x);
+  return Array.isArray(out) ? out : [out];
+}
+
+export function applyHead(view: BlockView, sum: tf.Tensor): tf.Tensor {
+  if (!view.head) throw new AnalysisError('this model has no GloNet layer, so it has no head on a block sum');
+  let y = sum;
+  for (const layer of view.head) y = layer.apply(y) as tf.Tensor;
+  return y;
+}
+
+/** The head's kernel and bias when it is a single linear Dense layer, else null. */
+export function linearHead(view: BlockView): { kernel: tf.Tensor2D; bias: tf.Tensor1D | null } | null {
+  if (!view.head || view.head.length !== 1) return null;
+  const layer = view.head[0];
+  const cfg = layer.getConfig() as { activation?: string; useBias?: boolean };
+  if (layer.getClassName() !== 'Dense' || (cfg.activation != null && cfg.activation !== 'linear')) return null;
+  const [kernel, bias] = layer.getWeights();
+  return { kernel: kernel as tf.Tensor2D, bias: (bias as tf.Tensor1D) ?? null };
+}
+
+/** The head on the sum of the first k block outputs (zero-padding as in the GloNet layer). */
+export function truncatedOutput(view: BlockView, outs: tf.Tensor[], k: number): tf.Tensor {
+  return tf.tidy(() => applyHead(view, gloNetSum(outs.slice(0, k))));
+}

@@ -1,0 +1,27 @@
+/**
+ * Truncation without retraining: a model whose GloNet layer sums only the first K block outputs.
+ * It shares the trained layers, so the blocks after K (and their weights) simply drop out.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ModelMetadata } from '../model-io.js';
+import { GloNet } from '../layers/glonet.js';
+import { AnalysisError, blockView } from './blocks.js';
+
+export function truncateModel(model: tf.LayersModel, meta: ModelMetadata, k: number): { model: tf.LayersModel; meta: ModelMetadata } {
+  const view = blockView(model, meta);
+  if (!view.isGloNet) {
+    throw new AnalysisError(`--blocks: only GloNet models can be truncated without retraining (this one is ${meta.model}/${meta.arch})`);
+  }
+  if (!Number.isInteger(k) || k < 1 || k > view.count) {
+    throw new AnalysisError(`--blocks: expected an integer from 1 to ${view.count} (the model's blocks), got ${k}`);
+  }
+  const outs = meta.blockLayers.slice(0, k).map((name) => model.getLayer(name).output as tf.SymbolicTensor);
+  let y = new GloNet({ name: 'glonet' }).apply(outs) as tf.SymbolicTensor;
+  for (const layer of view.head!) y = layer.apply(y) as tf.SymbolicTensor;
+  const truncated = tf.model({ inputs: model.inputs, outputs: y, name: `${model.name}_first${k}` });
+  const of = meta.truncatedFrom?.of ?? view.count;
+  return {
+    model: truncated,
+    meta: { ...meta, blockLayers: meta.blockLayers.slice(0, k), truncatedFrom: { blocks: k, of } },
+  };
+}

@@ -1,0 +1,169 @@
+/** `glonet analyze`, `glonet truncate` and `glonet predict`. */
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { Command, Option } from 'commander';
+import { initBackend } from '../backend/index.js';
+import { writeJsonAtomic } from '../io.js';
+import { saveModel } from '../model-io.js';
+import { analyzeModel, type Analysis } from '../analysis/analyze.js';
+import { openRun, runDataset } from '../analysis/run-folder.js';
+import { truncateModel } from '../analysis/truncate.js';
+import { explain } from '../analysis/explain.js';
+import { readModelInput } from '../analysis/inputs.js';
+import { evaluate } from '../train/trainer.js';
+import type { Metrics } from '../train/metrics.js';
+import { BACKENDS } from '../backend/index.js';
+import { nonNegativeNumber, positiveInt } from './parse.js';
+
+const backendOption = () => new Option('--backend <name>', 'TF.js backend (default: the fastest that loads)').choices(BACKENDS);
+
+export async function analyzeRun(dir: string, o: { samples?: number; tolerance?: number; backend?: string; report?: boolean }): Promise<Analysis> {
+  await initBackend(o.backend);
+  const run = await openRun(dir);
+  const ds = await runDataset(run);
+  const analysis = analyzeModel(run.model, run.meta, ds, { samples: o.samples, tolerance: o.tolerance });
+  writeJsonAtomic(path.join(dir, 'analysis.json'), analysis);
+  if (o.report !== false) {
+    const { writeReport } = await import('../report/report.js');
+    await writeReport(dir);
+  }
+  return analysis;
+}
+
+export function describeAnalysis(a: Analysis, metrics: Metrics): string[] {
+  const lines: string[] = [];
+  const L = a.blockNorms.length;
+  lines.push(`block norms over ${a.samples} test samples: effective depth by norm ${a.effectiveDepth.byNorm} of ${L} blocks`);
+  if (a.truncation && a.effectiveDepth.byError != null) {
+    const full = a.truncation[L - 1];
+    const at = a.truncation[a.effectiveDepth.byError - 1];
+    const tol = a.effectiveDepth.toleranceKind === 'relative' ? `${(a.effectiveDepth.tolerance * 100).toFixed(1)}%` : `${(a.effectiveDepth.tolerance * 100).toFixed(1)} accuracy points`;
+    const err = (p: typeof full) => (metrics.task === 'classification' ? `accuracy ${((p.testAccuracy ?? 0) * 100).toFixed(2)}%` : `test MSE ${p.testError.toFixed(4)}`);
+    lines.push(`truncation: the first ${a.effectiveDepth.byError} blocks are within ${tol} of all ${L} (${err(at)} vs ${err(full)}); the rest can be dropped with glonet truncate --blocks ${a.effectiveDepth.byError}`);
+  }
+  return lines;
+}
+
+export function analyzeCommand(): Command {
+  return new Command('analyze')
+    .description('block norms, truncation curve and effective depth of a trained run: writes DIR/analysis.json and refreshes DIR/report.html')
+    .argument('<dir>', 'run folder written by glonet train')
+    .option('--samples <n>', 'test samples for the block norms (default 5000, or all if fewer)', positiveInt)
+    .option('--tolerance <t>', 'effective depth: relative MSE tolerance (default 0.05) or accuracy points as a fraction (default 0.005)', nonNegativeNumber)
+    .addOption(backendOption())
+    .action(async (dir: string, o: { samples?: number; tolerance?: number; backend?: string }) => {
+      const a = await analyzeRun(dir, o);
+      const run = await openRun(dir);
+      for (const l of describeAnalysis(a, run.metrics)) process.stdout.write(l + '\n');
+      process.stdout.write(`wrote ${path.join(dir, 'analysis.json')} and ${path.join(dir, 'report.html')}\n`);
+    });
+}
+
+export function truncateCommand(): Command {
+  return new Command('truncate')
+    .description('keep the first K blocks of a trained GloNet (no retraining) and save the smaller model')
+    .argument('<dir>', 'run folder written by glonet train')
+    .requiredOption('--blocks <k>', 'blocks to keep', positiveInt)
+    .requiredOption('--out <dir2>', 'folder for the truncated model')
+    .addOption(backendOption())
+    .action(async (dir: string, o: { blocks: number; out: string; backend?: string }) => {
+      const backend = await initBackend(o.backend);
+      const run = await openRun(dir);
+      const t = truncateModel(run.model, run.meta, o.blocks);
+      const ds = await runDataset(run);
+      const predict = (x: Float32Array, rows: number) =>
+        tf.tidy(() => (t.model.predict(tf.tensor(x, [rows, ...ds.inputShape])) as tf.Tensor).dataSync() as Float32Array).slice();
+      const test = evaluate(predict, ds, ds.xTest, ds.yTest, ds.nTest);
+      const train = evaluate(predict, ds, ds.xTrain, ds.yTrain, ds.nTrain);
+      await saveModel(t.model, path.join(o.out, 'model'), t.meta);
+      const last = run.metrics.epochs[run.metrics.epochs.length - 1];
+      const epoch = { epoch: last?.epoch ?? 0, trainLoss: train.loss, testLoss: test.loss, testError: test.error, ...(test.accuracy != null ? { testAccuracy: test.accuracy } : {}), seconds: 0 };
+      const metrics: Metrics = {
+        ...run.metrics, params: t.model.countParams(), backend,
+        epochs: [epoch], best: { epoch: epoch.epoch, testError: test.error }, meanEpochSeconds: 0,
+        truncatedFrom: { dir: path.resolve(dir), blocks: o.blocks, of: t.meta.truncatedFrom!.of },
+      };
+      delete metrics.diverged;
+      writeJsonAtomic(path.join(o.out, 'metrics.json'), metrics);
+      const err = ds.task === 'classification' ? `test accuracy ${((test.accuracy ?? 0) * 100).toFixed(2)}%` : `test MSE ${test.error.toFixed(4)}`;
+      process.stdout.write(`kept ${o.blocks} of ${t.meta.truncatedFrom!.of} blocks: ${t.model.countParams()} parameters (was ${run.model.countParams()}), ${err}\nwrote ${path.join(o.out, 'model')} and ${path.join(o.out, 'metrics.json')}\n`);
+    });
+}
+
+function softmax(logits: number[]): number[] {
+  const m = Math.max(...logits);
+  const e = logits.map((v) => Math.exp(v - m));
+  const z = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / z);
+}
+
+export function predictCommand(): Command {
+  return new Command('predict')
+    .description('predict the rows of a CSV (training columns) or a JSON array with a trained or truncated model')
+    .argument('<dir>', 'run folder (glonet train or truncate)')
+    .requiredOption('--input <file>', 'CSV with the training columns (raw units), or JSON: array of objects keyed by column, or of arrays')
+    .option('--explain', 'add each block\'s additive contribution (GloNet models with a linear head)')
+    .addOption(new Option('--format <f>', 'output format').choices(['json', 'csv']).default('json'))
+    .addOption(backendOption())
+    .action(async (dir: string, o: { input: string; explain?: boolean; format: 'json' | 'csv'; backend?: string }) => {
+      await initBackend(o.backend);
+      const run = await openRun(dir);
+      const meta = run.meta;
+      const input = await readModelInput(o.input, meta);
+      const x = tf.tensor(input.x, [input.rows, ...meta.inputShape]);
+      let raw: Float32Array;
+      let e: ReturnType<typeof explain> | undefined;
+      if (o.explain) {
+        e = explain(run.model, meta, x);
+        raw = e.prediction;
+      } else {
+        raw = tf.tidy(() => (run.model.predict(x) as tf.Tensor).dataSync() as Float32Array).slice();
+      }
+      x.dispose();
+      const out = meta.outputs;
+      const target = meta.standardization?.target;
+      // Regression outputs are z-scores of the target; the map back is affine, so contributions
+      // scale by std and the mean joins the bias: the sum still equals the prediction.
+      const scale = meta.task === 'regression' && target ? target.std : 1;
+      const shift = meta.task === 'regression' && target ? target.mean : 0;
+      const results = Array.from({ length: input.rows }, (_, r) => {
+        const logits = Array.from(raw.subarray(r * out, (r + 1) * out));
+        const res: Record<string, unknown> = { row: r + 1 };
+        let k = 0;
+        if (meta.task === 'regression') {
+          res.prediction = logits[0] * scale + shift;
+          if (target) res.target = target.name;
+          if (target?.transform === 'ln') res.predictionExp = Math.exp(res.prediction as number);
+        } else {
+          const p = softmax(logits);
+          k = p.indexOf(Math.max(...p));
+          res.class = k;
+          if (meta.classNames) res.className = meta.classNames[k];
+          res.probability = p[k];
+          res.logits = logits;
+        }
+        if (e) {
+          const blocks = Array.from({ length: e.blocks }, (_, l) => e!.contributions[(r * e!.blocks + l) * out + k] * scale);
+          res.explanation = { output: meta.task === 'regression' ? 'prediction' : `logit of class ${k}`, bias: e.bias[k] * scale + shift, blocks };
+        }
+        return res;
+      });
+      if (o.format === 'json') {
+        process.stdout.write(JSON.stringify(results, null, 2) + '\n');
+      } else {
+        const L = e?.blocks ?? 0;
+        const head = meta.task === 'regression' ? ['row', 'prediction'] : ['row', 'class', 'probability'];
+        if (e) head.push('bias', ...Array.from({ length: L }, (_, l) => `block_${l + 1}`));
+        const lines = [head.join(',')];
+        for (const res of results) {
+          const cells = meta.task === 'regression' ? [res.row, res.prediction] : [res.row, res.class, res.probability];
+          if (e) {
+            const ex = res.explanation as { bias: number; blocks: number[] };
+            cells.push(ex.bias, ...ex.blocks);
+          }
+          lines.push(cells.join(','));
+        }
+        process.stdout.write(lines.join('\n') + '\n');
+      }
+    });
+}
