@@ -1,0 +1,1037 @@
+// Fused training engine for the GloNet MLP (stem Dense -> n x relu(Dense) blocks -> sum of the
+// block outputs -> head Dense), with MSE or softmax cross-entropy, L2 on kernels and Adam exactly
+// as tf.train.adam in TF.js 4.22. One call runs a whole training step: forward, backward, gradient
+// reduction across threads, L2 and the Adam update.
+//
+// Layout and semantics are those of src/fast/js-engine.ts (the portable twin of this file):
+//   params = [stemK (nIn x W), stemB (W), {blockK (W x W), blockB (W)} x depth, headK (W x nOut),
+//   headB (nOut)], kernels in TF.js Dense layout (y = x K + b, K row-major [in, out]).
+//
+// Work is split by rows: each thread walks its rows in tiles of `tileRows` rows and runs the full
+// forward and backward chain per tile, so the activations it keeps are depth x tileRows x W floats
+// whatever the batch size. Weight gradients are accumulated per thread and summed in the Adam
+// phase, which is split across threads by parameter range.
+//
+// SIMD: portable C++ is always compiled; AVX2+FMA kernels are compiled with
+// __attribute__((target("avx2,fma"))) and chosen at run time with __builtin_cpu_supports, so the
+// binary runs on any x86-64 (and the file builds on other architectures without them).
+
+#include <node_api.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#define GLONET_X86 1
+#include <immintrin.h>
+#else
+#define GLONET_X86 0
+#endif
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Small utilities
+
+inline void cpu_relax() {
+#if GLONET_X86
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+struct AlignedDeleter {
+  void operator()(float* p) const { ::operator delete(p, std::align_val_t(64)); }
+};
+using FloatBuf = std::unique_ptr<float[], AlignedDeleter>;
+
+FloatBuf alloc_floats(size_t count) {
+  size_t bytes = ((count * sizeof(float) + 63) / 64) * 64;
+  if (bytes == 0) bytes = 64;
+  void* p = ::operator new(bytes, std::align_val_t(64));  // throws std::bad_alloc
+  std::memset(p, 0, bytes);
+  return FloatBuf(static_cast<float*>(p));
+}
+
+struct AdamParams {
+  float l2;      // L2 factor on kernels (penalty l2 * sum w^2, gradient l2 * 2w)
+  float b1, omb1, b2, omb2;  // beta1, 1 - beta1, beta2, 1 - beta2 (as float32, like TF.js scalars)
+  float omab1, omab2;        // 1 - beta1^t, 1 - beta2^t (TF.js accBeta, float32)
+  float eps, neglr;          // epsilon, -learningRate
+};
+
+// ---------------------------------------------------------------------------------------------
+// Kernels. All take row counts R that are multiples of 4 (tiles are padded with zero rows).
+
+struct Kernels {
+  const char* name;
+  // C[R x N] = A[R x K] (row stride lda) . B[K x N] + bias
+  void (*dense)(const float* A, int lda, int R, int K, const float* B, int N, const float* bias,
+                float* C);
+  // Hout = relu(Hin . Wk + b); S = Hout (first) or S += Hout
+  void (*block_fwd)(const float* Hin, float* Hout, float* S, const float* Wk, const float* b, int R,
+                    int W, bool first);
+  // G <- G * (H > 0) (the pre-activation gradient dZ, in place); db += colsum(dZ);
+  // Gout = dS + dZ . WT (dS may be null: then Gout = dZ . WT)
+  void (*block_bwd)(float* G, const float* H, const float* WT, const float* dS, float* Gout,
+                    float* db, int R, int W);
+  // dK[K x N] += A^T . D, A is R x K (row stride lda), D is R x N
+  void (*outer_acc)(const float* A, int lda, int R, int K, const float* D, int N, float* dK);
+  // Sum the per-thread gradients, add the L2 gradient (kernels), then Adam (or write the gradient
+  // to gradOut and leave the weights alone). Returns sum of w^2 over the range when kernel.
+  double (*adam)(float* w, float* m, float* v, float* const* grads, int nGrads, size_t n,
+                 bool kernel, const AdamParams& p, float* gradOut);
+};
+
+// ----- portable -----
+
+void dense_portable(const float* A, int lda, int R, int K, const float* B, int N, const float* bias,
+                    float* C) {
+  for (int r = 0; r < R; ++r) {
+    float* c = C + (size_t)r * N;
+    for (int j = 0; j < N; ++j) c[j] = bias ? bias[j] : 0.f;
+    const float* a = A + (size_t)r * lda;
+    for (int k = 0; k < K; ++k) {
+      const float av = a[k];
+      if (av == 0.f) continue;
+      const float* b = B + (size_t)k * N;
+      for (int j = 0; j < N; ++j) c[j] += av * b[j];
+    }
+  }
+}
+
+void block_fwd_portable(const float* Hin, float* Hout, float* S, const float* Wk, const float* b,
+                        int R, int W, bool first) {
+  dense_portable(Hin, W, R, W, Wk, W, b, Hout);
+  const size_t n = (size_t)R * W;
+  for (size_t i = 0; i < n; ++i) Hout[i] = Hout[i] > 0.f ? Hout[i] : 0.f;
+  if (first) {
+    std::memcpy(S, Hout, n * sizeof(float));
+  } else {
+    for (size_t i = 0; i < n; ++i) S[i] += Hout[i];
+  }
+}
+
+void block_bwd_portable(float* G, const float* H, const float* WT, const float* dS, float* Gout,
+                        float* db, int R, int W) {
+  for (int r = 0; r < R; ++r) {
+    float* g = G + (size_t)r * W;
+    const float* h = H + (size_t)r * W;
+    for (int j = 0; j < W; ++j) {
+      const float dz = h[j] > 0.f ? g[j] : 0.f;
+      g[j] = dz;
+      db[j] += dz;
+    }
+    float* o = Gout + (size_t)r * W;
+    if (dS) {
+      std::memcpy(o, dS + (size_t)r * W, W * sizeof(float));
+    } else {
+      for (int j = 0; j < W; ++j) o[j] = 0.f;
+    }
+    for (int c = 0; c < W; ++c) {
+      const float dz = g[c];
+      if (dz == 0.f) continue;
+      const float* wt = WT + (size_t)c * W;
+      for (int j = 0; j < W; ++j) o[j] += dz * wt[j];
+    }
+  }
+}
+
+void outer_acc_portable(const float* A, int lda, int R, int K, const float* D, int N, float* dK) {
+  for (int r = 0; r < R; ++r) {
+    const float* a = A + (size_t)r * lda;
+    const float* d = D + (size_t)r * N;
+    for (int k = 0; k < K; ++k) {
+      const float av = a[k];
+      if (av == 0.f) continue;
+      float* o = dK + (size_t)k * N;
+      for (int j = 0; j < N; ++j) o[j] += av * d[j];
+    }
+  }
+}
+
+inline float adam_one(float& w, float& m, float& v, float g, const AdamParams& p) {
+  const float mNew = m * p.b1 + g * p.omb1;
+  const float vNew = v * p.b2 + (g * g) * p.omb2;
+  const float mh = mNew / p.omab1;
+  const float vh = vNew / p.omab2;
+  m = mNew;
+  v = vNew;
+  w = (mh / (std::sqrt(vh) + p.eps)) * p.neglr + w;
+  return w;
+}
+
+double adam_portable(float* w, float* m, float* v, float* const* grads, int nGrads, size_t n,
+                     bool kernel, const AdamParams& p, float* gradOut) {
+  double sq = 0;
+  for (size_t i = 0; i < n; ++i) {
+    float g = grads[0][i];
+    for (int t = 1; t < nGrads; ++t) g += grads[t][i];
+    const float wi = w[i];
+    if (kernel) {
+      sq += (double)wi * wi;
+      g += p.l2 * (wi * 2.f);
+    }
+    if (gradOut) {
+      gradOut[i] = g;
+    } else {
+      adam_one(w[i], m[i], v[i], g, p);
+    }
+  }
+  return sq;
+}
+
+const Kernels kPortable = {"portable", dense_portable, block_fwd_portable, block_bwd_portable,
+                           outer_acc_portable, adam_portable};
+
+// ----- AVX2 + FMA (compiled for that target only inside these functions) -----
+#if GLONET_X86
+#define GLONET_AVX2 __attribute__((target("avx2,fma")))
+// Small loops over register blocks must be fully unrolled, or GCC keeps the accumulator arrays
+// in memory and stores them on every iteration.
+#define GLONET_UNROLL _Pragma("GCC unroll 32")
+
+// Register blocking: a row of the W-wide output is NV vectors of 8 floats. RB rows (or KB kernel
+// rows in outer_acc) are computed at once, RB*NV independent accumulators, enough to hide the FMA
+// latency while fitting the 16 ymm registers with the operands.
+template <int NV>
+struct Shape {
+  static constexpr int N = 8 * NV;
+  static constexpr int RB = NV >= 4 ? 2 : (NV == 2 ? 6 : 12);
+  static constexpr int KB = NV >= 4 ? 2 : (NV == 2 ? 6 : 12);
+};
+
+template <int NV, int RB>
+GLONET_AVX2 inline void dense_block_rows(const float* A, int lda, int K, const float* B,
+                                         const float* bias, __m256 (&acc)[RB][NV]) {
+  constexpr int N = 8 * NV;
+  GLONET_UNROLL for (int i = 0; i < RB; ++i)
+    GLONET_UNROLL for (int v = 0; v < NV; ++v) acc[i][v] = bias ? _mm256_loadu_ps(bias + 8 * v) : _mm256_setzero_ps();
+  for (int k = 0; k < K; ++k) {
+    __m256 bv[NV];
+    GLONET_UNROLL for (int v = 0; v < NV; ++v) bv[v] = _mm256_loadu_ps(B + (size_t)k * N + 8 * v);
+    GLONET_UNROLL for (int i = 0; i < RB; ++i) {
+      const __m256 av = _mm256_broadcast_ss(A + (size_t)i * lda + k);
+      GLONET_UNROLL for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(av, bv[v], acc[i][v]);
+    }
+  }
+}
+
+// relu, store the block output and add it to the running GloNet sum.
+template <int NV>
+GLONET_AVX2 inline void relu_store_sum(const __m256* acc, float* hout, float* s, bool first) {
+  const __m256 zero = _mm256_setzero_ps();
+  GLONET_UNROLL for (int v = 0; v < NV; ++v) {
+    const __m256 h = _mm256_max_ps(acc[v], zero);
+    _mm256_storeu_ps(hout + 8 * v, h);
+    _mm256_storeu_ps(s + 8 * v, first ? h : _mm256_add_ps(_mm256_loadu_ps(s + 8 * v), h));
+  }
+}
+
+// Rows [r, R) in blocks of RB; returns the first row not done.
+// kind 0: C = A.B + bias; kind 1: block forward (relu, store, running sum).
+template <int NV, int RB, int kind>
+GLONET_AVX2 inline int dense_rows(const float* A, int lda, int r, int R, int K, const float* B,
+                                  const float* bias, float* C, float* S, bool first) {
+  constexpr int N = 8 * NV;
+  for (; r + RB <= R; r += RB) {
+    __m256 acc[RB][NV];
+    dense_block_rows<NV, RB>(A + (size_t)r * lda, lda, K, B, bias, acc);
+    GLONET_UNROLL for (int i = 0; i < RB; ++i) {
+      float* c = C + (size_t)(r + i) * N;
+      if (kind == 1) {
+        relu_store_sum<NV>(acc[i], c, S + (size_t)(r + i) * N, first);
+      } else {
+        GLONET_UNROLL for (int v = 0; v < NV; ++v) _mm256_storeu_ps(c + 8 * v, acc[i][v]);
+      }
+    }
+  }
+  return r;
+}
+
+template <int NV, int kind>
+GLONET_AVX2 void dense_all(const float* A, int lda, int R, int K, const float* B, const float* bias,
+                           float* C, float* S, bool first) {
+  int r = dense_rows<NV, Shape<NV>::RB, kind>(A, lda, 0, R, K, B, bias, C, S, first);
+  r = dense_rows<NV, 2, kind>(A, lda, r, R, K, B, bias, C, S, first);
+  dense_rows<NV, 1, kind>(A, lda, r, R, K, B, bias, C, S, first);
+}
+
+GLONET_AVX2 void dense_avx2(const float* A, int lda, int R, int K, const float* B, int N,
+                            const float* bias, float* C) {
+  switch (N) {
+    case 8: return dense_all<1, 0>(A, lda, R, K, B, bias, C, nullptr, false);
+    case 16: return dense_all<2, 0>(A, lda, R, K, B, bias, C, nullptr, false);
+    case 32: return dense_all<4, 0>(A, lda, R, K, B, bias, C, nullptr, false);
+    default: return dense_portable(A, lda, R, K, B, N, bias, C);
+  }
+}
+
+GLONET_AVX2 void block_fwd_avx2(const float* Hin, float* Hout, float* S, const float* Wk,
+                                const float* b, int R, int W, bool first) {
+  switch (W) {
+    case 8: return dense_all<1, 1>(Hin, W, R, W, Wk, b, Hout, S, first);
+    case 16: return dense_all<2, 1>(Hin, W, R, W, Wk, b, Hout, S, first);
+    case 32: return dense_all<4, 1>(Hin, W, R, W, Wk, b, Hout, S, first);
+    default: return block_fwd_portable(Hin, Hout, S, Wk, b, R, W, first);
+  }
+}
+
+// Rows [r, R) of Gout = dS + dZ . WT in blocks of RB; returns the first row not done.
+template <int NV, int RB>
+GLONET_AVX2 inline int back_rows(const float* G, const float* WT, const float* dS, float* Gout,
+                                 int r, int R) {
+  constexpr int N = 8 * NV;
+  for (; r + RB <= R; r += RB) {
+    __m256 acc[RB][NV];
+    GLONET_UNROLL for (int i = 0; i < RB; ++i)
+      GLONET_UNROLL for (int v = 0; v < NV; ++v)
+        acc[i][v] = dS ? _mm256_loadu_ps(dS + (size_t)(r + i) * N + 8 * v) : _mm256_setzero_ps();
+    for (int c = 0; c < N; ++c) {
+      __m256 wt[NV];
+      GLONET_UNROLL for (int v = 0; v < NV; ++v) wt[v] = _mm256_loadu_ps(WT + (size_t)c * N + 8 * v);
+      GLONET_UNROLL for (int i = 0; i < RB; ++i) {
+        const __m256 a = _mm256_broadcast_ss(G + (size_t)(r + i) * N + c);
+        GLONET_UNROLL for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(a, wt[v], acc[i][v]);
+      }
+    }
+    GLONET_UNROLL for (int i = 0; i < RB; ++i)
+      GLONET_UNROLL for (int v = 0; v < NV; ++v) _mm256_storeu_ps(Gout + (size_t)(r + i) * N + 8 * v, acc[i][v]);
+  }
+  return r;
+}
+
+template <int NV>
+GLONET_AVX2 void block_bwd_avx2_t(float* G, const float* H, const float* WT, const float* dS,
+                                  float* Gout, float* db, int R) {
+  constexpr int N = Shape<NV>::N;
+  const __m256 zero = _mm256_setzero_ps();
+  // Pass 1: dZ = G * (H > 0) in place, bias gradient.
+  __m256 dbacc[NV];
+  GLONET_UNROLL for (int v = 0; v < NV; ++v) dbacc[v] = _mm256_loadu_ps(db + 8 * v);
+  for (int r = 0; r < R; ++r) {
+    GLONET_UNROLL for (int v = 0; v < NV; ++v) {
+      const size_t o = (size_t)r * N + 8 * v;
+      const __m256 mask = _mm256_cmp_ps(_mm256_loadu_ps(H + o), zero, _CMP_GT_OQ);
+      const __m256 dz = _mm256_and_ps(_mm256_loadu_ps(G + o), mask);
+      _mm256_storeu_ps(G + o, dz);
+      dbacc[v] = _mm256_add_ps(dbacc[v], dz);
+    }
+  }
+  GLONET_UNROLL for (int v = 0; v < NV; ++v) _mm256_storeu_ps(db + 8 * v, dbacc[v]);
+  // Pass 2: Gout = dS + dZ . WT
+  int r = back_rows<NV, Shape<NV>::RB>(G, WT, dS, Gout, 0, R);
+  r = back_rows<NV, 2>(G, WT, dS, Gout, r, R);
+  back_rows<NV, 1>(G, WT, dS, Gout, r, R);
+}
+
+GLONET_AVX2 void block_bwd_avx2(float* G, const float* H, const float* WT, const float* dS,
+                                float* Gout, float* db, int R, int W) {
+  switch (W) {
+    case 8: return block_bwd_avx2_t<1>(G, H, WT, dS, Gout, db, R);
+    case 16: return block_bwd_avx2_t<2>(G, H, WT, dS, Gout, db, R);
+    case 32: return block_bwd_avx2_t<4>(G, H, WT, dS, Gout, db, R);
+    default: return block_bwd_portable(G, H, WT, dS, Gout, db, R, W);
+  }
+}
+
+template <int NV, int KB>
+GLONET_AVX2 inline void outer_acc_cols(const float* A, int lda, int R, const float* D, float* dK) {
+  constexpr int N = 8 * NV;
+  // Accumulate onto dK's values (loaded once, stored once); acc is 1-D and every loop over it
+  // fully unrolled so that GCC keeps it in registers.
+  __m256 acc[KB * NV];
+  GLONET_UNROLL for (int q = 0; q < KB * NV; ++q) acc[q] = _mm256_loadu_ps(dK + 8 * q);
+  for (int r = 0; r < R; ++r) {
+    const float* dr = D + (size_t)r * N;
+    const float* ar = A + (size_t)r * lda;
+    GLONET_UNROLL for (int kk = 0; kk < KB; ++kk) {
+      const __m256 a = _mm256_broadcast_ss(ar + kk);
+      GLONET_UNROLL for (int v = 0; v < NV; ++v)
+        acc[kk * NV + v] = _mm256_fmadd_ps(a, _mm256_loadu_ps(dr + 8 * v), acc[kk * NV + v]);
+    }
+  }
+  GLONET_UNROLL for (int q = 0; q < KB * NV; ++q) _mm256_storeu_ps(dK + 8 * q, acc[q]);
+}
+
+template <int NV>
+GLONET_AVX2 void outer_acc_avx2_t(const float* A, int lda, int R, int K, const float* D,
+                                  float* dK) {
+  constexpr int N = Shape<NV>::N, KB = Shape<NV>::KB;
+  int k = 0;
+  for (; k + KB <= K; k += KB) outer_acc_cols<NV, KB>(A + k, lda, R, D, dK + (size_t)k * N);
+  for (; k + 4 <= K && 4 < KB; k += 4) outer_acc_cols<NV, 4>(A + k, lda, R, D, dK + (size_t)k * N);
+  for (; k + 2 <= K; k += 2) outer_acc_cols<NV, 2>(A + k, lda, R, D, dK + (size_t)k * N);
+  for (; k < K; ++k) outer_acc_cols<NV, 1>(A + k, lda, R, D, dK + (size_t)k * N);
+}
+
+GLONET_AVX2 void outer_acc_avx2(const float* A, int lda, int R, int K, const float* D, int N,
+                                float* dK) {
+  switch (N) {
+    case 8: return outer_acc_avx2_t<1>(A, lda, R, K, D, dK);
+    case 16: return outer_acc_avx2_t<2>(A, lda, R, K, D, dK);
+    case 32: return outer_acc_avx2_t<4>(A, lda, R, K, D, dK);
+    default: return outer_acc_portable(A, lda, R, K, D, N, dK);
+  }
+}
+
+// Same float32 operations in the same order as the portable (and TF.js) update; no contraction
+// into FMA (the build uses -ffp-contract=off), so both paths give identical weights.
+GLONET_AVX2 double adam_avx2(float* w, float* m, float* v, float* const* grads, int nGrads,
+                             size_t n, bool kernel, const AdamParams& p, float* gradOut) {
+  const __m256 b1 = _mm256_set1_ps(p.b1), omb1 = _mm256_set1_ps(p.omb1);
+  const __m256 b2 = _mm256_set1_ps(p.b2), omb2 = _mm256_set1_ps(p.omb2);
+  const __m256 omab1 = _mm256_set1_ps(p.omab1), omab2 = _mm256_set1_ps(p.omab2);
+  const __m256 eps = _mm256_set1_ps(p.eps), neglr = _mm256_set1_ps(p.neglr);
+  const __m256 l2 = _mm256_set1_ps(p.l2), two = _mm256_set1_ps(2.f);
+  __m256d sq0 = _mm256_setzero_pd(), sq1 = _mm256_setzero_pd();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 g = _mm256_loadu_ps(grads[0] + i);
+    for (int t = 1; t < nGrads; ++t) g = _mm256_add_ps(g, _mm256_loadu_ps(grads[t] + i));
+    const __m256 wi = _mm256_loadu_ps(w + i);
+    if (kernel) {
+      const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(wi));
+      const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(wi, 1));
+      sq0 = _mm256_add_pd(sq0, _mm256_mul_pd(lo, lo));
+      sq1 = _mm256_add_pd(sq1, _mm256_mul_pd(hi, hi));
+      g = _mm256_add_ps(g, _mm256_mul_ps(l2, _mm256_mul_ps(wi, two)));
+    }
+    if (gradOut) {
+      _mm256_storeu_ps(gradOut + i, g);
+      continue;
+    }
+    const __m256 mNew = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(m + i), b1), _mm256_mul_ps(g, omb1));
+    const __m256 vNew = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(v + i), b2),
+                                      _mm256_mul_ps(_mm256_mul_ps(g, g), omb2));
+    const __m256 mh = _mm256_div_ps(mNew, omab1);
+    const __m256 vh = _mm256_div_ps(vNew, omab2);
+    _mm256_storeu_ps(m + i, mNew);
+    _mm256_storeu_ps(v + i, vNew);
+    const __m256 upd = _mm256_mul_ps(_mm256_div_ps(mh, _mm256_add_ps(_mm256_sqrt_ps(vh), eps)), neglr);
+    _mm256_storeu_ps(w + i, _mm256_add_ps(upd, wi));
+  }
+  alignas(32) double parts[4];
+  _mm256_store_pd(parts, _mm256_add_pd(sq0, sq1));
+  double sq = parts[0] + parts[1] + parts[2] + parts[3];
+  if (i < n) {
+    float* tails[64];
+    const int nt = std::min(nGrads, 64);
+    for (int t = 0; t < nt; ++t) tails[t] = grads[t] + i;
+    sq += adam_portable(w + i, m + i, v + i, tails, nt, n - i, kernel, p, gradOut ? gradOut + i : nullptr);
+  }
+  return sq;
+}
+
+const Kernels kAvx2 = {"avx2-fma", dense_avx2, block_fwd_avx2, block_bwd_avx2, outer_acc_avx2,
+                       adam_avx2};
+#endif  // GLONET_X86
+
+bool cpu_has_avx2_fma() {
+#if GLONET_X86
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+const Kernels& pick_kernels(bool allowSimd) {
+#if GLONET_X86
+  if (allowSimd && cpu_has_avx2_fma()) return kAvx2;
+#endif
+  (void)allowSimd;
+  return kPortable;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine
+//
+// Threads. The calling (JavaScript) thread is thread 0 and always works; the others are
+// persistent helpers. A phase (the tiles of a batch, or the parameter chunks of the Adam update)
+// is a list of units claimed one at a time from an atomic word holding (phase id, next unit).
+// The caller finishes the phase as soon as every unit is done: it never waits for a helper that
+// has not claimed anything, so a helper that the OS has preempted (a busy machine) costs nothing
+// but its share of the speed-up. Helpers spin briefly between phases, then sleep.
+//
+// Results: the loss is summed per tile in tile order and the L2 penalty per chunk in chunk
+// order. The weight gradient is summed per thread, so with several threads its last bits depend
+// on which thread ran which tile; with threads = 1 every result is bit-for-bit reproducible.
+
+enum LossKind { kMse = 0, kSoftmaxCe = 1 };
+enum PhaseKind { kTrain = 0, kPredict = 1, kUpdate = 2 };
+
+struct Segment {
+  size_t off, len;
+  bool kernel;
+};
+
+struct alignas(64) Workspace {
+  FloatBuf acts;  // (depth + 1) x tileRows x W: H_0 (stem output) .. H_depth
+  FloatBuf S, dS, G, G2, out, dOut, xpad;
+  FloatBuf grad;  // P: this thread's weight gradient for the current batch
+  FloatBuf WT;    // depth x W x W: this thread's transposed block kernels for the current step
+  uint64_t gradPhase = 0;  // phase whose gradient `grad` holds
+  uint64_t wtPhase = 0;    // phase for which WT was transposed
+};
+
+inline void spin_wait_pause(unsigned& i) {
+  cpu_relax();
+  if ((++i & 1023) == 0) std::this_thread::yield();
+}
+
+struct Engine {
+  int nIn, W, L, nOut, lossKind, RT, T;
+  size_t P, oStemK, oStemB, oBlocks, blockStride, oHeadK, oHeadB;
+  float *params, *m, *v;
+  const Kernels* K;
+  std::vector<Segment> segs;
+  std::vector<std::unique_ptr<Workspace>> ws;
+
+  // Current phase (written by thread 0 before it publishes the phase in `claim_`).
+  PhaseKind kind = kTrain;
+  const float* x = nullptr;
+  const float* y = nullptr;
+  float* predOut = nullptr;
+  float* gradOut = nullptr;
+  int rows = 0;
+  std::atomic<uint32_t> units{0};  // read by helpers before they claim, hence atomic
+  uint64_t trainPhase = 0;  // the training phase whose gradients the update phase reduces
+  AdamParams ap{};
+  std::vector<double> unitLoss;  // per tile (train) or per chunk (update: sum of w^2)
+  static constexpr size_t kChunk = 16384;
+
+  std::atomic<uint64_t> claim_{0};  // (phase << 32) | next unit
+  std::atomic<uint32_t> done_{0};
+  uint64_t phase_ = 0;
+
+  // Helpers.
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::atomic<uint64_t> wake_{0};
+  bool stop_ = false;
+
+  Engine(int nIn_, int W_, int L_, int nOut_, int loss_, int threads, int tileRows, bool simd,
+         float* p, float* m_, float* v_)
+      : nIn(nIn_), W(W_), L(L_), nOut(nOut_), lossKind(loss_), params(p), m(m_), v(v_) {
+    RT = std::max(4, (tileRows + 3) / 4 * 4);
+    T = std::max(1, threads);
+    oStemK = 0;
+    oStemB = (size_t)nIn * W;
+    oBlocks = oStemB + W;
+    blockStride = (size_t)W * W + W;
+    oHeadK = oBlocks + blockStride * L;
+    oHeadB = oHeadK + (size_t)W * nOut;
+    P = oHeadB + nOut;
+    segs.push_back({oStemK, (size_t)nIn * W, true});
+    segs.push_back({oStemB, (size_t)W, false});
+    for (int l = 0; l < L; ++l) {
+      segs.push_back({oBlocks + blockStride * l, (size_t)W * W, true});
+      segs.push_back({oBlocks + blockStride * l + (size_t)W * W, (size_t)W, false});
+    }
+    segs.push_back({oHeadK, (size_t)W * nOut, true});
+    segs.push_back({oHeadB, (size_t)nOut, false});
+    K = &pick_kernels(simd);
+    for (int t = 0; t < T; ++t) {
+      auto w = std::make_unique<Workspace>();
+      w->acts = alloc_floats((size_t)(L + 1) * RT * W);
+      w->S = alloc_floats((size_t)RT * W);
+      w->dS = alloc_floats((size_t)RT * W);
+      w->G = alloc_floats((size_t)RT * W);
+      w->G2 = alloc_floats((size_t)RT * W);
+      w->out = alloc_floats((size_t)RT * nOut);
+      w->dOut = alloc_floats((size_t)RT * nOut);
+      w->xpad = alloc_floats((size_t)RT * nIn);
+      w->grad = alloc_floats(P);
+      w->WT = alloc_floats((size_t)L * W * W);
+      ws.push_back(std::move(w));
+    }
+    for (int t = 1; t < T; ++t) threads_.emplace_back([this, t] { helperLoop(t); });
+  }
+
+  ~Engine() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+      wake_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    for (auto& th : threads_) th.join();
+  }
+
+  // ----- phases -----
+
+  // Runs the current phase to completion on this thread plus whichever helpers join.
+  void runPhase() {
+    ++phase_;
+    done_.store(0, std::memory_order_relaxed);
+    claim_.store(phase_ << 32, std::memory_order_release);
+    if (T > 1 && units.load(std::memory_order_relaxed) > 1) {
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        wake_.fetch_add(1, std::memory_order_release);
+      }
+      cv_.notify_all();
+    }
+    work(0);
+    unsigned i = 0;
+    const uint32_t n = units.load(std::memory_order_relaxed);
+    while (done_.load(std::memory_order_acquire) != n) spin_wait_pause(i);
+  }
+
+  bool claimUnit(uint64_t phase, uint32_t* idx) {
+    uint64_t c = claim_.load(std::memory_order_acquire);
+    for (;;) {
+      if ((c >> 32) != phase) return false;
+      const uint32_t i = (uint32_t)c;
+      if (i >= units.load(std::memory_order_relaxed)) return false;  // (a stale `units` only makes the CAS below fail)
+      if (claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel,
+                                       std::memory_order_acquire)) {
+        *idx = i;
+        return true;
+      }
+    }
+  }
+
+  void work(int t) {
+    const uint64_t phase = claim_.load(std::memory_order_acquire) >> 32;
+    uint32_t idx;
+    while (claimUnit(phase, &idx)) {
+      // A successful claim means thread 0 is still in `phase`: its parameters are stable.
+      if (kind == kUpdate) {
+        updateChunk(idx);
+      } else {
+        const int r0 = (int)idx * RT;
+        tile(t, phase, r0, std::min(RT, rows - r0), (int)idx);
+      }
+      done_.fetch_add(1, std::memory_order_release);
+    }
+  }
+
+  void helperLoop(int t) {
+    uint64_t seen = 0;
+    for (;;) {
+      uint64_t g = wake_.load(std::memory_order_acquire);
+      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(500);
+      for (unsigned i = 0; g == seen; ++i) {
+        cpu_relax();
+        if ((i & 255) == 255 && std::chrono::steady_clock::now() > until) {
+          std::unique_lock<std::mutex> lk(mu_);
+          cv_.wait(lk, [&] { return wake_.load(std::memory_order_acquire) != seen; });
+        }
+        g = wake_.load(std::memory_order_acquire);
+      }
+      seen = g;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (stop_) return;
+      }
+      work(t);
+    }
+  }
+
+  // ----- one tile: forward, and when training, loss and backward -----
+
+  void tile(int tid, uint64_t phase, int r0, int n, int unit) {
+    Workspace& w = *ws[tid];
+    const bool train = kind == kTrain;
+    const int Rp = (n + 3) / 4 * 4;
+    const float* X = x + (size_t)r0 * nIn;
+    if (Rp != n) {
+      std::memcpy(w.xpad.get(), X, (size_t)n * nIn * sizeof(float));
+      std::memset(w.xpad.get() + (size_t)n * nIn, 0, (size_t)(Rp - n) * nIn * sizeof(float));
+      X = w.xpad.get();
+    }
+    const size_t act = (size_t)RT * W;
+    float* acts = w.acts.get();
+    float* S = w.S.get();
+    K->dense(X, nIn, Rp, nIn, params + oStemK, W, params + oStemB, acts);
+    for (int l = 0; l < L; ++l) {
+      const float* blk = params + oBlocks + blockStride * l;
+      K->block_fwd(acts + act * l, acts + act * (l + 1), S, blk, blk + (size_t)W * W, Rp, W, l == 0);
+    }
+    float* out = w.out.get();
+    K->dense(S, W, Rp, W, params + oHeadK, nOut, params + oHeadB, out);
+    if (!train) {
+      std::memcpy(predOut + (size_t)r0 * nOut, out, (size_t)n * nOut * sizeof(float));
+      return;
+    }
+    // First tile of this phase on this thread: fresh gradient, transposed kernels.
+    float* g = w.grad.get();
+    if (w.gradPhase != phase) {
+      std::memset(g, 0, P * sizeof(float));
+      w.gradPhase = phase;
+    }
+    const bool transpose = w.wtPhase != phase;
+    w.wtPhase = phase;
+
+    // Loss and its gradient with respect to the head output (zero for pad rows).
+    float* dOut = w.dOut.get();
+    double loss = 0;
+    if (lossKind == kMse) {
+      const float scale = 2.f / (float)((double)rows * nOut);
+      const float* yt = y + (size_t)r0 * nOut;
+      for (int i = 0; i < n * nOut; ++i) {
+        const float d = out[i] - yt[i];
+        loss += (double)d * d;
+        dOut[i] = d * scale;
+      }
+    } else {
+      const double inv = 1.0 / rows;
+      for (int r = 0; r < n; ++r) {
+        const float* o = out + (size_t)r * nOut;
+        float* d = dOut + (size_t)r * nOut;
+        const float yl = y[r0 + r];
+        const int label = (yl >= 0.f && yl < (float)nOut) ? (int)yl : -1;
+        if (label < 0) {  // the JS side validates labels; never read out of bounds
+          loss = std::nan("");
+          for (int j = 0; j < nOut; ++j) d[j] = 0.f;
+          continue;
+        }
+        double mx = o[0];
+        for (int j = 1; j < nOut; ++j) mx = std::max(mx, (double)o[j]);
+        double sum = 0;
+        for (int j = 0; j < nOut; ++j) sum += std::exp((double)o[j] - mx);
+        const double lse = mx + std::log(sum);
+        loss += lse - o[label];
+        for (int j = 0; j < nOut; ++j) {
+          const double pj = std::exp((double)o[j] - lse);
+          d[j] = (float)((pj - (j == label ? 1.0 : 0.0)) * inv);
+        }
+      }
+    }
+    for (int i = n * nOut; i < Rp * nOut; ++i) dOut[i] = 0.f;
+    unitLoss[unit] = loss;
+
+    // Head: dK += S^T dOut, db += colsum(dOut), dS = dOut . headK^T
+    K->outer_acc(S, W, Rp, W, dOut, nOut, g + oHeadK);
+    for (int r = 0; r < Rp; ++r)
+      for (int j = 0; j < nOut; ++j) g[oHeadB + j] += dOut[(size_t)r * nOut + j];
+    float* dS = w.dS.get();
+    const float* hk = params + oHeadK;
+    for (int r = 0; r < Rp; ++r) {
+      const float* d = dOut + (size_t)r * nOut;
+      float* s = dS + (size_t)r * W;
+      for (int j = 0; j < W; ++j) {
+        float a = 0.f;
+        for (int o = 0; o < nOut; ++o) a += d[o] * hk[(size_t)j * nOut + o];
+        s[j] = a;
+      }
+    }
+    float* G = w.G.get();
+    float* G2 = w.G2.get();
+    std::memcpy(G, dS, (size_t)Rp * W * sizeof(float));
+    for (int l = L - 1; l >= 0; --l) {
+      float* gk = g + oBlocks + blockStride * l;
+      float* wt = w.WT.get() + (size_t)l * W * W;
+      if (transpose) {
+        const float* k = params + oBlocks + blockStride * l;
+        for (int i = 0; i < W; ++i)
+          for (int j = 0; j < W; ++j) wt[(size_t)j * W + i] = k[(size_t)i * W + j];
+      }
+      K->block_bwd(G, acts + act * (l + 1), wt, l > 0 ? dS : nullptr, G2, gk + (size_t)W * W, Rp, W);
+      K->outer_acc(acts + act * l, W, Rp, W, G, W, gk);
+      std::swap(G, G2);
+    }
+    // G is now the gradient with respect to the stem output.
+    K->outer_acc(X, nIn, Rp, nIn, G, W, g + oStemK);
+    for (int r = 0; r < Rp; ++r)
+      for (int j = 0; j < W; ++j) g[oStemB + j] += G[(size_t)r * W + j];
+  }
+
+  // ----- one chunk of the update: sum gradients, L2, Adam (or write the gradient) -----
+
+  void updateChunk(uint32_t idx) {
+    const size_t lo = (size_t)idx * kChunk, hi = std::min(P, lo + kChunk);
+    float* grads[64];
+    int nG = 0;
+    for (int t = 0; t < T && nG < 64; ++t)
+      if (ws[t]->gradPhase == trainPhase) grads[nG++] = ws[t]->grad.get();
+    double sq = 0;
+    for (const Segment& s : segs) {
+      const size_t a = std::max(lo, s.off), b = std::min(hi, s.off + s.len);
+      if (a >= b) continue;
+      float* gp[64];
+      for (int i = 0; i < nG; ++i) gp[i] = grads[i] + a;
+      sq += K->adam(params + a, m + a, v + a, gp, nG, b - a, s.kernel, ap,
+                    gradOut ? gradOut + a : nullptr);
+    }
+    unitLoss[idx] = sq;
+  }
+
+  // ----- entry points (thread 0 = the caller) -----
+
+  // Training step (gradOut_ == null) or gradient computation. Returns the loss with L2 penalty.
+  double trainStep(const float* x_, const float* y_, int rows_, const AdamParams& ap_, float* gradOut_) {
+    kind = kTrain;
+    x = x_;
+    y = y_;
+    rows = rows_;
+    const uint32_t tiles = (uint32_t)((rows + RT - 1) / RT);
+    if (unitLoss.size() < tiles) unitLoss.resize(tiles);
+    units.store(tiles, std::memory_order_relaxed);
+    runPhase();
+    double loss = 0;
+    for (uint32_t i = 0; i < tiles; ++i) loss += unitLoss[i];
+    const double dataLoss = lossKind == kMse ? loss / ((double)rows * nOut) : loss / rows;
+
+    trainPhase = phase_;
+    kind = kUpdate;
+    ap = ap_;
+    gradOut = gradOut_;
+    const uint32_t chunks = (uint32_t)((P + kChunk - 1) / kChunk);
+    if (unitLoss.size() < chunks) unitLoss.resize(chunks);
+    units.store(chunks, std::memory_order_relaxed);
+    runPhase();
+    double sq = 0;
+    for (uint32_t i = 0; i < chunks; ++i) sq += unitLoss[i];
+    return dataLoss + (double)ap.l2 * sq;
+  }
+
+  void predict(const float* x_, int rows_, float* out) {
+    kind = kPredict;
+    x = x_;
+    y = nullptr;
+    rows = rows_;
+    predOut = out;
+    units.store((uint32_t)((rows + RT - 1) / RT), std::memory_order_relaxed);
+    runPhase();
+  }
+};
+
+#ifndef GLONET_KERNELS_ONLY  // (defined by kernel micro-benchmarks that link no Node-API)
+// ---------------------------------------------------------------------------------------------
+// Node-API glue
+
+struct Handle {
+  Engine* engine = nullptr;
+  napi_ref refs[3] = {nullptr, nullptr, nullptr};
+};
+
+#define CHECK(call)                                                          \
+  do {                                                                       \
+    if ((call) != napi_ok) {                                                 \
+      napi_throw_error(env, nullptr, "glonet_fused: Node-API call failed: " #call); \
+      return nullptr;                                                        \
+    }                                                                        \
+  } while (0)
+
+napi_value throw_error(napi_env env, const std::string& msg) {
+  napi_throw_error(env, nullptr, ("glonet_fused: " + msg).c_str());
+  return nullptr;
+}
+
+bool get_f32(napi_env env, napi_value val, float** data, size_t* length) {
+  bool is = false;
+  if (napi_is_typedarray(env, val, &is) != napi_ok || !is) return false;
+  napi_typedarray_type type;
+  void* ptr = nullptr;
+  napi_value ab;
+  size_t off = 0;
+  if (napi_get_typedarray_info(env, val, &type, length, &ptr, &ab, &off) != napi_ok) return false;
+  if (type != napi_float32_array) return false;
+  *data = static_cast<float*>(ptr);
+  return true;
+}
+
+bool get_int_prop(napi_env env, napi_value obj, const char* name, int32_t* out) {
+  napi_value v;
+  if (napi_get_named_property(env, obj, name, &v) != napi_ok) return false;
+  return napi_get_value_int32(env, v, out) == napi_ok;
+}
+
+void release_handle(napi_env env, Handle* h) {
+  delete h->engine;
+  h->engine = nullptr;
+  for (auto& r : h->refs) {
+    if (r) napi_delete_reference(env, r);
+    r = nullptr;
+  }
+}
+
+void finalize_handle(napi_env env, void* data, void*) {
+  Handle* h = static_cast<Handle*>(data);
+  release_handle(env, h);
+  delete h;
+}
+
+Engine* get_engine(napi_env env, napi_value v) {
+  void* data = nullptr;
+  if (napi_get_value_external(env, v, &data) != napi_ok || !data) return nullptr;
+  return static_cast<Handle*>(data)->engine;
+}
+
+// create(params, m, v, {nIn, width, depth, nOut, loss, threads, tileRows, simd})
+napi_value Create(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 4) return throw_error(env, "create: expected (params, m, v, config)");
+  float *p, *m, *v;
+  size_t np, nm, nv;
+  if (!get_f32(env, argv[0], &p, &np) || !get_f32(env, argv[1], &m, &nm) ||
+      !get_f32(env, argv[2], &v, &nv))
+    return throw_error(env, "create: params, m and v must be Float32Arrays");
+  int32_t nIn, width, depth, nOut, loss, threads, tileRows, simd;
+  if (!get_int_prop(env, argv[3], "nIn", &nIn) || !get_int_prop(env, argv[3], "width", &width) ||
+      !get_int_prop(env, argv[3], "depth", &depth) || !get_int_prop(env, argv[3], "nOut", &nOut) ||
+      !get_int_prop(env, argv[3], "loss", &loss) ||
+      !get_int_prop(env, argv[3], "threads", &threads) ||
+      !get_int_prop(env, argv[3], "tileRows", &tileRows) ||
+      !get_int_prop(env, argv[3], "simd", &simd))
+    return throw_error(env, "create: bad config");
+  if (nIn < 1 || width < 1 || depth < 1 || nOut < 1 || threads < 1 || threads > 64 ||
+      (loss != kMse && loss != kSoftmaxCe))
+    return throw_error(env, "create: bad dimensions");
+  const size_t P = (size_t)nIn * width + width + ((size_t)width * width + width) * depth +
+                   (size_t)width * nOut + nOut;
+  if (np != P || nm != P || nv != P) return throw_error(env, "create: params/m/v length mismatch");
+  Handle* h = new Handle();
+  try {
+    h->engine = new Engine(nIn, width, depth, nOut, loss, threads, tileRows, simd != 0, p, m, v);
+  } catch (const std::exception& e) {
+    delete h;
+    return throw_error(env, std::string("create: ") + e.what());
+  }
+  for (int i = 0; i < 3; ++i) napi_create_reference(env, argv[i], 1, &h->refs[i]);
+  napi_value ext;
+  if (napi_create_external(env, h, finalize_handle, nullptr, &ext) != napi_ok) {
+    release_handle(env, h);
+    delete h;
+    return throw_error(env, "create: napi_create_external failed");
+  }
+  return ext;
+}
+
+bool read_xy(napi_env env, Engine* e, napi_value* argv, bool needY, const float** x,
+             const float** y, int32_t* rows) {
+  float *xp, *yp = nullptr;
+  size_t nx, ny = 0;
+  if (!get_f32(env, argv[1], &xp, &nx)) return false;
+  if (needY && !get_f32(env, argv[2], &yp, &ny)) return false;
+  if (napi_get_value_int32(env, argv[3], rows) != napi_ok) return false;
+  if (*rows < 1 || nx < (size_t)*rows * e->nIn) return false;
+  if (needY && ny < (size_t)*rows * (e->lossKind == kMse ? e->nOut : 1)) return false;
+  *x = xp;
+  *y = yp;
+  return true;
+}
+
+// step(handle, x, y, rows, hp: Float64Array [l2, b1, omb1, b2, omb2, omab1, omab2, eps, neglr])
+// gradients(handle, x, y, rows, hp, gradOut)
+napi_value StepOrGrad(napi_env env, napi_callback_info info, bool grad) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < (grad ? 6u : 5u)) return throw_error(env, "step/gradients: missing arguments");
+  Engine* e = get_engine(env, argv[0]);
+  if (!e) return throw_error(env, "engine is disposed");
+  const float *x, *y;
+  int32_t rows;
+  if (!read_xy(env, e, argv, true, &x, &y, &rows))
+    return throw_error(env, "step: bad x/y/rows (Float32Arrays of rows*nIn and rows*targets)");
+  bool is = false;
+  napi_typedarray_type type;
+  size_t nhp = 0;
+  void* hpv = nullptr;
+  napi_value ab;
+  size_t off;
+  if (napi_is_typedarray(env, argv[4], &is) != napi_ok || !is ||
+      napi_get_typedarray_info(env, argv[4], &type, &nhp, &hpv, &ab, &off) != napi_ok ||
+      type != napi_float64_array || nhp < 9)
+    return throw_error(env, "step: hyper-parameters must be a Float64Array of 9");
+  const double* hp = static_cast<const double*>(hpv);
+  AdamParams ap{(float)hp[0], (float)hp[1], (float)hp[2], (float)hp[3], (float)hp[4],
+                (float)hp[5], (float)hp[6], (float)hp[7], (float)hp[8]};
+  float* gradOut = nullptr;
+  if (grad) {
+    size_t ng;
+    if (!get_f32(env, argv[5], &gradOut, &ng) || ng != e->P)
+      return throw_error(env, "gradients: out must be a Float32Array of the parameter count");
+  }
+  double loss;
+  try {
+    loss = e->trainStep(x, y, rows, ap, gradOut);
+  } catch (const std::exception& ex) {
+    return throw_error(env, ex.what());
+  }
+  napi_value result;
+  CHECK(napi_create_double(env, loss, &result));
+  return result;
+}
+
+napi_value Step(napi_env env, napi_callback_info info) { return StepOrGrad(env, info, false); }
+napi_value Gradients(napi_env env, napi_callback_info info) { return StepOrGrad(env, info, true); }
+
+// predict(handle, x, _, rows, out)
+napi_value Predict(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 5) return throw_error(env, "predict: missing arguments");
+  Engine* e = get_engine(env, argv[0]);
+  if (!e) return throw_error(env, "engine is disposed");
+  const float *x, *y;
+  int32_t rows;
+  if (!read_xy(env, e, argv, false, &x, &y, &rows)) return throw_error(env, "predict: bad x/rows");
+  float* out;
+  size_t n;
+  if (!get_f32(env, argv[4], &out, &n) || n < (size_t)rows * e->nOut)
+    return throw_error(env, "predict: out must be a Float32Array of rows*nOut");
+  e->predict(x, rows, out);
+  return nullptr;
+}
+
+napi_value Destroy(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  void* data = nullptr;
+  if (argc >= 1 && napi_get_value_external(env, argv[0], &data) == napi_ok && data)
+    release_handle(env, static_cast<Handle*>(data));
+  return nullptr;
+}
+
+napi_value Info(napi_env env, napi_callback_info) {
+  napi_value obj, simd, hw;
+  CHECK(napi_create_object(env, &obj));
+  CHECK(napi_create_string_utf8(env, pick_kernels(true).name, NAPI_AUTO_LENGTH, &simd));
+  CHECK(napi_create_uint32(env, std::max(1u, std::thread::hardware_concurrency()), &hw));
+  CHECK(napi_set_named_property(env, obj, "simd", simd));
+  CHECK(napi_set_named_property(env, obj, "hardwareThreads", hw));
+  return obj;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"create", nullptr, Create, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"step", nullptr, Step, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"gradients", nullptr, Gradients, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"predict", nullptr, Predict, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"destroy", nullptr, Destroy, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)
+#else
+}  // namespace
+#endif  // GLONET_KERNELS_ONLY

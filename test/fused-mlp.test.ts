@@ -1,0 +1,401 @@
+/**
+ * The fused GloNet MLP engines (native addon and portable JavaScript) against the same model in
+ * plain TF.js Layers (cpu backend): gradients of every weight, 20-step Adam loss trajectories,
+ * predictions, thread-count independence, ragged batches, checkpoints of the optimizer state.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend/index.js';
+import { Rng } from '../src/random.js';
+import {
+  createFusedMlp, fastPathInfo, type FusedMlpOptions, type FusedMlpWeights, type FusedLoss,
+} from '../src/fast/fused-mlp.js';
+
+await initBackend('cpu');
+
+const info = fastPathInfo();
+const nativeSkip = info.engine === 'native' ? false : `native addon unavailable: ${info.reason}`;
+
+// ----- helpers -----
+
+function gaussian(rng: Rng): number {
+  const u = Math.max(rng.next(), 1e-12);
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.next());
+}
+
+function randn(rng: Rng, n: number, scale: number): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = gaussian(rng) * scale;
+  return a;
+}
+
+/** He-normal kernels; small random biases so bias gradients are exercised from a nonzero start. */
+function initWeights(o: { nIn: number; width: number; depth: number; nOut: number }, seed: number): FusedMlpWeights {
+  const rng = new Rng(seed);
+  const dense = (fanIn: number, units: number) => ({
+    kernel: randn(rng, fanIn * units, Math.sqrt(2 / fanIn)),
+    bias: randn(rng, units, 0.05),
+  });
+  return {
+    stem: dense(o.nIn, o.width),
+    blocks: Array.from({ length: o.depth }, () => dense(o.width, o.width)),
+    head: dense(o.width, o.nOut),
+  };
+}
+
+function makeData(rng: Rng, rows: number, nIn: number, nOut: number, loss: FusedLoss): { x: Float32Array; y: Float32Array } {
+  const x = randn(rng, rows * nIn, 1);
+  if (loss === 'mse') return { x, y: randn(rng, rows * nOut, 1) };
+  const y = new Float32Array(rows);
+  for (let i = 0; i < rows; i++) y[i] = rng.int(nOut);
+  return { x, y };
+}
+
+function flat(w: FusedMlpWeights): Array<[string, Float32Array]> {
+  const out: Array<[string, Float32Array]> = [['stem.kernel', w.stem.kernel], ['stem.bias', w.stem.bias]];
+  w.blocks.forEach((b, i) => out.push([`blocks[${i}].kernel`, b.kernel], [`blocks[${i}].bias`, b.bias]));
+  out.push(['head.kernel', w.head.kernel], ['head.bias', w.head.bias]);
+  return out;
+}
+
+/**
+ * Every element within `rtol` relative, with an absolute floor of `rtol` times the tensor's largest
+ * magnitude (so elements that are zero up to rounding compare on the tensor's own scale).
+ */
+function assertClose(actual: Float32Array, expected: Float32Array, rtol: number, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  let scale = 0;
+  for (const e of expected) scale = Math.max(scale, Math.abs(e));
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i];
+    const e = expected[i];
+    if (!(Math.abs(a - e) <= rtol * (Math.abs(e) + scale) + 1e-12)) {
+      assert.fail(`${what}[${i}]: ${a} vs ${e} (relative error ${(Math.abs(a - e) / (Math.abs(e) || 1)).toExponential(2)}, tensor scale ${scale.toExponential(2)})`);
+    }
+  }
+}
+
+function assertRelClose(a: number, e: number, rtol: number, what: string): void {
+  assert.ok(Math.abs(a - e) <= rtol * Math.abs(e), `${what}: ${a} vs ${e} (relative ${(Math.abs(a - e) / Math.abs(e)).toExponential(2)})`);
+}
+
+/** The same model in plain TF.js Layers, with the given weights. */
+function tfModel(o: FusedMlpOptions, w: FusedMlpWeights): tf.LayersModel {
+  const reg = () => tf.regularizers.l2({ l2: o.l2 });
+  const input = tf.input({ shape: [o.nIn] });
+  const stem = tf.layers.dense({ units: o.width, kernelRegularizer: reg() });
+  let x = stem.apply(input) as tf.SymbolicTensor;
+  const blocks: tf.layers.Layer[] = [];
+  const outs: tf.SymbolicTensor[] = [];
+  for (let l = 0; l < o.depth; l++) {
+    const b = tf.layers.dense({ units: o.width, activation: 'relu', kernelRegularizer: reg() });
+    blocks.push(b);
+    x = b.apply(x) as tf.SymbolicTensor;
+    outs.push(x);
+  }
+  const sum = outs.length === 1 ? outs[0] : (tf.layers.add().apply(outs) as tf.SymbolicTensor);
+  const head = tf.layers.dense({ units: o.nOut, kernelRegularizer: reg() });
+  const model = tf.model({ inputs: input, outputs: head.apply(sum) as tf.SymbolicTensor });
+  const set = (layer: tf.layers.Layer, k: Float32Array, b: Float32Array, fanIn: number, units: number) =>
+    layer.setWeights([tf.tensor2d(k, [fanIn, units]), tf.tensor1d(b)]);
+  set(stem, w.stem.kernel, w.stem.bias, o.nIn, o.width);
+  blocks.forEach((b, l) => set(b, w.blocks[l].kernel, w.blocks[l].bias, o.width, o.width));
+  set(head, w.head.kernel, w.head.bias, o.width, o.nOut);
+  return model;
+}
+
+function lossFn(o: FusedMlpOptions): (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor {
+  if (o.loss === 'mse') return (yTrue, yPred) => tf.losses.meanSquaredError(yTrue, yPred);
+  return (yTrue, yPred) => tf.losses.softmaxCrossEntropy(yTrue, yPred);
+}
+
+/** Targets as TF.js sees them: values (MSE) or one-hot rows of the integer labels (softmax-ce). */
+function yTensor(o: FusedMlpOptions, y: Float32Array, rows: number): tf.Tensor {
+  if (o.loss === 'mse') return tf.tensor2d(y, [rows, o.nOut]);
+  return tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(Int32Array.from(y.subarray(0, rows)), 'int32'), o.nOut), 'float32'));
+}
+
+/** TF.js gradient of data loss + the layers' L2 penalties, in FusedMlpWeights order. */
+function tfGradients(o: FusedMlpOptions, w: FusedMlpWeights, x: Float32Array, y: Float32Array, rows: number):
+  { loss: number; grads: Float32Array[] } {
+  const model = tfModel(o, w);
+  const vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
+  const xt = tf.tensor2d(x, [rows, o.nIn]);
+  const yt = yTensor(o, y, rows);
+  const f = lossFn(o);
+  const { value, grads } = tf.variableGrads(() => {
+    let total = f(yt, model.apply(xt, { training: true }) as tf.Tensor);
+    for (const r of model.calculateLosses()) total = tf.add(total, r);
+    return total as tf.Scalar;
+  }, vars);
+  const out = vars.map((v) => grads[v.name].dataSync() as Float32Array);
+  const loss = value.dataSync()[0];
+  tf.dispose([value, xt, yt, ...Object.values(grads)]);
+  model.dispose();
+  return { loss, grads: out };
+}
+
+async function tfTrajectory(o: FusedMlpOptions, w: FusedMlpWeights, x: Float32Array, y: Float32Array, rows: number,
+  steps: number, batch: number): Promise<number[]> {
+  const model = tfModel(o, w);
+  model.compile({ optimizer: tf.train.adam(o.lr), loss: lossFn(o) });
+  const losses: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    const r0 = (s * batch) % rows;
+    const n = Math.min(batch, rows - r0);
+    const xt = tf.tensor2d(x.subarray(r0 * o.nIn, (r0 + n) * o.nIn), [n, o.nIn]);
+    const yt = yTensor(o, y.subarray(r0 * (o.loss === 'mse' ? o.nOut : 1), (r0 + n) * (o.loss === 'mse' ? o.nOut : 1)), n);
+    losses.push((await model.trainOnBatch(xt, yt)) as number);
+    tf.dispose([xt, yt]);
+  }
+  model.dispose();
+  return losses;
+}
+
+function fusedTrajectory(o: FusedMlpOptions, w: FusedMlpWeights, x: Float32Array, y: Float32Array, rows: number,
+  steps: number, batch: number): number[] {
+  const m = createFusedMlp(o, w);
+  const per = o.loss === 'mse' ? o.nOut : 1;
+  const losses: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    const r0 = (s * batch) % rows;
+    const n = Math.min(batch, rows - r0);
+    losses.push(m.step(x.subarray(r0 * o.nIn, (r0 + n) * o.nIn), y.subarray(r0 * per, (r0 + n) * per), n));
+  }
+  m.dispose();
+  return losses;
+}
+
+const ENGINES: Array<{ name: string; opts: Partial<FusedMlpOptions>; skip: string | false }> = [
+  { name: 'js', opts: { engine: 'js' }, skip: false },
+  { name: 'native', opts: { engine: 'native', threads: 2 }, skip: nativeSkip },
+  { name: 'native portable kernels', opts: { engine: 'native', threads: 2, simd: 'portable' }, skip: nativeSkip },
+];
+
+const SHAPES: Record<FusedLoss, { nIn: number; nOut: number }> = {
+  'mse': { nIn: 14, nOut: 1 }, // SGEMM-shaped regression
+  'softmax-ce': { nIn: 40, nOut: 10 }, // small MNIST-shaped classification
+};
+
+// ----- gradients -----
+
+for (const loss of ['mse', 'softmax-ce'] as const) {
+  for (const depth of [1, 3, 12]) {
+    for (const eng of ENGINES) {
+      test(`gradients match tf.variableGrads: ${loss}, depth ${depth}, ${eng.name}`, { skip: eng.skip }, () => {
+        const o: FusedMlpOptions = {
+          ...SHAPES[loss], width: 16, depth, loss, l2: 1e-3, lr: 0.01, ...eng.opts,
+        };
+        const w = initWeights(o, 100 + depth);
+        const rows = 301; // not a multiple of the tile size, of 4, or of the thread count
+        const { x, y } = makeData(new Rng(7 + depth), rows, o.nIn, o.nOut, loss);
+        const ref = tfGradients(o, w, x, y, rows);
+        const m = createFusedMlp(o, w);
+        assert.equal(m.engine, eng.opts.engine);
+        const g = flat(m.gradients(x, y, rows));
+        assert.equal(g.length, ref.grads.length);
+        g.forEach(([name, a], i) => assertClose(a, ref.grads[i], 1e-4, `grad ${name}`));
+        assertRelClose(m.evaluate(x, y, rows), ref.loss, 1e-5, 'loss with L2');
+        // gradients() changes nothing.
+        flat(m.getWeights()).forEach(([name, a], i) => assert.deepEqual(a, flat(w)[i][1], name));
+        m.dispose();
+      });
+    }
+  }
+}
+
+// ----- Adam trajectories -----
+
+for (const [loss, depth] of [['mse', 12], ['softmax-ce', 3]] as const) {
+  for (const eng of ENGINES.slice(0, 2)) {
+    test(`20-step Adam loss trajectory matches model.trainOnBatch: ${loss}, depth ${depth}, ${eng.name}`,
+      { skip: eng.skip }, async () => {
+        const o: FusedMlpOptions = { ...SHAPES[loss], width: 16, depth, loss, l2: 1e-4, lr: 0.01, ...eng.opts };
+        const w = initWeights(o, 5);
+        const rows = 700;
+        const { x, y } = makeData(new Rng(11), rows, o.nIn, o.nOut, loss);
+        // Batches of 256: the third batch of every pass is a ragged 188 rows.
+        const expected = await tfTrajectory(o, w, x, y, rows, 20, 256);
+        const actual = fusedTrajectory(o, w, x, y, rows, 20, 256);
+        assert.ok(expected[19] < expected[0], 'the reference trains');
+        actual.forEach((a, i) => assertRelClose(a, expected[i], 1e-4, `step ${i + 1} loss`));
+      });
+  }
+}
+
+// ----- predictions, threads, ragged batches -----
+
+test('predict matches model.predict, both engines', () => {
+  const o: FusedMlpOptions = { nIn: 14, width: 16, depth: 5, nOut: 3, loss: 'mse', l2: 0, lr: 0.01 };
+  const w = initWeights(o, 3);
+  const rows = 77;
+  const { x } = makeData(new Rng(3), rows, o.nIn, o.nOut, 'mse');
+  const model = tfModel(o, w);
+  const expected = tf.tidy(() => (model.predict(tf.tensor2d(x, [rows, o.nIn])) as tf.Tensor).dataSync() as Float32Array);
+  model.dispose();
+  for (const eng of ENGINES.filter((e) => !e.skip)) {
+    const m = createFusedMlp({ ...o, ...eng.opts }, w);
+    assertClose(m.predict(x, rows), expected, 1e-5, `${eng.name} predict`);
+    m.dispose();
+  }
+});
+
+test('native engine: 1 and 2 threads agree within 1e-5 over 10 steps', { skip: nativeSkip }, () => {
+  for (const loss of ['mse', 'softmax-ce'] as const) {
+    const o: FusedMlpOptions = { ...SHAPES[loss], width: 16, depth: 20, loss, l2: 1e-5, lr: 0.01, engine: 'native' };
+    const w = initWeights(o, 9);
+    const rows = 1021;
+    const { x, y } = makeData(new Rng(9), rows, o.nIn, o.nOut, loss);
+    const run = (threads: number) => {
+      const m = createFusedMlp({ ...o, threads, tileRows: 32 }, w);
+      assert.equal(m.threads, threads);
+      const losses = Array.from({ length: 10 }, () => m.step(x, y, rows));
+      const weights = m.getWeights();
+      m.dispose();
+      return { losses, weights };
+    };
+    const one = run(1);
+    const two = run(2);
+    one.losses.forEach((l, i) => assertRelClose(two.losses[i], l, 1e-5, `${loss} step ${i + 1}`));
+    flat(two.weights).forEach(([name, a], i) => assertClose(a, flat(one.weights)[i][1], 1e-5, `${loss} ${name}`));
+  }
+});
+
+test('native engine with threads = 1 is bit-for-bit reproducible; js and native agree', { skip: nativeSkip }, () => {
+  const o: FusedMlpOptions = { nIn: 14, width: 16, depth: 8, nOut: 1, loss: 'mse', l2: 1e-5, lr: 0.01 };
+  const w = initWeights(o, 4);
+  const rows = 333;
+  const { x, y } = makeData(new Rng(4), rows, o.nIn, 1, 'mse');
+  const run = (extra: Partial<FusedMlpOptions>) => {
+    const m = createFusedMlp({ ...o, ...extra }, w);
+    for (let s = 0; s < 5; s++) m.step(x, y, rows);
+    const r = m.getWeights();
+    m.dispose();
+    return r;
+  };
+  const a = run({ engine: 'native', threads: 1 });
+  const b = run({ engine: 'native', threads: 1 });
+  flat(a).forEach(([name, t], i) => assert.deepEqual(t, flat(b)[i][1], name));
+  const js = run({ engine: 'js' });
+  flat(js).forEach(([name, t], i) => assertClose(t, flat(a)[i][1], 1e-4, `js vs native ${name}`));
+});
+
+test('ragged batches: any row count, including fewer rows than a tile', () => {
+  const o: FusedMlpOptions = { nIn: 14, width: 16, depth: 4, nOut: 1, loss: 'mse', l2: 1e-4, lr: 0.01 };
+  const w = initWeights(o, 8);
+  for (const rows of [1, 3, 5, 33, 97]) {
+    const { x, y } = makeData(new Rng(rows), rows, o.nIn, 1, 'mse');
+    const ref = tfGradients(o, w, x, y, rows);
+    for (const eng of ENGINES.filter((e) => !e.skip)) {
+      const m = createFusedMlp({ ...o, ...eng.opts }, w);
+      flat(m.gradients(x, y, rows)).forEach(([name, a], i) => assertClose(a, ref.grads[i], 1e-4, `${eng.name} rows=${rows} ${name}`));
+      m.dispose();
+    }
+  }
+});
+
+// ----- state -----
+
+test('weights and optimizer state round-trip: 5 + 5 steps equal 10 steps', () => {
+  const o: FusedMlpOptions = { nIn: 14, width: 16, depth: 6, nOut: 1, loss: 'mse', l2: 1e-5, lr: 0.01, engine: 'js' };
+  const w = initWeights(o, 12);
+  const rows = 200;
+  const { x, y } = makeData(new Rng(12), rows, o.nIn, 1, 'mse');
+  for (const eng of ENGINES.filter((e) => !e.skip)) {
+    const opts = { ...o, ...eng.opts, threads: 1 };
+    const straight = createFusedMlp(opts, w);
+    for (let s = 0; s < 10; s++) straight.step(x, y, rows);
+    const first = createFusedMlp(opts, w);
+    for (let s = 0; s < 5; s++) first.step(x, y, rows);
+    const state = first.getOptimizerState();
+    assert.equal(state.step, 5);
+    const second = createFusedMlp(opts, first.getWeights());
+    second.setOptimizerState(state);
+    for (let s = 0; s < 5; s++) second.step(x, y, rows);
+    flat(second.getWeights()).forEach(([name, a], i) => assert.deepEqual(a, flat(straight.getWeights())[i][1], `${eng.name} ${name}`));
+    assert.equal(second.getOptimizerState().step, 10);
+    for (const m of [straight, first, second]) m.dispose();
+  }
+});
+
+test('setLearningRate, setWeights and input validation', () => {
+  const o: FusedMlpOptions = { nIn: 4, width: 8, depth: 2, nOut: 3, loss: 'softmax-ce', l2: 0, lr: 0.01, engine: 'js' };
+  const w = initWeights(o, 1);
+  const m = createFusedMlp(o, w);
+  const x = new Float32Array(4 * 2);
+  assert.throws(() => m.step(x, new Float32Array([0, 3]), 2), /label 3 at row 1/);
+  assert.throws(() => m.step(x, new Float32Array([0, 1]), 3), /x must be a Float32Array/);
+  assert.throws(() => m.setWeights({ ...w, blocks: w.blocks.slice(1) }), /expected 2 blocks/);
+  assert.throws(() => createFusedMlp({ ...o, depth: 0 }, w), /depth must be a positive integer/);
+  m.setLearningRate(0.5);
+  m.step(x, new Float32Array([0, 1]), 2);
+  m.setWeights(w);
+  assert.deepEqual(m.getWeights().head.kernel, w.head.kernel);
+  m.dispose();
+  assert.throws(() => m.step(x, new Float32Array([0, 1]), 2), /disposed/);
+});
+
+test('fastPathInfo reports the engine in use', () => {
+  const i = fastPathInfo();
+  assert.ok(i.engine === 'native' || i.engine === 'js');
+  assert.ok(i.threads >= 1);
+  if (i.engine === 'native') assert.match(i.simd ?? '', /^(avx2-fma|portable)$/);
+  else assert.ok(i.reason);
+});
+
+// ----- real data -----
+
+function findSgemm(): string | null {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    const c = path.join(dir, 'data', 'sgemm', 'sgemm_product.csv.gz');
+    if (fs.existsSync(c)) return c;
+    dir = path.dirname(dir);
+  }
+  return null;
+}
+
+const sgemm = findSgemm();
+
+test('2,000 real SGEMM rows: gradients and a 20-step trajectory match TF.js, both engines',
+  { skip: sgemm == null ? 'data/sgemm/sgemm_product.csv.gz not found' : false }, async () => {
+    const lines = gunzipSync(fs.readFileSync(sgemm!)).toString('utf8').trim().split('\n').slice(1);
+    const rows = 2000;
+    const stride = Math.floor(lines.length / rows); // spread over the file (it is sorted)
+    const nIn = 14;
+    const x = new Float32Array(rows * nIn);
+    const y = new Float32Array(rows);
+    for (let r = 0; r < rows; r++) {
+      const v = lines[r * stride].split(',').map(Number);
+      for (let j = 0; j < nIn; j++) x[r * nIn + j] = v[j];
+      y[r] = Math.log((v[14] + v[15] + v[16] + v[17]) / 4);
+    }
+    const zscore = (a: Float32Array, cols: number) => {
+      for (let j = 0; j < cols; j++) {
+        let s = 0, s2 = 0;
+        for (let r = 0; r < rows; r++) s += a[r * cols + j];
+        const mean = s / rows;
+        for (let r = 0; r < rows; r++) s2 += (a[r * cols + j] - mean) ** 2;
+        const sd = Math.sqrt(s2 / rows) || 1;
+        for (let r = 0; r < rows; r++) a[r * cols + j] = (a[r * cols + j] - mean) / sd;
+      }
+    };
+    zscore(x, nIn);
+    zscore(y, 1);
+    const o: FusedMlpOptions = { nIn, width: 16, depth: 12, nOut: 1, loss: 'mse', l2: 1e-5, lr: 0.01 };
+    const w = initWeights(o, 2000);
+    const ref = tfGradients(o, w, x, y, rows);
+    const expected = await tfTrajectory(o, w, x, y, rows, 20, 1024);
+    for (const eng of ENGINES.slice(0, 2).filter((e) => !e.skip)) {
+      const m = createFusedMlp({ ...o, ...eng.opts }, w);
+      flat(m.gradients(x, y, rows)).forEach(([name, a], i) => assertClose(a, ref.grads[i], 1e-4, `${eng.name} ${name}`));
+      m.dispose();
+      const actual = fusedTrajectory({ ...o, ...eng.opts }, w, x, y, rows, 20, 1024);
+      actual.forEach((a, i) => assertRelClose(a, expected[i], 1e-4, `${eng.name} step ${i + 1} loss`));
+    }
+  });
