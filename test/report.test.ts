@@ -1,175 +1,41 @@
 /**
  * The HTML report: built from a real (tiny) training run, opened in headless Chromium offline.
  *
- * `makeRunFolder(dir)` is the only place that makes the fixture: today it trains a small GloNet
- * MLP with TF.js on the first 2,000 rows of the real SGEMM data and computes metrics.json and
- * analysis.json itself; it can be swapped for a real `glonet train` + `glonet analyze` run.
+ * `makeRunFolder(dir)` makes the fixture with the real pipeline: `runTraining` (what `glonet
+ * train` runs) on a 2,000-row SGEMM subset, then `analyzeRun` (what `glonet analyze` runs).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as zlib from 'node:zlib';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../src/random.js';
+import { familyDefaults, type RunConfig } from '../src/train/config.js';
+import { runTraining } from '../src/train/run.js';
+import { createProgress } from '../src/train/progress.js';
+import { analyzeRun } from '../src/cli/analysis.js';
 import { renderReportHtml, writeReport, type ReportAnalysis, type ReportMetrics } from '../src/report/report.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
 const OUT = path.join(ROOT, 'test-output', 'report');
-const SGEMM = '/work/shared/datasets/sgemm/sgemm_product.csv.gz';
 const CHROMIUM = '/usr/bin/chromium';
 
 // ---------------------------------------------------------------------------------------------
 // Fixture: a real tiny run.
 
-interface Tabular { x: number[][]; y: number[] }
-
-/** First `rows` SGEMM rows: 14 features, target ln(mean of the 4 runs). */
-function loadSgemm(rows: number): Tabular {
-  const text = zlib.gunzipSync(fs.readFileSync(SGEMM)).toString('utf8');
-  const lines = text.split('\n');
-  const x: number[][] = [];
-  const y: number[] = [];
-  for (let i = 1; i < lines.length && x.length < rows; i++) {
-    if (!lines[i].trim()) continue;
-    const v = lines[i].split(',').map(Number);
-    x.push(v.slice(0, 14));
-    y.push(Math.log((v[14] + v[15] + v[16] + v[17]) / 4));
-  }
-  return { x, y };
-}
-
-/** Column means and standard deviations of `rows`. */
-function stats(rows: number[][]): { mean: number[]; std: number[] } {
-  const d = rows[0].length;
-  const mean = new Array<number>(d).fill(0);
-  const std = new Array<number>(d).fill(0);
-  for (const r of rows) for (let j = 0; j < d; j++) mean[j] += r[j] / rows.length;
-  for (const r of rows) for (let j = 0; j < d; j++) std[j] += (r[j] - mean[j]) ** 2 / rows.length;
-  return { mean, std: std.map((s) => Math.sqrt(s) || 1) };
-}
-
 const DEPTH = 12;
-const WIDTH = 16;
 const EPOCHS = 8;
 const SAMPLES = 4;
 
-/**
- * Train a GloNet MLP (stem Linear -> DEPTH blocks relu(Wx+b) -> sum -> Linear head) for a few
- * epochs and write `metrics.json` and `analysis.json` per the DESIGN.md contracts.
- */
+/** A real run folder: `glonet train` (library form) then `glonet analyze`, on an SGEMM subset. */
 async function makeRunFolder(dir: string): Promise<void> {
-  await tf.setBackend('cpu');
-  const seed = 7;
-  const config = {
-    model: 'mlp', arch: 'glonet', dataset: 'sgemm', depth: DEPTH, width: WIDTH, epochs: EPOCHS,
-    batchSize: 128, lr: 0.01, l2: 1e-5, seed, subset: 2000, backend: 'cpu',
+  const cfg: RunConfig = {
+    ...familyDefaults('mlp'), model: 'mlp', arch: 'glonet', dataset: 'sgemm', depth: DEPTH, epochs: EPOCHS,
+    batchSize: 128, seed: 7, subset: 2000, augment: false, backend: 'cpu', fast: 'off',
   };
-  const data = loadSgemm(config.subset);
-  const perm = new Rng(seed).permutation(data.x.length);
-  const nTrain = Math.floor(0.8 * data.x.length);
-  const idxTrain = Array.from(perm.subarray(0, nTrain));
-  const idxTest = Array.from(perm.subarray(nTrain));
-  const fx = stats(idxTrain.map((i) => data.x[i]));
-  const fy = stats(idxTrain.map((i) => [data.y[i]]));
-  const xs = (idx: number[]) => idx.map((i) => data.x[i].map((v, j) => (v - fx.mean[j]) / fx.std[j]));
-  const ys = (idx: number[]) => idx.map((i) => (data.y[i] - fy.mean[0]) / fy.std[0]);
-  const xTrainA = xs(idxTrain);
-  const yTrainA = ys(idxTrain);
-  const xTestA = xs(idxTest);
-  const yTestA = ys(idxTest);
-  const xTrain = tf.tensor2d(xTrainA);
-  const yTrain = tf.tensor2d(yTrainA, [yTrainA.length, 1]);
-  const xTest = tf.tensor2d(xTestA);
-  const yTest = tf.tensor2d(yTestA, [yTestA.length, 1]);
-
-  const input = tf.input({ shape: [14] });
-  const init = (i: number) => tf.initializers.heNormal({ seed: seed * 1000 + i });
-  let h = tf.layers.dense({ units: WIDTH, kernelInitializer: init(0), name: 'stem' }).apply(input) as tf.SymbolicTensor;
-  const outs: tf.SymbolicTensor[] = [];
-  for (let l = 1; l <= DEPTH; l++) {
-    h = tf.layers.dense({
-      units: WIDTH, activation: 'relu', kernelInitializer: init(l),
-      kernelRegularizer: tf.regularizers.l2({ l2: config.l2 }), name: `block${l}`,
-    }).apply(h) as tf.SymbolicTensor;
-    outs.push(h);
-  }
-  const sum = tf.layers.add({ name: 'glonet' }).apply(outs) as tf.SymbolicTensor;
-  const head = tf.layers.dense({ units: 1, kernelInitializer: init(DEPTH + 1), name: 'head' });
-  const model = tf.model({ inputs: input, outputs: head.apply(sum) as tf.SymbolicTensor });
-  const probe = tf.model({ inputs: input, outputs: outs });
-  model.compile({ optimizer: tf.train.adam(config.lr), loss: 'meanSquaredError' });
-
-  const mse = (pred: tf.Tensor) => tf.tidy(() => tf.losses.meanSquaredError(yTest, pred).dataSync()[0]);
-  const epochs: ReportMetrics['epochs'] = [];
-  for (let e = 1; e <= EPOCHS; e++) {
-    const t0 = performance.now();
-    const hist = await model.fit(xTrain, yTrain, { epochs: 1, batchSize: config.batchSize, shuffle: true, verbose: 0 });
-    const seconds = (performance.now() - t0) / 1000;
-    const evalOut = model.evaluate(xTest, yTest, { batchSize: 1024 }) as tf.Scalar;
-    const testLoss = (await evalOut.data())[0];
-    evalOut.dispose();
-    const pred = model.predict(xTest) as tf.Tensor;
-    const testError = mse(pred);
-    pred.dispose();
-    epochs.push({ epoch: e, trainLoss: hist.history.loss[0] as number, testLoss, testError, seconds });
-  }
-  let best = epochs[0];
-  for (const e of epochs) if ((e.testError as number) < (best.testError as number)) best = e;
-  const metrics: ReportMetrics = {
-    config, task: 'regression', params: model.countParams(), backend: tf.getBackend(), epochs,
-    best: { epoch: best.epoch, testError: best.testError },
-    meanEpochSeconds: epochs.reduce((s, e) => s + (e.seconds as number), 0) / epochs.length,
-  };
-
-  // Analysis on the test split: block outputs, L1 norms, truncation, exact contributions.
-  const blockOut = (probe.predict(xTest) as tf.Tensor[]).map((t) => {
-    const a = t.arraySync() as number[][];
-    t.dispose();
-    return a;
-  });
-  const [kernel, biasT] = head.getWeights();
-  const w = (kernel.arraySync() as number[][]).map((r) => r[0]);
-  const b = (biasT.arraySync() as number[])[0];
-  const n = xTestA.length;
-  const dot = (v: number[]) => v.reduce((s, x, j) => s + x * w[j], 0);
-  const blockNorms = blockOut.map((outsL, l) => {
-    const norms = outsL.map((v) => v.reduce((s, x) => s + Math.abs(x), 0));
-    const mean = norms.reduce((s, x) => s + x, 0) / n;
-    const std = Math.sqrt(norms.reduce((s, x) => s + (x - mean) ** 2, 0) / n);
-    return { block: l + 1, mean, std };
-  });
-  const partial = new Array<number>(n).fill(b);
-  const truncation = blockOut.map((outsL, l) => {
-    let se = 0;
-    for (let i = 0; i < n; i++) {
-      partial[i] += dot(outsL[i]);
-      se += (partial[i] - yTestA[i]) ** 2;
-    }
-    return { blocks: l + 1, testError: se / n };
-  });
-  const tolerance = 0.05;
-  const full = truncation[DEPTH - 1].testError;
-  const byError = truncation.find((t) => t.testError <= full * (1 + tolerance))!.blocks;
-  const totalNorm = blockNorms.reduce((s, x) => s + x.mean, 0);
-  let acc = 0;
-  const byNorm = blockNorms.find((x) => (acc += x.mean) >= 0.95 * totalNorm)!.block;
-  const samples = Array.from({ length: SAMPLES }, (_, i) => {
-    const blocks = blockOut.map((outsL) => [dot(outsL[i])]);
-    return { index: idxTest[i], target: yTestA[i], prediction: [b + blocks.reduce((s, c) => s + c[0], 0)], blocks };
-  });
-  const analysis: ReportAnalysis = {
-    samples: n, blockNorms, truncation, effectiveDepth: { byError, byNorm, tolerance },
-    contributions: { task: 'regression', bias: [b], samples },
-  };
-  tf.dispose([xTrain, yTrain, xTest, yTest]);
-  model.dispose();
-
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'metrics.json'), JSON.stringify(metrics, null, 2));
-  fs.writeFileSync(path.join(dir, 'analysis.json'), JSON.stringify(analysis, null, 2));
+  await runTraining(cfg, dir, { progress: createProgress({ quiet: true }), log: () => {} });
+  await analyzeRun(dir, { backend: 'cpu', report: false });
 }
 
 // ---------------------------------------------------------------------------------------------
