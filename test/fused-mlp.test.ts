@@ -209,6 +209,34 @@ for (const loss of ['mse', 'softmax-ce'] as const) {
   }
 }
 
+test('other widths (5, 8, 32, 40) and the JavaScript engine without code generation', () => {
+  for (const width of [5, 8, 32, 40]) {
+    for (const loss of ['mse', 'softmax-ce'] as const) {
+      const o: FusedMlpOptions = { ...SHAPES[loss], width, depth: 3, loss, l2: 1e-3, lr: 0.01 };
+      const w = initWeights(o, width);
+      const rows = 45;
+      const { x, y } = makeData(new Rng(width), rows, o.nIn, o.nOut, loss);
+      const ref = tfGradients(o, w, x, y, rows);
+      const variants: Array<[string, Partial<FusedMlpOptions>, boolean]> = [
+        ...ENGINES.filter((e) => !e.skip).map((e): [string, Partial<FusedMlpOptions>, boolean] => [e.name, e.opts, false]),
+        ['js plain loops', { engine: 'js' }, true],
+      ];
+      for (const [name, extra, plain] of variants) {
+        const saved = process.env.GLONET_JS_CODEGEN;
+        if (plain) process.env.GLONET_JS_CODEGEN = '0';
+        try {
+          const m = createFusedMlp({ ...o, ...extra }, w);
+          flat(m.gradients(x, y, rows)).forEach(([t, a], i) => assertClose(a, ref.grads[i], 1e-4, `${name} width ${width} ${loss} ${t}`));
+          m.dispose();
+        } finally {
+          if (saved === undefined) delete process.env.GLONET_JS_CODEGEN;
+          else process.env.GLONET_JS_CODEGEN = saved;
+        }
+      }
+    }
+  }
+});
+
 // ----- Adam trajectories -----
 
 for (const [loss, depth] of [['mse', 12], ['softmax-ce', 3]] as const) {

@@ -68,13 +68,164 @@ export interface FusedCore {
 
 const f = Math.fround;
 
+type F32 = Float32Array;
+
+/**
+ * The four hot loops, all with output width W (the block width). Offsets (`a0`, `b0`, ...) index
+ * into the arrays passed, so no subarray views are made per call.
+ */
+interface JsKernels {
+  /** C[c0 + r*W + j] = P[bias0 + j] + sum_k A[a0 + r*lda + k] * P[b0 + k*W + j], r < R, k < K */
+  dense(A: F32, a0: number, lda: number, R: number, K: number, P: F32, b0: number, bias0: number, C: F32, c0: number): void;
+  /** Block forward: the same with lda = K = W, then relu into C and S (S = h, or S += h). */
+  fwd(A: F32, a0: number, R: number, P: F32, b0: number, bias0: number, C: F32, c0: number, S: F32, first: boolean): void;
+  /** g[g0 + k*W + j] += sum_r A[a0 + r*lda + k] * D[r*W + j], k < K, r < R */
+  outer(A: F32, a0: number, lda: number, R: number, K: number, D: F32, g: F32, g0: number): void;
+  /**
+   * Block backward, data part: dZ = G * (H[h0..] > 0) written into G, g[gB + j] += colsum(dZ),
+   * G2 = (useDS ? dS : 0) + dZ . WT[wt0..] (WT: the transposed kernel).
+   */
+  back(G: F32, G2: F32, H: F32, h0: number, WT: F32, wt0: number, dS: F32, useDS: boolean, g: F32, gB: number, R: number): void;
+}
+
+/** Plain loops for any width. */
+function genericKernels(W: number): JsKernels {
+  return {
+    dense(A, a0, lda, R, K, P, b0, bias0, C, c0) {
+      for (let r = 0; r < R; r++) {
+        const cr = c0 + r * W;
+        for (let j = 0; j < W; j++) C[cr + j] = P[bias0 + j];
+        const ar = a0 + r * lda;
+        for (let k = 0; k < K; k++) {
+          const a = A[ar + k];
+          if (a === 0) continue;
+          const bk = b0 + k * W;
+          for (let j = 0; j < W; j++) C[cr + j] += a * P[bk + j];
+        }
+      }
+    },
+    fwd(A, a0, R, P, b0, bias0, C, c0, S, first) {
+      this.dense(A, a0, W, R, W, P, b0, bias0, C, c0);
+      for (let i = 0; i < R * W; i++) {
+        const h = C[c0 + i] > 0 ? C[c0 + i] : 0;
+        C[c0 + i] = h;
+        S[i] = first ? h : S[i] + h;
+      }
+    },
+    outer(A, a0, lda, R, K, D, g, g0) {
+      for (let r = 0; r < R; r++) {
+        const ar = a0 + r * lda;
+        const dr = r * W;
+        for (let k = 0; k < K; k++) {
+          const a = A[ar + k];
+          if (a === 0) continue;
+          const o = g0 + k * W;
+          for (let j = 0; j < W; j++) g[o + j] += a * D[dr + j];
+        }
+      }
+    },
+    back(G, G2, H, h0, WT, wt0, dS, useDS, g, gB, R) {
+      for (let r = 0; r < R; r++) {
+        const ro = r * W;
+        for (let j = 0; j < W; j++) {
+          const dz = H[h0 + ro + j] > 0 ? G[ro + j] : 0;
+          G[ro + j] = dz;
+          g[gB + j] += dz;
+          G2[ro + j] = useDS ? dS[ro + j] : 0;
+        }
+        for (let c = 0; c < W; c++) {
+          const dz = G[ro + c];
+          if (dz === 0) continue;
+          const wc = wt0 + c * W;
+          for (let j = 0; j < W; j++) G2[ro + j] += dz * WT[wc + j];
+        }
+      }
+    },
+  };
+}
+
+/**
+ * The same loops specialized for one width: the W outputs of a row live in W local variables
+ * (unrolled), about three times faster in V8 than indexed loops. Generated once per engine.
+ */
+function unrolledKernels(W: number): JsKernels {
+  // Locals are named acc_j, dz_j, db_j, h_j: never a parameter's name.
+  const J = Array.from({ length: W }, (_, j) => j);
+  const each = (fn: (j: number) => string) => J.map(fn).join('\n');
+  const fn = (args: string, body: string) => new Function(...args.split(','), `'use strict';\n${body}`);
+  const denseBody = (relu: boolean) => `
+    for (let r = 0; r < R; r++) {
+      ${each((j) => `let acc_${j} = P[bias0 + ${j}];`)}
+      const ar = a0 + r * lda;
+      for (let k = 0; k < K; k++) {
+        const a = A[ar + k];
+        if (a === 0) continue;
+        const bk = b0 + k * ${W};
+        ${each((j) => `acc_${j} += a * P[bk + ${j}];`)}
+      }
+      const cr = c0 + r * ${W};
+      ${relu ? `const sr = r * ${W};
+      ${each((j) => `const h_${j} = Math.fround(acc_${j} > 0 ? acc_${j} : 0); C[cr + ${j}] = h_${j}; S[sr + ${j}] = first ? h_${j} : S[sr + ${j}] + h_${j};`)}`
+    : each((j) => `C[cr + ${j}] = acc_${j};`)}
+    }`;
+  const dense = fn('A,a0,lda,R,K,P,b0,bias0,C,c0', denseBody(false));
+  const fwdInner = fn('A,a0,lda,R,K,P,b0,bias0,C,c0,S,first', denseBody(true));
+  const outer = fn('A,a0,lda,R,K,D,g,g0', `
+    for (let k = 0; k < K; k++) {
+      const o = g0 + k * ${W};
+      ${each((j) => `let acc_${j} = g[o + ${j}];`)}
+      for (let r = 0; r < R; r++) {
+        const a = A[a0 + r * lda + k];
+        if (a === 0) continue;
+        const dr = r * ${W};
+        ${each((j) => `acc_${j} += a * D[dr + ${j}];`)}
+      }
+      ${each((j) => `g[o + ${j}] = acc_${j};`)}
+    }`);
+  const back = fn('G,G2,H,h0,WT,wt0,dS,useDS,g,gB,R', `
+    ${each((j) => `let db_${j} = 0;`)}
+    for (let r = 0; r < R; r++) {
+      const ro = r * ${W};
+      const hr = h0 + ro;
+      ${each((j) => `const dz_${j} = H[hr + ${j}] > 0 ? G[ro + ${j}] : 0; G[ro + ${j}] = dz_${j}; db_${j} += dz_${j};`)}
+      ${each((j) => `let acc_${j} = useDS ? dS[ro + ${j}] : 0;`)}
+      for (let c = 0; c < ${W}; c++) {
+        const d = G[ro + c];
+        if (d === 0) continue;
+        const wc = wt0 + c * ${W};
+        ${each((j) => `acc_${j} += d * WT[wc + ${j}];`)}
+      }
+      ${each((j) => `G2[ro + ${j}] = acc_${j};`)}
+    }
+    ${each((j) => `g[gB + ${j}] += db_${j};`)}`);
+  return {
+    dense: dense as JsKernels['dense'],
+    fwd: (A, a0, R, P, b0, bias0, C, c0, S, first) => fwdInner(A, a0, W, R, W, P, b0, bias0, C, c0, S, first),
+    outer: outer as JsKernels['outer'],
+    back: back as JsKernels['back'],
+  };
+}
+
+/** Unrolled kernels for widths up to 32 when the runtime allows code generation; else loops. */
+function kernelsFor(W: number, codegen: boolean): { k: JsKernels; unrolled: boolean } {
+  if (codegen && W <= 32 && process.env.GLONET_JS_CODEGEN !== '0') {
+    try {
+      return { k: unrolledKernels(W), unrolled: true };
+    } catch {
+      // Code generation from strings disallowed (--disallow-code-generation-from-strings).
+    }
+  }
+  return { k: genericKernels(W), unrolled: false };
+}
+
 export function createJsCore(
   shape: MlpShape,
   params: Float32Array,
   m: Float32Array,
   v: Float32Array,
   tileRows = 64,
-): FusedCore {
+  codegen = true,
+): FusedCore & { readonly unrolled: boolean } {
   const { nIn, width: W, depth: L, nOut } = shape;
   const lay = paramLayout(shape);
   const P = lay.size;
@@ -89,55 +240,28 @@ export function createJsCore(
   const grad = new Float32Array(P);
   const WT = new Float32Array(L * W * W);
   const isCe = shape.loss === 'softmax-ce';
+  const { k: K, unrolled } = kernelsFor(W, codegen);
   let disposed = false;
 
-  /** C[R x N] = A[R x K] (row stride lda, from offset a0) . B + bias (B and bias in params). */
-  function dense(A: Float32Array, a0: number, lda: number, R: number, K: number, b0: number, N: number,
-    bias0: number, C: Float32Array, c0: number): void {
+  /** Head: out[R x nOut] = S . headK + headB. */
+  function head(R: number): void {
     for (let r = 0; r < R; r++) {
-      const cr = c0 + r * N;
-      for (let j = 0; j < N; j++) C[cr + j] = params[bias0 + j];
-      const ar = a0 + r * lda;
-      for (let k = 0; k < K; k++) {
-        const a = A[ar + k];
-        if (a === 0) continue;
-        const bk = b0 + k * N;
-        for (let j = 0; j < N; j++) C[cr + j] += a * params[bk + j];
-      }
-    }
-  }
-
-  /** dK (in grad, from k0) += A^T . D ; A is R x K (stride lda), D is R x N. */
-  function outerAcc(A: Float32Array, a0: number, lda: number, R: number, K: number, D: Float32Array,
-    N: number, k0: number): void {
-    for (let r = 0; r < R; r++) {
-      const ar = a0 + r * lda;
-      const dr = r * N;
-      for (let k = 0; k < K; k++) {
-        const a = A[ar + k];
-        if (a === 0) continue;
-        const o = k0 + k * N;
-        for (let j = 0; j < N; j++) grad[o + j] += a * D[dr + j];
+      for (let o = 0; o < nOut; o++) {
+        let a = params[lay.headBias + o];
+        for (let j = 0; j < W; j++) a += S[r * W + j] * params[lay.headKernel + j * nOut + o];
+        out[r * nOut + o] = a;
       }
     }
   }
 
   function forward(x: Float32Array, r0: number, R: number): void {
-    dense(x, r0 * nIn, nIn, R, nIn, lay.stemKernel, W, lay.stemBias, acts, 0);
+    K.dense(x, r0 * nIn, nIn, R, nIn, params, lay.stemKernel, lay.stemBias, acts, 0);
     const act = RT * W;
-    const n = R * W;
     for (let l = 0; l < L; l++) {
       const kOff = lay.blocks + lay.blockStride * l;
-      const hOut = act * (l + 1);
-      dense(acts, act * l, W, R, W, kOff, W, kOff + W * W, acts, hOut);
-      for (let i = 0; i < n; i++) {
-        const h = acts[hOut + i];
-        const hr = h > 0 ? h : 0;
-        acts[hOut + i] = hr;
-        S[i] = l === 0 ? hr : S[i] + hr;
-      }
+      K.fwd(acts, act * l, R, params, kOff, kOff + W * W, acts, act * (l + 1), S, l === 0);
     }
-    dense(S, 0, W, R, W, lay.headKernel, nOut, lay.headBias, out, 0);
+    head(R);
   }
 
   function tile(x: Float32Array, y: Float32Array, r0: number, R: number, totalRows: number): number {
@@ -166,10 +290,14 @@ export function createJsCore(
         }
       }
     }
-    // Head.
-    outerAcc(S, 0, W, R, W, dOut, nOut, lay.headKernel);
-    for (let r = 0; r < R; r++) for (let j = 0; j < nOut; j++) grad[lay.headBias + j] += dOut[r * nOut + j];
+    // Head: dK += S^T dOut, db += colsum(dOut), dS = dOut . headK^T.
     for (let r = 0; r < R; r++) {
+      for (let o = 0; o < nOut; o++) {
+        const d = dOut[r * nOut + o];
+        grad[lay.headBias + o] += d;
+        if (d === 0) continue;
+        for (let j = 0; j < W; j++) grad[lay.headKernel + j * nOut + o] += S[r * W + j] * d;
+      }
       for (let j = 0; j < W; j++) {
         let a = 0;
         for (let o = 0; o < nOut; o++) a += dOut[r * nOut + o] * params[lay.headKernel + j * nOut + o];
@@ -180,42 +308,13 @@ export function createJsCore(
     const act = RT * W;
     for (let l = L - 1; l >= 0; l--) {
       const gK = lay.blocks + lay.blockStride * l;
-      const gB = gK + W * W;
-      const hOut = act * (l + 1);
-      const hIn = act * l;
-      const wt = l * W * W;
-      for (let r = 0; r < R; r++) {
-        const ro = r * W;
-        for (let j = 0; j < W; j++) {
-          const dz = acts[hOut + ro + j] > 0 ? G[ro + j] : 0;
-          G[ro + j] = dz;
-          grad[gB + j] += dz;
-        }
-        if (l > 0) {
-          for (let j = 0; j < W; j++) G2[ro + j] = dS[ro + j];
-        } else {
-          for (let j = 0; j < W; j++) G2[ro + j] = 0;
-        }
-        for (let c = 0; c < W; c++) {
-          const dz = G[ro + c];
-          if (dz === 0) continue;
-          const wc = wt + c * W;
-          for (let j = 0; j < W; j++) G2[ro + j] += dz * WT[wc + j];
-        }
-        // dW += H_in[r]^T dZ[r]
-        const hr = hIn + ro;
-        for (let k = 0; k < W; k++) {
-          const a = acts[hr + k];
-          if (a === 0) continue;
-          const o = gK + k * W;
-          for (let j = 0; j < W; j++) grad[o + j] += a * G[ro + j];
-        }
-      }
+      K.back(G, G2, acts, act * (l + 1), WT, l * W * W, dS, l > 0, grad, gK + W * W, R);
+      K.outer(acts, act * l, W, R, W, G, grad, gK);
       const t = G;
       G = G2;
       G2 = t;
     }
-    outerAcc(x, r0 * nIn, nIn, R, nIn, G, W, lay.stemKernel);
+    K.outer(x, r0 * nIn, nIn, R, nIn, G, grad, lay.stemKernel);
     for (let r = 0; r < R; r++) for (let j = 0; j < W; j++) grad[lay.stemBias + j] += G[r * W + j];
     return loss;
   }
@@ -277,6 +376,7 @@ export function createJsCore(
 
   return {
     engine: 'js',
+    unrolled,
     step(x, y, rows, scalars) {
       checkLabels(y, rows);
       const loss = computeGradients(x, y, rows);

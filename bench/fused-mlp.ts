@@ -1,0 +1,194 @@
+/**
+ * Training-step time of the fused GloNet MLP engines (native addon, portable JavaScript) at
+ * batch 1024, width 16, SGEMM's 14 inputs, MSE + L2 + Adam, against the PyTorch peer
+ * (/work/shared/peers/pytorch_peer.py or $GLONET_PYTORCH_PEER) when `import torch` works.
+ *
+ *   node dist/bench/fused-mlp.js [--depths 10,100,1000] [--engines native,js] [--reps 5]
+ *                                [--threads N] [--no-torch] [--json]
+ *
+ * Each figure is the median over `reps` timed runs (the machine may be shared: medians, not
+ * minimums). Ours and PyTorch's runs alternate, so both see the same load.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Rng } from '../src/random.js';
+import { createFusedMlp, fastPathInfo, type FusedMlpWeights } from '../src/fast/fused-mlp.js';
+
+interface Args {
+  depths: number[];
+  engines: Array<'native' | 'js'>;
+  reps: number;
+  threads?: number;
+  torch: boolean;
+  json: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { depths: [10, 100, 1000], engines: ['native', 'js'], reps: 5, torch: true, json: false };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    const next = (): string => {
+      const v = argv[++i];
+      if (v == null) throw new Error(`${k} needs a value`);
+      return v;
+    };
+    if (k === '--depths') a.depths = next().split(',').map(Number);
+    else if (k === '--engines') a.engines = next().split(',') as Args['engines'];
+    else if (k === '--reps') a.reps = Number(next());
+    else if (k === '--threads') a.threads = Number(next());
+    else if (k === '--no-torch') a.torch = false;
+    else if (k === '--json') a.json = true;
+    else if (k === '--help' || k === '-h') {
+      console.log('node dist/bench/fused-mlp.js [--depths 10,100,1000] [--engines native,js] [--reps 5] [--threads N] [--no-torch] [--json]');
+      process.exit(0);
+    } else throw new Error(`unknown option ${k}`);
+  }
+  return a;
+}
+
+const BATCH = 1024;
+const WIDTH = 16;
+const N_IN = 14;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function gaussian(rng: Rng): number {
+  return Math.sqrt(-2 * Math.log(Math.max(rng.next(), 1e-12))) * Math.cos(2 * Math.PI * rng.next());
+}
+
+function heNormal(rng: Rng, fanIn: number, units: number): Float32Array {
+  const a = new Float32Array(fanIn * units);
+  const s = Math.sqrt(2 / fanIn);
+  for (let i = 0; i < a.length; i++) a[i] = gaussian(rng) * s;
+  return a;
+}
+
+function weights(depth: number): FusedMlpWeights {
+  const rng = new Rng(depth);
+  return {
+    stem: { kernel: heNormal(rng, N_IN, WIDTH), bias: new Float32Array(WIDTH) },
+    blocks: Array.from({ length: depth }, () => ({ kernel: heNormal(rng, WIDTH, WIDTH), bias: new Float32Array(WIDTH) })),
+    head: { kernel: heNormal(rng, WIDTH, 1), bias: new Float32Array(1) },
+  };
+}
+
+/** One timed run: median-free mean ms/step over enough steps to last ~0.5 s (at least 3). */
+function timeOurs(engine: 'native' | 'js', depth: number, threads: number | undefined): () => number {
+  const rng = new Rng(1);
+  const x = new Float32Array(4 * BATCH * N_IN);
+  const y = new Float32Array(4 * BATCH);
+  for (let i = 0; i < x.length; i++) x[i] = gaussian(rng);
+  for (let i = 0; i < y.length; i++) y[i] = gaussian(rng);
+  const model = createFusedMlp({
+    nIn: N_IN, width: WIDTH, depth, nOut: 1, loss: 'mse', l2: 1e-5, lr: 0.01, engine, threads,
+  }, weights(depth));
+  const batches = [0, 1, 2, 3].map((j) => ({
+    x: x.subarray(j * BATCH * N_IN, (j + 1) * BATCH * N_IN), y: y.subarray(j * BATCH, (j + 1) * BATCH),
+  }));
+  let i = 0;
+  const step = () => {
+    const b = batches[i++ % 4];
+    return model.step(b.x, b.y, BATCH);
+  };
+  for (let w = 0; w < 2; w++) step();
+  // Steps per run from one probe step.
+  const t0 = performance.now();
+  step();
+  const probe = performance.now() - t0;
+  const steps = Math.max(3, Math.min(2000, Math.round(500 / Math.max(probe, 1e-3))));
+  return () => {
+    const s = performance.now();
+    for (let k = 0; k < steps; k++) step();
+    return (performance.now() - s) / steps;
+  };
+}
+
+function peerPath(): string | null {
+  const candidates = [
+    process.env.GLONET_PYTORCH_PEER,
+    '/work/shared/peers/pytorch_peer.py',
+    path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/peers/pytorch_peer.py'),
+  ];
+  for (const c of candidates) if (c && existsSync(c)) return c;
+  return null;
+}
+
+function torchAvailable(): string | null {
+  const r = spawnSync('/usr/bin/python3', ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8', timeout: 120000 });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+function timeTorch(peer: string, depth: number): number | null {
+  const steps = depth >= 1000 ? 5 : depth >= 100 ? 10 : 40;
+  const r = spawnSync('/usr/bin/python3', [peer, 'mlp', '--arch', 'glonet', '--depth', String(depth), '--steps', String(steps)], {
+    encoding: 'utf8', timeout: 15 * 60 * 1000,
+  });
+  if (r.status !== 0) return null;
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return (JSON.parse(line) as { msPerStep: number }).msPerStep;
+  } catch {
+    return null;
+  }
+}
+
+function main(): void {
+  const args = parseArgs(process.argv.slice(2));
+  const info = fastPathInfo();
+  const engines = args.engines.filter((e) => e === 'js' || info.engine === 'native');
+  if (args.engines.includes('native') && info.engine !== 'native') {
+    console.log(`native engine unavailable (${info.reason}); timing the JavaScript engine only`);
+  }
+  const peer = args.torch ? peerPath() : null;
+  const torchVersion = peer ? torchAvailable() : null;
+  const threads = args.threads ?? info.threads;
+  if (!args.json) {
+    console.log(`fused GloNet MLP step, batch ${BATCH}, width ${WIDTH}, ${N_IN} inputs, MSE + L2 + Adam; ` +
+      `native: ${info.engine === 'native' ? `${info.simd}, ${threads} threads` : 'unavailable'}; ` +
+      `PyTorch: ${torchVersion ?? (args.torch ? 'unavailable' : 'skipped')}; median of ${args.reps} runs`);
+    console.log('depth | native ms/step | js ms/step | PyTorch ms/step | native/PyTorch | js/PyTorch');
+    console.log('---: | ---: | ---: | ---: | ---: | ---:');
+  }
+  const results = [];
+  for (const depth of args.depths) {
+    const runners = engines.map((e) => ({ e, run: timeOurs(e, depth, e === 'native' ? threads : undefined) }));
+    const ours: Record<string, number[]> = { native: [], js: [] };
+    const torch: number[] = [];
+    for (let r = 0; r < args.reps; r++) {
+      for (const { e, run } of runners) {
+        // The JavaScript engine at depth 1000 takes a while: fewer runs there.
+        if (e === 'js' && depth >= 1000 && r >= 3) continue;
+        ours[e].push(run());
+      }
+      if (torchVersion && peer && (depth < 1000 || r < 3)) {
+        const t = timeTorch(peer, depth);
+        if (t != null) torch.push(t);
+      }
+    }
+    const row = {
+      depth,
+      nativeMs: ours.native.length ? median(ours.native) : null,
+      jsMs: ours.js.length ? median(ours.js) : null,
+      pytorchMs: torch.length ? median(torch) : null,
+      threads,
+      simd: info.simd ?? null,
+      runs: { native: ours.native, js: ours.js, pytorch: torch },
+    };
+    results.push(row);
+    const fmt = (v: number | null) => (v == null ? '-' : v < 10 ? v.toFixed(3) : v.toFixed(1));
+    const ratio = (a: number | null, b: number | null) => (a == null || b == null ? '-' : (a / b).toFixed(3));
+    if (args.json) console.log(JSON.stringify(row));
+    else {
+      console.log(`${depth} | ${fmt(row.nativeMs)} | ${fmt(row.jsMs)} | ${fmt(row.pytorchMs)} | ` +
+        `${ratio(row.nativeMs, row.pytorchMs)} | ${ratio(row.jsMs, row.pytorchMs)}`);
+    }
+  }
+}
+
+main();
