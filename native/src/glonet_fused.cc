@@ -84,9 +84,11 @@ struct Kernels {
   // Hout = relu(Hin . Wk + b); S = Hout (first) or S += Hout
   void (*block_fwd)(const float* Hin, float* Hout, float* S, const float* Wk, const float* b, int R,
                     int W, bool first);
-  // G <- G * (H > 0) (the pre-activation gradient dZ, in place); db += colsum(dZ);
-  // Gout = dS + dZ . WT (dS may be null: then Gout = dZ . WT)
-  void (*block_bwd)(float* G, const float* H, const float* WT, const float* dS, float* Gout,
+  // Gout = G * (H > 0); db += colsum(Gout)   (relu backward, bias gradient)
+  void (*relu_bwd)(const float* G, const float* H, float* Gout, float* db, int R, int W);
+  // Gout = dS + dZ . WT (dS may be null); then, when H is given, the relu backward of the block
+  // below in place: Gout *= (H > 0), db += colsum(Gout)
+  void (*block_bwd)(const float* dZ, const float* WT, const float* dS, const float* H, float* Gout,
                     float* db, int R, int W);
   // dK[K x N] += A^T . D, A is R x K (row stride lda), D is R x N
   void (*outer_acc)(const float* A, int lda, int R, int K, const float* D, int N, float* dK);
@@ -125,16 +127,21 @@ void block_fwd_portable(const float* Hin, float* Hout, float* S, const float* Wk
   }
 }
 
-void block_bwd_portable(float* G, const float* H, const float* WT, const float* dS, float* Gout,
-                        float* db, int R, int W) {
+void relu_bwd_portable(const float* G, const float* H, float* Gout, float* db, int R, int W) {
   for (int r = 0; r < R; ++r) {
-    float* g = G + (size_t)r * W;
-    const float* h = H + (size_t)r * W;
     for (int j = 0; j < W; ++j) {
-      const float dz = h[j] > 0.f ? g[j] : 0.f;
-      g[j] = dz;
+      const size_t i = (size_t)r * W + j;
+      const float dz = H[i] > 0.f ? G[i] : 0.f;
+      Gout[i] = dz;
       db[j] += dz;
     }
+  }
+}
+
+void block_bwd_portable(const float* dZ, const float* WT, const float* dS, const float* H,
+                        float* Gout, float* db, int R, int W) {
+  for (int r = 0; r < R; ++r) {
+    const float* z = dZ + (size_t)r * W;
     float* o = Gout + (size_t)r * W;
     if (dS) {
       std::memcpy(o, dS + (size_t)r * W, W * sizeof(float));
@@ -142,12 +149,13 @@ void block_bwd_portable(float* G, const float* H, const float* WT, const float* 
       for (int j = 0; j < W; ++j) o[j] = 0.f;
     }
     for (int c = 0; c < W; ++c) {
-      const float dz = g[c];
-      if (dz == 0.f) continue;
+      const float d = z[c];
+      if (d == 0.f) continue;
       const float* wt = WT + (size_t)c * W;
-      for (int j = 0; j < W; ++j) o[j] += dz * wt[j];
+      for (int j = 0; j < W; ++j) o[j] += d * wt[j];
     }
   }
+  if (H) relu_bwd_portable(Gout, H, Gout, db, R, W);
 }
 
 void outer_acc_portable(const float* A, int lda, int R, int K, const float* D, int N, float* dK) {
@@ -194,7 +202,8 @@ double adam_portable(float* w, float* m, float* v, float* const* grads, int nGra
   return sq;
 }
 
-const Kernels kPortable = {"portable", dense_portable, block_fwd_portable, block_bwd_portable,
+const Kernels kPortable = {"portable", dense_portable, block_fwd_portable, relu_bwd_portable,
+                           block_bwd_portable,
                            outer_acc_portable, adam_portable};
 
 // ----- AVX2 + FMA (compiled for that target only inside these functions) -----
@@ -290,22 +299,35 @@ GLONET_AVX2 void block_fwd_avx2(const float* Hin, float* Hout, float* S, const f
   }
 }
 
-// Rows [r, R) of Gout = dS + dZ . WT in blocks of RB; returns the first row not done.
+// Rows [r, R) of Gout = dS + dZ . WT in blocks of RB, then (H given) Gout *= (H > 0) and
+// db += colsum(Gout); returns the first row not done.
 template <int NV, int RB>
-GLONET_AVX2 inline int back_rows(const float* G, const float* WT, const float* dS, float* Gout,
-                                 int r, int R) {
+GLONET_AVX2 inline int back_rows(const float* G, const float* WT, const float* dS, const float* H,
+                                 float* Gout, float* db, int r, int R) {
   constexpr int N = 8 * NV;
+  const __m256 zero = _mm256_setzero_ps();
   for (; r + RB <= R; r += RB) {
     __m256 acc[RB][NV];
     GLONET_UNROLL for (int i = 0; i < RB; ++i)
       GLONET_UNROLL for (int v = 0; v < NV; ++v)
-        acc[i][v] = dS ? _mm256_loadu_ps(dS + (size_t)(r + i) * N + 8 * v) : _mm256_setzero_ps();
+        acc[i][v] = dS ? _mm256_loadu_ps(dS + (size_t)(r + i) * N + 8 * v) : zero;
     for (int c = 0; c < N; ++c) {
       __m256 wt[NV];
       GLONET_UNROLL for (int v = 0; v < NV; ++v) wt[v] = _mm256_loadu_ps(WT + (size_t)c * N + 8 * v);
       GLONET_UNROLL for (int i = 0; i < RB; ++i) {
         const __m256 a = _mm256_broadcast_ss(G + (size_t)(r + i) * N + c);
         GLONET_UNROLL for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(a, wt[v], acc[i][v]);
+      }
+    }
+    if (H) {
+      GLONET_UNROLL for (int v = 0; v < NV; ++v) {
+        __m256 sum = _mm256_loadu_ps(db + 8 * v);
+        GLONET_UNROLL for (int i = 0; i < RB; ++i) {
+          const __m256 h = _mm256_loadu_ps(H + (size_t)(r + i) * N + 8 * v);
+          acc[i][v] = _mm256_and_ps(acc[i][v], _mm256_cmp_ps(h, zero, _CMP_GT_OQ));
+          sum = _mm256_add_ps(sum, acc[i][v]);
+        }
+        _mm256_storeu_ps(db + 8 * v, sum);
       }
     }
     GLONET_UNROLL for (int i = 0; i < RB; ++i)
@@ -315,36 +337,20 @@ GLONET_AVX2 inline int back_rows(const float* G, const float* WT, const float* d
 }
 
 template <int NV>
-GLONET_AVX2 void block_bwd_avx2_t(float* G, const float* H, const float* WT, const float* dS,
+GLONET_AVX2 void block_bwd_avx2_t(const float* G, const float* WT, const float* dS, const float* H,
                                   float* Gout, float* db, int R) {
-  constexpr int N = Shape<NV>::N;
-  const __m256 zero = _mm256_setzero_ps();
-  // Pass 1: dZ = G * (H > 0) in place, bias gradient.
-  __m256 dbacc[NV];
-  GLONET_UNROLL for (int v = 0; v < NV; ++v) dbacc[v] = _mm256_loadu_ps(db + 8 * v);
-  for (int r = 0; r < R; ++r) {
-    GLONET_UNROLL for (int v = 0; v < NV; ++v) {
-      const size_t o = (size_t)r * N + 8 * v;
-      const __m256 mask = _mm256_cmp_ps(_mm256_loadu_ps(H + o), zero, _CMP_GT_OQ);
-      const __m256 dz = _mm256_and_ps(_mm256_loadu_ps(G + o), mask);
-      _mm256_storeu_ps(G + o, dz);
-      dbacc[v] = _mm256_add_ps(dbacc[v], dz);
-    }
-  }
-  GLONET_UNROLL for (int v = 0; v < NV; ++v) _mm256_storeu_ps(db + 8 * v, dbacc[v]);
-  // Pass 2: Gout = dS + dZ . WT
-  int r = back_rows<NV, Shape<NV>::RB>(G, WT, dS, Gout, 0, R);
-  r = back_rows<NV, 2>(G, WT, dS, Gout, r, R);
-  back_rows<NV, 1>(G, WT, dS, Gout, r, R);
+  int r = back_rows<NV, Shape<NV>::RB>(G, WT, dS, H, Gout, db, 0, R);
+  r = back_rows<NV, 2>(G, WT, dS, H, Gout, db, r, R);
+  back_rows<NV, 1>(G, WT, dS, H, Gout, db, r, R);
 }
 
-GLONET_AVX2 void block_bwd_avx2(float* G, const float* H, const float* WT, const float* dS,
+GLONET_AVX2 void block_bwd_avx2(const float* G, const float* WT, const float* dS, const float* H,
                                 float* Gout, float* db, int R, int W) {
   switch (W) {
-    case 8: return block_bwd_avx2_t<1>(G, H, WT, dS, Gout, db, R);
-    case 16: return block_bwd_avx2_t<2>(G, H, WT, dS, Gout, db, R);
-    case 32: return block_bwd_avx2_t<4>(G, H, WT, dS, Gout, db, R);
-    default: return block_bwd_portable(G, H, WT, dS, Gout, db, R, W);
+    case 8: return block_bwd_avx2_t<1>(G, WT, dS, H, Gout, db, R);
+    case 16: return block_bwd_avx2_t<2>(G, WT, dS, H, Gout, db, R);
+    case 32: return block_bwd_avx2_t<4>(G, WT, dS, H, Gout, db, R);
+    default: return block_bwd_portable(G, WT, dS, H, Gout, db, R, W);
   }
 }
 
@@ -436,7 +442,8 @@ GLONET_AVX2 double adam_avx2(float* w, float* m, float* v, float* const* grads, 
   return sq;
 }
 
-const Kernels kAvx2 = {"avx2-fma", dense_avx2, block_fwd_avx2, block_bwd_avx2, outer_acc_avx2,
+const Kernels kAvx2 = {"avx2-fma", dense_avx2, block_fwd_avx2, relu_bwd_portable, block_bwd_avx2,
+                       outer_acc_avx2,
                        adam_avx2};
 #endif  // GLONET_X86
 
@@ -593,6 +600,33 @@ struct Engine {
     while (done_.load(std::memory_order_acquire) != n) spin_wait_pause(i);
   }
 
+  // Row tiles of a batch: full tiles of RT rows, then (with several threads) the last T*RT rows
+  // in quarter tiles, so that the threads finish the phase close together.
+  uint32_t mainTiles = 0;
+  int smallRows = 0;
+
+  uint32_t planTiles() {
+    const int small = std::max(12, (RT / 4 + 3) / 4 * 4);
+    if (T == 1 || rows <= RT) {
+      mainTiles = (uint32_t)((rows + RT - 1) / RT);
+      smallRows = RT;
+      return mainTiles;
+    }
+    mainTiles = (uint32_t)(std::max(0, rows - T * RT) / RT);
+    smallRows = small;
+    return mainTiles + (uint32_t)((rows - (int)mainTiles * RT + small - 1) / small);
+  }
+
+  void unitRows(uint32_t idx, int* r0, int* n) const {
+    if (idx < mainTiles) {
+      *r0 = (int)idx * RT;
+      *n = std::min(RT, rows - *r0);
+    } else {
+      *r0 = (int)mainTiles * RT + (int)(idx - mainTiles) * smallRows;
+      *n = std::min(smallRows, rows - *r0);
+    }
+  }
+
   bool claimUnit(uint64_t phase, uint32_t* idx) {
     uint64_t c = claim_.load(std::memory_order_acquire);
     for (;;) {
@@ -615,8 +649,9 @@ struct Engine {
       if (kind == kUpdate) {
         updateChunk(idx);
       } else {
-        const int r0 = (int)idx * RT;
-        tile(t, phase, r0, std::min(RT, rows - r0), (int)idx);
+        int r0, n;
+        unitRows(idx, &r0, &n);
+        tile(t, phase, r0, n, (int)idx);
       }
       done_.fetch_add(1, std::memory_order_release);
     }
@@ -734,7 +769,9 @@ struct Engine {
     }
     float* G = w.G.get();
     float* G2 = w.G2.get();
-    std::memcpy(G, dS, (size_t)Rp * W * sizeof(float));
+    // dZ of the last block; each block_bwd then yields the next block's dZ (the stem's input
+    // gradient for the first block, which has no relu).
+    K->relu_bwd(dS, acts + act * L, G, g + oBlocks + blockStride * (L - 1) + (size_t)W * W, Rp, W);
     for (int l = L - 1; l >= 0; --l) {
       float* gk = g + oBlocks + blockStride * l;
       float* wt = w.WT.get() + (size_t)l * W * W;
@@ -743,7 +780,11 @@ struct Engine {
         for (int i = 0; i < W; ++i)
           for (int j = 0; j < W; ++j) wt[(size_t)j * W + i] = k[(size_t)i * W + j];
       }
-      K->block_bwd(G, acts + act * (l + 1), wt, l > 0 ? dS : nullptr, G2, gk + (size_t)W * W, Rp, W);
+      if (l > 0) {
+        K->block_bwd(G, wt, dS, acts + act * l, G2, gk - blockStride + (size_t)W * W, Rp, W);
+      } else {
+        K->block_bwd(G, wt, nullptr, nullptr, G2, nullptr, Rp, W);
+      }
       K->outer_acc(acts + act * l, W, Rp, W, G, W, gk);
       std::swap(G, G2);
     }
@@ -781,7 +822,7 @@ struct Engine {
     x = x_;
     y = y_;
     rows = rows_;
-    const uint32_t tiles = (uint32_t)((rows + RT - 1) / RT);
+    const uint32_t tiles = planTiles();
     if (unitLoss.size() < tiles) unitLoss.resize(tiles);
     units.store(tiles, std::memory_order_relaxed);
     runPhase();
@@ -808,7 +849,7 @@ struct Engine {
     y = nullptr;
     rows = rows_;
     predOut = out;
-    units.store((uint32_t)((rows + RT - 1) / RT), std::memory_order_relaxed);
+    units.store(planTiles(), std::memory_order_relaxed);
     runPhase();
   }
 };

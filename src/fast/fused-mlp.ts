@@ -47,7 +47,7 @@ export interface FusedMlpOptions {
   threads?: number;
   /** 'auto' (default): native when available; env GLONET_FAST_ENGINE=js|native overrides it. */
   engine?: 'native' | 'js' | 'auto';
-  /** Rows per tile (memory: depth x tileRows x width floats per thread). Default 32 native, 64 js. */
+  /** Rows per tile (memory: depth x tileRows x width floats per thread). Default 48 native, 64 js. */
   tileRows?: number;
   /** Native only: 'portable' disables the AVX2/FMA kernels (for testing). Default 'auto'. */
   simd?: 'auto' | 'portable';
@@ -224,7 +224,7 @@ export function createFusedMlp(opts: FusedMlpOptions, initial: FusedMlpWeights):
     const native = loadNative();
     if (native.addon != null) {
       threads = Math.max(1, Math.min(64, Math.floor(opts.threads ?? defaultThreads())));
-      core = createNativeCore(native.addon, shape, params, m, v, threads, opts.tileRows ?? 32,
+      core = createNativeCore(native.addon, shape, params, m, v, threads, opts.tileRows ?? 48,
         (opts.simd ?? 'auto') !== 'portable');
     } else if (choice === 'native') {
       throw new FusedMlpError(`native engine requested but ${native.reason}`);
