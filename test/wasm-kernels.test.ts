@@ -1,7 +1,8 @@
 /**
  * The kernels src/backend/wasm-kernels.ts adds to the wasm backend: conv gradients (filter and
- * input), BatchMatMul and UnsortedSegmentSum match the cpu backend, a small conv net trains to
- * the same losses on both backends, and the kernels leave no tensor behind.
+ * input), BatchMatMul, UnsortedSegmentSum and Tile match the cpu backend or a plain reference, a
+ * small conv net trains to the same losses on both backends, the Tile gradient is right, and the
+ * kernels leave no tensor behind.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -197,6 +198,7 @@ test('the kernels leave no tensor behind', async () => {
       }
     }
     tf.grad((t: tf.Tensor) => tf.gather(t, [1, 1, 4]).sum())(table).dispose();
+    tf.grad((t: tf.Tensor) => tf.tile(t, [2, 3]).square().sum())(table).dispose();
     // BatchMatMul: folded, per-item, transposed, built-in loop, and the fresh-copy guard.
     tf.tidy(() => {
       const a = tf.tensor3d(values(3 * 24 * 20, 31), [3, 24, 20]);
@@ -287,4 +289,57 @@ test('dense and attention gradients on wasm match cpu', async () => {
   await initBackend('wasm');
   const got = grads();
   got.forEach((g, i) => assert.ok(relErr(g, ref[i]) < 1e-4, `gradient ${i}: ${relErr(g, ref[i])}`));
+});
+
+/** Plain-JS tile, for reference. */
+function tileRef(x: number[], shape: number[], reps: number[]): number[] {
+  const outShape = shape.map((d, i) => d * reps[i]);
+  const out = new Array<number>(size(outShape));
+  for (let o = 0; o < out.length; o++) {
+    let rest = o, src = 0, stride = 1;
+    const coords: number[] = [];
+    for (let i = outShape.length - 1; i >= 0; i--) {
+      coords[i] = rest % outShape[i];
+      rest = Math.floor(rest / outShape[i]);
+    }
+    for (let i = shape.length - 1; i >= 0; i--) {
+      src += (coords[i] % shape[i]) * stride;
+      stride *= shape[i];
+    }
+    out[o] = x[src];
+  }
+  return out;
+}
+
+const tileCases: Array<[number[], number[]]> = [
+  [[5], [3]], [[2, 3], [1, 4]], [[2, 3], [3, 1]], [[1, 1, 6], [2, 5, 1]], [[3, 4, 1], [1, 1, 5]],
+  [[2, 1, 3, 2], [2, 3, 1, 2]], [[2, 2, 1, 2, 3], [1, 2, 3, 1, 2]], [[2, 3], [1, 1]], [[0, 3], [2, 2]],
+];
+
+test('Tile on wasm matches a plain tile (float32 and int32)', async () => {
+  await initBackend('wasm');
+  tileCases.forEach(([shape, reps], i) => {
+    const x = values(size(shape), 800 + i).map((v) => Math.round(v * 100) | 0);
+    for (const dtype of ['float32', 'int32'] as const) {
+      const got = tf.tidy(() => tf.tile(tf.tensor(x, shape, dtype), reps).dataSync());
+      assert.deepEqual(Array.from(got), tileRef(x, shape, reps), `tile ${shape} by ${reps} (${dtype})`);
+    }
+  });
+});
+
+test('the Tile gradient sums dy over the repetitions, on wasm and cpu', async () => {
+  for (const backend of ['cpu', 'wasm']) {
+    await initBackend(backend);
+    tileCases.filter(([shape]) => size(shape) > 0).forEach(([shape, reps], i) => {
+      const outShape = shape.map((d, k) => d * reps[k]);
+      const up = values(size(outShape), 900 + i);
+      // d/dx sum(tile(x) * up): each x element collects the up values of its copies.
+      const index = tileRef(Array.from({ length: size(shape) }, (_, k) => k), shape, reps);
+      const want = new Array<number>(size(shape)).fill(0);
+      index.forEach((src, o) => { want[src] += up[o]; });
+      const got = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.tile(x, reps).mul(tf.tensor(up, outShape)).sum())(
+        tf.tensor(values(size(shape), 1000 + i), shape)).dataSync());
+      assert.ok(relErr(got, want) < 1e-5, `${backend}: tile gradient ${shape} by ${reps}`);
+    });
+  }
 });
