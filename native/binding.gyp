@@ -13,7 +13,7 @@
         "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
         "OTHER_CFLAGS": ["-O3", "-ffp-contract=off"]
       },
-      "msvs_settings": { "VCCLCompilerTool": { "ExceptionHandling": 1 } }
+      "msvs_settings": { "VCCLCompilerTool": { "ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17", "/O2"] } }
     }
   ]
 }

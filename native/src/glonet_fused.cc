@@ -479,7 +479,7 @@ const Kernels& pick_kernels(bool allowSimd) {
 // on which thread ran which tile; with threads = 1 every result is bit-for-bit reproducible.
 
 enum LossKind { kMse = 0, kSoftmaxCe = 1 };
-enum PhaseKind { kTrain = 0, kPredict = 1, kUpdate = 2 };
+enum PhaseKind { kTrain = 0, kPredict = 1, kUpdate = 2, kLoss = 3 };
 
 struct Segment {
   size_t off, len;
@@ -701,18 +701,10 @@ struct Engine {
     }
     float* out = w.out.get();
     K->dense(S, W, Rp, W, params + oHeadK, nOut, params + oHeadB, out);
-    if (!train) {
+    if (kind == kPredict) {
       std::memcpy(predOut + (size_t)r0 * nOut, out, (size_t)n * nOut * sizeof(float));
       return;
     }
-    // First tile of this phase on this thread: fresh gradient, transposed kernels.
-    float* g = w.grad.get();
-    if (w.gradPhase != phase) {
-      std::memset(g, 0, P * sizeof(float));
-      w.gradPhase = phase;
-    }
-    const bool transpose = w.wtPhase != phase;
-    w.wtPhase = phase;
 
     // Loss and its gradient with respect to the head output (zero for pad rows).
     float* dOut = w.dOut.get();
@@ -751,6 +743,16 @@ struct Engine {
     }
     for (int i = n * nOut; i < Rp * nOut; ++i) dOut[i] = 0.f;
     unitLoss[unit] = loss;
+    if (!train) return;  // loss only
+
+    // First tile of this phase on this thread: fresh gradient, transposed kernels.
+    float* g = w.grad.get();
+    if (w.gradPhase != phase) {
+      std::memset(g, 0, P * sizeof(float));
+      w.gradPhase = phase;
+    }
+    const bool transpose = w.wtPhase != phase;
+    w.wtPhase = phase;
 
     // Head: dK += S^T dOut, db += colsum(dOut), dS = dOut . headK^T
     K->outer_acc(S, W, Rp, W, dOut, nOut, g + oHeadK);
@@ -841,6 +843,21 @@ struct Engine {
     double sq = 0;
     for (uint32_t i = 0; i < chunks; ++i) sq += unitLoss[i];
     return dataLoss + (double)ap.l2 * sq;
+  }
+
+  // Data loss (no L2) at the current weights: forward only.
+  double lossOnly(const float* x_, const float* y_, int rows_) {
+    kind = kLoss;
+    x = x_;
+    y = y_;
+    rows = rows_;
+    const uint32_t tiles = planTiles();
+    if (unitLoss.size() < tiles) unitLoss.resize(tiles);
+    units.store(tiles, std::memory_order_relaxed);
+    runPhase();
+    double loss = 0;
+    for (uint32_t i = 0; i < tiles; ++i) loss += unitLoss[i];
+    return lossKind == kMse ? loss / ((double)rows * nOut) : loss / rows;
   }
 
   void predict(const float* x_, int rows_, float* out) {
@@ -1037,6 +1054,22 @@ napi_value Predict(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// evaluate(handle, x, y, rows) -> data loss without the L2 penalty
+napi_value Evaluate(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 4) return throw_error(env, "evaluate: missing arguments");
+  Engine* e = get_engine(env, argv[0]);
+  if (!e) return throw_error(env, "engine is disposed");
+  const float *x, *y;
+  int32_t rows;
+  if (!read_xy(env, e, argv, true, &x, &y, &rows)) return throw_error(env, "evaluate: bad x/y/rows");
+  napi_value result;
+  CHECK(napi_create_double(env, e->lossOnly(x, y, rows), &result));
+  return result;
+}
+
 napi_value Destroy(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -1063,6 +1096,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"step", nullptr, Step, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"gradients", nullptr, Gradients, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"predict", nullptr, Predict, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"evaluate", nullptr, Evaluate, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"destroy", nullptr, Destroy, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

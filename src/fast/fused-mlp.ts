@@ -77,7 +77,7 @@ export interface FusedMlp {
   setLearningRate(lr: number): void;
   /** Gradient of the loss (with L2) with respect to every weight; no update. */
   gradients(x: Float32Array, y: Float32Array, rows: number): FusedMlpWeights;
-  /** Loss (with L2) of a batch at the current weights, no update. */
+  /** Loss (with L2) of a batch at the current weights: forward only, no update. */
   evaluate(x: Float32Array, y: Float32Array, rows: number): number;
   getOptimizerState(): FusedMlpOptimizerState;
   setOptimizerState(s: FusedMlpOptimizerState): void;
@@ -278,7 +278,14 @@ export function createFusedMlp(opts: FusedMlpOptions, initial: FusedMlpWeights):
     },
     evaluate(x, y, rows) {
       checkBatch(x, y, rows);
-      return core.gradients(x, y, rows, fillScalars(), new Float32Array(P));
+      let sq = 0;
+      if (opts.l2 !== 0) {
+        for (const [off, len, kernel] of lay.segments) {
+          if (!kernel) continue;
+          for (let i = off; i < off + len; i++) sq += params[i] * params[i];
+        }
+      }
+      return core.loss(x, y, rows) + f(opts.l2) * sq;
     },
     getOptimizerState: () => ({ step: steps, m: unflatten(shape, lay, m), v: unflatten(shape, lay, v) }),
     setOptimizerState(s) {

@@ -63,6 +63,8 @@ export interface FusedCore {
   gradients(x: Float32Array, y: Float32Array, rows: number, scalars: StepScalars, out: Float32Array): number;
   /** Model output (rows x nOut: regression values or logits) into `out`. */
   predict(x: Float32Array, rows: number, out: Float32Array): void;
+  /** Data loss (without the L2 penalty) at the current weights: forward only. */
+  loss(x: Float32Array, y: Float32Array, rows: number): number;
   dispose(): void;
 }
 
@@ -208,7 +210,8 @@ function unrolledKernels(W: number): JsKernels {
 
 /** Unrolled kernels for widths up to 32 when the runtime allows code generation; else loops. */
 function kernelsFor(W: number, codegen: boolean): { k: JsKernels; unrolled: boolean } {
-  if (codegen && W <= 32 && process.env.GLONET_JS_CODEGEN !== '0') {
+  const env = typeof process === 'undefined' ? undefined : process.env?.GLONET_JS_CODEGEN;
+  if (codegen && W <= 32 && env !== '0') {
     try {
       return { k: unrolledKernels(W), unrolled: true };
     } catch {
@@ -264,8 +267,8 @@ export function createJsCore(
     head(R);
   }
 
-  function tile(x: Float32Array, y: Float32Array, r0: number, R: number, totalRows: number): number {
-    forward(x, r0, R);
+  /** Loss of the R rows in `out` and (into dOut) its gradient with respect to the outputs. */
+  function outputLoss(y: Float32Array, r0: number, R: number, totalRows: number): number {
     let loss = 0;
     if (!isCe) {
       const scale = 2 / (totalRows * nOut);
@@ -290,6 +293,12 @@ export function createJsCore(
         }
       }
     }
+    return loss;
+  }
+
+  function tile(x: Float32Array, y: Float32Array, r0: number, R: number, totalRows: number): number {
+    forward(x, r0, R);
+    const loss = outputLoss(y, r0, R, totalRows);
     // Head: dK += S^T dOut, db += colsum(dOut), dS = dOut . headK^T.
     for (let r = 0; r < R; r++) {
       for (let o = 0; o < nOut; o++) {
@@ -386,6 +395,17 @@ export function createJsCore(
       checkLabels(y, rows);
       const loss = computeGradients(x, y, rows);
       return loss + finish(scalars, gradOut);
+    },
+    loss(x, y, rows) {
+      if (disposed) throw new Error('fused MLP engine is disposed');
+      checkLabels(y, rows);
+      let loss = 0;
+      for (let r = 0; r < rows; r += RT) {
+        const R = Math.min(RT, rows - r);
+        forward(x, r, R);
+        loss += outputLoss(y, r, R, rows);
+      }
+      return isCe ? loss / rows : loss / (rows * nOut);
     },
     predict(x, rows, dst) {
       if (disposed) throw new Error('fused MLP engine is disposed');

@@ -17,6 +17,7 @@ interface NativeAddon {
   step(h: unknown, x: Float32Array, y: Float32Array, rows: number, scalars: Float64Array): number;
   gradients(h: unknown, x: Float32Array, y: Float32Array, rows: number, scalars: Float64Array, out: Float32Array): number;
   predict(h: unknown, x: Float32Array, y: null, rows: number, out: Float32Array): void;
+  evaluate(h: unknown, x: Float32Array, y: Float32Array, rows: number): number;
   destroy(h: unknown): void;
   info(): { simd: string; hardwareThreads: number };
 }
@@ -96,6 +97,10 @@ export function createNativeCore(
     },
     predict(x, rows, out) {
       addon.predict(live(), x, null, rows, out);
+    },
+    loss(x, y, rows) {
+      checkLabels(y, rows);
+      return addon.evaluate(live(), x, y, rows);
     },
     dispose() {
       if (handle != null) addon.destroy(handle);
