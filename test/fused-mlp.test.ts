@@ -294,6 +294,20 @@ test('native engine: 1 and 2 threads agree within 1e-5 over 10 steps', { skip: n
   }
 });
 
+test('native engine, default (adaptive) threads: same trajectory as one thread over 80 steps', { skip: nativeSkip }, () => {
+  const o: FusedMlpOptions = { nIn: 14, width: 16, depth: 4, nOut: 1, loss: 'mse', l2: 1e-5, lr: 0.003, engine: 'native' };
+  const w = initWeights(o, 21);
+  const rows = 500;
+  const { x, y } = makeData(new Rng(21), rows, o.nIn, 1, 'mse');
+  const adaptive = createFusedMlp(o, w); // threads not given: all cores or one, by timing
+  const single = createFusedMlp({ ...o, threads: 1 }, w);
+  for (let s = 0; s < 80; s++) {
+    assertRelClose(adaptive.step(x, y, rows), single.step(x, y, rows), 1e-4, `step ${s + 1}`);
+  }
+  adaptive.dispose();
+  single.dispose();
+});
+
 test('native engine with threads = 1 is bit-for-bit reproducible; js and native agree', { skip: nativeSkip }, () => {
   const o: FusedMlpOptions = { nIn: 14, width: 16, depth: 8, nOut: 1, loss: 'mse', l2: 1e-5, lr: 0.01 };
   const w = initWeights(o, 4);

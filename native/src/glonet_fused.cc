@@ -495,10 +495,6 @@ struct alignas(64) Workspace {
   uint64_t wtPhase = 0;    // phase for which WT was transposed
 };
 
-inline void spin_wait_pause(unsigned& i) {
-  cpu_relax();
-  if ((++i & 1023) == 0) std::this_thread::yield();
-}
 
 struct Engine {
   int nIn, W, L, nOut, lossKind, RT, T;
@@ -525,15 +521,27 @@ struct Engine {
   std::atomic<uint32_t> done_{0};
   uint64_t phase_ = 0;
 
+  // Adaptive thread use (when the caller did not fix the thread count): on a machine whose
+  // other cores are busy, helpers only add overhead. Every kPeriod steps the other choice
+  // (all threads / the calling thread alone) is timed for kProbe steps, per row, and kept if
+  // it is faster.
+  bool adaptive = false;
+  bool single_ = false;  // this step runs on the calling thread only
+  bool preferSingle_ = false;
+  int sinceProbe_ = 0, probeLeft_ = 0;
+  std::vector<double> recent_, probe_;
+  static constexpr int kPeriod = 64, kProbe = 4, kFirstProbe = 6;
+
   // Helpers.
   std::vector<std::thread> threads_;
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_, doneCv_;
+  bool waiting_ = false;  // thread 0 sleeps on doneCv_ (guarded by mu_)
   std::atomic<uint64_t> wake_{0};
   bool stop_ = false;
 
   Engine(int nIn_, int W_, int L_, int nOut_, int loss_, int threads, int tileRows, bool simd,
-         float* p, float* m_, float* v_)
+         bool adaptive_, float* p, float* m_, float* v_)
       : nIn(nIn_), W(W_), L(L_), nOut(nOut_), lossKind(loss_), params(p), m(m_), v(v_) {
     RT = std::max(4, (tileRows + 3) / 4 * 4);
     T = std::max(1, threads);
@@ -567,7 +575,44 @@ struct Engine {
       w->WT = alloc_floats((size_t)L * W * W);
       ws.push_back(std::move(w));
     }
+    adaptive = adaptive_ && T > 1;
+    sinceProbe_ = kPeriod - kFirstProbe;
     for (int t = 1; t < T; ++t) threads_.emplace_back([this, t] { helperLoop(t); });
+  }
+
+  static double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n == 0 ? 0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
+  }
+
+  // Before a step: which choice runs it.
+  void tuneBefore() {
+    if (!adaptive) return;
+    if (probeLeft_ == 0 && sinceProbe_ >= kPeriod) {
+      probeLeft_ = kProbe;
+      probe_.clear();
+    }
+    single_ = probeLeft_ > 0 ? !preferSingle_ : preferSingle_;
+  }
+
+  // After a step: record its time per row; at the end of a probe, keep the faster choice.
+  void tuneAfter(double msPerRow) {
+    if (!adaptive) return;
+    if (probeLeft_ > 0) {
+      if (probeLeft_ < kProbe) probe_.push_back(msPerRow);  // the first probe step warms up
+      if (--probeLeft_ == 0) {
+        sinceProbe_ = 0;
+        if (!recent_.empty() && median(probe_) < 0.97 * median(recent_)) {
+          preferSingle_ = !preferSingle_;
+          recent_ = probe_;
+        }
+      }
+      return;
+    }
+    ++sinceProbe_;
+    recent_.push_back(msPerRow);
+    if (recent_.size() > 8) recent_.erase(recent_.begin());
   }
 
   ~Engine() {
@@ -587,7 +632,7 @@ struct Engine {
     ++phase_;
     done_.store(0, std::memory_order_relaxed);
     claim_.store(phase_ << 32, std::memory_order_release);
-    if (T > 1 && units.load(std::memory_order_relaxed) > 1) {
+    if (T > 1 && !single_ && units.load(std::memory_order_relaxed) > 1) {
       {
         std::lock_guard<std::mutex> lk(mu_);
         wake_.fetch_add(1, std::memory_order_release);
@@ -595,9 +640,21 @@ struct Engine {
       cv_.notify_all();
     }
     work(0);
-    unsigned i = 0;
+    // Wait for tiles still running on helpers: spin briefly, then sleep, so that on a busy
+    // machine a preempted helper can have this core back to finish its tile.
     const uint32_t n = units.load(std::memory_order_relaxed);
-    while (done_.load(std::memory_order_acquire) != n) spin_wait_pause(i);
+    if (done_.load(std::memory_order_acquire) == n) return;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+    for (unsigned i = 0; done_.load(std::memory_order_acquire) != n; ++i) {
+      cpu_relax();
+      if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) {
+        std::unique_lock<std::mutex> lk(mu_);
+        waiting_ = true;
+        doneCv_.wait(lk, [&] { return done_.load(std::memory_order_acquire) == n; });
+        waiting_ = false;
+        break;
+      }
+    }
   }
 
   // Row tiles of a batch: full tiles of RT rows, then (with several threads) the last T*RT rows
@@ -653,7 +710,11 @@ struct Engine {
         unitRows(idx, &r0, &n);
         tile(t, phase, r0, n, (int)idx);
       }
-      done_.fetch_add(1, std::memory_order_release);
+      if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == units.load(std::memory_order_relaxed) &&
+          t != 0) {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (waiting_) doneCv_.notify_one();
+      }
     }
   }
 
@@ -661,7 +722,7 @@ struct Engine {
     uint64_t seen = 0;
     for (;;) {
       uint64_t g = wake_.load(std::memory_order_acquire);
-      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(500);
+      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(250);
       for (unsigned i = 0; g == seen; ++i) {
         cpu_relax();
         if ((i & 255) == 255 && std::chrono::steady_clock::now() > until) {
@@ -820,6 +881,16 @@ struct Engine {
 
   // Training step (gradOut_ == null) or gradient computation. Returns the loss with L2 penalty.
   double trainStep(const float* x_, const float* y_, int rows_, const AdamParams& ap_, float* gradOut_) {
+    tuneBefore();
+    const auto t0 = std::chrono::steady_clock::now();
+    const double loss = trainStepOnce(x_, y_, rows_, ap_, gradOut_);
+    tuneAfter(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
+              rows_);
+    return loss;
+  }
+
+  double trainStepOnce(const float* x_, const float* y_, int rows_, const AdamParams& ap_,
+                       float* gradOut_) {
     kind = kTrain;
     x = x_;
     y = y_;
@@ -944,7 +1015,7 @@ napi_value Create(napi_env env, napi_callback_info info) {
   if (!get_f32(env, argv[0], &p, &np) || !get_f32(env, argv[1], &m, &nm) ||
       !get_f32(env, argv[2], &v, &nv))
     return throw_error(env, "create: params, m and v must be Float32Arrays");
-  int32_t nIn, width, depth, nOut, loss, threads, tileRows, simd;
+  int32_t nIn, width, depth, nOut, loss, threads, tileRows, simd, adaptive = 0;
   if (!get_int_prop(env, argv[3], "nIn", &nIn) || !get_int_prop(env, argv[3], "width", &width) ||
       !get_int_prop(env, argv[3], "depth", &depth) || !get_int_prop(env, argv[3], "nOut", &nOut) ||
       !get_int_prop(env, argv[3], "loss", &loss) ||
@@ -952,6 +1023,7 @@ napi_value Create(napi_env env, napi_callback_info info) {
       !get_int_prop(env, argv[3], "tileRows", &tileRows) ||
       !get_int_prop(env, argv[3], "simd", &simd))
     return throw_error(env, "create: bad config");
+  get_int_prop(env, argv[3], "adaptive", &adaptive);  // optional
   if (nIn < 1 || width < 1 || depth < 1 || nOut < 1 || threads < 1 || threads > 64 ||
       (loss != kMse && loss != kSoftmaxCe))
     return throw_error(env, "create: bad dimensions");
@@ -960,7 +1032,8 @@ napi_value Create(napi_env env, napi_callback_info info) {
   if (np != P || nm != P || nv != P) return throw_error(env, "create: params/m/v length mismatch");
   Handle* h = new Handle();
   try {
-    h->engine = new Engine(nIn, width, depth, nOut, loss, threads, tileRows, simd != 0, p, m, v);
+    h->engine = new Engine(nIn, width, depth, nOut, loss, threads, tileRows, simd != 0,
+                           adaptive != 0, p, m, v);
   } catch (const std::exception& e) {
     delete h;
     return throw_error(env, std::string("create: ") + e.what());

@@ -43,7 +43,12 @@ export interface FusedMlpOptions {
   beta2?: number;
   /** Adam epsilon; default 1e-7 (TF.js's float32 backend epsilon). */
   epsilon?: number;
-  /** Native engine threads; default: available cores, at most 8. The JS engine uses one. */
+  /**
+   * Native engine threads. Default: the available cores (at most 8), and each step runs on all
+   * of them or on the calling thread alone, whichever recent timings say is faster (a machine
+   * whose other cores are busy gains nothing from helpers). A number fixes the count. The JS
+   * engine uses one thread.
+   */
   threads?: number;
   /** 'auto' (default): native when available; env GLONET_FAST_ENGINE=js|native overrides it. */
   engine?: 'native' | 'js' | 'auto';
@@ -225,7 +230,7 @@ export function createFusedMlp(opts: FusedMlpOptions, initial: FusedMlpWeights):
     if (native.addon != null) {
       threads = Math.max(1, Math.min(64, Math.floor(opts.threads ?? defaultThreads())));
       core = createNativeCore(native.addon, shape, params, m, v, threads, opts.tileRows ?? 48,
-        (opts.simd ?? 'auto') !== 'portable');
+        (opts.simd ?? 'auto') !== 'portable', opts.threads == null);
     } else if (choice === 'native') {
       throw new FusedMlpError(`native engine requested but ${native.reason}`);
     } else {

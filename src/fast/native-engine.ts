@@ -12,7 +12,7 @@ import type { FusedCore, MlpShape, StepScalars } from './js-engine.js';
 interface NativeAddon {
   create(params: Float32Array, m: Float32Array, v: Float32Array, config: {
     nIn: number; width: number; depth: number; nOut: number; loss: number;
-    threads: number; tileRows: number; simd: number;
+    threads: number; tileRows: number; simd: number; adaptive: number;
   }): unknown;
   step(h: unknown, x: Float32Array, y: Float32Array, rows: number, scalars: Float64Array): number;
   gradients(h: unknown, x: Float32Array, y: Float32Array, rows: number, scalars: Float64Array, out: Float32Array): number;
@@ -66,10 +66,11 @@ export function createNativeCore(
   threads: number,
   tileRows: number,
   simd: boolean,
+  adaptive: boolean,
 ): FusedCore {
   let handle: unknown = addon.create(params, m, v, {
     nIn: shape.nIn, width: shape.width, depth: shape.depth, nOut: shape.nOut,
-    loss: shape.loss === 'mse' ? 0 : 1, threads, tileRows, simd: simd ? 1 : 0,
+    loss: shape.loss === 'mse' ? 0 : 1, threads, tileRows, simd: simd ? 1 : 0, adaptive: adaptive ? 1 : 0,
   });
   const isCe = shape.loss === 'softmax-ce';
   const live = (): unknown => {
