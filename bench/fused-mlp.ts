@@ -147,10 +147,12 @@ function main(): void {
   }
   const peer = args.torch ? peerPath() : null;
   const torchVersion = peer ? torchAvailable() : null;
-  const threads = args.threads ?? info.threads;
+  // No --threads: the engine's default (all cores or one per step, whichever is faster here).
+  const threads = args.threads;
+  const threadNote = threads != null ? `${threads} threads` : `up to ${info.threads} threads, adaptive`;
   if (!args.json) {
     console.log(`fused GloNet MLP step, batch ${BATCH}, width ${WIDTH}, ${N_IN} inputs, MSE + L2 + Adam; ` +
-      `native: ${info.engine === 'native' ? `${info.simd}, ${threads} threads` : 'unavailable'}; ` +
+      `native: ${info.engine === 'native' ? `${info.simd}, ${threadNote}` : 'unavailable'}; ` +
       `PyTorch: ${torchVersion ?? (args.torch ? 'unavailable' : 'skipped')}; median of ${args.reps} runs`);
     console.log('depth | native ms/step | js ms/step | PyTorch ms/step | native/PyTorch | js/PyTorch');
     console.log('---: | ---: | ---: | ---: | ---: | ---:');
@@ -176,7 +178,7 @@ function main(): void {
       nativeMs: ours.native.length ? median(ours.native) : null,
       jsMs: ours.js.length ? median(ours.js) : null,
       pytorchMs: torch.length ? median(torch) : null,
-      threads,
+      threads: threads ?? `adaptive<=${info.threads}`,
       simd: info.simd ?? null,
       runs: { native: ours.native, js: ours.js, pytorch: torch },
     };
