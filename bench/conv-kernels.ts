@@ -2,6 +2,8 @@
  * Times the conv kernels on the wasm backend at ResNet20 shapes (batch 128, CIFAR 32x32):
  * forward Conv2D, the input gradient (ours against the wasm package's built-in kernel) and the
  * filter gradient (both of our formulations, and the one the kernel picks; wasm has none built in).
+ * Then the other kernels src/backend/wasm-kernels.ts replaces, against the built-in ones: the
+ * matrix products of a Dense layer's backward pass and of ViT attention, and Tile.
  *
  *   npx tsc -p . && node dist/bench/conv-kernels.js [--batch 128] [--reps 3]
  *
@@ -84,6 +86,43 @@ async function main(): Promise<void> {
   }
   console.log('ResNet20 total'.padEnd(18) + ''.padStart(10) + totals.map((v) => v.toFixed(0).padStart(10)).join(''));
   console.log('(totals weight each row by its count of ResNet20 layers; "-" = not applicable)');
+
+  // Matrix products: [label, a shape, b shape, transposeA, transposeB].
+  const mm: Array<[string, number[], number[], boolean, boolean]> = [
+    ['dense fwd x@W', [batch * 64, 64], [64, 64], false, false],
+    ['dense dx = dy@W^T', [batch * 64, 64], [64, 64], false, true],
+    ['dense dW = x^T@dy', [batch * 64, 64], [batch * 64, 64], true, false],
+    ['attn q@k^T', [batch, 4, 65, 16], [batch, 4, 65, 16], false, true],
+    ['attn a@v', [batch, 4, 65, 65], [batch, 4, 65, 16], false, false],
+  ];
+  const builtinMm = builtinWasmKernel('BatchMatMul');
+  const oursMm = tf.getKernel('BatchMatMul', 'wasm');
+  console.log(`\nBatchMatMul (ViT-like: ${batch} x 64 tokens, width 64, 4 heads), ms`);
+  console.log('op'.padEnd(22) + 'builtin'.padStart(10) + 'ours'.padStart(10));
+  for (const [label, as, bs, ta, tb] of mm) {
+    const a = tf.randomNormal(as), b = tf.randomNormal(bs);
+    const call = (k: tf.KernelConfig) => () => k.kernelFunc({
+      inputs: { a, b }, backend: backend as unknown as tf.KernelBackend, attrs: { transposeA: ta, transposeB: tb },
+    }) as tf.TensorInfo;
+    const t0 = builtinMm == null ? NaN : time(backend, call(builtinMm), Math.min(reps, 2));
+    const t1 = time(backend, call(oursMm));
+    console.log(label.padEnd(22) + t0.toFixed(1).padStart(10) + t1.toFixed(1).padStart(10));
+    tf.dispose([a, b]);
+  }
+
+  const builtinTile = builtinWasmKernel('Tile');
+  const oursTile = tf.getKernel('Tile', 'wasm');
+  console.log('\nTile (layer-norm broadcasts), ms');
+  for (const [shape, tileReps] of [[[1, 1, 64], [batch, 65, 1]], [[batch, 65, 1], [1, 1, 64]]]) {
+    const x = tf.randomNormal(shape);
+    const call = (k: tf.KernelConfig) => () => k.kernelFunc({
+      inputs: { x }, backend: backend as unknown as tf.KernelBackend, attrs: { reps: tileReps },
+    }) as tf.TensorInfo;
+    const t0 = builtinTile == null ? NaN : time(backend, call(builtinTile));
+    const t1 = time(backend, call(oursTile));
+    console.log(`[${shape}] x [${tileReps}]`.padEnd(22) + t0.toFixed(1).padStart(10) + t1.toFixed(2).padStart(10));
+    x.dispose();
+  }
 }
 
 await main();

@@ -21,9 +21,11 @@
  *   x[n, oh*s + a - padTop, ow*s + b - padLeft, c] * dy[n, oh, ow, o], which is a forward conv
  *   with the roles moved: input x transposed to [inC, H, W, N] (batch inC, channels N), filter dy
  *   transposed to [outH, outW, N, outC] with dilation s, output [inC, kh, kw, outC]. For filters
- *   with few taps times input channels (1x1 shortcuts, a first layer on RGB) an explicit im2col
- *   followed by one XNNPACK MatMul [kh*kw*inC, M] x [M, outC] is faster, so that path is taken
- *   there (see bench/conv-kernels.ts for the measurements behind the threshold).
+ *   with few taps times input channels (1x1 shortcuts, a first layer on RGB) and for strides of
+ *   2 and more, an explicit im2col (JS on the heap) followed by one XNNPACK MatMul
+ *   [kh*kw*inC, M] x [M, outC] is faster, so that path is taken there (measured with
+ *   bench/conv-kernels.ts). Both are bound by XNNPACK packing its "weights" operand (here dy,
+ *   as big as an activation) afresh on every call.
  * - BatchMatMul: the package sends only unbatched, untransposed products to XNNPACK and the rest
  *   (every Dense layer's backward pass, every attention product) to a naive loop 5-15x slower.
  *   Ours transposes operands explicitly with the Transpose kernel, folds a batched a against one
@@ -58,7 +60,7 @@ const BACKEND = 'wasm';
 /** The wasm package's own kernels that ours replaced, by kernel name. */
 const builtinKernels = new Map<string, tf.KernelConfig>();
 
-/** Filters with at most this many taps times input channels take the im2col + MatMul path. */
+/** Stride-1 filters with at most this many taps times input channels take the im2col + MatMul path. */
 export const IM2COL_MAX_PATCH = 32;
 
 function run(name: string, backend: WasmBackend, inputs: tf.NamedTensorInfoMap, attrs: object = {}): tf.TensorInfo {
@@ -257,8 +259,10 @@ export function conv2dFilterGrad(backend: WasmBackend, x: tf.TensorInfo, dy: tf.
                                  strides: number | [number, number], pad: Padding,
                                  dimRoundingMode?: RoundingMode): tf.TensorInfo {
   const [kh, kw, c] = filterShape;
-  const patch = kh * kw * c;
-  return patch <= IM2COL_MAX_PATCH || kh * kw === 1
+  const info = convInfo(x.shape as Shape4, filterShape, strides, pad, dimRoundingMode);
+  // im2col copies kh*kw*C values per output position: cheap when the filter is small or the
+  // stride thins the positions out; the conv path pays a transpose of all of x instead.
+  return kh * kw * c <= IM2COL_MAX_PATCH || kh * kw === 1 || info.strideHeight * info.strideWidth >= 4
     ? conv2dFilterGradIm2col(backend, x, dy, filterShape, strides, pad, dimRoundingMode)
     : conv2dFilterGradConv(backend, x, dy, filterShape, strides, pad, dimRoundingMode);
 }
