@@ -486,7 +486,7 @@ struct Segment {
   bool kernel;
 };
 
-struct alignas(64) Workspace {
+struct alignas(64) Workspace {  // one per thread
   FloatBuf acts;  // (depth + 1) x tileRows x W: H_0 (stem output) .. H_depth
   FloatBuf S, dS, G, G2, out, dOut, xpad;
   FloatBuf grad;  // P: this thread's weight gradient for the current batch
@@ -494,7 +494,6 @@ struct alignas(64) Workspace {
   uint64_t gradPhase = 0;  // phase whose gradient `grad` holds
   uint64_t wtPhase = 0;    // phase for which WT was transposed
 };
-
 
 struct Engine {
   int nIn, W, L, nOut, lossKind, RT, T;
@@ -629,7 +628,10 @@ struct Engine {
 
   // Runs the current phase to completion on this thread plus whichever helpers join.
   void runPhase() {
-    ++phase_;
+    // Phase ids are 32-bit (they share claim_ with the unit index) and never 0, the "no phase"
+    // value of Workspace::gradPhase/wtPhase.
+    phase_ = (phase_ + 1) & 0xffffffffu;
+    if (phase_ == 0) phase_ = 1;
     done_.store(0, std::memory_order_relaxed);
     claim_.store(phase_ << 32, std::memory_order_release);
     if (T > 1 && !single_ && units.load(std::memory_order_relaxed) > 1) {
@@ -664,12 +666,13 @@ struct Engine {
 
   uint32_t planTiles() {
     const int small = std::max(12, (RT / 4 + 3) / 4 * 4);
-    if (T == 1 || rows <= RT) {
+    const int TT = single_ ? 1 : T;
+    if (TT == 1 || rows <= RT) {
       mainTiles = (uint32_t)((rows + RT - 1) / RT);
       smallRows = RT;
       return mainTiles;
     }
-    mainTiles = (uint32_t)(std::max(0, rows - T * RT) / RT);
+    mainTiles = (uint32_t)(std::max(0, rows - TT * RT) / RT);
     smallRows = small;
     return mainTiles + (uint32_t)((rows - (int)mainTiles * RT + small - 1) / small);
   }
@@ -689,7 +692,8 @@ struct Engine {
     for (;;) {
       if ((c >> 32) != phase) return false;
       const uint32_t i = (uint32_t)c;
-      if (i >= units.load(std::memory_order_relaxed)) return false;  // (a stale `units` only makes the CAS below fail)
+      // (a stale `units` read here only makes the CAS below fail)
+      if (i >= units.load(std::memory_order_relaxed)) return false;
       if (claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel,
                                        std::memory_order_acquire)) {
         *idx = i;
