@@ -4,7 +4,9 @@ import type { Task } from '../data/dataset.js';
 
 export interface EpochMetrics {
   epoch: number;
+  /** Mean training objective over the epoch's batches: data loss + L2 penalty, as Keras reports. */
   trainLoss: number;
+  /** Mean data loss on the test set (MSE or cross-entropy, no penalty). */
   testLoss: number;
   /** MSE (regression) or 1 - accuracy (classification). */
   testError: number;

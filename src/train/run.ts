@@ -22,13 +22,7 @@ import { createProgress, type Progress } from './progress.js';
 import { TfjsStepper, type Stepper, type StepperOptions } from './stepper.js';
 import { DivergedError, trainLoop } from './trainer.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-
-/** A factory for a faster stepper; returns null when it does not apply to this model. */
-export type StepperFactory = (model: tf.LayersModel, meta: ModelMetadata, cfg: RunConfig, opts: StepperOptions) => Stepper | null;
-const fastSteppers: StepperFactory[] = [];
-export function registerFastStepper(f: StepperFactory): void {
-  fastSteppers.push(f);
-}
+import { FusedStepper, fusedApplies } from '../fast/stepper.js';
 
 export interface RunResult {
   metrics: Metrics;
@@ -88,9 +82,9 @@ export async function runTraining(cfg: RunConfig, dir: string, opts: RunOptions 
   }
 
   const stepperOpts: StepperOptions = { task: ds.task, outputs: ds.outputs, inputShape: ds.inputShape, optimizer: cfg.optimizer, lr: cfg.lr, momentum: cfg.momentum };
-  let stepper: Stepper | null = null;
-  if (cfg.fast !== 'off') for (const f of fastSteppers) if ((stepper = f(model, meta, cfg, stepperOpts))) break;
-  stepper ??= new TfjsStepper(model, stepperOpts);
+  const stepper: Stepper = cfg.fast !== 'off' && fusedApplies(meta, cfg)
+    ? new FusedStepper(model, meta, cfg, stepperOpts)
+    : new TfjsStepper(model, stepperOpts);
   if (resumeSlots) {
     if (resumeSlots.state.engine.startsWith('fused') !== stepper.engine.startsWith('fused')) {
       throw new RunError(`--resume: ${dir} was trained with the ${resumeSlots.state.engine} engine, this run uses ${stepper.engine}; pass the same --fast setting`);
@@ -103,7 +97,7 @@ export async function runTraining(cfg: RunConfig, dir: string, opts: RunOptions 
     `(${ds.nTrain} train / ${ds.nTest} test) with backend ${activeBackend()}, engine ${stepper.engine}`);
 
   const metricsOf = (): Metrics => ({
-    config: cfg, task: ds.task, params, backend, engine: stepper!.engine,
+    config: cfg, task: ds.task, params, backend, engine: stepper.engine,
     data: { source: ds.source, nTrain: ds.nTrain, nTest: ds.nTest, inputShape: ds.inputShape, outputs: ds.outputs },
     epochs, ...summarize(epochs),
   });
@@ -125,7 +119,7 @@ export async function runTraining(cfg: RunConfig, dir: string, opts: RunOptions 
         epochs.push(m);
         // The model and the optimizer first, metrics.json last: it names what is on disk.
         await saveModel(model, modelDir, meta);
-        await saveCheckpoint(ckptDir, m.epoch, stepper!.engine, await stepper!.getOptimizerState());
+        await saveCheckpoint(ckptDir, m.epoch, stepper.engine, await stepper.getOptimizerState());
         writeJsonAtomic(metricsFile, metricsOf());
         opts.onEpoch?.(m);
       },

@@ -15,7 +15,10 @@ export interface NamedArray {
 export interface Stepper {
   /** 'tfjs', 'fused-native' or 'fused-js'. */
   readonly engine: string;
-  /** One optimization step on `rows` examples; returns the batch's mean data loss (no L2 term). */
+  /**
+   * One optimization step on `rows` examples; returns the batch's training objective before the
+   * update: mean data loss plus the L2 penalty (what Keras' trainOnBatch reports).
+   */
   step(x: Float32Array, y: Float32Array, rows: number): number;
   setLearningRate(lr: number): void;
   /** Raw model outputs (regression values or logits), `rows * outputs` values. */
@@ -69,15 +72,13 @@ export class TfjsStepper implements Stepper {
     tf.tidy(() => {
       const xb = this.batch(x, rows);
       const yb = task === 'regression' ? tf.tensor2d(y.subarray(0, rows), [rows, 1]) : tf.tensor1d(y.subarray(0, rows));
-      let data: tf.Scalar | undefined;
-      this.optimizer.minimize(() => {
+      const total = this.optimizer.minimize(() => {
         const pred = this.model.apply(xb, { training: true }) as tf.Tensor;
-        data = tf.keep(dataLoss(task, outputs, pred, yb));
+        const data = dataLoss(task, outputs, pred, yb);
         const reg = this.model.calculateLosses();
         return reg.length ? tf.addN([data, ...reg]) : data;
-      }, false, this.vars);
-      lossValue = data!.dataSync()[0];
-      data!.dispose();
+      }, true, this.vars);
+      lossValue = total!.dataSync()[0];
     });
     return lossValue;
   }
