@@ -52,7 +52,8 @@ export function loadNative(): NativeLoad {
     addon.info();
     cached = { addon, path: file };
   } catch (e) {
-    cached = { addon: null, reason: `native addon failed to load: ${e instanceof Error ? e.message : String(e)}` };
+    const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    cached = { addon: null, reason: `native addon failed to load: ${msg}` };
   }
   return cached;
 }
