@@ -79,3 +79,25 @@ test('a long run does not grow tf.memory().numTensors', async () => {
   assert.equal(counts.length, 6);
   assert.deepEqual(counts, new Array(6).fill(counts[0]));
 });
+
+test('fused engine: the saved TF.js model reproduces the engine\'s test error; resume is exact; no tensor growth', async () => {
+  const fast = { fast: 'auto' as const, depth: 12 };
+  const dir = tmpDir();
+  const counts: number[] = [];
+  const r = await runTraining(cfg({ ...fast, epochs: 4 }), dir, { ...quiet, onEpoch: () => counts.push(tf.memory().numTensors) });
+  assert.match(r.metrics.engine!, /^fused-(native|js)$/);
+  assert.deepEqual(counts, new Array(4).fill(counts[0]));
+  const { loadModel } = await import('../src/model-io.js');
+  const { model } = await loadModel(path.join(dir, 'model'));
+  const pred = tf.tidy(() => (model.predict(tf.tensor(r.dataset.xTest, [r.dataset.nTest, 14])) as tf.Tensor).dataSync());
+  let mse = 0;
+  for (let i = 0; i < r.dataset.nTest; i++) mse += (pred[i] - r.dataset.yTest[i]) ** 2;
+  mse /= r.dataset.nTest;
+  const last = r.metrics.epochs[3].testError;
+  assert.ok(Math.abs(mse - last) <= 1e-4 * last, `${mse} vs ${last}`);
+  const part = tmpDir();
+  await runTraining(cfg({ ...fast, epochs: 2 }), part, quiet);
+  const resumed = await runTraining(cfg({ ...fast, epochs: 4 }), part, { ...quiet, resume: true });
+  resumed.metrics.epochs.forEach((e, i) => assert.ok(Math.abs(e.testError - r.metrics.epochs[i].testError) <= 1e-5 * r.metrics.epochs[i].testError, `epoch ${i + 1}`));
+  await assert.rejects(runTraining(cfg({ ...fast, epochs: 5, fast: 'off' }), part, { ...quiet, resume: true }), /--resume: .* fused-.* engine, this run uses tfjs/);
+});
