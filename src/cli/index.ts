@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { trainCommand } from './train.js';
 import { demoCommand } from './demo.js';
 import { analyzeCommand, predictCommand, truncateCommand } from './analysis.js';
+import { infoCommand } from './info.js';
 import { AnalysisError } from '../analysis/blocks.js';
 import { UsageError } from './errors.js';
 import { BackendError } from '../backend/index.js';
@@ -22,7 +23,7 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const sub of [trainCommand(), analyzeCommand(), truncateCommand(), predictCommand(), demoCommand()]) {
+  for (const sub of [trainCommand(), analyzeCommand(), truncateCommand(), predictCommand(), demoCommand(), infoCommand()]) {
     program.addCommand(sub.exitOverride().showHelpAfterError('(run with --help for usage)'));
   }
   return program;

@@ -1,0 +1,170 @@
+/**
+ * `npm run bench [-- --quick]`: our training speed and memory next to the PyTorch peer, in the same
+ * run on the same machine. Prints a table (figure, ours, PyTorch, ratio, target) and writes
+ * bench/results.json. Timings are medians of repeated runs; ours and PyTorch's alternate.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend/index.js';
+import { Rng } from '../src/random.js';
+import { buildModel } from '../src/models/index.js';
+import { createFusedMlp, fastPathInfo } from '../src/fast/fused-mlp.js';
+import { TfjsStepper, type StepperOptions } from '../src/train/stepper.js';
+import { familyDefaults } from '../src/train/config.js';
+import { writeJsonAtomic } from '../src/io.js';
+import { peerStatus, runPeer } from './peer.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '..', '..');
+const quick = process.argv.includes('--quick');
+const STEPS = quick ? 3 : 10;
+const REPS = quick ? 1 : 3;
+
+interface Row { figure: string; ours: number | null; pytorch: number | null; ratio: number | null; unit: string; target?: string; pass?: boolean }
+const rows: Row[] = [];
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1];
+}
+
+function randn(n: number, rng: Rng): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const u = Math.max(1e-12, rng.next());
+    const v = rng.next();
+    const r = Math.sqrt(-2 * Math.log(u));
+    a[i] = r * Math.cos(2 * Math.PI * v);
+    if (i + 1 < n) a[i + 1] = r * Math.sin(2 * Math.PI * v);
+  }
+  return a;
+}
+
+/** ms per training step: warm-up, then `steps` timed steps, median over REPS. */
+function timeSteps(step: (i: number) => void, steps: number, warmup = 2): number {
+  for (let i = 0; i < warmup; i++) step(i);
+  const reps: number[] = [];
+  for (let r = 0; r < REPS; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < steps; i++) step(i);
+    reps.push((performance.now() - t0) / steps);
+  }
+  return median(reps);
+}
+
+function oursMlpStep(arch: string, depth: number): number {
+  const rng = new Rng(depth);
+  const batch = 1024;
+  const x = randn(batch * 4 * 14, rng);
+  const y = randn(batch * 4, rng);
+  const ds = { inputShape: [14], outputs: 1, task: 'regression' as const };
+  const d = familyDefaults('mlp');
+  const { model, meta } = buildModel({ model: 'mlp', arch, depth, width: 16, l2: d.l2, seed: 0 }, ds);
+  const steps = depth >= 1000 && arch !== 'glonet' ? Math.min(STEPS, 3) : STEPS;
+  let ms: number;
+  if (arch === 'glonet') {
+    // The path `glonet train` takes for GloNet MLPs: the fused engine.
+    const dense = (n: string) => {
+      const [k, b] = model.getLayer(n).getWeights();
+      return { kernel: k.dataSync() as Float32Array, bias: b.dataSync() as Float32Array };
+    };
+    const fused = createFusedMlp({ nIn: 14, width: 16, depth, nOut: 1, loss: 'mse', l2: d.l2, lr: d.lr },
+      { stem: dense('stem'), blocks: meta.blockLayers.map(dense), head: dense('head') });
+    ms = timeSteps((i) => fused.step(x.subarray((i % 4) * batch * 14), y.subarray((i % 4) * batch), batch), steps);
+    fused.dispose();
+  } else {
+    const opts: StepperOptions = { task: 'regression', outputs: 1, inputShape: [14], optimizer: 'adam', lr: d.lr, momentum: 0 };
+    const stepper = new TfjsStepper(model, opts);
+    ms = timeSteps((i) => stepper.step(x.subarray((i % 4) * batch * 14), y.subarray((i % 4) * batch), batch), steps, 1);
+    stepper.dispose();
+  }
+  model.dispose();
+  return ms;
+}
+
+function oursCnnImagesPerSec(arch: string): number {
+  const batch = 128;
+  const rng = new Rng(1);
+  const x = randn(batch * 2 * 32 * 32 * 3, rng);
+  const y = new Float32Array(batch * 2).map(() => rng.int(10));
+  const ds = { inputShape: [32, 32, 3], outputs: 10, task: 'classification' as const };
+  const d = familyDefaults('resnet20');
+  const { model } = buildModel({ model: 'resnet20', arch, depth: 20, width: 16, l2: d.l2, seed: 0 }, ds);
+  const stepper = new TfjsStepper(model, { task: 'classification', outputs: 10, inputShape: [32, 32, 3], optimizer: 'sgd', lr: 0.1, momentum: 0.9 });
+  const ms = timeSteps((i) => stepper.step(x.subarray((i % 2) * batch * 3072), y.subarray((i % 2) * batch), batch), quick ? 2 : 5, 1);
+  stepper.dispose();
+  model.dispose();
+  return (batch / ms) * 1000;
+}
+
+function add(figure: string, ours: number | null, pytorch: number | null, unit: string, target?: { max?: number; min?: number; text: string }, ratioOverride?: number | null) {
+  const ratio = ratioOverride !== undefined ? ratioOverride : ours != null && pytorch != null ? ours / pytorch : null;
+  const pass = target && ratio != null ? (target.max == null || ratio <= target.max) && (target.min == null || ratio >= target.min) : undefined;
+  rows.push({ figure, ours, pytorch, ratio, unit, target: target?.text, pass });
+  const f = (v: number | null) => (v == null ? '-' : v >= 100 ? v.toFixed(0) : v.toFixed(2));
+  process.stderr.write(`  ${figure}: ours ${f(ours)} ${unit}, PyTorch ${f(pytorch)}, ratio ${ratio == null ? '-' : ratio.toFixed(2)}\n`);
+}
+
+function childMemory(): { maxRssMB: number; tensors: number[] } {
+  const r = spawnSync(process.execPath, ['--expose-gc', path.join(HERE, 'memory-child.js'), quick ? '--quick' : ''], { encoding: 'utf8', cwd: ROOT });
+  if (r.status !== 0) throw new Error(`memory child failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+}
+
+async function main(): Promise<void> {
+  const backend = await initBackend('wasm');
+  const fast = fastPathInfo();
+  const peer = peerStatus();
+  const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
+  process.stderr.write(`glonet bench${quick ? ' (quick)' : ''}: backend ${backend}, fused engine ${fast.engine}${fast.simd ? ` (${fast.simd}, ${fast.threads} threads)` : ''}\n`);
+  process.stderr.write(peer.ok ? `PyTorch peer: torch ${peer.version} (${peer.path})\n` : `PyTorch peer: not run: ${peer.reason}\n`);
+
+  const mlp: Record<string, Record<number, number>> = { glonet: {}, resnetv2: {} };
+  for (const depth of [10, 100, 1000]) {
+    mlp.glonet[depth] = oursMlpStep('glonet', depth);
+    const theirs = peer.ok ? runPeer(['mlp', '--arch', 'glonet', '--depth', String(depth), '--steps', String(depth >= 1000 ? Math.min(STEPS, 5) : STEPS)]) : null;
+    add(`GloNet MLP training step, depth ${depth} (ms)`, mlp.glonet[depth], theirs?.msPerStep ?? null, 'ms', { max: 1.0, text: '<= 1.0 (aim 0.5)' });
+  }
+  for (const depth of [100, 1000]) {
+    mlp.resnetv2[depth] = oursMlpStep('resnetv2', depth);
+    const theirs = peer.ok ? runPeer(['mlp', '--arch', 'resnetv2', '--depth', String(depth), '--steps', String(Math.min(STEPS, 5))]) : null;
+    add(`ResNetv2 MLP (BN) training step, depth ${depth} (ms)`, mlp.resnetv2[depth], theirs?.msPerStep ?? null, 'ms');
+    add(`GloNet step / ResNetv2 step, depth ${depth} (ours)`, mlp.glonet[depth], mlp.resnetv2[depth], 'ratio', { max: 0.6, text: '<= 0.6 (aim 0.5)' });
+  }
+  for (const arch of ['glonet', 'resnetv2']) {
+    const ours = oursCnnImagesPerSec(arch);
+    const theirs = peer.ok ? runPeer(['cnn', '--arch', arch, '--steps', String(quick ? 2 : 5)]) : null;
+    add(`${arch === 'glonet' ? 'GloNet' : 'ResNetv2'}-ResNet20 training, batch 128 (images/s)`, ours, theirs?.samplesPerSec ?? null, 'images/s', arch === 'glonet' ? { min: 0.5, text: '>= 0.5 (aim 1.0)' } : undefined);
+  }
+  const mem = childMemory();
+  add('peak resident memory, 1000-block GloNet MLP training, batch 1024 (MB)', mem.maxRssMB, null, 'MB', undefined, null);
+  rows[rows.length - 1].target = '<= 1024 MB';
+  rows[rows.length - 1].pass = mem.maxRssMB <= 1024;
+  add('tf.memory().numTensors after epoch 1 / after epoch 20', mem.tensors[0], mem.tensors[1], 'tensors', undefined, null);
+  rows[rows.length - 1].target = 'equal';
+  rows[rows.length - 1].pass = mem.tensors[0] === mem.tensors[1];
+
+  const fmt = (v: number | null, unit: string) => (v == null ? '-' : unit === 'tensors' ? String(v) : v >= 100 ? v.toFixed(0) : v.toFixed(2));
+  const header = '| figure | ours | PyTorch | ratio | target | met |';
+  const lines = [header, '| --- | --- | --- | --- | --- | --- |'];
+  for (const r of rows) {
+    lines.push(`| ${r.figure} | ${fmt(r.ours, r.unit)} | ${r.unit === 'tensors' ? `${r.pytorch} (ours)` : fmt(r.pytorch, r.unit)} | ${r.ratio == null ? '-' : r.ratio.toFixed(2)} | ${r.target ?? ''} | ${r.pass == null ? '' : r.pass ? 'yes' : 'NO'} |`);
+  }
+  const table = lines.join('\n');
+  process.stdout.write(`\n${table}\n\nmachine: ${machine}\n`);
+  writeJsonAtomic(path.join(ROOT, 'bench', 'results.json'), {
+    date: new Date().toISOString(), quick, machine, backend, fusedEngine: fast,
+    pytorch: peer.ok ? { version: peer.version } : { notRun: peer.reason }, rows, table,
+  });
+  process.stdout.write(`wrote ${path.join('bench', 'results.json')}\n`);
+  void tf;
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench failed: ${e && e.stack ? e.stack : e}\n`);
+  process.exit(1);
+});

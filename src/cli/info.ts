@@ -1,0 +1,39 @@
+/** `glonet info`: which backend and which training paths are active on this machine. */
+import { Command } from 'commander';
+import * as tf from '@tensorflow/tfjs';
+import { BACKENDS, initBackend } from '../backend/index.js';
+import { fastPathInfo } from '../fast/fused-mlp.js';
+import { VERSION } from '../version.js';
+
+export function infoCommand(): Command {
+  return new Command('info')
+    .description('show the TF.js backend glonet picks, the backends that load, and the fused training engine in use')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { json?: boolean }) => {
+      const chosen = await initBackend();
+      const loads: Record<string, boolean> = {};
+      for (const b of BACKENDS) {
+        try {
+          await initBackend(b);
+          loads[b] = true;
+        } catch {
+          loads[b] = false;
+        }
+      }
+      await initBackend(chosen);
+      const fast = fastPathInfo();
+      const info = { version: VERSION, tfjs: tf.version.tfjs, node: process.version, backend: chosen, backends: loads, fusedEngine: fast };
+      if (o.json) {
+        process.stdout.write(JSON.stringify(info, null, 2) + '\n');
+        return;
+      }
+      const lines = [
+        `glonet ${VERSION} (TF.js ${tf.version.tfjs}, Node ${process.version})`,
+        `backend: ${chosen} (loads: ${BACKENDS.map((b) => `${b} ${loads[b] ? 'yes' : 'no'}`).join(', ')})`,
+        `GloNet MLP training: fused ${fast.engine} engine` +
+          (fast.engine === 'native' ? ` (${fast.simd} kernels, ${fast.threads} threads)` : ` (${fast.reason ?? 'portable JavaScript'})`),
+        'other models: TF.js layers on the backend above' + (chosen === 'wasm' ? ' (with glonet\'s added wasm training kernels)' : ''),
+      ];
+      process.stdout.write(lines.join('\n') + '\n');
+    });
+}
