@@ -1,3 +1,4 @@
 /** Every custom layer of the package; importing this module registers them for deserialization. */
 export { GloNet, gloNetLayer, gloNetSum, gloNetOutputShape, GloNetShapeError } from './glonet.js';
 export { glonet, applyBlock, type Block, type GloNetChainArgs } from './chain.js';
+export { ClassToken, PositionEmbedding, MultiHeadSelfAttention, TokenSlice, type SeededLayerArgs, type MultiHeadSelfAttentionArgs, type TokenSliceArgs } from './vit.js';

@@ -49,3 +49,10 @@ export function buildModel(o: BuildOptions, ds: Pick<Dataset, 'inputShape' | 'ou
 }
 
 export { MLP_ARCHS, ModelConfigError };
+
+// The image families. Their modules import only types from this file, so there is no runtime
+// import cycle; registering here (not in those modules) keeps `families` initialized first.
+import { buildResNet20Family } from './resnet20.js';
+import { buildVitFamily } from './vit.js';
+registerFamily('resnet20', buildResNet20Family);
+registerFamily('vit', buildVitFamily);
