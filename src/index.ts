@@ -5,6 +5,8 @@
 export { VERSION } from './version.js';
 export { GloNet, gloNetLayer, gloNetSum, gloNetOutputShape, GloNetShapeError, glonet, type Block, type GloNetChainArgs } from './layers/index.js';
 export { buildMlp, MLP_ARCHS, type MlpArch, type MlpConfig, ModelConfigError } from './models/mlp.js';
+export { buildResNet20, RESNET20_ARCHS, RESNET_DEPTHS } from './models/resnet20.js';
+export { buildViT, VIT_ARCHS } from './models/vit.js';
 export { buildModel, registerFamily, mlpBlockLayers, type BuildOptions, type BuiltModel } from './models/index.js';
 export { initBackend, activeBackend, BACKENDS, type BackendName, BackendError } from './backend/index.js';
 export { loadDataset, type LoadOptions } from './data/index.js';

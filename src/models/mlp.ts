@@ -9,10 +9,11 @@
  *   resnetv2-nobn  the same without BN
  *
  * Stem: Dense(inputs -> width), linear. Head: Dense(width -> outputs), linear (logits for
- * classification). He-normal kernels, zero biases, L2 on kernels.
+ * classification). He-normal kernels (PyTorch's, see init.ts), zero biases, L2 on kernels.
  */
 import * as tf from '@tensorflow/tfjs';
 import { GloNet } from '../layers/glonet.js';
+import { heNormal, lastDim } from './init.js';
 
 export const MLP_ARCHS = ['glonet', 'vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn'] as const;
 export type MlpArch = (typeof MLP_ARCHS)[number];
@@ -58,25 +59,25 @@ export function buildMlp(cfg: MlpConfig): tf.LayersModel {
   const width = cfg.width ?? 16;
   const l2 = cfg.l2 ?? 1e-5;
   let seed = cfg.seed ?? 0;
-  const dense = (name: string, units: number, activation: 'relu' | 'linear' = 'linear') =>
+  const dense = (x: tf.SymbolicTensor, name: string, units: number, activation: 'relu' | 'linear' = 'linear') =>
     tf.layers.dense({
       name,
       units,
       activation,
-      kernelInitializer: tf.initializers.heNormal({ seed: seed++ }),
+      kernelInitializer: heNormal(lastDim(x), seed++),
       biasInitializer: 'zeros',
       kernelRegularizer: l2 > 0 ? tf.regularizers.l2({ l2 }) : undefined,
-    });
+    }).apply(x) as tf.SymbolicTensor;
 
   const input = tf.input({ shape: cfg.inputShape, name: 'input' });
   let x: tf.SymbolicTensor = input;
   if (cfg.inputShape.length > 1) x = tf.layers.flatten({ name: 'flatten' }).apply(x) as tf.SymbolicTensor;
-  x = dense('stem', width).apply(x) as tf.SymbolicTensor;
+  x = dense(x, 'stem', width);
 
   if (cfg.arch === 'glonet') {
     const outs: tf.SymbolicTensor[] = [];
     for (let l = 1; l <= cfg.depth; l++) {
-      x = dense(`block_${l}`, width, 'relu').apply(x) as tf.SymbolicTensor;
+      x = dense(x, `block_${l}`, width, 'relu');
       outs.push(x);
     }
     x = new GloNet({ name: 'glonet' }).apply(outs) as tf.SymbolicTensor;
@@ -88,11 +89,11 @@ export function buildMlp(cfg: MlpConfig): tf.LayersModel {
       for (const k of [1, 2]) {
         if (bn) h = tf.layers.batchNormalization({ name: `block_${b}_bn${k}` }).apply(h) as tf.SymbolicTensor;
         h = tf.layers.activation({ name: `block_${b}_relu${k}`, activation: 'relu' }).apply(h) as tf.SymbolicTensor;
-        h = dense(`block_${b}_dense${k}`, width).apply(h) as tf.SymbolicTensor;
+        h = dense(h, `block_${b}_dense${k}`, width);
       }
       x = skip ? (tf.layers.add({ name: `block_${b}` }).apply([x, h]) as tf.SymbolicTensor) : h;
     }
   }
-  const y = dense('head', cfg.outputs).apply(x) as tf.SymbolicTensor;
+  const y = dense(x, 'head', cfg.outputs);
   return tf.model({ inputs: input, outputs: y, name: `mlp_${cfg.arch}_${cfg.depth}` });
 }

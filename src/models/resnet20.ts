@@ -29,6 +29,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { GloNet } from '../layers/glonet.js';
+import { heNormal, lastDim } from './init.js';
 import { ModelConfigError } from './mlp.js';
 import type { BuildOptions, BuiltModel } from './index.js';
 import type { Dataset } from '../data/dataset.js';
@@ -110,7 +111,7 @@ export function buildResNet20(cfg: ResNet20Config): tf.LayersModel {
       padding,
       useBias: o.bias,
       activation: o.relu ? 'relu' : 'linear',
-      kernelInitializer: tf.initializers.heNormal({ seed: seed++ }),
+      kernelInitializer: heNormal(kernel * kernel * lastDim(x), seed++),
       biasInitializer: 'zeros',
       kernelRegularizer: reg(),
     }), x);
@@ -166,7 +167,7 @@ export function buildResNet20(cfg: ResNet20Config): tf.LayersModel {
   const y = apply(tf.layers.dense({
     name: 'head',
     units: cfg.outputs,
-    kernelInitializer: tf.initializers.heNormal({ seed: seed++ }),
+    kernelInitializer: heNormal(lastDim(x), seed++),
     biasInitializer: 'zeros',
     kernelRegularizer: reg(),
   }), x);
