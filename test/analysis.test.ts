@@ -166,3 +166,28 @@ test('glonet predict: CSV rows and JSON, --explain contributions sum to the pred
   assert.equal(e.code, 2);
   assert.match(e.stderr, /bad\.csv: missing columns 'KWG', .*expected the training columns MWG, NWG/);
 });
+
+test('analysis, truncation and explanations work on GloNet-ResNet20 and GloNet-ViT (narrow first blocks padded)', async () => {
+  await initBackend('wasm');
+  const { loadImageDataset } = await import('../src/data/images.js');
+  const { buildModel } = await import('../src/models/index.js');
+  const mnist = loadImageDataset('mnist', { subset: 150, seed: 2 });
+  for (const [family, depth, width] of [['resnet20', 20, 16], ['vit', 3, 32]] as const) {
+    const { model, meta } = buildModel({ model: family, arch: 'glonet', depth, width, l2: 0, seed: 1 }, mnist);
+    const a = analyzeModel(model, meta, mnist, { samples: 30, explainSamples: 2 });
+    const L = meta.blockLayers.length;
+    assert.equal(a.truncation!.length, L);
+    for (const k of [1, 3, L]) {
+      const t = truncateModel(model, meta, k).model;
+      const predict = (x: Float32Array, rows: number) => tf.tidy(() => (t.predict(tf.tensor(x, [rows, 28, 28, 1])) as tf.Tensor).dataSync() as Float32Array).slice();
+      const e = evaluate(predict, mnist, mnist.xTest, mnist.yTest, mnist.nTest);
+      assert.ok(Math.abs(e.loss - a.truncation![k - 1].testLoss) <= 1e-4 * Math.max(1, e.loss), `${family} k=${k}: ${e.loss} vs ${a.truncation![k - 1].testLoss}`);
+    }
+    for (const smp of a.contributions!.samples) {
+      const c = smp.predictedClass!;
+      const s = smp.blocks.reduce((t, b) => t + b[c], a.contributions!.bias[c]);
+      assert.ok(Math.abs(s - smp.prediction[c]) < 1e-4, `${family}: ${s} vs ${smp.prediction[c]}`);
+    }
+  }
+  await initBackend('cpu');
+});

@@ -91,7 +91,7 @@ export function truncationCurve(view: BlockView, ds: Dataset, chunk = 2048): Tru
       const outs = blockOutputs(view, x);
       let running: tf.Tensor | null = null;
       for (let k = 0; k < L; k++) {
-        const next: tf.Tensor = running ? gloNetSum([running, outs[k]]) : gloNetSum([outs[k]]);
+        const next: tf.Tensor = gloNetSum(running ? [running, outs[k]] : [outs[k]], view.sumWidth);
         running?.dispose();
         running = next;
         const pred = tf.tidy(() => applyHead(view, running!).dataSync() as Float32Array);

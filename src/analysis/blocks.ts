@@ -17,6 +17,8 @@ export interface BlockView {
   head: tf.layers.Layer[] | null;
   isGloNet: boolean;
   count: number;
+  /** The GloNet sum's last dimension (partial sums are padded to it before the head). */
+  sumWidth: number;
 }
 
 export function blockView(model: tf.LayersModel, meta: ModelMetadata): BlockView {
@@ -32,9 +34,14 @@ export function blockView(model: tf.LayersModel, meta: ModelMetadata): BlockView
   });
   const blocks = tf.model({ inputs: model.inputs, outputs });
   let head: tf.layers.Layer[] | null = null;
+  let sumWidth = 0;
   const index = model.layers.findIndex((l) => l.name === 'glonet');
-  if (index >= 0) head = model.layers.slice(index + 1);
-  return { blocks, head, isGloNet: head != null, count: outputs.length };
+  if (index >= 0) {
+    head = model.layers.slice(index + 1);
+    const shape = model.layers[index].outputShape as Array<number | null>;
+    sumWidth = shape[shape.length - 1] ?? 0;
+  }
+  return { blocks, head, isGloNet: head != null, count: outputs.length, sumWidth };
 }
 
 /** Run the block model on a chunk and return the block outputs as tensors (caller disposes). */
@@ -58,9 +65,4 @@ export function linearHead(view: BlockView): { kernel: tf.Tensor2D; bias: tf.Ten
   if (layer.getClassName() !== 'Dense' || (cfg.activation != null && cfg.activation !== 'linear')) return null;
   const [kernel, bias] = layer.getWeights();
   return { kernel: kernel as tf.Tensor2D, bias: (bias as tf.Tensor1D) ?? null };
-}
-
-/** The head on the sum of the first k block outputs (zero-padding as in the GloNet layer). */
-export function truncatedOutput(view: BlockView, outs: tf.Tensor[], k: number): tf.Tensor {
-  return tf.tidy(() => applyHead(view, gloNetSum(outs.slice(0, k))));
 }

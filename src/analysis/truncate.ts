@@ -16,7 +16,8 @@ export function truncateModel(model: tf.LayersModel, meta: ModelMetadata, k: num
     throw new AnalysisError(`--blocks: expected an integer from 1 to ${view.count} (the model's blocks), got ${k}`);
   }
   const outs = meta.blockLayers.slice(0, k).map((name) => model.getLayer(name).output as tf.SymbolicTensor);
-  let y = new GloNet({ name: 'glonet' }).apply(outs) as tf.SymbolicTensor;
+  // Keep the full sum's width: the head reads it, even when the first K blocks are narrower.
+  let y = new GloNet({ name: 'glonet', width: view.sumWidth }).apply(outs) as tf.SymbolicTensor;
   for (const layer of view.head!) y = layer.apply(y) as tf.SymbolicTensor;
   const truncated = tf.model({ inputs: model.inputs, outputs: y, name: `${model.name}_first${k}` });
   const of = meta.truncatedFrom?.of ?? view.count;

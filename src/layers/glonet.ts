@@ -18,8 +18,11 @@ function describe(shape: Shape): string {
   return `[${shape.map((d) => (d == null ? 'null' : String(d))).join(', ')}]`;
 }
 
-/** Checks the block output shapes and returns the summed output shape. */
-export function gloNetOutputShape(shapes: Shape[]): Shape {
+/**
+ * Checks the block output shapes and returns the summed output shape; `width`, when given, is the
+ * smallest last dimension of the output (a truncated GloNet keeps the full model's width).
+ */
+export function gloNetOutputShape(shapes: Shape[], width = 0): Shape {
   if (shapes.length === 0) throw new GloNetShapeError('GloNet layer: needs at least one block output');
   const first = shapes[0];
   let last = 0;
@@ -41,35 +44,45 @@ export function gloNetOutputShape(shapes: Shape[]): Shape {
     if (c == null) throw new GloNetShapeError(`GloNet layer: block output ${i + 1} has an unknown last dimension ${describe(s)}`);
     last = Math.max(last, c);
   }
-  return [...first.slice(0, -1), last];
+  return [...first.slice(0, -1), Math.max(last, width)];
+}
+
+export interface GloNetArgs {
+  name?: string;
+  trainable?: boolean;
+  dtype?: tf.DataType;
+  /** Pad the sum to at least this last dimension (default: the largest input's). */
+  width?: number;
 }
 
 export class GloNet extends tf.layers.Layer {
   static className = 'GloNet';
+  readonly width: number;
 
-  constructor(args: { name?: string; trainable?: boolean; dtype?: tf.DataType } = {}) {
+  constructor(args: GloNetArgs = {}) {
     super(args);
     this.supportsMasking = false;
+    this.width = args.width ?? 0;
   }
 
   override computeOutputShape(inputShape: Shape | Shape[]): Shape {
     const shapes = (Array.isArray(inputShape[0]) ? inputShape : [inputShape]) as Shape[];
-    return gloNetOutputShape(shapes);
+    return gloNetOutputShape(shapes, this.width);
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return tf.tidy(() => gloNetSum(Array.isArray(inputs) ? inputs : [inputs]));
+    return tf.tidy(() => gloNetSum(Array.isArray(inputs) ? inputs : [inputs], this.width));
   }
 
   override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig() };
+    return { ...super.getConfig(), ...(this.width ? { width: this.width } : {}) };
   }
 }
 tf.serialization.registerClass(GloNet);
 
 /** Sum of tensors, zero-padding the last dimension of smaller ones (the GloNet aggregation). */
-export function gloNetSum(xs: tf.Tensor[]): tf.Tensor {
-  const shape = gloNetOutputShape(xs.map((x) => x.shape as Shape));
+export function gloNetSum(xs: tf.Tensor[], minWidth = 0): tf.Tensor {
+  const shape = gloNetOutputShape(xs.map((x) => x.shape as Shape), minWidth);
   const width = shape[shape.length - 1] as number;
   const padded = xs.map((x) => {
     const c = x.shape[x.rank - 1];
@@ -82,6 +95,6 @@ export function gloNetSum(xs: tf.Tensor[]): tf.Tensor {
 }
 
 /** Create a GloNet layer (TF.js-style factory, like `tf.layers.add`). */
-export function gloNetLayer(args: { name?: string } = {}): GloNet {
+export function gloNetLayer(args: GloNetArgs = {}): GloNet {
   return new GloNet(args);
 }
