@@ -78,7 +78,10 @@ export async function runTraining(cfg: RunConfig, dir: string, opts: RunOptions 
     meta.standardization = ds.standardization;
     meta.classNames = ds.classNames;
     fs.mkdirSync(dir, { recursive: true });
-    for (const stale of ['analysis.json', 'report.html']) fs.rmSync(path.join(dir, stale), { force: true });
+    // A new run replaces whatever an earlier run left here, so nothing stale can be resumed.
+    for (const stale of ['metrics.json', 'analysis.json', 'report.html', 'model', 'checkpoint']) {
+      fs.rmSync(path.join(dir, stale), { recursive: true, force: true });
+    }
   }
 
   const stepperOpts: StepperOptions = { task: ds.task, outputs: ds.outputs, inputShape: ds.inputShape, optimizer: cfg.optimizer, lr: cfg.lr, momentum: cfg.momentum };
