@@ -18,7 +18,8 @@ import { ROOT, relErr, runNode, tmpDir } from './helpers.js';
 await initBackend('cpu');
 
 const quiet = { progress: createProgress({ quiet: true }), log: () => {}, report: false };
-const PEER = '/work/shared/peers/pytorch_peer.py';
+// The shared folder sits beside the repository (on developer machines and in CI).
+const PEER = process.env.GLONET_PYTORCH_PEER ?? path.join(ROOT, '..', 'shared', 'peers', 'pytorch_peer.py');
 
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 const trainableCount = (m: tf.LayersModel) => m.trainableWeights.reduce((a, w) => a + size(w.shape as number[]), 0);
