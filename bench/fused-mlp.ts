@@ -7,7 +7,8 @@
  *                                [--threads N] [--no-torch] [--json]
  *
  * Each figure is the median over `reps` timed runs (the machine may be shared: medians, not
- * minimums). Ours and PyTorch's runs alternate, so both see the same load.
+ * minimums). Ours and PyTorch's runs alternate, so both see the same load. To time another build
+ * of the native addon (e.g. before/after a change), point GLONET_NATIVE_ADDON at its .node file.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';

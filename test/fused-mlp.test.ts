@@ -1,7 +1,8 @@
 /**
  * The fused GloNet MLP engines (native addon and portable JavaScript) against the same model in
  * plain TF.js Layers (cpu backend): gradients of every weight, 20-step Adam loss trajectories,
- * predictions, thread-count independence, ragged batches, checkpoints of the optimizer state.
+ * predictions, bitwise thread-count independence (native), ragged batches, checkpoints of the
+ * optimizer state.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -273,28 +274,71 @@ test('predict matches model.predict, both engines', () => {
   }
 });
 
-test('native engine: 1 and 2 threads agree within 1e-5 over 10 steps', { skip: nativeSkip }, () => {
-  for (const loss of ['mse', 'softmax-ce'] as const) {
-    const o: FusedMlpOptions = { ...SHAPES[loss], width: 16, depth: 20, loss, l2: 1e-5, lr: 0.01, engine: 'native' };
-    const w = initWeights(o, 9);
-    const rows = 1021;
-    const { x, y } = makeData(new Rng(9), rows, o.nIn, o.nOut, loss);
-    const run = (threads: number) => {
-      const m = createFusedMlp({ ...o, threads, tileRows: 32 }, w);
-      assert.equal(m.threads, threads);
-      const losses = Array.from({ length: 10 }, () => m.step(x, y, rows));
-      const weights = m.getWeights();
-      m.dispose();
-      return { losses, weights };
-    };
-    const one = run(1);
-    const two = run(2);
-    one.losses.forEach((l, i) => assertRelClose(two.losses[i], l, 1e-5, `${loss} step ${i + 1}`));
-    flat(two.weights).forEach(([name, a], i) => assertClose(a, flat(one.weights)[i][1], 1e-5, `${loss} ${name}`));
+/** Bitwise equality of two float arrays, reporting the first differing element. */
+function assertBitwise(actual: Float32Array | Float64Array, expected: Float32Array | Float64Array, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  const a = new Uint8Array(actual.buffer, actual.byteOffset, actual.byteLength);
+  const e = new Uint8Array(expected.buffer, expected.byteOffset, expected.byteLength);
+  if (Buffer.compare(a, e) === 0) return;
+  const i = actual.findIndex((v, k) => !Object.is(v, expected[k]));
+  assert.fail(`${what}[${i}]: ${actual[i]} vs ${expected[i]} (not bitwise equal)`);
+}
+
+const KERNELS: Array<[string, Partial<FusedMlpOptions>]> = [
+  [`${info.simd ?? 'auto'} kernels`, {}],
+  ['portable kernels', { simd: 'portable' }],
+];
+
+// Same seed, same backend, same data => same bits, whatever the thread count or scheduling:
+// tiles are fixed by the batch and their gradients and losses are summed in a fixed order.
+// Ragged batch sizes; tileRows 32 (up to 32 tiles, one unit each) and 4 (up to 256 tiles, in
+// fixed runs of consecutive tiles per unit); 4 threads on fewer cores adds preemption.
+test('native engine is bitwise deterministic: threads 1, 2, 4 and the adaptive default, 20 steps', { skip: nativeSkip }, () => {
+  for (const [kname, kopts] of KERNELS) {
+    for (const loss of ['mse', 'softmax-ce'] as const) {
+      for (const tileRows of [32, 4]) {
+        const o: FusedMlpOptions = {
+          ...SHAPES[loss], width: 16, depth: 20, loss, l2: 1e-5, lr: 0.01, engine: 'native', tileRows, ...kopts,
+        };
+        const w = initWeights(o, 9);
+        const rows = 1021;
+        const per = loss === 'mse' ? o.nOut : 1;
+        const { x, y } = makeData(new Rng(9), rows, o.nIn, o.nOut, loss);
+        const sizes = [1021, 517, 64, 7, 300];
+        const run = (threads: number | undefined) => {
+          const m = createFusedMlp({ ...o, threads }, w);
+          if (threads != null) assert.equal(m.threads, threads);
+          const grads = flat(m.gradients(x, y, rows)).map(([, g]) => g);
+          const losses = new Float64Array(20);
+          for (let s = 0; s < 20; s++) {
+            const n = sizes[s % sizes.length];
+            const r0 = (s * 97) % (rows - n + 1);
+            losses[s] = m.step(x.subarray(r0 * o.nIn, (r0 + n) * o.nIn), y.subarray(r0 * per, (r0 + n) * per), n);
+          }
+          const evaluated = new Float64Array([m.evaluate(x, y, rows)]);
+          const weights = m.getWeights();
+          const state = m.getOptimizerState();
+          m.dispose();
+          return { grads, losses, evaluated, weights, state };
+        };
+        const one = run(1);
+        assert.ok(one.losses[15] < one.losses[0], 'it trains');
+        for (const threads of [2, 4, undefined]) {
+          const what = `${kname}, ${loss}, tileRows ${tileRows}, threads ${threads ?? 'adaptive'}`;
+          const r = run(threads);
+          r.grads.forEach((g, i) => assertBitwise(g, one.grads[i], `${what}: gradients ${flat(one.weights)[i][0]}`));
+          assertBitwise(r.losses, one.losses, `${what}: step losses`);
+          assertBitwise(r.evaluated, one.evaluated, `${what}: evaluate`);
+          flat(r.weights).forEach(([name, a], i) => assertBitwise(a, flat(one.weights)[i][1], `${what}: ${name}`));
+          flat(r.state.m).forEach(([name, a], i) => assertBitwise(a, flat(one.state.m)[i][1], `${what}: adam m ${name}`));
+          flat(r.state.v).forEach(([name, a], i) => assertBitwise(a, flat(one.state.v)[i][1], `${what}: adam v ${name}`));
+        }
+      }
+    }
   }
 });
 
-test('native engine, default (adaptive) threads: same trajectory as one thread over 80 steps', { skip: nativeSkip }, () => {
+test('native engine, default (adaptive) threads: bitwise the trajectory of one thread over 80 steps', { skip: nativeSkip }, () => {
   const o: FusedMlpOptions = { nIn: 14, width: 16, depth: 4, nOut: 1, loss: 'mse', l2: 1e-5, lr: 0.003, engine: 'native' };
   const w = initWeights(o, 21);
   const rows = 500;
@@ -302,8 +346,9 @@ test('native engine, default (adaptive) threads: same trajectory as one thread o
   const adaptive = createFusedMlp(o, w); // threads not given: all cores or one, by timing
   const single = createFusedMlp({ ...o, threads: 1 }, w);
   for (let s = 0; s < 80; s++) {
-    assertRelClose(adaptive.step(x, y, rows), single.step(x, y, rows), 1e-4, `step ${s + 1}`);
+    assert.equal(adaptive.step(x, y, rows), single.step(x, y, rows), `step ${s + 1}`);
   }
+  flat(adaptive.getWeights()).forEach(([name, a], i) => assertBitwise(a, flat(single.getWeights())[i][1], name));
   adaptive.dispose();
   single.dispose();
 });

@@ -7,10 +7,14 @@
 //   params = [stemK (nIn x W), stemB (W), {blockK (W x W), blockB (W)} x depth, headK (W x nOut),
 //   headB (nOut)], kernels in TF.js Dense layout (y = x K + b, K row-major [in, out]).
 //
-// Work is split by rows: each thread walks its rows in tiles of `tileRows` rows and runs the full
-// forward and backward chain per tile, so the activations it keeps are depth x tileRows x W floats
-// whatever the batch size. Weight gradients are accumulated per thread and summed in the Adam
-// phase, which is split across threads by parameter range.
+// Work is split by rows: the batch is cut into fixed tiles of `tileRows` rows (tile t = rows
+// [t*tileRows, (t+1)*tileRows)), which the threads claim one at a time and run through the full
+// forward and backward chain, so the activations a thread keeps are depth x tileRows x W floats
+// whatever the batch size. The batch gradient is the sum of the tiles' weight-gradient partials
+// in a fixed order (tile order within each half of the batch, then the two halves), whichever
+// thread computed which partial; then the update phase (split across threads by parameter range)
+// adds L2 and runs Adam. Every sum has a fixed order: results are bitwise identical whatever the
+// thread count and the scheduling.
 //
 // SIMD: portable C++ is always compiled; AVX2+FMA kernels are compiled with
 // __attribute__((target("avx2,fma"))) and chosen at run time with __builtin_cpu_supports, so the
@@ -58,11 +62,11 @@ struct AlignedDeleter {
 };
 using FloatBuf = std::unique_ptr<float[], AlignedDeleter>;
 
-FloatBuf alloc_floats(size_t count) {
+FloatBuf alloc_floats(size_t count, bool zero = true) {
   size_t bytes = ((count * sizeof(float) + 63) / 64) * 64;
   if (bytes == 0) bytes = 64;
   void* p = ::operator new(bytes, std::align_val_t(64));  // throws std::bad_alloc
-  std::memset(p, 0, bytes);
+  if (zero) std::memset(p, 0, bytes);
   return FloatBuf(static_cast<float*>(p));
 }
 
@@ -90,11 +94,19 @@ struct Kernels {
   // below in place: Gout *= (H > 0), db += colsum(Gout)
   void (*block_bwd)(const float* dZ, const float* WT, const float* dS, const float* H, float* Gout,
                     float* db, int R, int W);
-  // dK[K x N] += A^T . D, A is R x K (row stride lda), D is R x N
-  void (*outer_acc)(const float* A, int lda, int R, int K, const float* D, int N, float* dK);
-  // Sum the per-thread gradients, add the L2 gradient (kernels), then Adam (or write the gradient
-  // to gradOut and leave the weights alone). Returns sum of w^2 over the range when kernel.
-  double (*adam)(float* w, float* m, float* v, float* const* grads, int nGrads, size_t n,
+  // dK[K x N] (= when init, else +=) A^T . D, A is R x K (row stride lda), D is R x N
+  void (*outer_acc)(const float* A, int lda, int R, int K, const float* D, int N, float* dK,
+                    bool init);
+  // acc = src (first) or acc += src, elementwise
+  void (*fold)(float* acc, const float* src, size_t n, bool first);
+  // P = A^T . D (as outer_acc with init), then dst = P (first) or dst += P, bit for bit what
+  // outer_acc into tmp followed by fold(dst, tmp) gives; tmp may be left unwritten.
+  void (*outer_fold)(const float* A, int lda, int R, int K, const float* D, int N, float* tmp,
+                     float* dst, bool first);
+  // The batch gradient g0 + g1 (g1 may be null), plus the L2 gradient (kernels), then Adam (or
+  // write the gradient to gradOut and leave the weights alone). Returns sum of w^2 over the
+  // range when kernel.
+  double (*adam)(float* w, float* m, float* v, const float* g0, const float* g1, size_t n,
                  bool kernel, const AdamParams& p, float* gradOut);
 };
 
@@ -158,7 +170,9 @@ void block_bwd_portable(const float* dZ, const float* WT, const float* dS, const
   if (H) relu_bwd_portable(Gout, H, Gout, db, R, W);
 }
 
-void outer_acc_portable(const float* A, int lda, int R, int K, const float* D, int N, float* dK) {
+void outer_acc_portable(const float* A, int lda, int R, int K, const float* D, int N, float* dK,
+                        bool init) {
+  if (init) std::memset(dK, 0, (size_t)K * N * sizeof(float));
   for (int r = 0; r < R; ++r) {
     const float* a = A + (size_t)r * lda;
     const float* d = D + (size_t)r * N;
@@ -182,12 +196,25 @@ inline float adam_one(float& w, float& m, float& v, float g, const AdamParams& p
   return w;
 }
 
-double adam_portable(float* w, float* m, float* v, float* const* grads, int nGrads, size_t n,
+void fold_portable(float* acc, const float* src, size_t n, bool first) {
+  if (first) {
+    std::memcpy(acc, src, n * sizeof(float));
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) acc[i] += src[i];
+}
+
+void outer_fold_portable(const float* A, int lda, int R, int K, const float* D, int N, float* tmp,
+                         float* dst, bool first) {
+  outer_acc_portable(A, lda, R, K, D, N, tmp, true);
+  fold_portable(dst, tmp, (size_t)K * N, first);
+}
+
+double adam_portable(float* w, float* m, float* v, const float* g0, const float* g1, size_t n,
                      bool kernel, const AdamParams& p, float* gradOut) {
   double sq = 0;
   for (size_t i = 0; i < n; ++i) {
-    float g = grads[0][i];
-    for (int t = 1; t < nGrads; ++t) g += grads[t][i];
+    float g = g1 ? g0[i] + g1[i] : g0[i];
     const float wi = w[i];
     if (kernel) {
       sq += (double)wi * wi;
@@ -203,8 +230,8 @@ double adam_portable(float* w, float* m, float* v, float* const* grads, int nGra
 }
 
 const Kernels kPortable = {"portable", dense_portable, block_fwd_portable, relu_bwd_portable,
-                           block_bwd_portable,
-                           outer_acc_portable, adam_portable};
+                           block_bwd_portable, outer_acc_portable, fold_portable, outer_fold_portable,
+                           adam_portable};
 
 // ----- AVX2 + FMA (compiled for that target only inside these functions) -----
 #if GLONET_X86
@@ -354,13 +381,19 @@ GLONET_AVX2 void block_bwd_avx2(const float* G, const float* WT, const float* dS
   }
 }
 
+// mode 0: dK += A^T D; 1: dK = A^T D; 2: dK += (A^T D summed from zero), the fold of a partial.
 template <int NV, int KB>
-GLONET_AVX2 inline void outer_acc_cols(const float* A, int lda, int R, const float* D, float* dK) {
+GLONET_AVX2 inline void outer_acc_cols(const float* A, int lda, int R, const float* D, float* dK,
+                                       int mode) {
   constexpr int N = 8 * NV;
-  // Accumulate onto dK's values (loaded once, stored once); acc is 1-D and every loop over it
-  // fully unrolled so that GCC keeps it in registers.
+  // Start from zero or accumulate onto dK's values (loaded once, stored once); acc is 1-D and
+  // every loop over it fully unrolled so that GCC keeps it in registers.
   __m256 acc[KB * NV];
-  GLONET_UNROLL for (int q = 0; q < KB * NV; ++q) acc[q] = _mm256_loadu_ps(dK + 8 * q);
+  if (mode != 0) {
+    GLONET_UNROLL for (int q = 0; q < KB * NV; ++q) acc[q] = _mm256_setzero_ps();
+  } else {
+    GLONET_UNROLL for (int q = 0; q < KB * NV; ++q) acc[q] = _mm256_loadu_ps(dK + 8 * q);
+  }
   for (int r = 0; r < R; ++r) {
     const float* dr = D + (size_t)r * N;
     const float* ar = A + (size_t)r * lda;
@@ -370,33 +403,65 @@ GLONET_AVX2 inline void outer_acc_cols(const float* A, int lda, int R, const flo
         acc[kk * NV + v] = _mm256_fmadd_ps(a, _mm256_loadu_ps(dr + 8 * v), acc[kk * NV + v]);
     }
   }
-  GLONET_UNROLL for (int q = 0; q < KB * NV; ++q) _mm256_storeu_ps(dK + 8 * q, acc[q]);
+  if (mode == 2) {
+    GLONET_UNROLL for (int q = 0; q < KB * NV; ++q)
+      _mm256_storeu_ps(dK + 8 * q, _mm256_add_ps(_mm256_loadu_ps(dK + 8 * q), acc[q]));
+  } else {
+    GLONET_UNROLL for (int q = 0; q < KB * NV; ++q) _mm256_storeu_ps(dK + 8 * q, acc[q]);
+  }
 }
 
 template <int NV>
 GLONET_AVX2 void outer_acc_avx2_t(const float* A, int lda, int R, int K, const float* D,
-                                  float* dK) {
+                                  float* dK, int mode) {
   constexpr int N = Shape<NV>::N, KB = Shape<NV>::KB;
   int k = 0;
-  for (; k + KB <= K; k += KB) outer_acc_cols<NV, KB>(A + k, lda, R, D, dK + (size_t)k * N);
-  for (; k + 4 <= K && 4 < KB; k += 4) outer_acc_cols<NV, 4>(A + k, lda, R, D, dK + (size_t)k * N);
-  for (; k + 2 <= K; k += 2) outer_acc_cols<NV, 2>(A + k, lda, R, D, dK + (size_t)k * N);
-  for (; k < K; ++k) outer_acc_cols<NV, 1>(A + k, lda, R, D, dK + (size_t)k * N);
+  for (; k + KB <= K; k += KB) outer_acc_cols<NV, KB>(A + k, lda, R, D, dK + (size_t)k * N, mode);
+  for (; k + 4 <= K && 4 < KB; k += 4) outer_acc_cols<NV, 4>(A + k, lda, R, D, dK + (size_t)k * N, mode);
+  for (; k + 2 <= K; k += 2) outer_acc_cols<NV, 2>(A + k, lda, R, D, dK + (size_t)k * N, mode);
+  for (; k < K; ++k) outer_acc_cols<NV, 1>(A + k, lda, R, D, dK + (size_t)k * N, mode);
 }
 
 GLONET_AVX2 void outer_acc_avx2(const float* A, int lda, int R, int K, const float* D, int N,
-                                float* dK) {
+                                float* dK, bool init) {
   switch (N) {
-    case 8: return outer_acc_avx2_t<1>(A, lda, R, K, D, dK);
-    case 16: return outer_acc_avx2_t<2>(A, lda, R, K, D, dK);
-    case 32: return outer_acc_avx2_t<4>(A, lda, R, K, D, dK);
-    default: return outer_acc_portable(A, lda, R, K, D, N, dK);
+    case 8: return outer_acc_avx2_t<1>(A, lda, R, K, D, dK, init ? 1 : 0);
+    case 16: return outer_acc_avx2_t<2>(A, lda, R, K, D, dK, init ? 1 : 0);
+    case 32: return outer_acc_avx2_t<4>(A, lda, R, K, D, dK, init ? 1 : 0);
+    default: return outer_acc_portable(A, lda, R, K, D, N, dK, init);
   }
+}
+
+GLONET_AVX2 void outer_fold_avx2(const float* A, int lda, int R, int K, const float* D, int N,
+                                 float* tmp, float* dst, bool first) {
+  const int mode = first ? 1 : 2;
+  switch (N) {
+    case 8: return outer_acc_avx2_t<1>(A, lda, R, K, D, dst, mode);
+    case 16: return outer_acc_avx2_t<2>(A, lda, R, K, D, dst, mode);
+    case 32: return outer_acc_avx2_t<4>(A, lda, R, K, D, dst, mode);
+    default: return outer_fold_portable(A, lda, R, K, D, N, tmp, dst, first);
+  }
+}
+
+GLONET_AVX2 void fold_avx2(float* acc, const float* src, size_t n, bool first) {
+  if (first) {
+    std::memcpy(acc, src, n * sizeof(float));
+    return;
+  }
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    GLONET_UNROLL for (int v = 0; v < 4; ++v)
+      _mm256_storeu_ps(acc + i + 8 * v, _mm256_add_ps(_mm256_loadu_ps(acc + i + 8 * v),
+                                                      _mm256_loadu_ps(src + i + 8 * v)));
+  }
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(acc + i, _mm256_add_ps(_mm256_loadu_ps(acc + i), _mm256_loadu_ps(src + i)));
+  for (; i < n; ++i) acc[i] += src[i];
 }
 
 // Same float32 operations in the same order as the portable (and TF.js) update; no contraction
 // into FMA (the build uses -ffp-contract=off), so both paths give identical weights.
-GLONET_AVX2 double adam_avx2(float* w, float* m, float* v, float* const* grads, int nGrads,
+GLONET_AVX2 double adam_avx2(float* w, float* m, float* v, const float* g0, const float* g1,
                              size_t n, bool kernel, const AdamParams& p, float* gradOut) {
   const __m256 b1 = _mm256_set1_ps(p.b1), omb1 = _mm256_set1_ps(p.omb1);
   const __m256 b2 = _mm256_set1_ps(p.b2), omb2 = _mm256_set1_ps(p.omb2);
@@ -406,8 +471,8 @@ GLONET_AVX2 double adam_avx2(float* w, float* m, float* v, float* const* grads, 
   __m256d sq0 = _mm256_setzero_pd(), sq1 = _mm256_setzero_pd();
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    __m256 g = _mm256_loadu_ps(grads[0] + i);
-    for (int t = 1; t < nGrads; ++t) g = _mm256_add_ps(g, _mm256_loadu_ps(grads[t] + i));
+    __m256 g = _mm256_loadu_ps(g0 + i);
+    if (g1) g = _mm256_add_ps(g, _mm256_loadu_ps(g1 + i));
     const __m256 wi = _mm256_loadu_ps(w + i);
     if (kernel) {
       const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(wi));
@@ -433,18 +498,14 @@ GLONET_AVX2 double adam_avx2(float* w, float* m, float* v, float* const* grads, 
   alignas(32) double parts[4];
   _mm256_store_pd(parts, _mm256_add_pd(sq0, sq1));
   double sq = parts[0] + parts[1] + parts[2] + parts[3];
-  if (i < n) {
-    float* tails[64];
-    const int nt = std::min(nGrads, 64);
-    for (int t = 0; t < nt; ++t) tails[t] = grads[t] + i;
-    sq += adam_portable(w + i, m + i, v + i, tails, nt, n - i, kernel, p, gradOut ? gradOut + i : nullptr);
-  }
+  if (i < n)
+    sq += adam_portable(w + i, m + i, v + i, g0 + i, g1 ? g1 + i : nullptr, n - i, kernel, p,
+                        gradOut ? gradOut + i : nullptr);
   return sq;
 }
 
 const Kernels kAvx2 = {"avx2-fma", dense_avx2, block_fwd_avx2, relu_bwd_portable, block_bwd_avx2,
-                       outer_acc_avx2,
-                       adam_avx2};
+                       outer_acc_avx2, fold_avx2, outer_fold_avx2, adam_avx2};
 #endif  // GLONET_X86
 
 bool cpu_has_avx2_fma() {
@@ -469,14 +530,33 @@ const Kernels& pick_kernels(bool allowSimd) {
 //
 // Threads. The calling (JavaScript) thread is thread 0 and always works; the others are
 // persistent helpers. A phase (the tiles of a batch, or the parameter chunks of the Adam update)
-// is a list of units claimed one at a time from an atomic word holding (phase id, next unit).
+// is a list of units claimed one at a time from an atomic word holding (phase id, next unit);
+// a training phase has two such lists, the two halves of the batch: thread t claims from half
+// t % 2 first, then from the other, so that with two threads consecutive units mostly run on
+// the same thread (see Determinism).
 // The caller finishes the phase as soon as every unit is done: it never waits for a helper that
 // has not claimed anything, so a helper that the OS has preempted (a busy machine) costs nothing
 // but its share of the speed-up. Helpers spin briefly between phases, then sleep.
 //
-// Results: the loss is summed per tile in tile order and the L2 penalty per chunk in chunk
-// order. The weight gradient is summed per thread, so with several threads its last bits depend
-// on which thread ran which tile; with threads = 1 every result is bit-for-bit reproducible.
+// Determinism. The tiles are fixed by the batch (tile t = rows [t*RT, (t+1)*RT)), whatever the
+// thread count. A training unit (a tile, or for very large batches a fixed run of consecutive
+// tiles, see maxSlots) computes its weight-gradient partial from zero in a buffer of its thread
+// and its loss into unitLoss[unit]. The n units are cut into two fixed halves, units [0, mid)
+// and [mid, n) with mid = ceil(n / 2), and each half h sums its partials in unit order into its
+// accumulator A_h: A_0 = ((p_0 + p_1) + p_2) + ... + p_(mid-1), A_1 likewise from p_mid,
+// parameter by parameter; the batch gradient is A_0 + A_1 (added in the Adam pass). A partial
+// is folded group by group (a group = a run of consecutive parameters, e.g. a few blocks) as
+// soon as its unit has finished the group, while it is hot, without locks or waiting: each
+// (half, group) keeps next, the unit it folds next, written only by the thread folding that
+// unit. If next is its unit, a thread folds its partial, then any later partials of the half
+// already parked, and publishes the new next; otherwise it parks that group of its partial,
+// where it is, and moves on (a buffer with parked groups goes back to the pool when the last of
+// them is folded; its thread takes another). The update phase first folds, in unit order,
+// whatever is still parked (units next .. end of the half). Two halves, rather than one chain,
+// keep consecutive folds of an accumulator on one thread when two threads run (no cache lines
+// moving between cores, little parking). The loss and the L2 penalty are summed in unit / chunk
+// order. No sum depends on which thread ran what, so 1 thread, T threads, the adaptive switching
+// between them and any scheduling give bitwise identical results.
 
 enum LossKind { kMse = 0, kSoftmaxCe = 1 };
 enum PhaseKind { kTrain = 0, kPredict = 1, kUpdate = 2, kLoss = 3 };
@@ -489,9 +569,8 @@ struct Segment {
 struct alignas(64) Workspace {  // one per thread
   FloatBuf acts;  // (depth + 1) x tileRows x W: H_0 (stem output) .. H_depth
   FloatBuf S, dS, G, G2, out, dOut, xpad;
-  FloatBuf grad;  // P: this thread's weight gradient for the current batch
   FloatBuf WT;    // depth x W x W: this thread's transposed block kernels for the current step
-  uint64_t gradPhase = 0;  // phase whose gradient `grad` holds
+  int buf = -1;   // the gradient buffer (Engine::bufs_) of this thread's units, -1: none yet
   uint64_t wtPhase = 0;    // phase for which WT was transposed
 };
 
@@ -511,19 +590,57 @@ struct Engine {
   float* gradOut = nullptr;
   int rows = 0;
   std::atomic<uint32_t> units{0};  // read by helpers before they claim, hence atomic
-  uint64_t trainPhase = 0;  // the training phase whose gradients the update phase reduces
+  std::atomic<uint32_t> mid_{0};   // units [0, mid_) are claimed from claim_, the rest from claim1_
   AdamParams ap{};
-  std::vector<double> unitLoss;  // per tile (train) or per chunk (update: sum of w^2)
-  static constexpr size_t kChunk = 16384;
+  std::vector<double> unitLoss;  // per unit (train, loss) or per chunk (update: sum of w^2)
+  static constexpr size_t kChunk = 16384;  // parameters per update unit
 
-  std::atomic<uint64_t> claim_{0};  // (phase << 32) | next unit
+  // The accumulators A_0, A_1 of the two halves (slotStride apart), folded in unit order.
+  FloatBuf gsum_;
+  struct FoldGroup {
+    size_t off, len;
+    int lo = -1, hi = -1;  // blocks [lo, hi) for a run of blocks
+  };
+  struct alignas(64) FoldNext {
+    std::atomic<uint32_t> next{0};  // the unit whose partial this (half, group) folds next
+  };
+  std::vector<FoldGroup> groups;     // head, block runs (top down), stem: the order they finish
+  std::vector<int> groupsByOff;      // group indices by parameter offset
+  std::vector<int> blockGroup;       // per block: its group when it is the run's lowest, else -1
+  std::vector<int> groupOfBlock;     // per block: its group
+  std::unique_ptr<FoldNext[]> fold_;  // [half * groups + group]
+  uint32_t foldUnits = 0, foldMid = 0;  // units of the current training phase, its half point
+  static constexpr size_t kFoldBytes = 8192;  // target group size (in L1 when folded)
+
+  // Gradient buffers (slotStride floats each, laid out like the parameters): a thread computes
+  // its units' partials in its buffer, reused while no group of it is parked. Unit u's partial
+  // is in buffer unitBuf_[u]; parked_[u * groups + g] flags its parked groups. bufState_[b]
+  // counts the parked, not yet folded groups of buffer b, plus kLeft once its thread has moved
+  // to another buffer; the drain that folds the last of them returns b to the pool (freeBufs_,
+  // LIFO). Units + threads buffers always suffice: a buffer is held by a thread or by parked
+  // groups of at least one distinct unit. Allocated on the first training step (pages touched
+  // only as used), grown for larger batches. At most maxSlots units (64, and about kSlotBudget
+  // bytes of buffers but at least 8): a batch with more tiles groups them in fixed runs of
+  // consecutive tiles per unit.
+  FloatBuf bufs_;
+  std::unique_ptr<std::atomic<uint32_t>[]> bufState_;
+  std::unique_ptr<std::atomic<uint8_t>[]> parked_;
+  std::vector<int> unitBuf_, freeBufs_;
+  std::mutex freeMu_;
+  size_t slotStride = 0;
+  uint32_t slotCap = 0, maxSlots = 64, nBufs = 0;
+  static constexpr size_t kSlotBudget = size_t(64) << 20;
+  static constexpr uint32_t kLeft = 1u << 31;
+
+  std::atomic<uint64_t> claim_{0};   // (phase << 32) | next unit of [0, mid_)
+  std::atomic<uint64_t> claim1_{0};  // (phase << 32) | next unit of [mid_, units)
   std::atomic<uint32_t> done_{0};
   uint64_t phase_ = 0;
 
   // Adaptive thread use (when the caller did not fix the thread count): on a machine whose
   // other cores are busy, helpers only add overhead. Every kPeriod steps the other choice
   // (all threads / the calling thread alone) is timed for kProbe steps, per row, and kept if
-  // it is faster.
+  // it is faster. Both choices give the same bits (see Determinism above).
   bool adaptive = false;
   bool single_ = false;  // this step runs on the calling thread only
   bool preferSingle_ = false;
@@ -560,6 +677,24 @@ struct Engine {
     segs.push_back({oHeadK, (size_t)W * nOut, true});
     segs.push_back({oHeadB, (size_t)nOut, false});
     K = &pick_kernels(simd);
+    slotStride = (P + 15) / 16 * 16;
+    maxSlots = (uint32_t)std::min<size_t>(64, std::max<size_t>(8, kSlotBudget / (slotStride * sizeof(float))));
+    gsum_ = alloc_floats(2 * slotStride);
+    groups.push_back({oHeadK, P - oHeadK});
+    blockGroup.assign(L, -1);
+    groupOfBlock.assign(L, -1);
+    const int per = (int)std::max<size_t>(1, kFoldBytes / (blockStride * sizeof(float)));
+    for (int hi = L; hi > 0; hi -= per) {
+      const int lo = std::max(0, hi - per);
+      blockGroup[lo] = (int)groups.size();
+      for (int l = lo; l < hi; ++l) groupOfBlock[l] = (int)groups.size();
+      groups.push_back({oBlocks + blockStride * lo, blockStride * (hi - lo), lo, hi});
+    }
+    groups.push_back({0, oBlocks});
+    fold_.reset(new FoldNext[2 * groups.size()]);
+    for (size_t g = 0; g < groups.size(); ++g) groupsByOff.push_back((int)g);
+    std::sort(groupsByOff.begin(), groupsByOff.end(),
+              [this](int a, int b) { return groups[a].off < groups[b].off; });
     for (int t = 0; t < T; ++t) {
       auto w = std::make_unique<Workspace>();
       w->acts = alloc_floats((size_t)(L + 1) * RT * W);
@@ -570,7 +705,6 @@ struct Engine {
       w->out = alloc_floats((size_t)RT * nOut);
       w->dOut = alloc_floats((size_t)RT * nOut);
       w->xpad = alloc_floats((size_t)RT * nIn);
-      w->grad = alloc_floats(P);
       w->WT = alloc_floats((size_t)L * W * W);
       ws.push_back(std::move(w));
     }
@@ -626,13 +760,17 @@ struct Engine {
 
   // ----- phases -----
 
-  // Runs the current phase to completion on this thread plus whichever helpers join.
-  void runPhase() {
+  // Runs the current phase, n units ([0, mid) and [mid, n) claimed separately), to completion
+  // on this thread plus whichever helpers join.
+  void runPhase(uint32_t n, uint32_t mid) {
+    units.store(n, std::memory_order_relaxed);
+    mid_.store(mid, std::memory_order_relaxed);
     // Phase ids are 32-bit (they share claim_ with the unit index) and never 0, the "no phase"
-    // value of Workspace::gradPhase/wtPhase.
+    // value of Workspace::wtPhase.
     phase_ = (phase_ + 1) & 0xffffffffu;
     if (phase_ == 0) phase_ = 1;
     done_.store(0, std::memory_order_relaxed);
+    claim1_.store((phase_ << 32) | mid, std::memory_order_relaxed);
     claim_.store(phase_ << 32, std::memory_order_release);
     if (T > 1 && !single_ && units.load(std::memory_order_relaxed) > 1) {
       {
@@ -644,7 +782,6 @@ struct Engine {
     work(0);
     // Wait for tiles still running on helpers: spin briefly, then sleep, so that on a busy
     // machine a preempted helper can have this core back to finish its tile.
-    const uint32_t n = units.load(std::memory_order_relaxed);
     if (done_.load(std::memory_order_acquire) == n) return;
     const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
     for (unsigned i = 0; done_.load(std::memory_order_acquire) != n; ++i) {
@@ -659,43 +796,130 @@ struct Engine {
     }
   }
 
-  // Row tiles of a batch: full tiles of RT rows, then (with several threads) the last T*RT rows
-  // in quarter tiles, so that the threads finish the phase close together.
-  uint32_t mainTiles = 0;
-  int smallRows = 0;
+  // Row tiles of a batch: tile t = rows [t*RT, (t+1)*RT) (the last one may be short), the same
+  // whatever the thread count. A unit (what a thread claims) is `tilesPerUnit` consecutive
+  // tiles: 1, except for training batches of more than maxSlots tiles.
+  uint32_t nTiles = 0, tilesPerUnit = 1;
 
-  uint32_t planTiles() {
-    const int small = std::max(12, (RT / 4 + 3) / 4 * 4);
-    const int TT = single_ ? 1 : T;
-    if (TT == 1 || rows <= RT) {
-      mainTiles = (uint32_t)((rows + RT - 1) / RT);
-      smallRows = RT;
-      return mainTiles;
-    }
-    mainTiles = (uint32_t)(std::max(0, rows - TT * RT) / RT);
-    smallRows = small;
-    return mainTiles + (uint32_t)((rows - (int)mainTiles * RT + small - 1) / small);
+  uint32_t planUnits() {
+    nTiles = (uint32_t)((rows + RT - 1) / RT);
+    tilesPerUnit = kind == kTrain ? (nTiles + maxSlots - 1) / maxSlots : 1;
+    return (nTiles + tilesPerUnit - 1) / tilesPerUnit;
   }
 
-  void unitRows(uint32_t idx, int* r0, int* n) const {
-    if (idx < mainTiles) {
-      *r0 = (int)idx * RT;
-      *n = std::min(RT, rows - *r0);
+  void ensureSlots(uint32_t n) {
+    if (n <= slotCap) return;
+    // Allocate first (std::bad_alloc reaches JS as an error), then commit.
+    const uint32_t nb = n + (uint32_t)T;
+    FloatBuf bufs = alloc_floats((size_t)nb * slotStride, false);
+    std::unique_ptr<std::atomic<uint32_t>[]> state(new std::atomic<uint32_t>[nb]);
+    std::unique_ptr<std::atomic<uint8_t>[]> parked(new std::atomic<uint8_t>[(size_t)n * groups.size()]);
+    unitBuf_.resize(n, -1);
+    freeBufs_.reserve(nb);
+    bufs_ = std::move(bufs);
+    bufState_ = std::move(state);
+    parked_ = std::move(parked);
+    nBufs = nb;
+    for (auto& w : ws) w->buf = -1;
+    slotCap = n;
+  }
+
+  float* buffer(int b) { return bufs_.get() + (size_t)b * slotStride; }
+
+  // Before a training phase: nothing parked, every buffer not held by a thread in the pool.
+  void resetBuffers(uint32_t n) {
+    for (size_t i = 0; i < (size_t)n * groups.size(); ++i) parked_[i].store(0, std::memory_order_relaxed);
+    std::vector<uint8_t> held(nBufs, 0);
+    for (auto& w : ws)
+      if (w->buf >= 0) held[w->buf] = 1;
+    freeBufs_.clear();
+    for (int b = (int)nBufs - 1; b >= 0; --b) {
+      bufState_[b].store(0, std::memory_order_relaxed);
+      if (!held[b]) freeBufs_.push_back(b);
+    }
+  }
+
+  // A thread starts unit `unit`: its buffer (a pooled one if it left its own).
+  float* unitStart(Workspace& w, uint32_t unit) {
+    if (w.buf < 0) {
+      std::lock_guard<std::mutex> lk(freeMu_);
+      w.buf = freeBufs_.back();  // never empty, see bufs_
+      freeBufs_.pop_back();
+    }
+    unitBuf_[unit] = w.buf;
+    return buffer(w.buf);
+  }
+
+  // A thread ends a unit: it keeps its buffer unless groups of it are still parked.
+  void unitEnd(Workspace& w) {
+    std::atomic<uint32_t>& st = bufState_[w.buf];
+    if (st.load(std::memory_order_acquire) == 0) return;
+    if ((st.fetch_or(kLeft, std::memory_order_acq_rel) & ~kLeft) == 0) {
+      st.store(0, std::memory_order_relaxed);  // folded meanwhile: keep it
     } else {
-      *r0 = (int)mainTiles * RT + (int)(idx - mainTiles) * smallRows;
-      *n = std::min(smallRows, rows - *r0);
+      w.buf = -1;  // the last drain returns it to the pool
     }
   }
 
-  bool claimUnit(uint64_t phase, uint32_t* idx) {
-    uint64_t c = claim_.load(std::memory_order_acquire);
+  // A parked group of buffer b is folded.
+  void releaseParked(int b) {
+    if (bufState_[b].fetch_sub(1, std::memory_order_acq_rel) == kLeft + 1) {
+      bufState_[b].store(0, std::memory_order_relaxed);  // (published by the pool's mutex)
+      std::lock_guard<std::mutex> lk(freeMu_);
+      freeBufs_.push_back(b);
+    }
+  }
+
+  int halfOf(uint32_t unit) const { return unit >= foldMid ? 1 : 0; }
+  uint32_t halfStart(int h) const { return h ? foldMid : 0; }
+  uint32_t halfEnd(int h) const { return h ? foldUnits : foldMid; }
+  float* acc(int h) { return gsum_.get() + (size_t)h * slotStride; }
+  std::atomic<uint32_t>& foldNext(int h, int gi) { return fold_[(size_t)h * groups.size() + gi].next; }
+
+  // Unit `unit` has finished group gi of its partial (src, in buffer b).
+  void foldGroup(uint32_t unit, int gi, const float* src, int b) {
+    const FoldGroup& G = groups[gi];
+    const int h = halfOf(unit);
+    std::atomic<uint32_t>& next = foldNext(h, gi);
+    // next == unit: every earlier unit is folded, and no other thread writes next until this
+    // one publishes unit + 1 or later.
+    if (next.load(std::memory_order_acquire) != unit) {
+      bufState_[b].fetch_add(1, std::memory_order_relaxed);
+      parked_[(size_t)unit * groups.size() + gi].store(1, std::memory_order_release);
+      return;
+    }
+    K->fold(acc(h) + G.off, src + G.off, G.len, unit == halfStart(h));
+    foldParkedAndPublish(unit, gi);
+  }
+
+  // After unit `unit` folded group gi (its half's next == unit), fold the half's later units'
+  // parked partials in order, then publish next.
+  void foldParkedAndPublish(uint32_t unit, int gi) {
+    const FoldGroup& G = groups[gi];
+    const size_t nG = groups.size();
+    const int h = halfOf(unit);
+    const uint32_t end = halfEnd(h);
+    // Later units that found next != theirs parked. One that parks after this check stays
+    // parked, and so do the units after it: the update phase folds them.
+    uint32_t j = unit + 1;
+    for (; j < end && parked_[(size_t)j * nG + gi].load(std::memory_order_acquire); ++j) {
+      K->fold(acc(h) + G.off, buffer(unitBuf_[j]) + G.off, G.len, false);
+      releaseParked(unitBuf_[j]);
+    }
+    foldNext(h, gi).store(j, std::memory_order_release);
+  }
+
+  // Claims the next unit of half h ([0, mid_) or [mid_, units)).
+  bool claimUnit(uint64_t phase, int h, uint32_t* idx) {
+    std::atomic<uint64_t>& word = h ? claim1_ : claim_;
+    uint64_t c = word.load(std::memory_order_acquire);
     for (;;) {
       if ((c >> 32) != phase) return false;
       const uint32_t i = (uint32_t)c;
-      // (a stale `units` read here only makes the CAS below fail)
-      if (i >= units.load(std::memory_order_relaxed)) return false;
-      if (claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel,
-                                       std::memory_order_acquire)) {
+      // (a stale `units` / `mid_` read here only makes the CAS below fail)
+      if (i >= (h ? units : mid_).load(std::memory_order_relaxed)) return false;
+      if (word.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel,
+                                     std::memory_order_acquire)) {
         *idx = i;
         return true;
       }
@@ -704,15 +928,23 @@ struct Engine {
 
   void work(int t) {
     const uint64_t phase = claim_.load(std::memory_order_acquire) >> 32;
+    const int home = t & 1;
     uint32_t idx;
-    while (claimUnit(phase, &idx)) {
+    while (claimUnit(phase, home, &idx) || claimUnit(phase, home ^ 1, &idx)) {
       // A successful claim means thread 0 is still in `phase`: its parameters are stable.
       if (kind == kUpdate) {
         updateChunk(idx);
       } else {
-        int r0, n;
-        unitRows(idx, &r0, &n);
-        tile(t, phase, r0, n, (int)idx);
+        // The unit's tiles in order; its loss summed in that order.
+        const uint32_t t0 = idx * tilesPerUnit, t1 = std::min(nTiles, t0 + tilesPerUnit);
+        float* g = kind == kTrain ? unitStart(*ws[t], idx) : nullptr;
+        double loss = 0;
+        for (uint32_t k = t0; k < t1; ++k) {
+          const int r0 = (int)k * RT;
+          loss += tile(t, phase, r0, std::min(RT, rows - r0), idx, g, k == t0, k + 1 == t1);
+        }
+        if (kind == kTrain) unitEnd(*ws[t]);
+        if (kind != kPredict) unitLoss[idx] = loss;
       }
       if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == units.load(std::memory_order_relaxed) &&
           t != 0) {
@@ -746,7 +978,11 @@ struct Engine {
 
   // ----- one tile: forward, and when training, loss and backward -----
 
-  void tile(int tid, uint64_t phase, int r0, int n, int unit) {
+  // Returns the tile's loss sum (train, loss). When training, writes (init: the unit's first
+  // tile) or adds its weight gradient to the unit's partial g, and on the unit's last tile
+  // (last) folds each group of the partial as soon as it is complete.
+  double tile(int tid, uint64_t phase, int r0, int n, uint32_t unit, float* g, bool init,
+              bool last) {
     Workspace& w = *ws[tid];
     const bool train = kind == kTrain;
     const int Rp = (n + 3) / 4 * 4;
@@ -768,7 +1004,7 @@ struct Engine {
     K->dense(S, W, Rp, W, params + oHeadK, nOut, params + oHeadB, out);
     if (kind == kPredict) {
       std::memcpy(predOut + (size_t)r0 * nOut, out, (size_t)n * nOut * sizeof(float));
-      return;
+      return 0;
     }
 
     // Loss and its gradient with respect to the head output (zero for pad rows).
@@ -807,22 +1043,25 @@ struct Engine {
       }
     }
     for (int i = n * nOut; i < Rp * nOut; ++i) dOut[i] = 0.f;
-    unitLoss[unit] = loss;
-    if (!train) return;  // loss only
+    if (!train) return loss;  // loss only
 
-    // First tile of this phase on this thread: fresh gradient, transposed kernels.
-    float* g = w.grad.get();
-    if (w.gradPhase != phase) {
-      std::memset(g, 0, P * sizeof(float));
-      w.gradPhase = phase;
-    }
+    // The unit's partial g: its first tile writes the kernel gradients (outer_acc with init) and
+    // zeroes each bias gradient (accumulated with +=) just before it; later tiles of the unit add.
+    const int gb = w.buf;
+    auto zeroIfInit = [init](float* b, int len) {
+      if (init)
+        for (int j = 0; j < len; ++j) b[j] = 0.f;
+    };
+    // First tile of this phase on this thread: transpose the block kernels.
     const bool transpose = w.wtPhase != phase;
     w.wtPhase = phase;
 
     // Head: dK += S^T dOut, db += colsum(dOut), dS = dOut . headK^T
-    K->outer_acc(S, W, Rp, W, dOut, nOut, g + oHeadK);
+    K->outer_acc(S, W, Rp, W, dOut, nOut, g + oHeadK, init);
+    zeroIfInit(g + oHeadB, nOut);
     for (int r = 0; r < Rp; ++r)
       for (int j = 0; j < nOut; ++j) g[oHeadB + j] += dOut[(size_t)r * nOut + j];
+    if (last) foldGroup(unit, 0, g, gb);
     float* dS = w.dS.get();
     const float* hk = params + oHeadK;
     for (int r = 0; r < Rp; ++r) {
@@ -838,9 +1077,18 @@ struct Engine {
     float* G2 = w.G2.get();
     // dZ of the last block; each block_bwd then yields the next block's dZ (the stem's input
     // gradient for the first block, which has no relu).
+    zeroIfInit(g + oBlocks + blockStride * (L - 1) + (size_t)W * W, W);
     K->relu_bwd(dS, acts + act * L, G, g + oBlocks + blockStride * (L - 1) + (size_t)W * W, Rp, W);
+    // A single-tile unit that is next in line for a run of blocks when it starts the run folds
+    // the run's kernel gradients straight from registers (outer_fold), its biases at the end.
+    bool direct = false;
+    const int half = halfOf(unit);
+    const bool firstOfHalf = unit == halfStart(half);
     for (int l = L - 1; l >= 0; --l) {
       float* gk = g + oBlocks + blockStride * l;
+      const int gi = groupOfBlock[l];
+      if (l == groups[gi].hi - 1)
+        direct = init && last && foldNext(half, gi).load(std::memory_order_acquire) == unit;
       float* wt = w.WT.get() + (size_t)l * W * W;
       if (transpose) {
         const float* k = params + oBlocks + blockStride * l;
@@ -848,35 +1096,65 @@ struct Engine {
           for (int j = 0; j < W; ++j) wt[(size_t)j * W + i] = k[(size_t)i * W + j];
       }
       if (l > 0) {
+        zeroIfInit(gk - blockStride + (size_t)W * W, W);
         K->block_bwd(G, wt, dS, acts + act * l, G2, gk - blockStride + (size_t)W * W, Rp, W);
       } else {
         K->block_bwd(G, wt, nullptr, nullptr, G2, nullptr, Rp, W);
       }
-      K->outer_acc(acts + act * l, W, Rp, W, G, W, gk);
+      if (direct) {
+        K->outer_fold(acts + act * l, W, Rp, W, G, W, gk, acc(half) + (gk - g), firstOfHalf);
+      } else {
+        K->outer_acc(acts + act * l, W, Rp, W, G, W, gk, init);
+      }
+      // Blocks l.. of the run are complete (block l's bias came from the block above).
+      if (last && blockGroup[l] >= 0) {
+        if (direct) {
+          for (int b = l; b < groups[gi].hi; ++b) {
+            const size_t ob = oBlocks + blockStride * b + (size_t)W * W;
+            K->fold(acc(half) + ob, g + ob, W, firstOfHalf);
+          }
+          foldParkedAndPublish(unit, gi);
+        } else {
+          foldGroup(unit, gi, g, gb);
+        }
+      }
       std::swap(G, G2);
     }
     // G is now the gradient with respect to the stem output.
-    K->outer_acc(X, nIn, Rp, nIn, G, W, g + oStemK);
+    K->outer_acc(X, nIn, Rp, nIn, G, W, g + oStemK, init);
+    zeroIfInit(g + oStemB, W);
     for (int r = 0; r < Rp; ++r)
       for (int j = 0; j < W; ++j) g[oStemB + j] += G[(size_t)r * W + j];
+    if (last) foldGroup(unit, (int)groups.size() - 1, g, gb);
+    return loss;
   }
 
-  // ----- one chunk of the update: sum gradients, L2, Adam (or write the gradient) -----
+  // ----- one chunk of the update: the parked partials, L2, Adam (or write the gradient) -----
 
   void updateChunk(uint32_t idx) {
     const size_t lo = (size_t)idx * kChunk, hi = std::min(P, lo + kChunk);
-    float* grads[64];
-    int nG = 0;
-    for (int t = 0; t < T && nG < 64; ++t)
-      if (ws[t]->gradPhase == trainPhase) grads[nG++] = ws[t]->grad.get();
+    {
+      // Fold what the training phase left parked: units next[g] .. end of each group, in order.
+      auto gi = std::upper_bound(groupsByOff.begin(), groupsByOff.end(), lo, [this](size_t x, int g) {
+        return x < groups[g].off + groups[g].len;
+      });
+      for (; gi != groupsByOff.end() && groups[*gi].off < hi; ++gi) {
+        const FoldGroup& G = groups[*gi];
+        const size_t a = std::max(lo, G.off), b = std::min(hi, G.off + G.len);
+        for (int h = 0; h < 2; ++h)
+          for (uint32_t u = foldNext(h, *gi).load(std::memory_order_relaxed); u < halfEnd(h); ++u)
+            K->fold(acc(h) + a, buffer(unitBuf_[u]) + a, b - a, u == halfStart(h));
+      }
+    }
+    // First segment that ends after lo (segs are sorted and contiguous).
+    auto it = std::upper_bound(segs.begin(), segs.end(), lo,
+                               [](size_t x, const Segment& s) { return x < s.off + s.len; });
+    const bool two = foldUnits > foldMid;  // (a one-unit batch has no second half)
     double sq = 0;
-    for (const Segment& s : segs) {
-      const size_t a = std::max(lo, s.off), b = std::min(hi, s.off + s.len);
-      if (a >= b) continue;
-      float* gp[64];
-      for (int i = 0; i < nG; ++i) gp[i] = grads[i] + a;
-      sq += K->adam(params + a, m + a, v + a, gp, nG, b - a, s.kernel, ap,
-                    gradOut ? gradOut + a : nullptr);
+    for (; it != segs.end() && it->off < hi; ++it) {
+      const size_t a = std::max(lo, it->off), b = std::min(hi, it->off + it->len);
+      sq += K->adam(params + a, m + a, v + a, acc(0) + a, two ? acc(1) + a : nullptr, b - a,
+                    it->kernel, ap, gradOut ? gradOut + a : nullptr);
     }
     unitLoss[idx] = sq;
   }
@@ -899,22 +1177,27 @@ struct Engine {
     x = x_;
     y = y_;
     rows = rows_;
-    const uint32_t tiles = planTiles();
-    if (unitLoss.size() < tiles) unitLoss.resize(tiles);
-    units.store(tiles, std::memory_order_relaxed);
-    runPhase();
+    const uint32_t n = planUnits();
+    ensureSlots(n);
+    if (unitLoss.size() < n) unitLoss.resize(n);
+    foldUnits = n;
+    foldMid = (n + 1) / 2;
+    for (size_t g = 0; g < groups.size(); ++g) {
+      foldNext(0, (int)g).store(0, std::memory_order_relaxed);
+      foldNext(1, (int)g).store(foldMid, std::memory_order_relaxed);
+    }
+    resetBuffers(n);
+    runPhase(n, foldMid);
     double loss = 0;
-    for (uint32_t i = 0; i < tiles; ++i) loss += unitLoss[i];
+    for (uint32_t i = 0; i < n; ++i) loss += unitLoss[i];
     const double dataLoss = lossKind == kMse ? loss / ((double)rows * nOut) : loss / rows;
 
-    trainPhase = phase_;
     kind = kUpdate;
     ap = ap_;
     gradOut = gradOut_;
     const uint32_t chunks = (uint32_t)((P + kChunk - 1) / kChunk);
     if (unitLoss.size() < chunks) unitLoss.resize(chunks);
-    units.store(chunks, std::memory_order_relaxed);
-    runPhase();
+    runPhase(chunks, chunks);
     double sq = 0;
     for (uint32_t i = 0; i < chunks; ++i) sq += unitLoss[i];
     return dataLoss + (double)ap.l2 * sq;
@@ -926,12 +1209,11 @@ struct Engine {
     x = x_;
     y = y_;
     rows = rows_;
-    const uint32_t tiles = planTiles();
-    if (unitLoss.size() < tiles) unitLoss.resize(tiles);
-    units.store(tiles, std::memory_order_relaxed);
-    runPhase();
+    const uint32_t n = planUnits();
+    if (unitLoss.size() < n) unitLoss.resize(n);
+    runPhase(n, n);
     double loss = 0;
-    for (uint32_t i = 0; i < tiles; ++i) loss += unitLoss[i];
+    for (uint32_t i = 0; i < n; ++i) loss += unitLoss[i];
     return lossKind == kMse ? loss / ((double)rows * nOut) : loss / rows;
   }
 
@@ -941,8 +1223,8 @@ struct Engine {
     y = nullptr;
     rows = rows_;
     predOut = out;
-    units.store(planTiles(), std::memory_order_relaxed);
-    runPhase();
+    const uint32_t n = planUnits();
+    runPhase(n, n);
   }
 };
 

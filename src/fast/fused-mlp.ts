@@ -8,8 +8,16 @@
  *
  * One `step()` runs the whole training step. The native engine (C++ addon, AVX2/FMA when the CPU
  * has it, every core) is used when built; otherwise a single-threaded JavaScript engine with the
- * same algorithm and results. Kernels use the TF.js Dense layout: [inUnits, outUnits], row-major,
- * y = x K + b, so weights move to and from a tf.layers model unchanged.
+ * same algorithm and results up to float rounding. Kernels use the TF.js Dense layout:
+ * [inUnits, outUnits], row-major, y = x K + b, so weights move to and from a tf.layers model
+ * unchanged.
+ *
+ * Determinism: the same initial weights, engine (and SIMD kernels), options and batches give
+ * bitwise the same losses and weights. The native engine cuts each batch into fixed tiles of
+ * `tileRows` rows and sums their gradients and losses in a fixed order (tile order within each
+ * half of the batch, then the halves), so its results do not depend on `threads`, on the
+ * adaptive default, or on how the OS schedules the threads. The native and
+ * JavaScript engines (and the AVX2 and portable kernels) agree to rounding, not bitwise.
  */
 import * as os from 'node:os';
 import { createJsCore, paramLayout, type FusedCore, type FusedLoss, type MlpShape, type ParamLayout } from './js-engine.js';
@@ -47,12 +55,15 @@ export interface FusedMlpOptions {
    * Native engine threads. Default: the available cores (at most 8), and each step runs on all
    * of them or on the calling thread alone, whichever recent timings say is faster (a machine
    * whose other cores are busy gains nothing from helpers). A number fixes the count. The JS
-   * engine uses one thread.
+   * engine uses one thread. Results are bitwise the same for any thread count.
    */
   threads?: number;
   /** 'auto' (default): native when available; env GLONET_FAST_ENGINE=js|native overrides it. */
   engine?: 'native' | 'js' | 'auto';
-  /** Rows per tile (memory: depth x tileRows x width floats per thread). Default 48 native, 64 js. */
+  /**
+   * Rows per tile (memory: depth x tileRows x width floats per thread). Default 48 native, 64 js.
+   * The tiles fix the order of the gradient sums: a different tileRows rounds differently.
+   */
   tileRows?: number;
   /** Native only: 'portable' disables the AVX2/FMA kernels (for testing). Default 'auto'. */
   simd?: 'auto' | 'portable';
