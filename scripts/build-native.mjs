@@ -1,14 +1,21 @@
 #!/usr/bin/env node
-// Builds the optional native training engine (native/ -> native/build/Release/glonet_fused.node)
-// with the node-gyp that ships inside npm, using node headers found on this machine (no
-// download when they are present). It never fails the install: on any problem it prints one line
-// and exits 0, and glonet then uses its portable JavaScript engine.
+// Builds the optional native training engines with the node-gyp that ships inside npm, using node
+// headers found on this machine (no download when they are present):
+//   native/build/Release/glonet_fused.node   the GloNet MLP engine (no dependencies)
+//   native/build/Release/glonet_cnn.node     the GloNet-ResNet20 engine, only when oneDNN's
+//                                            headers and library are found (Debian/Ubuntu:
+//                                            `apt-get install libdnnl-dev`)
+// It never fails the install: on any problem it prints one line per engine and exits 0; glonet
+// then uses its portable JavaScript MLP engine, and TF.js for GloNet-ResNet20. A CNN engine that
+// does not build never costs the MLP engine: the build is retried without it.
 //
-//   node scripts/build-native.mjs            build (quiet; one line of outcome)
+//   node scripts/build-native.mjs            build (quiet; one line of outcome per engine)
 //   GLONET_NATIVE_VERBOSE=1 ...              show node-gyp's output
 //   GLONET_SKIP_NATIVE=1 ...                 skip the build
+//   GLONET_SKIP_CNN=1 ...                    build the MLP engine only
+//   GLONET_DNNL_DIR=/opt/onednn ...          a oneDNN install prefix (include/, lib/) to use
 import { spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -17,11 +24,17 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const nativeDir = path.join(root, 'native');
 const addon = path.join(nativeDir, 'build', 'Release', 'glonet_fused.node');
+const cnnAddon = path.join(nativeDir, 'build', 'Release', 'glonet_cnn.node');
 const verbose = !!process.env.GLONET_NATIVE_VERBOSE;
 const FALLBACK = 'the portable JavaScript engine will be used';
+const CNN_FALLBACK = 'GloNet-ResNet20 trains with TF.js';
+
+/** Why the CNN engine was not built (printed once the MLP engine's outcome is known). */
+let cnnNote = null;
 
 function unavailable(reason) {
   console.log(`glonet: native fast path unavailable (${reason}); ${FALLBACK}`);
+  if (cnnNote) console.log(`glonet: native CNN engine unavailable (${cnnNote}); ${CNN_FALLBACK}`);
   process.exit(0);
 }
 
@@ -89,41 +102,130 @@ function findNodeDir() {
   return null;
 }
 
-function main() {
-  if (process.env.GLONET_SKIP_NATIVE) unavailable('GLONET_SKIP_NATIVE is set');
-  if (!existsSync(path.join(nativeDir, 'binding.gyp'))) unavailable('native/binding.gyp is missing');
-  const gyp = findNodeGyp();
-  if (!gyp) unavailable('node-gyp was not found');
-  const nodeDir = findNodeDir();
+/** One line of the first error in a failed tool's output. */
+function firstError(r) {
+  const lines = `${r.stderr ?? ''}\n${r.stdout ?? ''}`.split('\n').map((l) => l.trim());
+  return (lines.find((l) => /error/i.test(l)) ?? lines.find((l) => l) ?? '').slice(0, 160);
+}
+
+/**
+ * oneDNN for the CNN engine: a test program that includes <oneapi/dnnl/dnnl.hpp>, links -ldnnl
+ * and runs. Returns {dir} ('' = the compiler's default paths) or {reason}.
+ */
+function findOneDnn() {
+  if (process.env.GLONET_SKIP_CNN) return { reason: 'GLONET_SKIP_CNN is set' };
+  if (process.platform === 'win32') return { reason: 'not supported on Windows' };
+  const cxx = process.env.CXX || 'c++';
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'glonet-dnnl-'));
+  try {
+    const src = path.join(tmp, 'probe.cc');
+    const exe = path.join(tmp, 'probe');
+    writeFileSync(src, [
+      '#include <oneapi/dnnl/dnnl.hpp>',
+      '#include <cstdio>',
+      'int main() {',
+      '  dnnl::engine eng(dnnl::engine::kind::cpu, 0);',
+      '  const dnnl_version_t* v = dnnl_version();',
+      '  std::printf("%d.%d.%d", v->major, v->minor, v->patch);',
+      '  return 0;',
+      '}',
+    ].join('\n'));
+    const prefixes = [process.env.GLONET_DNNL_DIR, '', '/usr/local', '/opt/homebrew/opt/onednn', '/usr/local/opt/onednn']
+      .filter((d, i, a) => d != null && a.indexOf(d) === i);
+    let last = '';
+    for (const dir of prefixes) {
+      if (dir && !existsSync(path.join(dir, 'include', 'oneapi', 'dnnl', 'dnnl.hpp'))) continue;
+      const flags = dir
+        ? [`-I${dir}/include`, `-L${dir}/lib`, `-L${dir}/lib64`, `-Wl,-rpath,${dir}/lib`, `-Wl,-rpath,${dir}/lib64`]
+        : [];
+      const c = spawnSync(cxx, ['-std=c++17', src, '-o', exe, ...flags, '-ldnnl'], { encoding: 'utf8', timeout: 120000 });
+      if (c.error) return { reason: `no C++ compiler (${cxx}): ${c.error.message}` };
+      if (c.status !== 0) {
+        last = /dnnl\.hpp/.test(`${c.stderr}`) ? 'oneDNN headers not found (apt-get install libdnnl-dev)' : `oneDNN test build failed: ${firstError(c)}`;
+        continue;
+      }
+      const r = spawnSync(exe, [], { encoding: 'utf8', timeout: 30000 });
+      if (r.status !== 0) {
+        last = 'a program linked with oneDNN does not run';
+        continue;
+      }
+      return { dir, version: r.stdout.trim() };
+    }
+    return { reason: last || 'oneDNN headers not found (apt-get install libdnnl-dev)' };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+function gypBuild(gyp, nodeDir, defines) {
   const args = [gyp, 'rebuild', `--directory=${nativeDir}`, '--release', '--loglevel=warn'];
   if (nodeDir) args.push(`--nodedir=${nodeDir}`);
   const jobs = Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, 4));
   args.push(`--jobs=${jobs}`);
-  const r = run(process.execPath, args, { cwd: nativeDir });
+  const env = { ...process.env };
+  if (defines.length) env.GYP_DEFINES = [process.env.GYP_DEFINES, ...defines].filter(Boolean).join(' ');
+  return run(process.execPath, args, { cwd: nativeDir, env });
+}
+
+/** Loads an addon in a child process; its info() as JSON, or null (and the file removed). */
+function checkLoads(file, expr) {
+  const check = spawnSync(
+    process.execPath,
+    ['-e', `const a = require(${JSON.stringify(file)}); process.stdout.write(${expr})`],
+    { encoding: 'utf8', timeout: 30000 },
+  );
+  if (check.status === 0) return check.stdout.trim();
+  try {
+    rmSync(file);
+  } catch {
+    /* ignore */
+  }
+  return null;
+}
+
+function main() {
+  if (process.env.GLONET_SKIP_NATIVE) unavailable('GLONET_SKIP_NATIVE is set');
+  if (!existsSync(path.join(nativeDir, 'binding.gyp'))) unavailable('native/binding.gyp is missing');
+  const gyp = findNodeGyp();
+  if (!gyp) {
+    cnnNote = 'node-gyp was not found';
+    unavailable('node-gyp was not found');
+  }
+  const nodeDir = findNodeDir();
+  const dnnl = findOneDnn();
+  let r;
+  if (dnnl.reason) {
+    cnnNote = dnnl.reason;
+    r = gypBuild(gyp, nodeDir, []);
+  } else {
+    r = gypBuild(gyp, nodeDir, ['glonet_cnn=1', ...(dnnl.dir ? [`dnnl_dir=${dnnl.dir}`] : [])]);
+    if (r.error || r.status !== 0) {
+      // Keep the MLP engine: build again without the CNN engine.
+      cnnNote = `its build failed${r.error ? '' : `: ${firstError(r)}`}`;
+      r = gypBuild(gyp, nodeDir, []);
+    }
+  }
   if (r.error || r.status !== 0) {
     if (!verbose && (r.stderr || r.stdout)) {
-      const lines = `${r.stderr ?? ''}\n${r.stdout ?? ''}`.split('\n').map((l) => l.trim());
-      const err = lines.find((l) => /error/i.test(l)) ?? lines.find((l) => l) ?? '';
-      unavailable(`node-gyp failed${err ? `: ${err.slice(0, 160)}` : ''}`);
+      const err = firstError(r);
+      unavailable(`node-gyp failed${err ? `: ${err}` : ''}`);
     }
     unavailable(r.error ? `node-gyp did not run: ${r.error.message}` : `node-gyp exited with ${r.status}`);
   }
   if (!existsSync(addon)) unavailable('the build produced no addon');
-  // Load it once in a child process, so a broken binary is found now and removed.
-  const check = spawnSync(
-    process.execPath,
-    ['-e', `const a = require(${JSON.stringify(addon)}); process.stdout.write(a.info().simd)`],
-    { encoding: 'utf8', timeout: 30000 },
-  );
-  if (check.status !== 0) {
-    try {
-      rmSync(addon);
-    } catch {
-      /* ignore */
-    }
+  // Load each addon once in a child process, so a broken binary is found now and removed.
+  const simd = checkLoads(addon, 'a.info().simd');
+  if (simd == null) {
+    cnnNote ??= 'the MLP engine does not load';
     unavailable('the built addon does not load');
   }
-  console.log(`glonet: native fast path built (${path.relative(root, addon)}, ${check.stdout.trim()})`);
+  console.log(`glonet: native fast path built (${path.relative(root, addon)}, ${simd})`);
+  if (!cnnNote) {
+    const info = existsSync(cnnAddon) ? checkLoads(cnnAddon, '`oneDNN ${a.info().onednn}, ${a.info().isa}`') : null;
+    if (info != null) console.log(`glonet: native CNN engine built (${path.relative(root, cnnAddon)}, ${info})`);
+    else cnnNote = existsSync(cnnAddon) ? 'the built addon does not load' : 'the build produced no addon';
+  }
+  if (cnnNote) console.log(`glonet: native CNN engine unavailable (${cnnNote}); ${CNN_FALLBACK}`);
 }
 
 try {
