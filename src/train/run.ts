@@ -23,6 +23,7 @@ import { TfjsStepper, type Stepper, type StepperOptions } from './stepper.js';
 import { DivergedError, trainLoop } from './trainer.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { FusedStepper, fusedApplies } from '../fast/stepper.js';
+import { FusedCnnStepper, fusedCnnApplies } from '../fast/cnn-stepper.js';
 
 export interface RunResult {
   metrics: Metrics;
@@ -87,7 +88,9 @@ export async function runTraining(cfg: RunConfig, dir: string, opts: RunOptions 
   const stepperOpts: StepperOptions = { task: ds.task, outputs: ds.outputs, inputShape: ds.inputShape, optimizer: cfg.optimizer, lr: cfg.lr, momentum: cfg.momentum };
   const stepper: Stepper = cfg.fast !== 'off' && fusedApplies(meta, cfg)
     ? new FusedStepper(model, meta, cfg, stepperOpts)
-    : new TfjsStepper(model, stepperOpts);
+    : cfg.fast !== 'off' && fusedCnnApplies(meta, cfg)
+      ? new FusedCnnStepper(model, meta, cfg, stepperOpts)
+      : new TfjsStepper(model, stepperOpts);
   if (resumeSlots) {
     if (resumeSlots.state.engine.startsWith('fused') !== stepper.engine.startsWith('fused')) {
       throw new RunError(`--resume: ${dir} was trained with the ${resumeSlots.state.engine} engine, this run uses ${stepper.engine}; pass the same --fast setting`);
