@@ -14,6 +14,8 @@ import { Rng } from '../src/random.js';
 import { buildModel } from '../src/models/index.js';
 import { createFusedMlp, fastPathInfo } from '../src/fast/fused-mlp.js';
 import { TfjsStepper, type StepperOptions } from '../src/train/stepper.js';
+import { FusedCnnStepper, fusedCnnApplies } from '../src/fast/cnn-stepper.js';
+import { fusedCnnInfo } from '../src/fast/fused-cnn.js';
 import { familyDefaults } from '../src/train/config.js';
 import { writeJsonAtomic } from '../src/io.js';
 import { peerStatus, runPeer } from './peer.js';
@@ -26,6 +28,7 @@ const REPS = quick ? 1 : 3;
 
 interface Row { figure: string; ours: number | null; pytorch: number | null; ratio: number | null; unit: string; target?: string; pass?: boolean; text?: string }
 const rows: Row[] = [];
+const cnnEngines: Record<string, string> = {};
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -93,8 +96,12 @@ function oursCnnImagesPerSec(arch: string): number {
   const y = new Float32Array(batch * 2).map(() => rng.int(10));
   const ds = { inputShape: [32, 32, 3], outputs: 10, task: 'classification' as const };
   const d = familyDefaults('resnet20');
-  const { model } = buildModel({ model: 'resnet20', arch, depth: 20, width: 16, l2: d.l2, seed: 0 }, ds);
-  const stepper = new TfjsStepper(model, { task: 'classification', outputs: 10, inputShape: [32, 32, 3], optimizer: 'sgd', lr: 0.1, momentum: 0.9 });
+  const { model, meta } = buildModel({ model: 'resnet20', arch, depth: 20, width: 16, l2: d.l2, seed: 0 }, ds);
+  const cfg = { model: 'resnet20' as const, arch, optimizer: 'sgd' as const, l2: d.l2 };
+  const opts: StepperOptions = { task: 'classification', outputs: 10, inputShape: [32, 32, 3], optimizer: 'sgd', lr: 0.1, momentum: 0.9 };
+  // The path `glonet train` takes: the fused oneDNN engine for GloNet-ResNet20 when it was built.
+  const stepper = fusedCnnApplies(meta, cfg) ? new FusedCnnStepper(model, meta, cfg, opts) : new TfjsStepper(model, opts);
+  cnnEngines[arch] = stepper.engine;
   const ms = timeSteps((i) => stepper.step(x.subarray((i % 2) * batch * 3072), y.subarray((i % 2) * batch), batch), quick ? 2 : 5, 1);
   stepper.dispose();
   model.dispose();
@@ -127,6 +134,8 @@ async function main(): Promise<void> {
   const peer = peerStatus();
   const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
   process.stderr.write(`glonet bench${quick ? ' (quick)' : ''}: backend ${backend}, fused engine ${fast.engine}${fast.simd ? ` (${fast.simd}, ${fast.threads} threads)` : ''}\n`);
+  const cnn = fusedCnnInfo();
+  process.stderr.write(`fused CNN engine: ${cnn.available ? `oneDNN ${cnn.onednn} (${cnn.isa}, ${cnn.threads} threads)` : `unavailable (${cnn.reason})`}\n`);
   process.stderr.write(peer.ok ? `PyTorch peer: torch ${peer.version} (${peer.path})\n` : `PyTorch peer: not run: ${peer.reason}\n`);
 
   const ours: Record<string, Record<number, number>> = { glonet: {}, resnetv2: {} };
@@ -150,7 +159,7 @@ async function main(): Promise<void> {
   for (const arch of ['glonet', 'resnetv2']) {
     const ours = oursCnnImagesPerSec(arch);
     const theirs = peer.ok ? runPeer(['cnn', '--arch', arch, '--steps', String(quick ? 2 : 5)]) : null;
-    add(`${arch === 'glonet' ? 'GloNet' : 'ResNetv2'}-ResNet20 training, batch 128 (images/s)`, ours, theirs?.samplesPerSec ?? null, 'images/s', arch === 'glonet' ? { min: 0.5, text: '>= 0.5 (aim 1.0)' } : undefined);
+    add(`${arch === 'glonet' ? 'GloNet' : 'ResNetv2'}-ResNet20 training, batch 128 (images/s; ours: ${cnnEngines[arch]})`, ours, theirs?.samplesPerSec ?? null, 'images/s', arch === 'glonet' ? { min: 0.5, text: '>= 0.5 (aim 1.0)' } : undefined);
   }
   const mem = childMemory();
   add('peak resident memory, 1000-block GloNet MLP training, batch 1024 (MB)', mem.maxRssMB, null, 'MB', { max: 1024, text: '<= 1024 MB' }, { ratio: null, check: mem.maxRssMB });
@@ -166,7 +175,7 @@ async function main(): Promise<void> {
   const table = lines.join('\n');
   process.stdout.write(`\n${table}\n\nmachine: ${machine}\n`);
   writeJsonAtomic(path.join(ROOT, 'bench', 'results.json'), {
-    date: new Date().toISOString(), quick, machine, backend, fusedEngine: fast,
+    date: new Date().toISOString(), quick, machine, backend, fusedEngine: fast, fusedCnnEngine: cnn,
     pytorch: peer.ok ? { version: peer.version } : { notRun: peer.reason }, rows, table,
   });
   process.stdout.write(`wrote ${path.join('bench', 'results.json')}\n`);

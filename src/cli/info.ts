@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import { BACKENDS, initBackend } from '../backend/index.js';
 import { fastPathInfo } from '../fast/fused-mlp.js';
+import { fusedCnnInfo } from '../fast/fused-cnn.js';
 import { VERSION } from '../version.js';
 
 export function infoCommand(): Command {
@@ -22,7 +23,8 @@ export function infoCommand(): Command {
       }
       await initBackend(chosen);
       const fast = fastPathInfo();
-      const info = { version: VERSION, tfjs: tf.version.tfjs, node: process.version, backend: chosen, backends: loads, fusedEngine: fast };
+      const cnn = fusedCnnInfo();
+      const info = { version: VERSION, tfjs: tf.version.tfjs, node: process.version, backend: chosen, backends: loads, fusedEngine: fast, fusedCnnEngine: cnn };
       if (o.json) {
         process.stdout.write(JSON.stringify(info, null, 2) + '\n');
         return;
@@ -32,6 +34,7 @@ export function infoCommand(): Command {
         `backend: ${chosen} (loads: ${BACKENDS.map((b) => `${b} ${loads[b] ? 'yes' : 'no'}`).join(', ')})`,
         `GloNet MLP training: fused ${fast.engine} engine` +
           (fast.engine === 'native' ? ` (${fast.simd} kernels, ${fast.threads} threads)` : ` (${fast.reason ?? 'portable JavaScript'})`),
+        `GloNet-ResNet20 training (SGD): ` + (cnn.available ? `fused oneDNN ${cnn.onednn} engine (${cnn.isa}, ${cnn.threads} threads)` : `TF.js (fused CNN engine unavailable: ${cnn.reason})`),
         'other models: TF.js layers on the backend above' + (chosen === 'wasm' ? ' (with glonet\'s added wasm training kernels)' : ''),
       ];
       process.stdout.write(lines.join('\n') + '\n');
