@@ -101,3 +101,19 @@ test('fused engine: the saved TF.js model reproduces the engine\'s test error; r
   resumed.metrics.epochs.forEach((e, i) => assert.ok(Math.abs(e.testError - r.metrics.epochs[i].testError) <= 1e-5 * r.metrics.epochs[i].testError, `epoch ${i + 1}`));
   await assert.rejects(runTraining(cfg({ ...fast, epochs: 5, fast: 'off' }), part, { ...quiet, resume: true }), /--resume: .* fused-.* engine, this run uses tfjs/);
 });
+
+test('seed 0 is a real seed; the SGD step schedule changes the optimizer\'s rate', async () => {
+  const { buildMlp } = await import('../src/models/mlp.js');
+  const w = () => buildMlp({ arch: 'glonet', depth: 2, inputShape: [14], outputs: 1, seed: 0 }).getWeights().map((t) => Array.from(t.dataSync()));
+  assert.deepEqual(w(), w());
+  const { TfjsStepper } = await import('../src/train/stepper.js');
+  const m = buildMlp({ arch: 'glonet', depth: 2, inputShape: [14], outputs: 1, seed: 1 });
+  const s = new TfjsStepper(m, { task: 'regression', outputs: 1, inputShape: [14], optimizer: 'sgd', lr: 0.1, momentum: 0 });
+  const x = new Float32Array(4 * 14).map((_, i) => Math.sin(i));
+  const y = new Float32Array(4).fill(1);
+  const before = m.getWeights().map((t) => Array.from(t.dataSync()));
+  s.setLearningRate(0);
+  s.step(x, y, 4);
+  assert.deepEqual(m.getWeights().map((t) => Array.from(t.dataSync())), before, 'lr 0 leaves the weights alone');
+  s.dispose();
+});

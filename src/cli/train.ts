@@ -55,7 +55,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--subset <n>', 'train and test on a seeded random subset of n examples', positiveInt)
     .option('--augment', 'cifar10: random flips and 4-pixel crops')
     .addOption(new Option('--backend <name>', 'TF.js backend (default: the fastest that loads)').choices(BACKENDS))
-    .addOption(new Option('--fast <mode>', 'fused training engine for GloNet MLPs: auto uses it when it applies').choices(['auto', 'off']).default('auto'));
+    .addOption(new Option('--fast <mode>', 'fused training engines (GloNet MLPs with Adam, GloNet-ResNet20 with SGD): auto uses them when they apply, off forces plain TF.js').choices(['auto', 'off']).default('auto'));
 }
 
 export function toRunConfig(o: TrainCliOptions): RunConfig {

@@ -58,7 +58,8 @@ export function buildMlp(cfg: MlpConfig): tf.LayersModel {
   validateMlpConfig(cfg);
   const width = cfg.width ?? 16;
   const l2 = cfg.l2 ?? 1e-5;
-  let seed = cfg.seed ?? 0;
+  // TF.js random initializers treat seed 0 as "no seed" (Math.random): layer seeds start at seed + 1.
+  let seed = (cfg.seed ?? 0) + 1;
   const dense = (x: tf.SymbolicTensor, name: string, units: number, activation: 'relu' | 'linear' = 'linear') =>
     tf.layers.dense({
       name,

@@ -91,7 +91,8 @@ export function buildResNet20(cfg: ResNet20Config): tf.LayersModel {
   validateResNet20Config(cfg);
   const l2 = cfg.l2 ?? 5e-5;
   const n = resnetBlocksPerStage(cfg.depth);
-  let seed = cfg.seed ?? 0;
+  // TF.js random initializers treat seed 0 as "no seed" (Math.random): layer seeds start at seed + 1.
+  let seed = (cfg.seed ?? 0) + 1;
   const apply = (layer: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => layer.apply(x) as tf.SymbolicTensor;
   const reg = () => (l2 > 0 ? tf.regularizers.l2({ l2 }) : undefined);
   /** conv with PyTorch padding: (k - 1) / 2 pixels on every side. */

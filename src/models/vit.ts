@@ -92,7 +92,8 @@ export function buildViT(cfg: VitConfig): tf.LayersModel {
   const mlpDim = cfg.mlpDim ?? 2 * width;
   const l2 = cfg.l2 ?? 0;
   const reg = () => (l2 > 0 ? tf.regularizers.l2({ l2 }) : undefined);
-  let seed = cfg.seed ?? 0;
+  // TF.js random initializers treat seed 0 as "no seed" (Math.random): layer seeds start at seed + 1.
+  let seed = (cfg.seed ?? 0) + 1;
   const dense = (name: string, units: number, activation: 'relu' | 'linear' = 'linear') =>
     tf.layers.dense({
       name,

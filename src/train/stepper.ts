@@ -84,8 +84,10 @@ export class TfjsStepper implements Stepper {
   }
 
   setLearningRate(lr: number): void {
-    // TF.js optimizers read `learningRate` at every step; only SGD exposes a setter.
-    (this.optimizer as unknown as { learningRate: number }).learningRate = lr;
+    // SGD and momentum keep the rate in a scalar made by setLearningRate; Adam reads the field.
+    const opt = this.optimizer as unknown as { learningRate: number; setLearningRate?: (lr: number) => void };
+    if (opt.setLearningRate) opt.setLearningRate(lr);
+    else opt.learningRate = lr;
   }
 
   predict(x: Float32Array, rows: number): Float32Array {
