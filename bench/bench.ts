@@ -8,7 +8,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
 import { Rng } from '../src/random.js';
 import { buildModel } from '../src/models/index.js';
@@ -19,6 +18,7 @@ import { fusedCnnInfo } from '../src/fast/fused-cnn.js';
 import { familyDefaults } from '../src/train/config.js';
 import { writeJsonAtomic } from '../src/io.js';
 import { peerStatus, runPeer } from './peer.js';
+import { median, randn } from './util.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
@@ -29,23 +29,6 @@ const REPS = quick ? 1 : 3;
 interface Row { figure: string; ours: number | null; pytorch: number | null; ratio: number | null; unit: string; target?: string; pass?: boolean; text?: string }
 const rows: Row[] = [];
 const cnnEngines: Record<string, string> = {};
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
-}
-
-function randn(n: number, rng: Rng): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const u = Math.max(1e-12, rng.next());
-    const v = rng.next();
-    const r = Math.sqrt(-2 * Math.log(u));
-    a[i] = r * Math.cos(2 * Math.PI * v);
-    if (i + 1 < n) a[i + 1] = r * Math.sin(2 * Math.PI * v);
-  }
-  return a;
-}
 
 /** ms per training step: warm-up, then `steps` timed steps, median over REPS. */
 function timeSteps(step: (i: number) => void, steps: number, warmup = 2): number {
@@ -179,7 +162,6 @@ async function main(): Promise<void> {
     pytorch: peer.ok ? { version: peer.version } : { notRun: peer.reason }, rows, table,
   });
   process.stdout.write(`wrote ${path.join('bench', 'results.json')}\n`);
-  void tf;
 }
 
 main().catch((e) => {

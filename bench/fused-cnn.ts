@@ -13,6 +13,7 @@
 import { Rng } from '../src/random.js';
 import { createFusedResNet20, fusedCnnInfo, type FusedCnnWeights } from '../src/fast/fused-cnn.js';
 import { peerStatus, runPeer } from './peer.js';
+import { gaussian, heNormalArray, median } from './util.js';
 
 interface Args {
   depth: number;
@@ -53,37 +54,20 @@ const BATCH = 128;
 const SHAPE: [number, number, number] = [32, 32, 3];
 const CLASSES = 10;
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-function gaussian(rng: Rng): number {
-  return Math.sqrt(-2 * Math.log(Math.max(rng.next(), 1e-12))) * Math.cos(2 * Math.PI * rng.next());
-}
-
-function heNormal(rng: Rng, fanIn: number, n: number): Float32Array {
-  const a = new Float32Array(n);
-  const s = Math.sqrt(2 / fanIn);
-  for (let i = 0; i < n; i++) a[i] = gaussian(rng) * s;
-  return a;
-}
-
 function weights(n: number): FusedCnnWeights {
   const rng = new Rng(n);
   const blocks = [];
   let cin = 16;
   for (const cout of [16, 32, 64]) {
     for (let i = 0; i < 2 * n; i++) {
-      blocks.push({ kernel: heNormal(rng, 9 * cin, 9 * cin * cout), bias: new Float32Array(cout) });
+      blocks.push({ kernel: heNormalArray(rng, 9 * cin, 9 * cin * cout), bias: new Float32Array(cout) });
       cin = cout;
     }
   }
   return {
-    stem: { kernel: heNormal(rng, 9 * SHAPE[2], 9 * SHAPE[2] * 16) },
+    stem: { kernel: heNormalArray(rng, 9 * SHAPE[2], 9 * SHAPE[2] * 16) },
     blocks,
-    head: { kernel: heNormal(rng, 64, 64 * CLASSES), bias: new Float32Array(CLASSES) },
+    head: { kernel: heNormalArray(rng, 64, 64 * CLASSES), bias: new Float32Array(CLASSES) },
   };
 }
 

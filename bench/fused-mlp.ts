@@ -1,7 +1,7 @@
 /**
  * Training-step time of the fused GloNet MLP engines (native addon, portable JavaScript) at
  * batch 1024, width 16, SGEMM's 14 inputs, MSE + L2 + Adam, against the PyTorch peer
- * (/work/shared/peers/pytorch_peer.py or $GLONET_PYTORCH_PEER) when `import torch` works.
+ * (shared/peers/pytorch_peer.py beside the repository, or $GLONET_PYTORCH_PEER) when `import torch` works.
  *
  *   node dist/bench/fused-mlp.js [--depths 10,100,1000] [--engines native,js] [--reps 5]
  *                                [--threads N] [--no-torch] [--json]
@@ -10,12 +10,10 @@
  * minimums). Ours and PyTorch's runs alternate, so both see the same load. To time another build
  * of the native addon (e.g. before/after a change), point GLONET_NATIVE_ADDON at its .node file.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Rng } from '../src/random.js';
 import { createFusedMlp, fastPathInfo, type FusedMlpWeights } from '../src/fast/fused-mlp.js';
+import { peerStatus, runPeer } from './peer.js';
+import { gaussian, heNormalArray, median } from './util.js';
 
 interface Args {
   depths: number[];
@@ -53,29 +51,12 @@ const BATCH = 1024;
 const WIDTH = 16;
 const N_IN = 14;
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-function gaussian(rng: Rng): number {
-  return Math.sqrt(-2 * Math.log(Math.max(rng.next(), 1e-12))) * Math.cos(2 * Math.PI * rng.next());
-}
-
-function heNormal(rng: Rng, fanIn: number, units: number): Float32Array {
-  const a = new Float32Array(fanIn * units);
-  const s = Math.sqrt(2 / fanIn);
-  for (let i = 0; i < a.length; i++) a[i] = gaussian(rng) * s;
-  return a;
-}
-
 function weights(depth: number): FusedMlpWeights {
   const rng = new Rng(depth);
   return {
-    stem: { kernel: heNormal(rng, N_IN, WIDTH), bias: new Float32Array(WIDTH) },
-    blocks: Array.from({ length: depth }, () => ({ kernel: heNormal(rng, WIDTH, WIDTH), bias: new Float32Array(WIDTH) })),
-    head: { kernel: heNormal(rng, WIDTH, 1), bias: new Float32Array(1) },
+    stem: { kernel: heNormalArray(rng, N_IN, N_IN * WIDTH), bias: new Float32Array(WIDTH) },
+    blocks: Array.from({ length: depth }, () => ({ kernel: heNormalArray(rng, WIDTH, WIDTH * WIDTH), bias: new Float32Array(WIDTH) })),
+    head: { kernel: heNormalArray(rng, WIDTH, WIDTH), bias: new Float32Array(1) },
   };
 }
 
@@ -110,33 +91,9 @@ function timeOurs(engine: 'native' | 'js', depth: number, threads: number | unde
   };
 }
 
-function peerPath(): string | null {
-  const candidates = [
-    process.env.GLONET_PYTORCH_PEER,
-    '/work/shared/peers/pytorch_peer.py',
-    path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/peers/pytorch_peer.py'),
-  ];
-  for (const c of candidates) if (c && existsSync(c)) return c;
-  return null;
-}
-
-function torchAvailable(): string | null {
-  const r = spawnSync('/usr/bin/python3', ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8', timeout: 120000 });
-  return r.status === 0 ? r.stdout.trim() : null;
-}
-
-function timeTorch(peer: string, depth: number): number | null {
+function timeTorch(depth: number): number | null {
   const steps = depth >= 1000 ? 5 : depth >= 100 ? 10 : 40;
-  const r = spawnSync('/usr/bin/python3', [peer, 'mlp', '--arch', 'glonet', '--depth', String(depth), '--steps', String(steps)], {
-    encoding: 'utf8', timeout: 15 * 60 * 1000,
-  });
-  if (r.status !== 0) return null;
-  const line = r.stdout.trim().split('\n').pop() ?? '';
-  try {
-    return (JSON.parse(line) as { msPerStep: number }).msPerStep;
-  } catch {
-    return null;
-  }
+  return runPeer(['mlp', '--arch', 'glonet', '--depth', String(depth), '--steps', String(steps)])?.msPerStep ?? null;
 }
 
 function main(): void {
@@ -146,8 +103,8 @@ function main(): void {
   if (args.engines.includes('native') && info.engine !== 'native') {
     console.log(`native engine unavailable (${info.reason}); timing the JavaScript engine only`);
   }
-  const peer = args.torch ? peerPath() : null;
-  const torchVersion = peer ? torchAvailable() : null;
+  const peer = args.torch ? peerStatus() : null;
+  const torchVersion = peer?.ok ? peer.version : null;
   // No --threads: the engine's default (all cores or one per step, whichever is faster here).
   const threads = args.threads;
   const threadNote = threads != null ? `${threads} threads` : `up to ${info.threads} threads, adaptive`;
@@ -169,8 +126,8 @@ function main(): void {
         if (e === 'js' && depth >= 1000 && r >= 3) continue;
         ours[e].push(run());
       }
-      if (torchVersion && peer && (depth < 1000 || r < 3)) {
-        const t = timeTorch(peer, depth);
+      if (torchVersion && (depth < 1000 || r < 3)) {
+        const t = timeTorch(depth);
         if (t != null) torch.push(t);
       }
     }

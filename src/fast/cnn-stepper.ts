@@ -5,7 +5,8 @@
  * every epoch, so it saves, loads and predicts exactly as a model trained on the plain path.
  * Augmentation happens on the batch before `step`, so it applies unchanged.
  */
-import * as tf from '@tensorflow/tfjs';
+import { readLayerWeights, writeLayerWeights } from './layer-weights.js';
+import type * as tf from '@tensorflow/tfjs';
 import type { ModelMetadata } from '../model-io.js';
 import type { RunConfig } from '../train/config.js';
 import type { NamedArray, Stepper, StepperOptions } from '../train/stepper.js';
@@ -33,7 +34,7 @@ export class FusedCnnStepper implements Stepper {
 
   constructor(private readonly model: tf.LayersModel, meta: ModelMetadata, cfg: Pick<RunConfig, 'l2'>, opts: StepperOptions) {
     this.names = blockNames(meta.depth);
-    const values = (name: string) => model.getLayer(name).getWeights().map((t) => t.dataSync() as Float32Array);
+    const values = (name: string) => readLayerWeights(model, name);
     const [stemK] = values('stem');
     const [headK, headB] = values('head');
     const weights: FusedCnnWeights = {
@@ -66,13 +67,7 @@ export class FusedCnnStepper implements Stepper {
 
   syncToModel(): void {
     const w = this.fused.getWeights();
-    const set = (name: string, arrays: Float32Array[]) => {
-      const layer = this.model.getLayer(name);
-      const shapes = layer.getWeights().map((t) => t.shape);
-      const tensors = arrays.map((a, i) => tf.tensor(a, shapes[i]));
-      layer.setWeights(tensors);
-      tensors.forEach((t) => t.dispose());
-    };
+    const set = (name: string, arrays: Float32Array[]) => writeLayerWeights(this.model, name, arrays);
     set('stem', [w.stem.kernel]);
     this.names.forEach((n, i) => set(n, [w.blocks[i].kernel, w.blocks[i].bias]));
     set('head', [w.head.kernel, w.head.bias]);

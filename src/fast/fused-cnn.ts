@@ -15,11 +15,8 @@
  * Weights use the TF.js layouts: conv kernels [kh, kw, in, out], Dense [in, out], so they move
  * to and from the tf.layers model unchanged. Inputs are NHWC float32 batches, as TF.js holds them.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import * as os from 'node:os';
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadAddon, type AddonLoad } from './addon.js';
 
 interface CnnAddon {
   create(params: Float32Array, accum: Float32Array, config: {
@@ -125,40 +122,12 @@ export class FusedCnnError extends Error {
 
 // ----- loading -----
 
-type Load = { addon: CnnAddon; path: string } | { addon: null; reason: string };
-const ADDON = path.join('native', 'build', 'Release', 'glonet_cnn.node');
-let cached: Load | undefined;
+let cached: AddonLoad<CnnAddon> | undefined;
 
-function addonPath(): string | null {
-  if (process.env.GLONET_CNN_ADDON) return process.env.GLONET_CNN_ADDON;
-  // src/fast/ (sources) or dist/src/fast/ (compiled): walk up to the package root.
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    const candidate = path.join(dir, ADDON);
-    if (existsSync(candidate)) return candidate;
-    dir = path.dirname(dir);
-  }
-  return null;
-}
-
-function loadAddon(): Load {
-  if (cached) return cached;
-  const file = addonPath();
-  if (file == null) {
-    cached = {
-      addon: null,
-      reason: 'native CNN engine not built (it needs oneDNN: `apt-get install libdnnl-dev`, then `node scripts/build-native.mjs`)',
-    };
-    return cached;
-  }
-  try {
-    const addon = createRequire(import.meta.url)(file) as CnnAddon;
-    addon.info();
-    cached = { addon, path: file };
-  } catch (e) {
-    const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
-    cached = { addon: null, reason: `native CNN engine failed to load: ${msg}` };
-  }
+/** The CNN addon ($GLONET_CNN_ADDON, else native/build/ of this package), loaded once. */
+function loadCnnAddon(): AddonLoad<CnnAddon> {
+  cached ??= loadAddon<CnnAddon>('glonet_cnn.node', 'GLONET_CNN_ADDON', 'native CNN engine',
+    'native CNN engine not built (it needs oneDNN: `apt-get install libdnnl-dev`, then `node scripts/build-native.mjs`)');
   return cached;
 }
 
@@ -177,7 +146,7 @@ export function fusedCnnInfo(): FusedCnnInfo {
   if (process.env.GLONET_FAST_ENGINE === 'js') {
     return { available: false, reason: 'GLONET_FAST_ENGINE=js (the CNN engine is native only)', threads: 1 };
   }
-  const l = loadAddon();
+  const l = loadCnnAddon();
   if (l.addon == null) return { available: false, reason: l.reason, threads: 1 };
   const i = l.addon.info();
   return { available: true, isa: i.isa, onednn: i.onednn, threads: defaultThreads() };
@@ -266,7 +235,7 @@ function check(o: FusedCnnOptions): void {
 /** The fused engine for a GloNet-ResNet (depth 6n + 2) with these initial weights. */
 export function createFusedResNet20(opts: FusedCnnOptions, initial: FusedCnnWeights): FusedCnn {
   check(opts);
-  const load = loadAddon();
+  const load = loadCnnAddon();
   if (load.addon == null) throw new FusedCnnError(`fused CNN engine unavailable: ${load.reason}`);
   const addon = load.addon;
   const { views, size: P } = layout(opts);

@@ -3,10 +3,7 @@
  * `node scripts/build-native.mjs`). Absent or unloadable addon: `loadNative()` says why, and the
  * caller falls back to the JavaScript engine.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadAddon, type AddonLoad } from './addon.js';
 import type { FusedCore, MlpShape, StepScalars } from './js-engine.js';
 
 interface NativeAddon {
@@ -22,39 +19,14 @@ interface NativeAddon {
   info(): { simd: string; hardwareThreads: number };
 }
 
-export type NativeLoad = { addon: NativeAddon; path: string } | { addon: null; reason: string };
+export type NativeLoad = AddonLoad<NativeAddon>;
 
-const ADDON = path.join('native', 'build', 'Release', 'glonet_fused.node');
 let cached: NativeLoad | undefined;
 
-/** Where the addon would be: $GLONET_NATIVE_ADDON, else native/build/ of this package. */
-function addonPath(): string | null {
-  if (process.env.GLONET_NATIVE_ADDON) return process.env.GLONET_NATIVE_ADDON;
-  // This file is src/fast/ (sources) or dist/src/fast/ (compiled): walk up to the package root.
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    const candidate = path.join(dir, ADDON);
-    if (existsSync(candidate)) return candidate;
-    dir = path.dirname(dir);
-  }
-  return null;
-}
-
+/** The MLP addon ($GLONET_NATIVE_ADDON, else native/build/ of this package), loaded once. */
 export function loadNative(): NativeLoad {
-  if (cached) return cached;
-  const file = addonPath();
-  if (file == null) {
-    cached = { addon: null, reason: 'native addon not built (run `node scripts/build-native.mjs`)' };
-    return cached;
-  }
-  try {
-    const addon = createRequire(import.meta.url)(file) as NativeAddon;
-    addon.info();
-    cached = { addon, path: file };
-  } catch (e) {
-    const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
-    cached = { addon: null, reason: `native addon failed to load: ${msg}` };
-  }
+  cached ??= loadAddon<NativeAddon>('glonet_fused.node', 'GLONET_NATIVE_ADDON', 'native addon',
+    'native addon not built (run `node scripts/build-native.mjs`)');
   return cached;
 }
 

@@ -4,15 +4,16 @@
  * model: its weights are copied in at the start and written back after every epoch, so it saves,
  * loads and predicts exactly as a model trained on the plain path.
  */
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import type { ModelMetadata } from '../model-io.js';
 import type { RunConfig } from '../train/config.js';
 import type { NamedArray, Stepper, StepperOptions } from '../train/stepper.js';
+import { readLayerWeights, writeLayerWeights } from './layer-weights.js';
 import { createFusedMlp, type DenseWeights, type FusedMlp, type FusedMlpWeights } from './fused-mlp.js';
 
 function denseOf(model: tf.LayersModel, name: string): DenseWeights {
-  const [k, b] = model.getLayer(name).getWeights();
-  return { kernel: k.dataSync() as Float32Array, bias: b.dataSync() as Float32Array };
+  const [kernel, bias] = readLayerWeights(model, name);
+  return { kernel, bias };
 }
 
 /** The fused engine applies to GloNet MLPs trained with Adam (any data set, any width). */
@@ -52,13 +53,7 @@ export class FusedStepper implements Stepper {
 
   syncToModel(): void {
     const w = this.fused.getWeights();
-    const set = (name: string, d: DenseWeights) => {
-      const layer = this.model.getLayer(name);
-      const [k, b] = layer.getWeights();
-      const tensors = [tf.tensor(d.kernel, k.shape), tf.tensor(d.bias, b.shape)];
-      layer.setWeights(tensors);
-      tensors.forEach((t) => t.dispose());
-    };
+    const set = (name: string, d: DenseWeights) => writeLayerWeights(this.model, name, [d.kernel, d.bias]);
     set('stem', w.stem);
     this.names.forEach((n, i) => set(n, w.blocks[i]));
     set('head', w.head);
