@@ -11,6 +11,7 @@
  *   resnetv2       pre-activation block: x = shortcut(x) + h, shortcut = identity, or a 1x1 conv
  *                  with stride 2 (no bias) where the stage changes
  *   resnetv2-nobn  the same without BN
+ *   final     BN + ReLU for vanilla and resnetv2, ReLU for the -nobn variants
  *   head      global average pool, Dense(outputs)
  *   glonet    no BN, no skips: every conv+ReLU is a block (6n blocks, 18 at depth 20, conv biases
  *             on); each block output is global-average-pooled and summed by the GloNet layer,
@@ -18,9 +19,10 @@
  *             the paper's "pool to 8x8, pad to 64 channels, sum" embedding followed by the head's
  *             global pool, computed more cheaply. Head: Dense(outputs) on the sum.
  *
- * Like the peer, the baselines have no final BN-ReLU before the pool (the canonical pre-activation
- * ResNet has one): mirroring the peer keeps parameter counts equal. Also as in the peer, the
- * baselines' convs have no bias (BN or not), the glonet convs have one.
+ * The baselines end, as every pre-activation ResNet (and the peer) does, with a final BN + ReLU
+ * before the pool (ReLU alone for the -nobn variants): without it the residual stream reaches the
+ * head unnormalized and ResNetv2 diverges at SGD lr 0.1. As in the peer, the baselines' convs
+ * have no bias (BN or not), the glonet convs have one.
  * Stride-2 3x3 convs pad one pixel on every side as PyTorch's `padding=1` does (TF's 'same' would
  * pad only after, shifting the sampling grid by one pixel relative to the 1x1 shortcut).
  * BatchNorm uses PyTorch's settings: momentum 0.1 (TF.js momentum 0.9) and epsilon 1e-5.
@@ -162,7 +164,9 @@ export function buildResNet20(cfg: ResNet20Config): tf.LayersModel {
         channelsIn = channels;
       }
     });
-    // No final BN-ReLU: the PyTorch peer pools the last block's output directly.
+    // The final BN-ReLU of a pre-activation network (ReLU alone without BN), as in the peer.
+    if (useBn) x = bn(x, 'final_bn');
+    x = relu(x, 'final_relu');
     x = apply(tf.layers.globalAveragePooling2d({ name: 'pool' }), x);
   }
   const y = apply(tf.layers.dense({
