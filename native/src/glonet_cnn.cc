@@ -1081,67 +1081,12 @@ class Engine {
 // ---------------------------------------------------------------------------------------------
 // Node-API glue
 
-struct Handle {
-  Engine* engine = nullptr;
-  napi_ref refs[2] = {nullptr, nullptr};
-};
+#define GLONET_MODULE "glonet_cnn"
+#include "napi_util.h"
 
-#define CHECK(call)                                                               \
-  do {                                                                            \
-    if ((call) != napi_ok) {                                                      \
-      napi_throw_error(env, nullptr, "glonet_cnn: Node-API call failed: " #call); \
-      return nullptr;                                                             \
-    }                                                                             \
-  } while (0)
+using EngineHandle = Handle<Engine, 2>;  // params and accum stay referenced while the engine lives
 
-napi_value throw_error(napi_env env, const std::string& msg) {
-  napi_throw_error(env, nullptr, ("glonet_cnn: " + msg).c_str());
-  return nullptr;
-}
-
-bool get_typed(napi_env env, napi_value val, napi_typedarray_type want, void** data, size_t* length) {
-  bool is = false;
-  if (napi_is_typedarray(env, val, &is) != napi_ok || !is) return false;
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t off = 0;
-  if (napi_get_typedarray_info(env, val, &type, length, data, &ab, &off) != napi_ok) return false;
-  return type == want;
-}
-
-bool get_f32(napi_env env, napi_value val, float** data, size_t* length) {
-  void* p = nullptr;
-  if (!get_typed(env, val, napi_float32_array, &p, length)) return false;
-  *data = static_cast<float*>(p);
-  return true;
-}
-
-bool get_int_prop(napi_env env, napi_value obj, const char* name, int32_t* out) {
-  napi_value v;
-  if (napi_get_named_property(env, obj, name, &v) != napi_ok) return false;
-  return napi_get_value_int32(env, v, out) == napi_ok;
-}
-
-void release_handle(napi_env env, Handle* h) {
-  delete h->engine;
-  h->engine = nullptr;
-  for (auto& r : h->refs) {
-    if (r) napi_delete_reference(env, r);
-    r = nullptr;
-  }
-}
-
-void finalize_handle(napi_env env, void* data, void*) {
-  Handle* h = static_cast<Handle*>(data);
-  release_handle(env, h);
-  delete h;
-}
-
-Engine* get_engine(napi_env env, napi_value v) {
-  void* data = nullptr;
-  if (napi_get_value_external(env, v, &data) != napi_ok || !data) return nullptr;
-  return static_cast<Handle*>(data)->engine;
-}
+Engine* get_engine(napi_env env, napi_value v) { return EngineHandle::engine_of(env, v); }
 
 size_t param_count(int C, int classes, int n) {
   size_t p = (size_t)9 * C * 16;
@@ -1178,22 +1123,14 @@ napi_value Create(napi_env env, napi_callback_info info) {
     return throw_error(env, "create: bad dimensions");
   const size_t P = param_count(c, classes, n);
   if (np != P || na != P) return throw_error(env, "create: params/accum length mismatch");
-  Handle* hd = new Handle();
+  EngineHandle* hd = new EngineHandle();
   try {
     hd->engine = new Engine(h, w, c, classes, n, threads, chunk, algorithm, p, a);
   } catch (const std::exception& e) {
-    delete hd->engine;
     delete hd;
     return throw_error(env, std::string("create: ") + e.what());
   }
-  for (int i = 0; i < 2; ++i) napi_create_reference(env, argv[i], 1, &hd->refs[i]);
-  napi_value ext;
-  if (napi_create_external(env, hd, finalize_handle, nullptr, &ext) != napi_ok) {
-    release_handle(env, hd);
-    delete hd;
-    return throw_error(env, "create: napi_create_external failed");
-  }
-  return ext;
+  return EngineHandle::wrap(env, hd, argv);
 }
 
 // step(handle, x, y, rows, hp: Float64Array [l2, momentum, -lr])
@@ -1260,16 +1197,6 @@ napi_value Predict(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-napi_value Destroy(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  void* data = nullptr;
-  if (argc >= 1 && napi_get_value_external(env, argv[0], &data) == napi_ok && data)
-    release_handle(env, static_cast<Handle*>(data));
-  return nullptr;
-}
-
 // kernel(handle) -> oneDNN's implementation of a block convolution, e.g. "brgconv:avx512_core"
 napi_value Kernel(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -1300,13 +1227,9 @@ napi_value Info(napi_env env, napi_callback_info) {
 
 napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-      {"create", nullptr, Create, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"step", nullptr, Step, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"gradients", nullptr, Gradients, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"predict", nullptr, Predict, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"kernel", nullptr, Kernel, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"destroy", nullptr, Destroy, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+      method("create", Create),   method("step", Step),     method("gradients", Gradients),
+      method("predict", Predict), method("kernel", Kernel), method("destroy", EngineHandle::destroy),
+      method("info", Info),
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

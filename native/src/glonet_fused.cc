@@ -1232,63 +1232,12 @@ struct Engine {
 // ---------------------------------------------------------------------------------------------
 // Node-API glue
 
-struct Handle {
-  Engine* engine = nullptr;
-  napi_ref refs[3] = {nullptr, nullptr, nullptr};
-};
+#define GLONET_MODULE "glonet_fused"
+#include "napi_util.h"
 
-#define CHECK(call)                                                          \
-  do {                                                                       \
-    if ((call) != napi_ok) {                                                 \
-      napi_throw_error(env, nullptr, "glonet_fused: Node-API call failed: " #call); \
-      return nullptr;                                                        \
-    }                                                                        \
-  } while (0)
+using EngineHandle = Handle<Engine, 3>;  // params, m and v stay referenced while the engine lives
 
-napi_value throw_error(napi_env env, const std::string& msg) {
-  napi_throw_error(env, nullptr, ("glonet_fused: " + msg).c_str());
-  return nullptr;
-}
-
-bool get_f32(napi_env env, napi_value val, float** data, size_t* length) {
-  bool is = false;
-  if (napi_is_typedarray(env, val, &is) != napi_ok || !is) return false;
-  napi_typedarray_type type;
-  void* ptr = nullptr;
-  napi_value ab;
-  size_t off = 0;
-  if (napi_get_typedarray_info(env, val, &type, length, &ptr, &ab, &off) != napi_ok) return false;
-  if (type != napi_float32_array) return false;
-  *data = static_cast<float*>(ptr);
-  return true;
-}
-
-bool get_int_prop(napi_env env, napi_value obj, const char* name, int32_t* out) {
-  napi_value v;
-  if (napi_get_named_property(env, obj, name, &v) != napi_ok) return false;
-  return napi_get_value_int32(env, v, out) == napi_ok;
-}
-
-void release_handle(napi_env env, Handle* h) {
-  delete h->engine;
-  h->engine = nullptr;
-  for (auto& r : h->refs) {
-    if (r) napi_delete_reference(env, r);
-    r = nullptr;
-  }
-}
-
-void finalize_handle(napi_env env, void* data, void*) {
-  Handle* h = static_cast<Handle*>(data);
-  release_handle(env, h);
-  delete h;
-}
-
-Engine* get_engine(napi_env env, napi_value v) {
-  void* data = nullptr;
-  if (napi_get_value_external(env, v, &data) != napi_ok || !data) return nullptr;
-  return static_cast<Handle*>(data)->engine;
-}
+Engine* get_engine(napi_env env, napi_value v) { return EngineHandle::engine_of(env, v); }
 
 // create(params, m, v, {nIn, width, depth, nOut, loss, threads, tileRows, simd})
 napi_value Create(napi_env env, napi_callback_info info) {
@@ -1316,7 +1265,7 @@ napi_value Create(napi_env env, napi_callback_info info) {
   const size_t P = (size_t)nIn * width + width + ((size_t)width * width + width) * depth +
                    (size_t)width * nOut + nOut;
   if (np != P || nm != P || nv != P) return throw_error(env, "create: params/m/v length mismatch");
-  Handle* h = new Handle();
+  EngineHandle* h = new EngineHandle();
   try {
     h->engine = new Engine(nIn, width, depth, nOut, loss, threads, tileRows, simd != 0,
                            adaptive != 0, p, m, v);
@@ -1324,14 +1273,7 @@ napi_value Create(napi_env env, napi_callback_info info) {
     delete h;
     return throw_error(env, std::string("create: ") + e.what());
   }
-  for (int i = 0; i < 3; ++i) napi_create_reference(env, argv[i], 1, &h->refs[i]);
-  napi_value ext;
-  if (napi_create_external(env, h, finalize_handle, nullptr, &ext) != napi_ok) {
-    release_handle(env, h);
-    delete h;
-    return throw_error(env, "create: napi_create_external failed");
-  }
-  return ext;
+  return EngineHandle::wrap(env, h, argv);
 }
 
 bool read_xy(napi_env env, Engine* e, napi_value* argv, bool needY, const float** x,
@@ -1361,15 +1303,9 @@ napi_value StepOrGrad(napi_env env, napi_callback_info info, bool grad) {
   int32_t rows;
   if (!read_xy(env, e, argv, true, &x, &y, &rows))
     return throw_error(env, "step: bad x/y/rows (Float32Arrays of rows*nIn and rows*targets)");
-  bool is = false;
-  napi_typedarray_type type;
   size_t nhp = 0;
   void* hpv = nullptr;
-  napi_value ab;
-  size_t off;
-  if (napi_is_typedarray(env, argv[4], &is) != napi_ok || !is ||
-      napi_get_typedarray_info(env, argv[4], &type, &nhp, &hpv, &ab, &off) != napi_ok ||
-      type != napi_float64_array || nhp < 9)
+  if (!get_typed(env, argv[4], napi_float64_array, &hpv, &nhp) || nhp < 9)
     return throw_error(env, "step: hyper-parameters must be a Float64Array of 9");
   const double* hp = static_cast<const double*>(hpv);
   AdamParams ap{(float)hp[0], (float)hp[1], (float)hp[2], (float)hp[3], (float)hp[4],
@@ -1429,16 +1365,6 @@ napi_value Evaluate(napi_env env, napi_callback_info info) {
   return result;
 }
 
-napi_value Destroy(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  void* data = nullptr;
-  if (argc >= 1 && napi_get_value_external(env, argv[0], &data) == napi_ok && data)
-    release_handle(env, static_cast<Handle*>(data));
-  return nullptr;
-}
-
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value obj, simd, hw;
   CHECK(napi_create_object(env, &obj));
@@ -1451,13 +1377,9 @@ napi_value Info(napi_env env, napi_callback_info) {
 
 napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-      {"create", nullptr, Create, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"step", nullptr, Step, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"gradients", nullptr, Gradients, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"predict", nullptr, Predict, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"evaluate", nullptr, Evaluate, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"destroy", nullptr, Destroy, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+      method("create", Create),   method("step", Step),         method("gradients", Gradients),
+      method("predict", Predict), method("evaluate", Evaluate), method("destroy", EngineHandle::destroy),
+      method("info", Info),
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;
