@@ -10,12 +10,12 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '../src/backend/index.js';
 import { Rng } from '../src/random.js';
-import { buildModel } from '../src/models/index.js';
-import { createFusedMlp, fastPathInfo } from '../src/fast/fused-mlp.js';
-import { TfjsStepper, type StepperOptions } from '../src/train/stepper.js';
-import { FusedCnnStepper, fusedCnnApplies } from '../src/fast/cnn-stepper.js';
-import { fusedCnnInfo } from '../src/fast/fused-cnn.js';
-import { familyDefaults } from '../src/train/config.js';
+import { buildModel, familyDefaults } from '../src/models/index.js';
+import { createFusedMlp, fastPathInfo } from '../src/engines/fused-mlp.js';
+import { TfjsStepper } from '../src/engines/tfjs.js';
+import { createStepper } from '../src/engines/select.js';
+import type { StepperOptions } from '../src/engines/types.js';
+import { fusedCnnInfo } from '../src/engines/fused-cnn.js';
 import { writeJsonAtomic } from '../src/io.js';
 import { peerStatus, runPeer } from './peer.js';
 import { median, randn } from './util.js';
@@ -63,7 +63,7 @@ function oursMlpStep(arch: string, depth: number): number {
     ms = timeSteps((i) => fused.step(x.subarray((i % 4) * batch * 14), y.subarray((i % 4) * batch), batch), steps);
     fused.dispose();
   } else {
-    const opts: StepperOptions = { task: 'regression', outputs: 1, inputShape: [14], optimizer: 'adam', lr: d.lr, momentum: 0 };
+    const opts: StepperOptions = { task: 'regression', outputs: 1, inputShape: [14], optimizer: 'adam', lr: d.lr, momentum: 0, l2: d.l2 };
     const stepper = new TfjsStepper(model, opts);
     ms = timeSteps((i) => stepper.step(x.subarray((i % 4) * batch * 14), y.subarray((i % 4) * batch), batch), steps, 1);
     stepper.dispose();
@@ -80,10 +80,9 @@ function oursCnnImagesPerSec(arch: string): number {
   const ds = { inputShape: [32, 32, 3], outputs: 10, task: 'classification' as const };
   const d = familyDefaults('resnet20');
   const { model, meta } = buildModel({ model: 'resnet20', arch, depth: 20, width: 16, l2: d.l2, seed: 0 }, ds);
-  const cfg = { model: 'resnet20' as const, arch, optimizer: 'sgd' as const, l2: d.l2 };
-  const opts: StepperOptions = { task: 'classification', outputs: 10, inputShape: [32, 32, 3], optimizer: 'sgd', lr: 0.1, momentum: 0.9 };
+  const opts: StepperOptions = { task: 'classification', outputs: 10, inputShape: [32, 32, 3], optimizer: 'sgd', lr: 0.1, momentum: 0.9, l2: d.l2 };
   // The path `glonet train` takes: the fused oneDNN engine for GloNet-ResNet20 when it was built.
-  const stepper = fusedCnnApplies(meta, cfg) ? new FusedCnnStepper(model, meta, cfg, opts) : new TfjsStepper(model, opts);
+  const stepper = createStepper(model, meta, opts, 'auto');
   cnnEngines[arch] = stepper.engine;
   const ms = timeSteps((i) => stepper.step(x.subarray((i % 2) * batch * 3072), y.subarray((i % 2) * batch), batch), quick ? 2 : 5, 1);
   stepper.dispose();

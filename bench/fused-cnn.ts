@@ -11,7 +11,7 @@
  * medians, not minimums); our runs and PyTorch's alternate, so both see the same load.
  */
 import { Rng } from '../src/random.js';
-import { createFusedResNet20, fusedCnnInfo, type FusedCnnWeights } from '../src/fast/fused-cnn.js';
+import { createFusedResNet20, fusedCnnInfo, type FusedCnnWeights } from '../src/engines/fused-cnn.js';
 import { peerStatus, runPeer } from './peer.js';
 import { gaussian, heNormalArray, median } from './util.js';
 

@@ -4,7 +4,8 @@
  * after epoch 1 and after epoch 20 of a plain TF.js training run. Prints one JSON line.
  */
 import * as tf from '@tensorflow/tfjs';
-import { familyDefaults, type RunConfig } from '../src/train/config.js';
+import { familyDefaults } from '../src/models/index.js';
+import type { RunConfig } from '../src/train/config.js';
 import { runTraining } from '../src/train/run.js';
 import { createProgress } from '../src/train/progress.js';
 import { tmpdir } from 'node:os';

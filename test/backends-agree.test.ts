@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
 import { buildModel } from '../src/models/index.js';
-import { TfjsStepper } from '../src/train/stepper.js';
+import { TfjsStepper } from '../src/engines/tfjs.js';
 import { loadImageDataset } from '../src/data/images.js';
-import { familyDefaults } from '../src/train/config.js';
+import { familyDefaults } from '../src/models/index.js';
 
 const mnist = loadImageDataset('mnist', { subset: 100, seed: 1 });
 
@@ -20,7 +20,7 @@ async function losses(backend: 'cpu' | 'wasm', model: string, arch: string, dept
   const built = buildModel({ model, arch, depth, width, l2: d.l2, seed: 5 }, ds);
   if (weights) built.model.setWeights(weights.map((w, i) => tf.tensor(w, built.model.getWeights()[i].shape)));
   const initial = built.model.getWeights().map((w) => (w.dataSync() as Float32Array).slice());
-  const stepper = new TfjsStepper(built.model, { task: 'classification', outputs: 10, inputShape: mnist.inputShape, optimizer: d.optimizer, lr: model === 'resnet20' ? 0.01 : d.lr, momentum: d.momentum });
+  const stepper = new TfjsStepper(built.model, { task: 'classification', outputs: 10, inputShape: mnist.inputShape, optimizer: d.optimizer, lr: model === 'resnet20' ? 0.01 : d.lr, momentum: d.momentum, l2: d.l2 });
   // TF.js's cpu conv filter gradient is slow (seconds per image at 28x28): small batches for CNNs.
   const ROWS = model === 'resnet20' ? 2 : 8;
   const steps = model === 'resnet20' ? 2 : 3;

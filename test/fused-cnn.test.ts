@@ -32,9 +32,11 @@ import { GloNet } from '../src/layers/glonet.js';
 import { buildModel, ModelConfigError } from '../src/models/index.js';
 import type { ModelMetadata } from '../src/model-io.js';
 import { Rng } from '../src/random.js';
-import { TfjsStepper, type StepperOptions } from '../src/train/stepper.js';
-import { createFusedResNet20, fusedCnnInfo, type FusedCnnOptions, type FusedCnnWeights } from '../src/fast/fused-cnn.js';
-import { FusedCnnStepper, fusedCnnApplies } from '../src/fast/cnn-stepper.js';
+import { TfjsStepper } from '../src/engines/tfjs.js';
+import type { StepperOptions } from '../src/engines/types.js';
+import { createFusedResNet20, fusedCnnInfo, type FusedCnnOptions, type FusedCnnWeights } from '../src/engines/fused-cnn.js';
+import { createCnnEngine, fusedCnnApplies } from '../src/engines/cnn-adapter.js';
+import { FusedStepper } from '../src/engines/fused-stepper.js';
 
 await initBackend('cpu');
 registerFastCpuFilterGradient();
@@ -390,7 +392,7 @@ test('20-step momentum-SGD losses match TfjsStepper: depth 8, MNIST, lr 0.1, bat
   const depth = 8;
   const model = tfModel(depth, d.shape, 10, 5e-5);
   const w = weightsOf(model, depth, 3);
-  const so: StepperOptions = { task: 'classification', outputs: 10, inputShape: d.shape, optimizer: 'sgd', lr: 0.1, momentum: 0.9 };
+  const so: StepperOptions = { task: 'classification', outputs: 10, inputShape: d.shape, optimizer: 'sgd', lr: 0.1, momentum: 0.9, l2: 5e-5 };
   const reference = new TfjsStepper(model, so);
   const engines = ALGORITHMS.map((convAlgorithm) => createFusedResNet20(options(d, depth, { lr: 0.1, chunkRows: 8, convAlgorithm }), w));
   const names = Array.from({ length: depth - 2 }, (_, i) => `block_${i + 1}`);
@@ -505,20 +507,20 @@ test('fusedCnnApplies: GloNet-ResNet with SGD when the engine is available', () 
   const cfg = { model: 'resnet20', arch: 'glonet', optimizer: 'sgd' } as const;
   assert.equal(fusedCnnApplies(meta, cfg), info.available);
   assert.equal(fusedCnnApplies(meta, { ...cfg, optimizer: 'adam' }), false);
-  assert.equal(fusedCnnApplies({ ...meta, arch: 'resnetv2' }, { ...cfg, arch: 'resnetv2' }), false);
-  assert.equal(fusedCnnApplies({ ...meta, model: 'mlp' }, { ...cfg, model: 'mlp' }), false);
+  assert.equal(fusedCnnApplies({ ...meta, arch: 'resnetv2' }, cfg), false);
+  assert.equal(fusedCnnApplies({ ...meta, model: 'mlp' }, cfg), false);
   assert.equal(fusedCnnApplies({ ...meta, truncatedFrom: { blocks: 4, of: 18 } }, cfg), false);
   assert.equal(fusedCnnApplies({ ...meta, task: 'regression' }, cfg), false);
 });
 
-test('FusedCnnStepper: trains, writes its weights back to the model, checkpoints, leaks no tensors', { skip }, async () => {
+test('FusedStepper on the CNN engine: trains, writes its weights back to the model, checkpoints, leaks no tensors', { skip }, async () => {
   const d = mnist(24);
   const depth = 8;
   const model = tfModel(depth, d.shape, 10, 5e-5);
   weightsOf(model, depth, 11);
-  const so: StepperOptions = { task: 'classification', outputs: 10, inputShape: d.shape, optimizer: 'sgd', lr: 0.05, momentum: 0.9 };
+  const so: StepperOptions = { task: 'classification', outputs: 10, inputShape: d.shape, optimizer: 'sgd', lr: 0.05, momentum: 0.9, l2: 5e-5 };
   const tensors0 = tf.memory().numTensors;
-  const stepper = new FusedCnnStepper(model, META(depth, d.shape), { l2: 5e-5 }, so);
+  const stepper = new FusedStepper(model, createCnnEngine(model, META(depth, d.shape), so));
   assert.equal(stepper.engine, 'fused-native-cnn');
   const losses = Array.from({ length: 4 }, () => stepper.step(d.x, d.y, d.rows));
   assert.ok(losses[3] < losses[0], `trains: ${losses.join(', ')}`);
@@ -533,7 +535,7 @@ test('FusedCnnStepper: trains, writes its weights back to the model, checkpoints
   const expected = tf.tidy(() => (model.predict(tf.tensor(d.x, [d.rows, ...d.shape])) as tf.Tensor).dataSync() as Float32Array);
   assertClose(stepper.predict(d.x, d.rows), expected, 1e-5, 'model after syncToModel');
   // Resume: a new stepper on the synced model with the saved state continues identically.
-  const resumed = new FusedCnnStepper(model, META(depth, d.shape), { l2: 5e-5 }, { ...so, lr: 0.01 });
+  const resumed = new FusedStepper(model, createCnnEngine(model, META(depth, d.shape), { ...so, lr: 0.01 }));
   await resumed.setOptimizerState(state);
   const a = stepper.step(d.x, d.y, d.rows);
   const b = resumed.step(d.x, d.y, d.rows);

@@ -15,7 +15,7 @@ import { initBackend } from '../src/backend/index.js';
 import { Rng } from '../src/random.js';
 import {
   createFusedMlp, fastPathInfo, type FusedMlpOptions, type FusedMlpWeights, type FusedLoss,
-} from '../src/fast/fused-mlp.js';
+} from '../src/engines/fused-mlp.js';
 
 await initBackend('cpu');
 

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend } from '../src/backend/index.js';
-import { buildMlp, MLP_ARCHS, ModelConfigError } from '../src/models/mlp.js';
+import { buildMlp, MLP_ARCHS } from '../src/models/mlp.js';
+import { ModelConfigError } from '../src/models/family.js';
 
 await initBackend('cpu');
 

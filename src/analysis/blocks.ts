@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ModelMetadata } from '../model-io.js';
-import { gloNetSum } from '../layers/glonet.js';
+import { GloNet } from '../layers/glonet.js';
 
 export class AnalysisError extends Error {
   override name = 'AnalysisError';
@@ -35,7 +35,7 @@ export function blockView(model: tf.LayersModel, meta: ModelMetadata): BlockView
   const blocks = tf.model({ inputs: model.inputs, outputs });
   let head: tf.layers.Layer[] | null = null;
   let sumWidth = 0;
-  const index = model.layers.findIndex((l) => l.name === 'glonet');
+  const index = model.layers.findIndex((l) => l instanceof GloNet);
   if (index >= 0) {
     head = model.layers.slice(index + 1);
     const shape = model.layers[index].outputShape as Array<number | null>;

@@ -2,11 +2,12 @@
 import { Command, Option } from 'commander';
 import * as path from 'node:path';
 import { BACKENDS } from '../backend/index.js';
-import { familyDefaults, type RunConfig } from '../train/config.js';
+import type { RunConfig } from '../train/config.js';
+import { familyDefaults } from '../models/index.js';
 import { runTraining } from '../train/run.js';
 import { afterTraining } from './after-training.js';
 import { positiveInt } from './parse.js';
-import { fastPathInfo } from '../fast/fused-mlp.js';
+import { fastPathInfo } from '../engines/select.js';
 
 /**
  * The demo's size: the paper's Fig. 4 setting (100 blocks) for 100 epochs with the native fused

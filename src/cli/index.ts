@@ -8,7 +8,7 @@ import { AnalysisError } from '../analysis/blocks.js';
 import { UsageError } from './errors.js';
 import { BackendError } from '../backend/index.js';
 import { DataError } from '../data/dataset.js';
-import { ModelConfigError } from '../models/mlp.js';
+import { ModelConfigError } from '../models/family.js';
 import { GloNetShapeError } from '../layers/glonet.js';
 import { RunError } from '../train/run.js';
 import { DivergedError } from '../train/trainer.js';

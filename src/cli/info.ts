@@ -2,8 +2,7 @@
 import { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import { BACKENDS, initBackend } from '../backend/index.js';
-import { fastPathInfo } from '../fast/fused-mlp.js';
-import { fusedCnnInfo } from '../fast/fused-cnn.js';
+import { fastPathInfo, fusedCnnInfo } from '../engines/select.js';
 import { VERSION } from '../version.js';
 
 export function infoCommand(): Command {

@@ -1,14 +1,16 @@
 /** `glonet train`: options to a RunConfig, and the run. */
 import { Command, Option } from 'commander';
 import { BACKENDS } from '../backend/index.js';
-import { DATASETS, familyDefaults, MODELS, type ModelFamily, type RunConfig } from '../train/config.js';
+import { DATASETS, type RunConfig } from '../train/config.js';
+import { familyNames, getFamily } from '../models/index.js';
+import { checkArch } from '../models/family.js';
 import { runTraining } from '../train/run.js';
 import { list, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber } from './parse.js';
 import { UsageError } from './errors.js';
 import { afterTraining } from './after-training.js';
 
 export interface TrainCliOptions {
-  model: ModelFamily;
+  model: string;
   arch: string;
   dataset: RunConfig['dataset'];
   data?: string;
@@ -33,24 +35,37 @@ export interface TrainCliOptions {
   report?: boolean;
 }
 
+/** Every registered family's architectures and what --depth means for it, for --help. */
+function familyHelp(what: (f: ReturnType<typeof getFamily>) => string): string {
+  return familyNames().map((n) => what(getFamily(n))).join('; ');
+}
+
+/** Each family's default of one setting, for --help ("mlp 0.01, resnet20 0.1, vit 0.0001"). */
+function defaultsHelp(key: 'width' | 'batchSize' | 'optimizer' | 'lr' | 'momentum' | 'l2' | 'schedule' | 'epochs'): string {
+  return familyHelp((f) => {
+    const values = [...new Set(f.archs.map((a) => String(f.defaults(a)[key])))];
+    return `${f.name} ${values.length === 1 ? values[0] : f.archs.map((a) => `${a} ${f.defaults(a)[key]}`).join(', ')}`;
+  });
+}
+
 /** The options every training command shares (train, and experiment cells). */
 export function addTrainOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--model <family>', 'model family').choices(MODELS).default('mlp'))
-    .option('--arch <arch>', 'architecture: mlp: glonet, vanilla, vanilla-nobn, resnetv2, resnetv2-nobn; resnet20: the same five; vit: glonet, plain', 'glonet')
+    .addOption(new Option('--model <family>', 'model family').choices(familyNames()).default('mlp'))
+    .option('--arch <arch>', `architecture: ${familyHelp((f) => `${f.name}: ${f.archs.join(', ')}`)}`, 'glonet')
     .addOption(new Option('--dataset <name>', 'data set').choices(DATASETS).default('sgemm'))
     .option('--data <path>', 'data location: the CSV file (csv), a folder of IDX files (mnist, fashion-mnist) or of binary batches (cifar10)')
     .option('--target <col>', 'csv: the column to predict')
     .option('--drop <cols>', 'csv: columns to leave out, comma-separated (repeatable)', list)
-    .requiredOption('--depth <n>', 'mlp: linear layers after the stem; resnet20: 20, 32, 44, 56 or 110; vit: encoder layers', positiveInt)
-    .option('--width <w>', 'units per block (mlp, default 16) or embedding size (vit, default 128)', positiveInt)
-    .option('--epochs <e>', 'epochs (default 200, the paper\'s)', positiveInt)
-    .option('--batch-size <b>', 'mini-batch size (mlp 1024, resnet20 and vit 128)', positiveInt)
-    .addOption(new Option('--optimizer <name>', 'optimizer (mlp and vit adam, resnet20 sgd with momentum)').choices(['adam', 'sgd']))
-    .option('--lr <x>', 'learning rate (mlp 0.01, resnet20 0.1, vit 1e-4)', positiveNumber)
-    .option('--momentum <x>', 'SGD momentum (resnet20 0.9)', nonNegativeNumber)
-    .option('--l2 <x>', 'L2 coefficient on kernels, penalty l2*sum(w^2) (mlp 1e-5, resnet20 5e-5 = weight decay 1e-4, vit 0)', nonNegativeNumber)
-    .addOption(new Option('--schedule <s>', 'learning-rate schedule: step = x0.1 every quarter of the epochs (resnet20 default)').choices(['constant', 'step']))
+    .requiredOption('--depth <n>', familyHelp((f) => f.depthHelp), positiveInt)
+    .option('--width <w>', `units per block (mlp) or embedding size (vit); default ${defaultsHelp('width')}`, positiveInt)
+    .option('--epochs <e>', `epochs; default ${defaultsHelp('epochs')}`, positiveInt)
+    .option('--batch-size <b>', `mini-batch size; default ${defaultsHelp('batchSize')}`, positiveInt)
+    .addOption(new Option('--optimizer <name>', `optimizer (sgd = SGD with momentum); default ${defaultsHelp('optimizer')}`).choices(['adam', 'sgd']))
+    .option('--lr <x>', `learning rate; default ${defaultsHelp('lr')}`, positiveNumber)
+    .option('--momentum <x>', `SGD momentum; default ${defaultsHelp('momentum')}`, nonNegativeNumber)
+    .option('--l2 <x>', `L2 coefficient on kernels, penalty l2*sum(w^2); default ${defaultsHelp('l2')}`, nonNegativeNumber)
+    .addOption(new Option('--schedule <s>', `learning-rate schedule: step = x0.1 every quarter of the epochs; default ${defaultsHelp('schedule')}`).choices(['constant', 'step']))
     .option('--seed <s>', 'random seed: same seed, backend and data give the same metrics', nonNegativeInt, 0)
     .option('--subset <n>', 'train and test on a seeded random subset of n examples', positiveInt)
     .option('--augment', 'cifar10: random flips and 4-pixel crops')
@@ -58,8 +73,26 @@ export function addTrainOptions(cmd: Command): Command {
     .addOption(new Option('--fast <mode>', 'fused training engines (GloNet MLPs with Adam, GloNet-ResNet20 with SGD): auto uses them when they apply, off forces plain TF.js').choices(['auto', 'off']).default('auto'));
 }
 
+/** The defaults of every family and arch with their reasons, for `glonet train --help`. */
+export function defaultsText(): string {
+  const lines = ['', 'Defaults (the protocol each architecture is trained with unless an option says otherwise):'];
+  for (const name of familyNames()) {
+    const f = getFamily(name);
+    const seen = new Map<string, string[]>();
+    for (const arch of f.archs) {
+      const d = f.defaults(arch);
+      const text = `${d.optimizer}${d.optimizer === 'sgd' ? ` momentum ${d.momentum}` : ''} lr ${d.lr}, schedule ${d.schedule}, batch ${d.batchSize}, L2 ${d.l2}, ${d.epochs} epochs: ${d.reason}`;
+      seen.set(text, [...(seen.get(text) ?? []), arch]);
+    }
+    for (const [text, archs] of seen) lines.push(`  ${name} ${archs.length === f.archs.length ? '(all archs)' : archs.join(', ')}: ${text}`);
+  }
+  return lines.join('\n');
+}
+
 export function toRunConfig(o: TrainCliOptions): RunConfig {
-  const d = familyDefaults(o.model);
+  const family = getFamily(o.model);
+  checkArch(family.name, family.archs, o.arch);
+  const d = family.defaults(o.arch);
   if (o.dataset === 'csv' && !o.data) throw new UsageError('--data: --dataset csv needs --data PATH naming the CSV file');
   if (o.dataset === 'csv' && !o.target) throw new UsageError('--target: --dataset csv needs --target COL naming the column to predict');
   if (o.dataset !== 'csv' && (o.target || o.drop)) throw new UsageError('--target and --drop apply to --dataset csv only');
@@ -89,6 +122,7 @@ export function toRunConfig(o: TrainCliOptions): RunConfig {
 export function trainCommand(): Command {
   const cmd = new Command('train').description('train a model and write DIR/metrics.json, DIR/model/ and DIR/report.html');
   addTrainOptions(cmd)
+    .addHelpText('after', defaultsText)
     .requiredOption('--out <dir>', 'run folder')
     .option('--resume', 'continue the run in --out from its last finished epoch')
     .option('--no-report', 'skip writing report.html')

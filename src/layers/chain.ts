@@ -35,12 +35,13 @@ export function applyBlock(block: Block, x: tf.SymbolicTensor): tf.SymbolicTenso
 
 /**
  * Build a `tf.LayersModel` whose head reads the GloNet sum of the blocks' outputs.
- * The sum is a layer named `glonet`; the model saves and loads like any TF.js model once this
- * package has been imported (which registers the layer).
+ * The sum is a {@link GloNet} layer named `glonet`; the model saves and loads like any TF.js
+ * model once this package has been imported (which registers the layer). The model families of
+ * this package (src/models) build their GloNet architectures with this function too.
  */
 export function glonet(args: GloNetChainArgs): tf.LayersModel {
   if (args.blocks.length === 0) throw new RangeError('glonet(): needs at least one block');
-  const input = tf.input({ shape: args.inputShape });
+  const input = tf.input({ shape: args.inputShape, name: 'input' });
   let x = args.stem ? applyBlock(args.stem, input) : input;
   const outputs: tf.SymbolicTensor[] = [];
   args.blocks.forEach((block, i) => {

@@ -1,58 +1,44 @@
-/** Building any model family from a run's options; what analysis needs is recorded as metadata. */
-import type * as tf from '@tensorflow/tfjs';
-import type { Dataset } from '../data/dataset.js';
-import type { ModelMetadata } from '../model-io.js';
-import { buildMlp, MLP_ARCHS, ModelConfigError, type MlpArch } from './mlp.js';
+/**
+ * The registry of model families (`--model`): each family is one record (./family.ts) exported
+ * by its own file. `glonet train` takes its `--model` choices, its `--arch` values and its
+ * defaults from here, so a family registered with {@link registerFamily} is a family users train.
+ */
+import { ModelConfigError, type BuildOptions, type BuiltModel, type DataShape, type ModelFamily, type Protocol } from './family.js';
+import { mlpFamily } from './mlp.js';
+import { resnet20Family } from './resnet20.js';
+import { vitFamily } from './vit.js';
 
-export interface BuildOptions {
-  model: string;
-  arch: string;
-  depth: number;
-  width: number;
-  l2: number;
-  seed: number;
+const families = new Map<string, ModelFamily>();
+
+/** Register a model family (`--model NAME`); a family of the same name is replaced. */
+export function registerFamily(family: ModelFamily): void {
+  families.set(family.name, family);
 }
 
-export interface BuiltModel {
-  model: tf.LayersModel;
-  meta: ModelMetadata;
+for (const f of [mlpFamily, resnet20Family, vitFamily]) registerFamily(f);
+
+/** The registered family names, in registration order. */
+export function familyNames(): string[] {
+  return [...families.keys()];
 }
 
-/** Names of the layers whose outputs are the blocks' outputs (the analysis unit). */
-export function mlpBlockLayers(arch: MlpArch, depth: number): string[] {
-  if (arch === 'glonet') return Array.from({ length: depth }, (_, i) => `block_${i + 1}`);
-  const skip = arch.startsWith('resnetv2');
-  return Array.from({ length: depth / 2 }, (_, i) => (skip ? `block_${i + 1}` : `block_${i + 1}_dense2`));
+/** The family named by `--model`, or a ModelConfigError listing the registered ones. */
+export function getFamily(name: string): ModelFamily {
+  const family = families.get(name);
+  if (!family) throw new ModelConfigError(`--model: expected one of ${familyNames().join(', ')}, got '${name}'`);
+  return family;
 }
 
-type FamilyBuilder = (o: BuildOptions, ds: Pick<Dataset, 'inputShape' | 'outputs' | 'task'>) => BuiltModel;
-
-const families = new Map<string, FamilyBuilder>();
-
-/** Register a model family (`--model NAME`). */
-export function registerFamily(name: string, build: FamilyBuilder): void {
-  families.set(name, build);
+/** The training protocol of a family's architecture (its first architecture when not given). */
+export function familyDefaults(model: string, arch?: string): Protocol {
+  const family = getFamily(model);
+  const { reason: _reason, ...protocol } = family.defaults(arch ?? family.archs[0]);
+  return protocol;
 }
 
-registerFamily('mlp', (o, ds) => {
-  const model = buildMlp({ arch: o.arch as MlpArch, depth: o.depth, width: o.width, inputShape: ds.inputShape, outputs: ds.outputs, l2: o.l2, seed: o.seed });
-  return {
-    model,
-    meta: { model: 'mlp', arch: o.arch, depth: o.depth, task: ds.task, inputShape: ds.inputShape, outputs: ds.outputs, blockLayers: mlpBlockLayers(o.arch as MlpArch, o.depth) },
-  };
-});
-
-export function buildModel(o: BuildOptions, ds: Pick<Dataset, 'inputShape' | 'outputs' | 'task'>): BuiltModel {
-  const build = families.get(o.model);
-  if (!build) throw new ModelConfigError(`--model: expected one of ${[...families.keys()].join(', ')}, got '${o.model}'`);
-  return build(o, ds);
+export function buildModel(o: BuildOptions, data: DataShape): BuiltModel {
+  return getFamily(o.model).build(o, data);
 }
 
-export { MLP_ARCHS, ModelConfigError };
-
-// The image families. Their modules import only types from this file, so there is no runtime
-// import cycle; registering here (not in those modules) keeps `families` initialized first.
-import { buildResNet20Family } from './resnet20.js';
-import { buildVitFamily } from './vit.js';
-registerFamily('resnet20', buildResNet20Family);
-registerFamily('vit', buildVitFamily);
+export type { BuildOptions, BuiltModel, DataShape, Defaults, ModelFamily, Protocol } from './family.js';
+export { ModelConfigError } from './family.js';

@@ -1,6 +1,7 @@
 /**
- * The MLP family of the paper (reference-notes.md, "Canonical architectures"). Depth n counts the
- * linear layers after the stem, so every architecture at depth n has the same weights up to BN's.
+ * The MLP family of the paper (docs/architecture.md, "Canonical architectures"). Depth n counts
+ * the linear layers after the stem, so every architecture at depth n has the same weights up to
+ * BN's.
  *
  *   glonet         n blocks relu(W x + b); head on the GloNet sum of all n block outputs
  *   vanilla        n/2 blocks W2 relu(BN(W1 relu(BN(x)))); head on the last output
@@ -12,7 +13,8 @@
  * classification). He-normal kernels (PyTorch's, see init.ts), zero biases, L2 on kernels.
  */
 import * as tf from '@tensorflow/tfjs';
-import { GloNet } from '../layers/glonet.js';
+import { glonet } from '../layers/chain.js';
+import { checkArch, ModelConfigError, seedCounter, type ModelFamily } from './family.js';
 import { heNormal, lastDim } from './init.js';
 
 export const MLP_ARCHS = ['glonet', 'vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn'] as const;
@@ -29,14 +31,8 @@ export interface MlpConfig {
   seed?: number;
 }
 
-export class ModelConfigError extends Error {
-  override name = 'ModelConfigError';
-}
-
 export function validateMlpConfig(cfg: MlpConfig): void {
-  if (!(MLP_ARCHS as readonly string[]).includes(cfg.arch)) {
-    throw new ModelConfigError(`--arch: expected one of ${MLP_ARCHS.join(', ')} for --model mlp, got '${cfg.arch}'`);
-  }
+  checkArch('mlp', MLP_ARCHS, cfg.arch);
   if (!Number.isInteger(cfg.depth) || cfg.depth < 1) {
     throw new ModelConfigError(`--depth: expected a positive integer, got ${cfg.depth}`);
   }
@@ -54,47 +50,68 @@ export function mlpBlockCount(arch: MlpArch, depth: number): number {
   return arch === 'glonet' ? depth : depth / 2;
 }
 
+/** Names of the layers whose outputs are the blocks' outputs (one per block, in order). */
+export function mlpBlockLayers(arch: MlpArch, depth: number): string[] {
+  if (arch === 'glonet') return Array.from({ length: depth }, (_, i) => `block_${i + 1}`);
+  const skip = arch.startsWith('resnetv2');
+  return Array.from({ length: depth / 2 }, (_, i) => (skip ? `block_${i + 1}` : `block_${i + 1}_dense2`));
+}
+
 export function buildMlp(cfg: MlpConfig): tf.LayersModel {
   validateMlpConfig(cfg);
   const width = cfg.width ?? 16;
   const l2 = cfg.l2 ?? 1e-5;
-  // TF.js random initializers treat seed 0 as "no seed" (Math.random): layer seeds start at seed + 1.
-  let seed = (cfg.seed ?? 0) + 1;
-  const dense = (x: tf.SymbolicTensor, name: string, units: number, activation: 'relu' | 'linear' = 'linear') =>
+  const nextSeed = seedCounter(cfg.seed);
+  const dense = (name: string, units: number, activation: 'relu' | 'linear' = 'linear') => (x: tf.SymbolicTensor) =>
     tf.layers.dense({
       name,
       units,
       activation,
-      kernelInitializer: heNormal(lastDim(x), seed++),
+      kernelInitializer: heNormal(lastDim(x), nextSeed()),
       biasInitializer: 'zeros',
       kernelRegularizer: l2 > 0 ? tf.regularizers.l2({ l2 }) : undefined,
     }).apply(x) as tf.SymbolicTensor;
-
-  const input = tf.input({ shape: cfg.inputShape, name: 'input' });
-  let x: tf.SymbolicTensor = input;
-  if (cfg.inputShape.length > 1) x = tf.layers.flatten({ name: 'flatten' }).apply(x) as tf.SymbolicTensor;
-  x = dense(x, 'stem', width);
+  const stem = (x: tf.SymbolicTensor) =>
+    dense('stem', width)(cfg.inputShape.length > 1 ? tf.layers.flatten({ name: 'flatten' }).apply(x) as tf.SymbolicTensor : x);
+  const head = dense('head', cfg.outputs);
+  const name = `mlp_${cfg.arch}_${cfg.depth}`;
 
   if (cfg.arch === 'glonet') {
-    const outs: tf.SymbolicTensor[] = [];
-    for (let l = 1; l <= cfg.depth; l++) {
-      x = dense(x, `block_${l}`, width, 'relu');
-      outs.push(x);
-    }
-    x = new GloNet({ name: 'glonet' }).apply(outs) as tf.SymbolicTensor;
-  } else {
-    const bn = cfg.arch === 'vanilla' || cfg.arch === 'resnetv2';
-    const skip = cfg.arch.startsWith('resnetv2');
-    for (let b = 1; b <= cfg.depth / 2; b++) {
-      let h = x;
-      for (const k of [1, 2]) {
-        if (bn) h = tf.layers.batchNormalization({ name: `block_${b}_bn${k}` }).apply(h) as tf.SymbolicTensor;
-        h = tf.layers.activation({ name: `block_${b}_relu${k}`, activation: 'relu' }).apply(h) as tf.SymbolicTensor;
-        h = dense(h, `block_${b}_dense${k}`, width);
-      }
-      x = skip ? (tf.layers.add({ name: `block_${b}` }).apply([x, h]) as tf.SymbolicTensor) : h;
-    }
+    const blocks = Array.from({ length: cfg.depth }, (_, i) => dense(`block_${i + 1}`, width, 'relu'));
+    return glonet({ inputShape: cfg.inputShape, stem, blocks, head, name });
   }
-  const y = dense(x, 'head', cfg.outputs);
-  return tf.model({ inputs: input, outputs: y, name: `mlp_${cfg.arch}_${cfg.depth}` });
+  const bn = cfg.arch === 'vanilla' || cfg.arch === 'resnetv2';
+  const skip = cfg.arch.startsWith('resnetv2');
+  const input = tf.input({ shape: cfg.inputShape, name: 'input' });
+  let x = stem(input);
+  for (let b = 1; b <= cfg.depth / 2; b++) {
+    let h = x;
+    for (const k of [1, 2]) {
+      if (bn) h = tf.layers.batchNormalization({ name: `block_${b}_bn${k}` }).apply(h) as tf.SymbolicTensor;
+      h = tf.layers.activation({ name: `block_${b}_relu${k}`, activation: 'relu' }).apply(h) as tf.SymbolicTensor;
+      h = dense(`block_${b}_dense${k}`, width)(h);
+    }
+    x = skip ? (tf.layers.add({ name: `block_${b}` }).apply([x, h]) as tf.SymbolicTensor) : h;
+  }
+  return tf.model({ inputs: input, outputs: head(x), name });
 }
+
+/** `--model mlp`: fully connected networks on tabular data or flattened images. */
+export const mlpFamily: ModelFamily = {
+  name: 'mlp',
+  archs: MLP_ARCHS,
+  depthHelp: 'mlp: linear layers after the stem (even for the two-layer-block baselines)',
+  defaults: () => ({
+    width: 16, epochs: 200, batchSize: 1024, optimizer: 'adam', lr: 0.01, momentum: 0, l2: 1e-5, schedule: 'constant',
+    reason: 'the paper\'s protocol for SGEMM and MNIST: Adam lr 0.01, batch 1024, L2 1e-5, 200 epochs, 16 units per block',
+  }),
+  build(o, data) {
+    const arch = o.arch as MlpArch;
+    const model = buildMlp({ arch, depth: o.depth, width: o.width, inputShape: data.inputShape, outputs: data.outputs, l2: o.l2, seed: o.seed });
+    return {
+      model,
+      meta: { model: 'mlp', arch, depth: o.depth, task: data.task, inputShape: data.inputShape, outputs: data.outputs, blockLayers: mlpBlockLayers(arch, o.depth) },
+    };
+  },
+  blockLayers: (arch, depth) => mlpBlockLayers(arch as MlpArch, depth),
+};

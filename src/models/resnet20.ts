@@ -1,5 +1,5 @@
 /**
- * The ResNet20-shaped CNN family (reference-notes.md, "Canonical architectures"), mirroring the
+ * The ResNet20-shaped CNN family (docs/architecture.md, "Canonical architectures"), mirroring the
  * `CNN` class of peers/pytorch_peer.py so parameter counts and shapes line up with PyTorch.
  *
  * Depth follows ResNet naming: depth = 6n + 2 (20, 32, 44, 56, 110), n two-conv blocks per stage.
@@ -30,11 +30,9 @@
  * Works on any [h, w, c] image: 28x28x1 (stages 28 -> 14 -> 7) and 32x32x3 (32 -> 16 -> 8).
  */
 import * as tf from '@tensorflow/tfjs';
-import { GloNet } from '../layers/glonet.js';
+import { glonet } from '../layers/chain.js';
+import { checkArch, checkClassifier, checkImageShape, ModelConfigError, seedCounter, type ModelFamily } from './family.js';
 import { heNormal, lastDim } from './init.js';
-import { ModelConfigError } from './mlp.js';
-import type { BuildOptions, BuiltModel } from './index.js';
-import type { Dataset } from '../data/dataset.js';
 
 export const RESNET20_ARCHS = ['glonet', 'resnetv2', 'resnetv2-nobn', 'vanilla', 'vanilla-nobn'] as const;
 export type ResNet20Arch = (typeof RESNET20_ARCHS)[number];
@@ -53,19 +51,15 @@ export interface ResNet20Config {
   seed?: number;
 }
 
-const STAGE_CHANNELS = [16, 32, 64];
+/** Channels of the three stages. */
+export const STAGE_CHANNELS = [16, 32, 64] as const;
 
 export function validateResNet20Config(cfg: Pick<ResNet20Config, 'arch' | 'depth' | 'inputShape'>): void {
-  if (!(RESNET20_ARCHS as readonly string[]).includes(cfg.arch)) {
-    throw new ModelConfigError(`--arch: expected one of ${RESNET20_ARCHS.join(', ')} for --model resnet20, got '${cfg.arch}'`);
-  }
+  checkArch('resnet20', RESNET20_ARCHS, cfg.arch);
   if (!(RESNET_DEPTHS as readonly number[]).includes(cfg.depth)) {
     throw new ModelConfigError(`--depth: expected one of ${RESNET_DEPTHS.join(', ')} for --model resnet20 (ResNet naming, 6n+2 layers), got ${cfg.depth}`);
   }
-  const s = cfg.inputShape;
-  if (s.length !== 3 || s.some((d) => !Number.isInteger(d) || d < 1)) {
-    throw new ModelConfigError(`--model resnet20 needs images [height, width, channels]; this data set has examples of shape [${s.join(', ')}] (use --model mlp for tabular data)`);
-  }
+  checkImageShape('resnet20', cfg.inputShape);
 }
 
 /** Two-conv blocks per stage at this depth. */
@@ -93,8 +87,7 @@ export function buildResNet20(cfg: ResNet20Config): tf.LayersModel {
   validateResNet20Config(cfg);
   const l2 = cfg.l2 ?? 5e-5;
   const n = resnetBlocksPerStage(cfg.depth);
-  // TF.js random initializers treat seed 0 as "no seed" (Math.random): layer seeds start at seed + 1.
-  let seed = (cfg.seed ?? 0) + 1;
+  const nextSeed = seedCounter(cfg.seed);
   const apply = (layer: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => layer.apply(x) as tf.SymbolicTensor;
   const reg = () => (l2 > 0 ? tf.regularizers.l2({ l2 }) : undefined);
   /** conv with PyTorch padding: (k - 1) / 2 pixels on every side. */
@@ -114,7 +107,7 @@ export function buildResNet20(cfg: ResNet20Config): tf.LayersModel {
       padding,
       useBias: o.bias,
       activation: o.relu ? 'relu' : 'linear',
-      kernelInitializer: heNormal(kernel * kernel * lastDim(x), seed++),
+      kernelInitializer: heNormal(kernel * kernel * lastDim(x), nextSeed()),
       biasInitializer: 'zeros',
       kernelRegularizer: reg(),
     }), x);
@@ -122,71 +115,80 @@ export function buildResNet20(cfg: ResNet20Config): tf.LayersModel {
   const bn = (x: tf.SymbolicTensor, name: string) =>
     apply(tf.layers.batchNormalization({ name, momentum: 0.9, epsilon: 1e-5 }), x);
   const relu = (x: tf.SymbolicTensor, name: string) => apply(tf.layers.activation({ name, activation: 'relu' }), x);
-
-  const input = tf.input({ shape: cfg.inputShape, name: 'input' });
-  let x = conv(input, 'stem', 16, { bias: false });
-
-  if (cfg.arch === 'glonet') {
-    const pooled: tf.SymbolicTensor[] = [];
-    let b = 0;
-    STAGE_CHANNELS.forEach((channels, stage) => {
-      for (let i = 0; i < 2 * n; i++) {
-        b++;
-        const stride = stage > 0 && i === 0 ? 2 : 1;
-        x = conv(x, `block_${b}`, channels, { stride, bias: true, relu: true });
-        pooled.push(apply(tf.layers.globalAveragePooling2d({ name: `block_${b}_pool` }), x));
-      }
-    });
-    x = apply(new GloNet({ name: 'glonet' }), pooled);
-  } else {
-    const useBn = cfg.arch === 'vanilla' || cfg.arch === 'resnetv2';
-    const skip = cfg.arch.startsWith('resnetv2');
-    let channelsIn = 16;
-    let b = 0;
-    STAGE_CHANNELS.forEach((channels, stage) => {
-      for (let i = 0; i < n; i++) {
-        b++;
-        const stride = stage > 0 && i === 0 ? 2 : 1;
-        let h = x;
-        for (const k of [1, 2]) {
-          if (useBn) h = bn(h, `block_${b}_bn${k}`);
-          h = relu(h, `block_${b}_relu${k}`);
-          h = conv(h, `block_${b}_conv${k}`, channels, { stride: k === 1 ? stride : 1, bias: false });
-        }
-        if (skip) {
-          const shortcut = stride !== 1 || channelsIn !== channels
-            ? conv(x, `block_${b}_shortcut`, channels, { kernel: 1, stride, bias: false })
-            : x;
-          x = apply(tf.layers.add({ name: `block_${b}` }), [shortcut, h]);
-        } else {
-          x = h;
-        }
-        channelsIn = channels;
-      }
-    });
-    // The final BN-ReLU of a pre-activation network (ReLU alone without BN), as in the peer.
-    if (useBn) x = bn(x, 'final_bn');
-    x = relu(x, 'final_relu');
-    x = apply(tf.layers.globalAveragePooling2d({ name: 'pool' }), x);
-  }
-  const y = apply(tf.layers.dense({
+  const stem = (x: tf.SymbolicTensor) => conv(x, 'stem', 16, { bias: false });
+  const head = (x: tf.SymbolicTensor) => apply(tf.layers.dense({
     name: 'head',
     units: cfg.outputs,
-    kernelInitializer: heNormal(lastDim(x), seed++),
+    kernelInitializer: heNormal(lastDim(x), nextSeed()),
     biasInitializer: 'zeros',
     kernelRegularizer: reg(),
   }), x);
-  return tf.model({ inputs: input, outputs: y, name: `resnet${cfg.depth}_${cfg.arch}` });
+  const name = `resnet${cfg.depth}_${cfg.arch}`;
+
+  if (cfg.arch === 'glonet') {
+    const blocks = STAGE_CHANNELS.flatMap((channels, stage) => Array.from({ length: 2 * n }, (_, i) => {
+      const stride = stage > 0 && i === 0 ? 2 : 1;
+      const b = stage * 2 * n + i + 1;
+      return (x: tf.SymbolicTensor) => conv(x, `block_${b}`, channels, { stride, bias: true, relu: true });
+    }));
+    // Global average pooling is linear: pooling each block output before the sum is the paper's
+    // "pool to the last stage's size, pad to 64 channels, sum", then the head's global pool.
+    const embed = (x: tf.SymbolicTensor, i: number) => apply(tf.layers.globalAveragePooling2d({ name: `block_${i + 1}_pool` }), x);
+    return glonet({ inputShape: cfg.inputShape, stem, blocks, embed, head, name });
+  }
+
+  const useBn = cfg.arch === 'vanilla' || cfg.arch === 'resnetv2';
+  const skip = cfg.arch.startsWith('resnetv2');
+  const input = tf.input({ shape: cfg.inputShape, name: 'input' });
+  let x = stem(input);
+  let channelsIn = 16;
+  let b = 0;
+  STAGE_CHANNELS.forEach((channels, stage) => {
+    for (let i = 0; i < n; i++) {
+      b++;
+      const stride = stage > 0 && i === 0 ? 2 : 1;
+      let h = x;
+      for (const k of [1, 2]) {
+        if (useBn) h = bn(h, `block_${b}_bn${k}`);
+        h = relu(h, `block_${b}_relu${k}`);
+        h = conv(h, `block_${b}_conv${k}`, channels, { stride: k === 1 ? stride : 1, bias: false });
+      }
+      if (skip) {
+        const shortcut = stride !== 1 || channelsIn !== channels
+          ? conv(x, `block_${b}_shortcut`, channels, { kernel: 1, stride, bias: false })
+          : x;
+        x = apply(tf.layers.add({ name: `block_${b}` }), [shortcut, h]);
+      } else {
+        x = h;
+      }
+      channelsIn = channels;
+    }
+  });
+  // The final BN-ReLU of a pre-activation network (ReLU alone without BN), as in the peer.
+  if (useBn) x = bn(x, 'final_bn');
+  x = relu(x, 'final_relu');
+  x = apply(tf.layers.globalAveragePooling2d({ name: 'pool' }), x);
+  return tf.model({ inputs: input, outputs: head(x), name });
 }
 
-/** The `--model resnet20` family (`--width` does not apply: the channels are 16/32/64). */
-export function buildResNet20Family(o: BuildOptions, ds: Pick<Dataset, 'inputShape' | 'outputs' | 'task'>): BuiltModel {
-  const arch = o.arch as ResNet20Arch;
-  validateResNet20Config({ arch, depth: o.depth, inputShape: ds.inputShape });
-  if (ds.task !== 'classification') throw new ModelConfigError('--model resnet20 is an image classifier; this data set is a regression task');
-  const model = buildResNet20({ arch, depth: o.depth, inputShape: ds.inputShape, outputs: ds.outputs, l2: o.l2, seed: o.seed });
-  return {
-    model,
-    meta: { model: 'resnet20', arch, depth: o.depth, task: ds.task, inputShape: ds.inputShape, outputs: ds.outputs, blockLayers: resnet20BlockLayers(arch, o.depth) },
-  };
-}
+/** `--model resnet20` (`--width` does not apply: the channels are 16/32/64). */
+export const resnet20Family: ModelFamily = {
+  name: 'resnet20',
+  archs: RESNET20_ARCHS,
+  depthHelp: 'resnet20: 20, 32, 44, 56 or 110 (6n+2)',
+  defaults: () => ({
+    width: 16, epochs: 200, batchSize: 128, optimizer: 'sgd', lr: 0.1, momentum: 0.9, l2: 5e-5, schedule: 'step',
+    reason: 'the authors\' CNN notebook: SGD lr 0.1, momentum 0.9, weight decay 1e-4 (= L2 5e-5 on sum(w^2)), x0.1 every quarter, batch 128',
+  }),
+  build(o, data) {
+    const arch = o.arch as ResNet20Arch;
+    validateResNet20Config({ arch, depth: o.depth, inputShape: data.inputShape });
+    checkClassifier('resnet20', data);
+    const model = buildResNet20({ arch, depth: o.depth, inputShape: data.inputShape, outputs: data.outputs, l2: o.l2, seed: o.seed });
+    return {
+      model,
+      meta: { model: 'resnet20', arch, depth: o.depth, task: data.task, inputShape: data.inputShape, outputs: data.outputs, blockLayers: resnet20BlockLayers(arch, o.depth) },
+    };
+  },
+  blockLayers: (arch, depth) => resnet20BlockLayers(arch as ResNet20Arch, depth),
+};

@@ -1,5 +1,5 @@
 /**
- * The ViT family (reference-notes.md, "Canonical architectures"): a small Vision Transformer for
+ * The ViT family (docs/architecture.md, "Canonical architectures"): a small Vision Transformer for
  * 28x28 or 32x32 images, plain or with a GloNet head.
  *
  *   patches     4x4 patches (28x28 -> 49 tokens, 32x32 -> 64), each flattened and mapped linearly
@@ -20,15 +20,15 @@
  * Feed-forward width: the authors' notebook uses PyTorch's default 2048; the default here is
  * 2 x width (256 at width 128) to keep CPU training practical; pass `mlpDim: 2048` for the
  * notebook's size. No dropout (the notebook's 0.1 is left out for determinism).
- * Initialization: Glorot-uniform kernels (PyTorch's attention uses Xavier-uniform), He-normal for
- * the ReLU feed-forward layer, zero biases, all seeded; LayerNorm epsilon 1e-5 as in PyTorch.
+ * Initialization: Glorot-uniform kernels (PyTorch's attention uses Xavier-uniform), He-normal
+ * (./init.ts, as every family) for the ReLU feed-forward layer, zero biases, all seeded;
+ * LayerNorm epsilon 1e-5 as in PyTorch.
  */
 import * as tf from '@tensorflow/tfjs';
-import { GloNet } from '../layers/glonet.js';
+import { glonet } from '../layers/chain.js';
 import { ClassToken, MultiHeadSelfAttention, PositionEmbedding, TokenSlice } from '../layers/vit.js';
-import { ModelConfigError } from './mlp.js';
-import type { BuildOptions, BuiltModel } from './index.js';
-import type { Dataset } from '../data/dataset.js';
+import { checkArch, checkClassifier, checkImageShape, ModelConfigError, seedCounter, type ModelFamily } from './family.js';
+import { heNormal, lastDim } from './init.js';
 
 export const VIT_ARCHS = ['glonet', 'plain'] as const;
 export type VitArch = (typeof VIT_ARCHS)[number];
@@ -58,9 +58,7 @@ function positiveInt(v: unknown): boolean {
 }
 
 export function validateVitConfig(cfg: VitConfig): void {
-  if (!(VIT_ARCHS as readonly string[]).includes(cfg.arch)) {
-    throw new ModelConfigError(`--arch: expected one of ${VIT_ARCHS.join(', ')} for --model vit, got '${cfg.arch}'`);
-  }
+  checkArch('vit', VIT_ARCHS, cfg.arch);
   if (!positiveInt(cfg.depth)) throw new ModelConfigError(`--depth: expected a positive number of encoder layers for --model vit, got ${cfg.depth}`);
   const width = cfg.width ?? 128;
   const heads = cfg.heads ?? 4;
@@ -71,9 +69,7 @@ export function validateVitConfig(cfg: VitConfig): void {
   if (cfg.mlpDim != null && !positiveInt(cfg.mlpDim)) throw new ModelConfigError(`vit mlpDim: expected a positive integer, got ${cfg.mlpDim}`);
   if (!positiveInt(patch)) throw new ModelConfigError(`vit patch: expected a positive integer, got ${cfg.patch}`);
   const s = cfg.inputShape;
-  if (s.length !== 3) {
-    throw new ModelConfigError(`--model vit needs images [height, width, channels]; this data set has examples of shape [${s.join(', ')}] (use --model mlp for tabular data)`);
-  }
+  checkImageShape('vit', s);
   if (s[0] % patch !== 0 || s[1] % patch !== 0) {
     throw new ModelConfigError(`--model vit: images ${s[0]}x${s[1]} are not divisible into ${patch}x${patch} patches`);
   }
@@ -92,59 +88,75 @@ export function buildViT(cfg: VitConfig): tf.LayersModel {
   const mlpDim = cfg.mlpDim ?? 2 * width;
   const l2 = cfg.l2 ?? 0;
   const reg = () => (l2 > 0 ? tf.regularizers.l2({ l2 }) : undefined);
-  // TF.js random initializers treat seed 0 as "no seed" (Math.random): layer seeds start at seed + 1.
-  let seed = (cfg.seed ?? 0) + 1;
-  const dense = (name: string, units: number, activation: 'relu' | 'linear' = 'linear') =>
-    tf.layers.dense({
+  const nextSeed = seedCounter(cfg.seed);
+  const apply = (layer: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => layer.apply(x) as tf.SymbolicTensor;
+  const dense = (name: string, units: number, activation: 'relu' | 'linear' = 'linear') => (x: tf.SymbolicTensor) =>
+    apply(tf.layers.dense({
       name,
       units,
       activation,
-      kernelInitializer: activation === 'relu' ? tf.initializers.heNormal({ seed: seed++ }) : tf.initializers.glorotUniform({ seed: seed++ }),
+      kernelInitializer: activation === 'relu' ? heNormal(lastDim(x), nextSeed()) : tf.initializers.glorotUniform({ seed: nextSeed() }),
       biasInitializer: 'zeros',
       kernelRegularizer: reg(),
-    });
-  const apply = (layer: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => layer.apply(x) as tf.SymbolicTensor;
+    }), x);
 
   const [h, w, c] = cfg.inputShape;
   const ph = h / patch;
   const pw = w / patch;
-  const input = tf.input({ shape: cfg.inputShape, name: 'input' });
-  // [h, w, c] -> [h/p, p, w/p, p, c] -> [h/p, w/p, p, p, c] -> [tokens, p*p*c]: row-major patches.
-  let x = apply(tf.layers.reshape({ name: 'patch_grid', targetShape: [ph, patch, pw, patch, c] }), input);
-  x = apply(tf.layers.permute({ name: 'patch_order', dims: [1, 3, 2, 4, 5] }), x);
-  x = apply(tf.layers.reshape({ name: 'patches', targetShape: [ph * pw, patch * patch * c] }), x);
-  x = apply(dense('patch_embed', width), x);
-  x = apply(new ClassToken({ name: 'class_token', seed: seed++ }), x);
-  x = apply(new PositionEmbedding({ name: 'position_embed', seed: seed++ }), x);
-
-  const outs: tf.SymbolicTensor[] = [];
-  for (let l = 1; l <= cfg.depth; l++) {
-    const attn = new MultiHeadSelfAttention({ name: `encoder_${l}_attn`, heads, seed, l2 });
-    seed += 4; // q, k, v and out projections
-    let y = apply(attn, x);
+  // [h, w, c] -> [h/p, p, w/p, p, c] -> [h/p, w/p, p, p, c] -> [tokens, p*p*c]: row-major patches,
+  // embedded, a class token prepended, positions added.
+  const stem = (input: tf.SymbolicTensor) => {
+    let x = apply(tf.layers.reshape({ name: 'patch_grid', targetShape: [ph, patch, pw, patch, c] }), input);
+    x = apply(tf.layers.permute({ name: 'patch_order', dims: [1, 3, 2, 4, 5] }), x);
+    x = apply(tf.layers.reshape({ name: 'patches', targetShape: [ph * pw, patch * patch * c] }), x);
+    x = dense('patch_embed', width)(x);
+    x = apply(new ClassToken({ name: 'class_token', seed: nextSeed() }), x);
+    return apply(new PositionEmbedding({ name: 'position_embed', seed: nextSeed() }), x);
+  };
+  // Post-norm encoder layer l: x = LN(x + MHSA(x)); x = LN(x + W2 relu(W1 x)).
+  const encoder = (l: number) => (x: tf.SymbolicTensor) => {
+    const seed = nextSeed();
+    for (let i = 1; i < 4; i++) nextSeed(); // q, k, v and out projections
+    let y = apply(new MultiHeadSelfAttention({ name: `encoder_${l}_attn`, heads, seed, l2 }), x);
     x = apply(tf.layers.add({ name: `encoder_${l}_add1` }), [x, y]);
     x = apply(tf.layers.layerNormalization({ name: `encoder_${l}_ln1`, epsilon: 1e-5 }), x);
-    y = apply(dense(`encoder_${l}_ffn1`, mlpDim, 'relu'), x);
-    y = apply(dense(`encoder_${l}_ffn2`, width), y);
+    y = dense(`encoder_${l}_ffn1`, mlpDim, 'relu')(x);
+    y = dense(`encoder_${l}_ffn2`, width)(y);
     x = apply(tf.layers.add({ name: `encoder_${l}_add2` }), [x, y]);
-    x = apply(tf.layers.layerNormalization({ name: `encoder_${l}`, epsilon: 1e-5 }), x);
-    if (cfg.arch === 'glonet') outs.push(apply(new TokenSlice({ name: `encoder_${l}_cls`, index: 0 }), x));
+    return apply(tf.layers.layerNormalization({ name: `encoder_${l}`, epsilon: 1e-5 }), x);
+  };
+  const encoders = Array.from({ length: cfg.depth }, (_, i) => encoder(i + 1));
+  const head = dense('head', cfg.outputs);
+  const name = `vit_${cfg.arch}_${cfg.depth}`;
+
+  if (cfg.arch === 'glonet') {
+    // Taking the class-token row is linear, so summing the rows is the row of the summed sequences.
+    const embed = (x: tf.SymbolicTensor, i: number) => apply(new TokenSlice({ name: `encoder_${i + 1}_cls`, index: 0 }), x);
+    return glonet({ inputShape: cfg.inputShape, stem, blocks: encoders, embed, head, name });
   }
-  const headInput = cfg.arch === 'glonet'
-    ? apply(new GloNet({ name: 'glonet' }), outs)
-    : apply(new TokenSlice({ name: 'cls', index: 0 }), x);
-  const out = apply(dense('head', cfg.outputs), headInput);
-  return tf.model({ inputs: input, outputs: out, name: `vit_${cfg.arch}_${cfg.depth}` });
+  const input = tf.input({ shape: cfg.inputShape, name: 'input' });
+  const x = encoders.reduce((x, enc) => enc(x), stem(input));
+  return tf.model({ inputs: input, outputs: head(apply(new TokenSlice({ name: 'cls', index: 0 }), x)), name });
 }
 
-/** The `--model vit` family: `o.width` is the embedding width. */
-export function buildVitFamily(o: BuildOptions, ds: Pick<Dataset, 'inputShape' | 'outputs' | 'task'>): BuiltModel {
-  const arch = o.arch as VitArch;
-  validateVitConfig({ arch, depth: o.depth, width: o.width, inputShape: ds.inputShape, outputs: ds.outputs });
-  if (ds.task !== 'classification') throw new ModelConfigError('--model vit is an image classifier; this data set is a regression task');
-  const model = buildViT({ arch, depth: o.depth, width: o.width, inputShape: ds.inputShape, outputs: ds.outputs, seed: o.seed, l2: o.l2 });
-  return {
-    model,
-    meta: { model: 'vit', arch, depth: o.depth, task: ds.task, inputShape: ds.inputShape, outputs: ds.outputs, blockLayers: vitBlockLayers(arch, o.depth) },
-  };
-}
+/** `--model vit`: `--width` is the embedding width. */
+export const vitFamily: ModelFamily = {
+  name: 'vit',
+  archs: VIT_ARCHS,
+  depthHelp: 'vit: encoder layers (the paper: 4, 5, 6)',
+  defaults: () => ({
+    width: 128, epochs: 200, batchSize: 128, optimizer: 'adam', lr: 1e-4, momentum: 0, l2: 0, schedule: 'constant',
+    reason: 'the authors\' ViT notebook: Adam lr 1e-4, batch 128, embedding 128, no weight decay',
+  }),
+  build(o, data) {
+    const arch = o.arch as VitArch;
+    validateVitConfig({ arch, depth: o.depth, width: o.width, inputShape: data.inputShape, outputs: data.outputs });
+    checkClassifier('vit', data);
+    const model = buildViT({ arch, depth: o.depth, width: o.width, inputShape: data.inputShape, outputs: data.outputs, seed: o.seed, l2: o.l2 });
+    return {
+      model,
+      meta: { model: 'vit', arch, depth: o.depth, task: data.task, inputShape: data.inputShape, outputs: data.outputs, blockLayers: vitBlockLayers(arch, o.depth) },
+    };
+  },
+  blockLayers: (arch, depth) => vitBlockLayers(arch as VitArch, depth),
+};

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeDirAtomic, readJson } from '../io.js';
-import type { NamedArray } from './stepper.js';
+import type { NamedArray } from '../engines/types.js';
 
 export interface CheckpointState {
   /** The last finished epoch (the model in DIR/model holds its weights). */

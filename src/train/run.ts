@@ -19,11 +19,10 @@ import { readJson, writeJsonAtomic } from '../io.js';
 import { learningRateAt, type RunConfig } from './config.js';
 import { summarize, type EpochMetrics, type Metrics } from './metrics.js';
 import { createProgress, type Progress } from './progress.js';
-import { TfjsStepper, type Stepper, type StepperOptions } from './stepper.js';
+import { createStepper } from '../engines/select.js';
+import type { StepperOptions } from '../engines/types.js';
 import { DivergedError, trainLoop } from './trainer.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { FusedStepper, fusedApplies } from '../fast/stepper.js';
-import { FusedCnnStepper, fusedCnnApplies } from '../fast/cnn-stepper.js';
 
 export interface RunResult {
   metrics: Metrics;
@@ -85,12 +84,8 @@ export async function runTraining(cfg: RunConfig, dir: string, opts: RunOptions 
     }
   }
 
-  const stepperOpts: StepperOptions = { task: ds.task, outputs: ds.outputs, inputShape: ds.inputShape, optimizer: cfg.optimizer, lr: cfg.lr, momentum: cfg.momentum };
-  const stepper: Stepper = cfg.fast !== 'off' && fusedApplies(meta, cfg)
-    ? new FusedStepper(model, meta, cfg, stepperOpts)
-    : cfg.fast !== 'off' && fusedCnnApplies(meta, cfg)
-      ? new FusedCnnStepper(model, meta, cfg, stepperOpts)
-      : new TfjsStepper(model, stepperOpts);
+  const stepperOpts: StepperOptions = { task: ds.task, outputs: ds.outputs, inputShape: ds.inputShape, optimizer: cfg.optimizer, lr: cfg.lr, momentum: cfg.momentum, l2: cfg.l2 };
+  const stepper = createStepper(model, meta, stepperOpts, cfg.fast);
   if (resumeSlots) {
     if (resumeSlots.state.engine.startsWith('fused') !== stepper.engine.startsWith('fused')) {
       throw new RunError(`--resume: ${dir} was trained with the ${resumeSlots.state.engine} engine, this run uses ${stepper.engine}; pass the same --fast setting`);

@@ -4,7 +4,7 @@ import { exampleSize } from '../data/dataset.js';
 import { Rng } from '../random.js';
 import type { EpochMetrics } from './metrics.js';
 import type { Progress } from './progress.js';
-import type { Stepper } from './stepper.js';
+import type { Stepper } from '../engines/types.js';
 
 export interface Evaluation {
   loss: number;

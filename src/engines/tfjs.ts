@@ -1,43 +1,7 @@
-/**
- * A stepper owns one optimization step. The plain one runs the TF.js model with a TF.js optimizer;
- * fused engines (src/fast) implement the same interface and write their weights back to the model.
- */
+/** The plain engine: the TF.js model itself trained with a TF.js optimizer on the active backend. */
 import * as tf from '@tensorflow/tfjs';
 import type { Task } from '../data/dataset.js';
-import type { OptimizerName } from './config.js';
-
-export interface NamedArray {
-  name: string;
-  shape: number[];
-  values: Float32Array;
-}
-
-export interface Stepper {
-  /** 'tfjs', 'fused-native' or 'fused-js'. */
-  readonly engine: string;
-  /**
-   * One optimization step on `rows` examples; returns the batch's training objective before the
-   * update: mean data loss plus the L2 penalty (what Keras' trainOnBatch reports).
-   */
-  step(x: Float32Array, y: Float32Array, rows: number): number;
-  setLearningRate(lr: number): void;
-  /** Raw model outputs (regression values or logits), `rows * outputs` values. */
-  predict(x: Float32Array, rows: number): Float32Array;
-  /** Make the TF.js model's weights current. */
-  syncToModel(): void;
-  getOptimizerState(): Promise<NamedArray[]>;
-  setOptimizerState(state: NamedArray[]): Promise<void>;
-  dispose(): void;
-}
-
-export interface StepperOptions {
-  task: Task;
-  outputs: number;
-  inputShape: number[];
-  optimizer: OptimizerName;
-  lr: number;
-  momentum: number;
-}
+import type { NamedArray, Stepper, StepperOptions } from './types.js';
 
 /** The mean data loss of a batch: MSE, or softmax cross-entropy on integer labels. */
 export function dataLoss(task: Task, outputs: number, pred: tf.Tensor, y: tf.Tensor): tf.Scalar {
@@ -51,7 +15,7 @@ function makeOptimizer(o: StepperOptions): tf.Optimizer {
 }
 
 export class TfjsStepper implements Stepper {
-  readonly engine = 'tfjs';
+  readonly engine = 'tfjs' as const;
   private optimizer: tf.Optimizer;
   private readonly vars: tf.Variable[];
 

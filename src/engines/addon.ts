@@ -11,7 +11,7 @@ export type AddonLoad<T> = { addon: T; path: string } | { addon: null; reason: s
 
 function addonPath(file: string, envVar: string): string | null {
   if (process.env[envVar]) return process.env[envVar]!;
-  // This file is src/fast/ (sources) or dist/src/fast/ (compiled): walk up to the package root.
+  // This file is src/engines/ (sources) or dist/src/engines/ (compiled): walk up to the package root.
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
     const candidate = path.join(dir, 'native', 'build', 'Release', file);

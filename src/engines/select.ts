@@ -1,0 +1,31 @@
+/**
+ * Which engine trains a run: the one decision, made here from the model (its family, arch and
+ * shape, recorded in its metadata), the run's optimizer and what this machine has built.
+ *
+ *   family    arch     optimizer  engine                          when
+ *   mlp       glonet   adam       fused-native, else fused-js     always (the JS twin needs nothing)
+ *   resnet20  glonet   sgd        fused-native-cnn                the oneDNN addon is built
+ *   anything else                 tfjs
+ *
+ * `--fast off` (cfg.fast) forces tfjs. Training (src/train) imports only this module's functions
+ * and ./types.ts from src/engines.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import type { ModelMetadata } from '../model-io.js';
+import { createCnnEngine, fusedCnnApplies } from './cnn-adapter.js';
+import { FusedStepper } from './fused-stepper.js';
+import { createMlpEngine, fusedMlpApplies } from './mlp-adapter.js';
+import { TfjsStepper } from './tfjs.js';
+import type { Stepper, StepperOptions } from './types.js';
+
+/** The stepper that trains this model: a fused engine where one applies, else TF.js. */
+export function createStepper(model: tf.LayersModel, meta: ModelMetadata, opts: StepperOptions, fast: 'auto' | 'off'): Stepper {
+  if (fast !== 'off') {
+    if (fusedMlpApplies(meta, opts)) return new FusedStepper(model, createMlpEngine(model, meta, opts));
+    if (fusedCnnApplies(meta, opts)) return new FusedStepper(model, createCnnEngine(model, meta, opts));
+  }
+  return new TfjsStepper(model, opts);
+}
+
+export { fastPathInfo } from './fused-mlp.js';
+export { fusedCnnInfo } from './fused-cnn.js';

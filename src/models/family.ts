@@ -1,0 +1,93 @@
+/**
+ * A model family is one record: its name (`--model`), its architectures, the training protocol
+ * it defaults to (each setting with the reason for it), how to build a model, and which layers'
+ * outputs are its blocks (the unit of analysis). Each family file (mlp.ts, resnet20.ts, vit.ts)
+ * exports one; ./index.ts is the registry, and the command line derives its choices and
+ * defaults from it, so `registerFamily` adds a family that `glonet train` accepts.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import type { Dataset } from '../data/dataset.js';
+import type { ModelMetadata } from '../model-io.js';
+import type { OptimizerName } from '../engines/types.js';
+
+/** A model that cannot be built as asked (bad arch, depth, width or data shape). */
+export class ModelConfigError extends Error {
+  override name = 'ModelConfigError';
+}
+
+/** What a family builds from: the run's options. */
+export interface BuildOptions {
+  model: string;
+  arch: string;
+  depth: number;
+  width: number;
+  l2: number;
+  seed: number;
+}
+
+/** What a family needs to know about the data. */
+export type DataShape = Pick<Dataset, 'inputShape' | 'outputs' | 'task'>;
+
+export interface BuiltModel {
+  model: tf.LayersModel;
+  /** What analysis needs later, saved in model.json. */
+  meta: ModelMetadata;
+}
+
+/** A training protocol: the settings `glonet train` uses when an option is not given. */
+export interface Protocol {
+  width: number;
+  epochs: number;
+  batchSize: number;
+  optimizer: OptimizerName;
+  lr: number;
+  /** SGD momentum (ignored by Adam). */
+  momentum: number;
+  /** L2 coefficient on kernels: penalty l2 * sum(w^2). */
+  l2: number;
+  /** 'constant', or 'step' (x0.1 at every quarter of the epochs). */
+  schedule: 'constant' | 'step';
+}
+
+/** A protocol with the reason for it, in words a user can check (printed by --help and the README). */
+export interface Defaults extends Protocol {
+  reason: string;
+}
+
+export interface ModelFamily {
+  /** `--model NAME`. */
+  name: string;
+  /** `--arch` values; the first is the default. */
+  archs: readonly string[];
+  /** One line for --help: what depth means for this family. */
+  depthHelp: string;
+  /** The training protocol of an architecture. */
+  defaults(arch: string): Defaults;
+  /** Build (and validate) a model; errors are ModelConfigErrors naming the option. */
+  build(o: BuildOptions, data: DataShape): BuiltModel;
+  /** Names of the layers whose outputs are the blocks' outputs, in order. */
+  blockLayers(arch: string, depth: number): string[];
+}
+
+/** The arch check every family starts with. */
+export function checkArch(family: string, archs: readonly string[], arch: string): void {
+  if (!archs.includes(arch)) throw new ModelConfigError(`--arch: expected one of ${archs.join(', ')} for --model ${family}, got '${arch}'`);
+}
+
+/** The image families' input rule: examples are images [height, width, channels]. */
+export function checkImageShape(family: string, inputShape: number[]): void {
+  if (inputShape.length !== 3 || inputShape.some((d) => !Number.isInteger(d) || d < 1)) {
+    throw new ModelConfigError(`--model ${family} needs images [height, width, channels]; this data set has examples of shape [${inputShape.join(', ')}] (use --model mlp for tabular data)`);
+  }
+}
+
+/** The image families classify: a regression data set is an error. */
+export function checkClassifier(family: string, data: DataShape): void {
+  if (data.task !== 'classification') throw new ModelConfigError(`--model ${family} is an image classifier; this data set is a regression task`);
+}
+
+/** TF.js random initializers treat seed 0 as "no seed" (Math.random): layer seeds start at seed + 1. */
+export function seedCounter(seed: number | undefined): () => number {
+  let next = (seed ?? 0) + 1;
+  return () => next++;
+}
