@@ -18,11 +18,11 @@ export { saveModel, loadModel, fileSystem, type ModelMetadata } from './model-io
 export { runTraining, type RunResult, type RunOptions } from './train/run.js';
 export { createFusedMlp, fastPathInfo, type FusedMlp, type FusedMlpOptions, type FusedMlpWeights } from './engines/fused-mlp.js';
 export type { EngineName, Stepper, StepperOptions } from './engines/types.js';
-export { analyzeModel, type Analysis } from './analysis/analyze.js';
+export { analyzeModel } from './analysis/analyze.js';
 export { explain, type Explanation } from './analysis/explain.js';
 export { truncateModel } from './analysis/truncate.js';
 export { writeReport } from './report/report.js';
 export { learningRateAt, type RunConfig } from './train/config.js';
 export { evaluate } from './train/trainer.js';
-export type { Metrics, EpochMetrics } from './train/metrics.js';
+export type { Metrics, EpochMetrics, Analysis, BlockNorm, TruncationPoint, ContributionSample } from './contracts.js';
 export { Rng } from './random.js';

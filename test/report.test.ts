@@ -14,7 +14,7 @@ import { familyDefaults } from '../src/models/index.js';
 import type { RunConfig } from '../src/train/config.js';
 import { runTraining } from '../src/train/run.js';
 import { createProgress } from '../src/train/progress.js';
-import { analyzeRun } from '../src/cli/analysis.js';
+import { analyzeRun } from '../src/analysis/run.js';
 import { renderReportHtml, writeReport, type ReportAnalysis, type ReportMetrics } from '../src/report/report.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));

@@ -8,7 +8,7 @@ import type { RunConfig } from '../src/train/config.js';
 import { runTraining } from '../src/train/run.js';
 import { DivergedError } from '../src/train/trainer.js';
 import { createProgress } from '../src/train/progress.js';
-import type { Metrics } from '../src/train/metrics.js';
+import type { Metrics } from '../src/contracts.js';
 import { tmpDir } from './helpers.js';
 
 const quiet = { progress: createProgress({ quiet: true }), log: () => {}, report: false };

@@ -10,33 +10,7 @@ import { scoreOutputs } from '../train/trainer.js';
 import { gloNetSum } from '../layers/glonet.js';
 import { applyHead, blockOutputs, blockView, linearHead, type BlockView } from './blocks.js';
 import { explain } from './explain.js';
-
-export interface BlockNorm { block: number; mean: number; std: number }
-export interface TruncationPoint { blocks: number; testError: number; testAccuracy?: number; testLoss: number }
-export interface ContributionSample {
-  index: number;
-  target: number;
-  prediction: number[];
-  predictedClass?: number;
-  /** [block][output] */
-  blocks: number[][];
-}
-
-export interface Analysis {
-  samples: number;
-  blockNorms: BlockNorm[];
-  truncation?: TruncationPoint[];
-  effectiveDepth: {
-    /** Smallest k whose test error is within the tolerance of the full model's (GloNet only). */
-    byError: number | null;
-    /** Last block whose mean norm is at least 1% of the largest block's. */
-    byNorm: number;
-    tolerance: number;
-    /** 'relative' (MSE: err_k <= err_L * (1 + tolerance)) or 'accuracy-points' (acc_k >= acc_L - tolerance). */
-    toleranceKind: 'relative' | 'accuracy-points';
-  };
-  contributions?: { task: Task; bias: number[]; samples: ContributionSample[] };
-}
+import type { Analysis, BlockNorm, ContributionSample, TruncationPoint } from '../contracts.js';
 
 export interface AnalyzeOptions {
   /** Test samples for the block norms (default 5000, or all if fewer). */

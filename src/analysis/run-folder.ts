@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { readJson } from '../io.js';
 import { loadModel, type ModelMetadata } from '../model-io.js';
-import type { Metrics } from '../train/metrics.js';
+import type { Metrics } from '../contracts.js';
 import { loadDataset } from '../data/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { AnalysisError } from './blocks.js';

@@ -4,7 +4,7 @@ import type { RunResult } from '../train/run.js';
 
 export async function afterTraining(result: RunResult, opts: { report: boolean; analyze: boolean }): Promise<string | undefined> {
   if (opts.analyze) {
-    const { analyzeRun, describeAnalysis } = await import('./analysis.js');
+    const { analyzeRun, describeAnalysis } = await import('../analysis/run.js');
     const a = await analyzeRun(result.dir, { backend: result.metrics.backend, report: false });
     for (const line of describeAnalysis(a, result.metrics)) process.stdout.write(line + '\n');
   }

@@ -2,47 +2,14 @@
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Command, Option } from 'commander';
-import { initBackend } from '../backend/index.js';
-import { writeJsonAtomic } from '../io.js';
-import { saveModel } from '../model-io.js';
-import { analyzeModel, type Analysis } from '../analysis/analyze.js';
-import { openRun, runDataset } from '../analysis/run-folder.js';
-import { truncateModel } from '../analysis/truncate.js';
+import { BACKENDS, initBackend } from '../backend/index.js';
+import { openRun } from '../analysis/run-folder.js';
+import { analyzeRun, describeAnalysis, truncateRun } from '../analysis/run.js';
 import { explain } from '../analysis/explain.js';
 import { readModelInput } from '../analysis/inputs.js';
-import { evaluate } from '../train/trainer.js';
-import type { Metrics } from '../train/metrics.js';
-import { BACKENDS } from '../backend/index.js';
 import { nonNegativeNumber, positiveInt } from './parse.js';
 
 const backendOption = () => new Option('--backend <name>', 'TF.js backend (default: the fastest that loads)').choices(BACKENDS);
-
-export async function analyzeRun(dir: string, o: { samples?: number; tolerance?: number; backend?: string; report?: boolean }): Promise<Analysis> {
-  await initBackend(o.backend);
-  const run = await openRun(dir);
-  const ds = await runDataset(run);
-  const analysis = analyzeModel(run.model, run.meta, ds, { samples: o.samples, tolerance: o.tolerance });
-  writeJsonAtomic(path.join(dir, 'analysis.json'), analysis);
-  if (o.report !== false) {
-    const { writeReport } = await import('../report/report.js');
-    await writeReport(dir);
-  }
-  return analysis;
-}
-
-export function describeAnalysis(a: Analysis, metrics: Metrics): string[] {
-  const lines: string[] = [];
-  const L = a.blockNorms.length;
-  lines.push(`block norms over ${a.samples} test samples: effective depth by norm ${a.effectiveDepth.byNorm} of ${L} blocks`);
-  if (a.truncation && a.effectiveDepth.byError != null) {
-    const full = a.truncation[L - 1];
-    const at = a.truncation[a.effectiveDepth.byError - 1];
-    const tol = a.effectiveDepth.toleranceKind === 'relative' ? `${(a.effectiveDepth.tolerance * 100).toFixed(1)}%` : `${(a.effectiveDepth.tolerance * 100).toFixed(1)} accuracy points`;
-    const err = (p: typeof full) => (metrics.task === 'classification' ? `accuracy ${((p.testAccuracy ?? 0) * 100).toFixed(2)}%` : `test MSE ${p.testError.toFixed(4)}`);
-    lines.push(`truncation: the first ${a.effectiveDepth.byError} blocks are within ${tol} of all ${L} (${err(at)} vs ${err(full)}); the rest can be dropped with glonet truncate --blocks ${a.effectiveDepth.byError}`);
-  }
-  return lines;
-}
 
 export function analyzeCommand(): Command {
   return new Command('analyze')
@@ -67,26 +34,10 @@ export function truncateCommand(): Command {
     .requiredOption('--out <dir2>', 'folder for the truncated model')
     .addOption(backendOption())
     .action(async (dir: string, o: { blocks: number; out: string; backend?: string }) => {
-      const backend = await initBackend(o.backend);
-      const run = await openRun(dir);
-      const t = truncateModel(run.model, run.meta, o.blocks);
-      const ds = await runDataset(run);
-      const predict = (x: Float32Array, rows: number) =>
-        tf.tidy(() => (t.model.predict(tf.tensor(x, [rows, ...ds.inputShape])) as tf.Tensor).dataSync() as Float32Array).slice();
-      const test = evaluate(predict, ds, ds.xTest, ds.yTest, ds.nTest);
-      const train = evaluate(predict, ds, ds.xTrain, ds.yTrain, ds.nTrain);
-      await saveModel(t.model, path.join(o.out, 'model'), t.meta);
-      const last = run.metrics.epochs[run.metrics.epochs.length - 1];
-      const epoch = { epoch: last?.epoch ?? 0, trainLoss: train.loss, testLoss: test.loss, testError: test.error, ...(test.accuracy != null ? { testAccuracy: test.accuracy } : {}), seconds: 0 };
-      const metrics: Metrics = {
-        ...run.metrics, params: t.model.countParams(), backend,
-        epochs: [epoch], best: { epoch: epoch.epoch, testError: test.error }, meanEpochSeconds: 0,
-        truncatedFrom: { dir: path.resolve(dir), blocks: o.blocks, of: t.meta.truncatedFrom!.of },
-      };
-      delete metrics.diverged;
-      writeJsonAtomic(path.join(o.out, 'metrics.json'), metrics);
-      const err = ds.task === 'classification' ? `test accuracy ${((test.accuracy ?? 0) * 100).toFixed(2)}%` : `test MSE ${test.error.toFixed(4)}`;
-      process.stdout.write(`kept ${o.blocks} of ${t.meta.truncatedFrom!.of} blocks: ${t.model.countParams()} parameters (was ${run.model.countParams()}), ${err}\nwrote ${path.join(o.out, 'model')} and ${path.join(o.out, 'metrics.json')}\n`);
+      const r = await truncateRun(dir, o.blocks, o.out, { backend: o.backend });
+      const test = r.metrics.epochs[0];
+      const err = r.metrics.task === 'classification' ? `test accuracy ${((test.testAccuracy ?? 0) * 100).toFixed(2)}%` : `test MSE ${test.testError.toFixed(4)}`;
+      process.stdout.write(`kept ${o.blocks} of ${r.metrics.truncatedFrom!.of} blocks: ${r.metrics.params} parameters (was ${r.fullParams}), ${err}\nwrote ${path.join(o.out, 'model')} and ${path.join(o.out, 'metrics.json')}\n`);
     });
 }
 

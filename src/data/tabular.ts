@@ -1,5 +1,5 @@
 /**
- * Tabular regression data sets: SGEMM (bundled) and any numeric CSV. Protocol (reference-notes):
+ * Tabular regression data sets: SGEMM (bundled) and any numeric CSV. Protocol (docs/architecture.md, "Data"):
  * optional seeded subset, seeded 80/20 split, features and target z-scored with training-split
  * statistics; errors are MSE on the standardized target.
  */

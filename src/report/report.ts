@@ -5,63 +5,23 @@
  * Charts are Vega-Lite specs compiled with `vega-lite` and rendered to SVG in Node by `vega`'s
  * headless `View`, so the page opens offline in any browser.
  */
-import * as fs from 'node:fs/promises';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import type { AnalysisAsRead, MetricsAsRead } from '../contracts.js';
+import { readJson, writeFileAtomic } from '../io.js';
 import { VERSION } from '../version.js';
 
 // ---------------------------------------------------------------------------------------------
-// Input shapes (the metrics.json / analysis.json contracts, read tolerantly: JSON turns NaN and
-// Infinity into null, so every number may arrive as null, or as a string from other writers).
+// Input: the metrics.json / analysis.json contracts (src/contracts.ts), read tolerantly: JSON
+// turns NaN and Infinity into null, so every number may arrive as null, or as a string from
+// other writers.
 
-type Num = number | null | string;
-
-export interface ReportEpoch {
-  epoch: number;
-  trainLoss: Num;
-  testLoss: Num;
-  testError: Num;
-  testAccuracy?: Num;
-  seconds?: Num;
-}
-
-export interface ReportMetrics {
-  config: Record<string, unknown>;
-  task: 'regression' | 'classification';
-  params?: Num;
-  backend?: string;
-  epochs: ReportEpoch[];
-  best?: { epoch: Num; testError: Num } | null;
-  meanEpochSeconds?: Num;
-  /** Set by the trainer when it stopped because the loss became NaN or infinite. */
-  diverged?: { epoch: number; batch?: number; message?: string } | null;
-  /** Which training path ran (for example 'tfjs' or 'fused-native'). */
-  engine?: string;
-  data?: { source?: string; nTrain?: number; nTest?: number; inputShape?: number[]; outputs?: number } | null;
-  truncatedFrom?: { dir: string; blocks: number; of: number } | null;
-}
-
-export interface ReportContributionSample {
-  index: number;
-  target: Num;
-  prediction: Num[];
-  predictedClass?: number | null;
-  /** [block][output] additive contribution. */
-  blocks: Num[][];
-}
-
-export interface ReportAnalysis {
-  samples?: Num;
-  blockNorms?: Array<{ block: number; mean: Num; std: Num }>;
-  truncation?: Array<{ blocks: number; testError: Num; testAccuracy?: Num }>;
-  effectiveDepth?: { byError?: Num; byNorm?: Num; tolerance?: Num } | null;
-  contributions?: {
-    task?: 'regression' | 'classification';
-    bias: Num[];
-    samples: ReportContributionSample[];
-  } | null;
-}
+export type ReportMetrics = MetricsAsRead;
+export type ReportAnalysis = AnalysisAsRead;
+type ReportEpoch = ReportMetrics['epochs'][number];
+type ReportContributionSample = NonNullable<NonNullable<ReportAnalysis['contributions']>['samples']>[number];
 
 export interface RenderOptions {
   /** The run folder, shown in the hint to run `glonet analyze DIR`. */
@@ -784,36 +744,26 @@ export async function renderReportHtml(
   );
 }
 
-async function readJson(file: string): Promise<unknown> {
-  return JSON.parse(await fs.readFile(file, 'utf8'));
-}
-
 /** Write `DIR/report.html` (atomically) from `DIR/metrics.json` and `DIR/analysis.json`. */
 export async function writeReport(dir: string): Promise<string> {
-  const metricsPath = path.join(dir, 'metrics.json');
   let metrics: ReportMetrics;
   try {
-    metrics = (await readJson(metricsPath)) as ReportMetrics;
+    metrics = readJson<ReportMetrics>(path.join(dir, 'metrics.json'), 'metrics');
   } catch (err) {
-    const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (err as Error).message;
-    throw new Error(`cannot write the report: ${metricsPath}: ${why}`);
+    throw new Error(`cannot write the report: ${(err as Error).message}`);
   }
   let analysis: ReportAnalysis | undefined;
   let analysisError: string | undefined;
-  try {
-    analysis = (await readJson(path.join(dir, 'analysis.json'))) as ReportAnalysis;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') analysisError = (err as Error).message;
+  const analysisFile = path.join(dir, 'analysis.json');
+  if (fs.existsSync(analysisFile)) {
+    try {
+      analysis = readJson<ReportAnalysis>(analysisFile, 'analysis');
+    } catch (err) {
+      analysisError = (err as Error).message;
+    }
   }
   const html = await renderReportHtml(metrics, analysis, { dir, analysisError });
   const out = path.join(dir, 'report.html');
-  const tmp = `${out}.tmp-${process.pid}`;
-  try {
-    await fs.writeFile(tmp, html, 'utf8');
-    await fs.rename(tmp, out);
-  } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
+  writeFileAtomic(out, html);
   return out;
 }

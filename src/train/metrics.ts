@@ -1,36 +1,5 @@
-/** The metrics.json contract (DESIGN.md). */
-import type { RunConfig } from './config.js';
-import type { Task } from '../data/dataset.js';
-
-export interface EpochMetrics {
-  epoch: number;
-  /** Mean training objective over the epoch's batches: data loss + L2 penalty, as Keras reports. */
-  trainLoss: number;
-  /** Mean data loss on the test set (MSE or cross-entropy, no penalty). */
-  testLoss: number;
-  /** MSE (regression) or 1 - accuracy (classification). */
-  testError: number;
-  testAccuracy?: number;
-  seconds: number;
-  lr?: number;
-}
-
-export interface Metrics {
-  config: RunConfig;
-  task: Task;
-  params: number;
-  backend: string;
-  /** Which training path ran: 'tfjs' (plain TF.js layers) or 'fused-native' / 'fused-js'. */
-  engine?: string;
-  data?: { source: string; nTrain: number; nTest: number; inputShape: number[]; outputs: number };
-  epochs: EpochMetrics[];
-  best: { epoch: number; testError: number } | null;
-  meanEpochSeconds: number;
-  /** Present when training stopped early because the loss became NaN or infinite. */
-  diverged?: { epoch: number; batch: number; message: string };
-  /** Present for truncated models: how many blocks were kept, and from which run. */
-  truncatedFrom?: { dir: string; blocks: number; of: number };
-}
+/** Summaries kept in metrics.json (the contract itself is src/contracts.ts). */
+import type { EpochMetrics, Metrics } from '../contracts.js';
 
 export function summarize(epochs: EpochMetrics[]): Pick<Metrics, 'best' | 'meanEpochSeconds'> {
   let best: Metrics['best'] = null;

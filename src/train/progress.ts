@@ -3,7 +3,7 @@
  * epoch otherwise (logs, CI). cli-progress is a small, widely used, dependency-light bar.
  */
 import cliProgress from 'cli-progress';
-import type { EpochMetrics } from './metrics.js';
+import type { EpochMetrics } from '../contracts.js';
 
 export interface Progress {
   startEpoch(epoch: number, epochs: number, batches: number): void;

@@ -1,9 +1,8 @@
 /**
  * One training run, end to end: data, model, training, and the run folder:
- *   DIR/metrics.json   the metrics contract (DESIGN.md), rewritten after every epoch
+ *   DIR/metrics.json   the metrics contract (src/contracts.ts), rewritten after every epoch
  *   DIR/model/         the TF.js model (model.json + weights.bin) after the last finished epoch
  *   DIR/checkpoint/    optimizer state for --resume
- *   DIR/report.html    the report
  * Every file is replaced atomically, so a crash or a divergence leaves valid files behind.
  */
 import * as fs from 'node:fs';
@@ -17,7 +16,8 @@ import { buildModel } from '../models/index.js';
 import { loadModel, saveModel, type ModelMetadata } from '../model-io.js';
 import { readJson, writeJsonAtomic } from '../io.js';
 import { learningRateAt, type RunConfig } from './config.js';
-import { summarize, type EpochMetrics, type Metrics } from './metrics.js';
+import type { EpochMetrics, Metrics } from '../contracts.js';
+import { summarize } from './metrics.js';
 import { createProgress, type Progress } from './progress.js';
 import { createStepper } from '../engines/select.js';
 import type { StepperOptions } from '../engines/types.js';
@@ -36,8 +36,6 @@ export interface RunOptions {
   resume?: boolean;
   progress?: Progress;
   log?: (line: string) => void;
-  /** Write DIR/report.html after training (default true). */
-  report?: boolean;
   /** Called after each epoch's files are written. */
   onEpoch?: (m: EpochMetrics) => void;
 }

@@ -2,7 +2,7 @@
 import type { Dataset, Task } from '../data/dataset.js';
 import { exampleSize } from '../data/dataset.js';
 import { Rng } from '../random.js';
-import type { EpochMetrics } from './metrics.js';
+import type { EpochMetrics } from '../contracts.js';
 import type { Progress } from './progress.js';
 import type { Stepper } from '../engines/types.js';
 
