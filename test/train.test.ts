@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { familyDefaults } from '../src/models/index.js';
 import type { RunConfig } from '../src/train/config.js';
-import { runTraining } from '../src/train/run.js';
+import { runTraining, type RunResult } from '../src/train/run.js';
 import { DivergedError } from '../src/train/trainer.js';
 import { createProgress } from '../src/train/progress.js';
 import type { Metrics } from '../src/contracts.js';
@@ -39,15 +39,20 @@ test('same seed, backend and data give the same metrics; outputs follow the cont
   assert.notDeepEqual(strip(a.metrics), strip(c.metrics));
 });
 
-test('the saved weights are the last epoch\'s and reproduce its test error', async () => {
-  const dir = tmpDir();
-  const r = await runTraining(cfg({ epochs: 2 }), dir, quiet);
+/** The test MSE of the model saved in DIR/model, computed in TF.js from the run's test set. */
+async function savedModelTestMse(dir: string, r: RunResult): Promise<number> {
   const { loadModel } = await import('../src/model-io.js');
   const { model } = await loadModel(path.join(dir, 'model'));
   const pred = tf.tidy(() => (model.predict(tf.tensor(r.dataset.xTest, [r.dataset.nTest, 14])) as tf.Tensor).dataSync());
   let mse = 0;
   for (let i = 0; i < r.dataset.nTest; i++) mse += (pred[i] - r.dataset.yTest[i]) ** 2;
-  mse /= r.dataset.nTest;
+  return mse / r.dataset.nTest;
+}
+
+test('the saved weights are the last epoch\'s and reproduce its test error', async () => {
+  const dir = tmpDir();
+  const r = await runTraining(cfg({ epochs: 2 }), dir, quiet);
+  const mse = await savedModelTestMse(dir, r);
   assert.ok(Math.abs(mse - r.metrics.epochs[1].testError) < 1e-5 * Math.max(1, mse), `${mse} vs ${r.metrics.epochs[1].testError}`);
 });
 
@@ -88,12 +93,7 @@ test('fused engine: the saved TF.js model reproduces the engine\'s test error; r
   const r = await runTraining(cfg({ ...fast, epochs: 4 }), dir, { ...quiet, onEpoch: () => counts.push(tf.memory().numTensors) });
   assert.match(r.metrics.engine!, /^fused-(native|js)$/);
   assert.deepEqual(counts, new Array(4).fill(counts[0]));
-  const { loadModel } = await import('../src/model-io.js');
-  const { model } = await loadModel(path.join(dir, 'model'));
-  const pred = tf.tidy(() => (model.predict(tf.tensor(r.dataset.xTest, [r.dataset.nTest, 14])) as tf.Tensor).dataSync());
-  let mse = 0;
-  for (let i = 0; i < r.dataset.nTest; i++) mse += (pred[i] - r.dataset.yTest[i]) ** 2;
-  mse /= r.dataset.nTest;
+  const mse = await savedModelTestMse(dir, r);
   const last = r.metrics.epochs[3].testError;
   assert.ok(Math.abs(mse - last) <= 1e-4 * last, `${mse} vs ${last}`);
   const part = tmpDir();

@@ -3,6 +3,7 @@
  * built by `node scripts/build-native.mjs`), or the file an environment variable names.
  */
 import { existsSync } from 'node:fs';
+import * as os from 'node:os';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,4 +37,10 @@ export function loadAddon<T extends { info(): unknown }>(file: string, envVar: s
     const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
     return { addon: null, reason: `${what} failed to load: ${msg}` };
   }
+}
+
+/** Threads a native engine uses by default: the available cores, at most 8. */
+export function defaultThreads(): number {
+  const n = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  return Math.max(1, Math.min(8, n));
 }

@@ -7,7 +7,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { ModelMetadata } from '../model-io.js';
 import type { StepperOptions } from './types.js';
-import { namedToSlots, readLayers, slotsToNamed, type FusedEngine, type LayerArrays } from './fused-stepper.js';
+import { fusedEngine, readLayers, type FusedEngine, type LayerArrays } from './fused-stepper.js';
 import { createFusedResNet20, fusedCnnInfo, type FusedCnnWeights } from './fused-cnn.js';
 
 /**
@@ -38,21 +38,5 @@ export function createCnnEngine(model: tf.LayersModel, meta: ModelMetadata, opts
   const fused = createFusedResNet20({
     inputShape: [h, w, c], classes: opts.outputs, blocksPerStage: blocks, l2: opts.l2, lr: opts.lr, momentum: opts.momentum,
   }, fromLayers(initial));
-  return {
-    engine: 'fused-native-cnn',
-    layers,
-    step: (x, y, rows) => fused.step(x, y, rows),
-    setLearningRate: (lr) => fused.setLearningRate(lr),
-    predict: (x, rows) => fused.predict(x, rows),
-    layerWeights: () => toLayers(fused.getWeights()),
-    optimizerState() {
-      const s = fused.getOptimizerState();
-      return slotsToNamed(s.step, layers, { accum: toLayers(s.accum) });
-    },
-    setOptimizerState(state) {
-      const { step, slots } = namedToSlots(state, layers, ['accum'], initial);
-      fused.setOptimizerState({ step, accum: fromLayers(slots.accum) });
-    },
-    dispose: () => fused.dispose(),
-  };
+  return fusedEngine({ engine: 'fused-native-cnn', layers, initial, core: fused, slots: ['accum'], toLayers, fromLayers });
 }

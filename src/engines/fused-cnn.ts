@@ -15,8 +15,8 @@
  * Weights use the TF.js layouts: conv kernels [kh, kw, in, out], Dense [in, out], so they move
  * to and from the tf.layers model unchanged. Inputs are NHWC float32 batches, as TF.js holds them.
  */
-import * as os from 'node:os';
-import { loadAddon, type AddonLoad } from './addon.js';
+import { defaultThreads, loadAddon, type AddonLoad } from './addon.js';
+import { STAGE_CHANNELS } from '../models/resnet20.js';
 
 interface CnnAddon {
   create(params: Float32Array, accum: Float32Array, config: {
@@ -136,11 +136,6 @@ function envAlgorithm(): 'auto' | 'direct' {
   return process.env.GLONET_CNN_ALGORITHM === 'direct' ? 'direct' : 'auto';
 }
 
-function defaultThreads(): number {
-  const n = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  return Math.max(1, Math.min(8, n));
-}
-
 /** Whether the fused CNN engine can run here, and if not, why. */
 export function fusedCnnInfo(): FusedCnnInfo {
   if (process.env.GLONET_FAST_ENGINE === 'js') {
@@ -153,8 +148,6 @@ export function fusedCnnInfo(): FusedCnnInfo {
 }
 
 // ----- parameter layout -----
-
-const STAGE_CHANNELS = [16, 32, 64];
 
 interface View {
   name: string;

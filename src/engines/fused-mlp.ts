@@ -19,9 +19,9 @@
  * adaptive default, or on how the OS schedules the threads. The native and
  * JavaScript engines (and the AVX2 and portable kernels) agree to rounding, not bitwise.
  */
-import * as os from 'node:os';
 import { createJsCore, paramLayout, type FusedCore, type FusedLoss, type MlpShape, type ParamLayout } from './js-engine.js';
 import { createNativeCore, loadNative } from './native-engine.js';
+import { defaultThreads } from './addon.js';
 
 export type { FusedLoss } from './js-engine.js';
 
@@ -108,11 +108,6 @@ export interface FastPathInfo {
   simd?: string;
   /** Threads a default `createFusedMlp` uses. */
   threads: number;
-}
-
-function defaultThreads(): number {
-  const n = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  return Math.max(1, Math.min(8, n));
 }
 
 function envEngine(): 'native' | 'js' | undefined {

@@ -71,6 +71,54 @@ export function namedToSlots(state: NamedArray[], layers: readonly string[], slo
   return { step: get('step', 1)[0], slots };
 }
 
+/**
+ * The parts of an engine that keeps its weights in a structure of its own (`W`), with optimizer
+ * state `{ step, <slot>: W, ... }` (Adam: m and v; momentum SGD: accum).
+ */
+export interface StructuredEngine<W, S extends { step: number }> {
+  step(x: Float32Array, y: Float32Array, rows: number): number;
+  setLearningRate(lr: number): void;
+  predict(x: Float32Array, rows: number): Float32Array;
+  getWeights(): W;
+  getOptimizerState(): S;
+  setOptimizerState(s: S): void;
+  dispose(): void;
+}
+
+/**
+ * A {@link FusedEngine} over a structured engine: `toLayers`/`fromLayers` map its structure to
+ * and from the per-layer arrays of `layers` (whose current values are `initial`).
+ */
+export function fusedEngine<W, S extends { step: number }>(o: {
+  engine: EngineName;
+  layers: readonly string[];
+  initial: LayerArrays;
+  core: StructuredEngine<W, S>;
+  /** The keys of S that hold a W each. */
+  slots: ReadonlyArray<Exclude<keyof S, 'step'> & string>;
+  toLayers: (w: W) => LayerArrays;
+  fromLayers: (a: LayerArrays) => W;
+}): FusedEngine {
+  const { core, layers } = o;
+  return {
+    engine: o.engine,
+    layers,
+    step: (x, y, rows) => core.step(x, y, rows),
+    setLearningRate: (lr) => core.setLearningRate(lr),
+    predict: (x, rows) => core.predict(x, rows),
+    layerWeights: () => o.toLayers(core.getWeights()),
+    optimizerState() {
+      const s = core.getOptimizerState();
+      return slotsToNamed(s.step, layers, Object.fromEntries(o.slots.map((k) => [k, o.toLayers(s[k] as W)])));
+    },
+    setOptimizerState(state) {
+      const { step, slots } = namedToSlots(state, layers, o.slots, o.initial);
+      core.setOptimizerState({ step, ...Object.fromEntries(o.slots.map((k) => [k, o.fromLayers(slots[k])])) } as S);
+    },
+    dispose: () => core.dispose(),
+  };
+}
+
 export class FusedStepper implements Stepper {
   readonly engine: EngineName;
 

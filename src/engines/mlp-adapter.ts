@@ -6,7 +6,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { ModelMetadata } from '../model-io.js';
 import type { StepperOptions } from './types.js';
-import { namedToSlots, readLayers, slotsToNamed, type FusedEngine, type LayerArrays } from './fused-stepper.js';
+import { fusedEngine, readLayers, type FusedEngine, type LayerArrays } from './fused-stepper.js';
 import { createFusedMlp, type DenseWeights, type FusedMlpWeights } from './fused-mlp.js';
 
 /** Whether the fused MLP engine can train this model with these options. */
@@ -29,21 +29,8 @@ export function createMlpEngine(model: tf.LayersModel, meta: ModelMetadata, opts
     nIn: opts.inputShape.reduce((a, b) => a * b, 1), width: weights.stem.bias.length, depth: weights.blocks.length,
     nOut: opts.outputs, loss: opts.task === 'regression' ? 'mse' : 'softmax-ce', l2: opts.l2, lr: opts.lr,
   }, weights);
-  return {
+  return fusedEngine({
     engine: fused.engine === 'native' ? 'fused-native' : 'fused-js',
-    layers,
-    step: (x, y, rows) => fused.step(x, y, rows),
-    setLearningRate: (lr) => fused.setLearningRate(lr),
-    predict: (x, rows) => fused.predict(x, rows),
-    layerWeights: () => toLayers(fused.getWeights()),
-    optimizerState() {
-      const s = fused.getOptimizerState();
-      return slotsToNamed(s.step, layers, { m: toLayers(s.m), v: toLayers(s.v) });
-    },
-    setOptimizerState(state) {
-      const { step, slots } = namedToSlots(state, layers, ['m', 'v'], initial);
-      fused.setOptimizerState({ step, m: fromLayers(slots.m), v: fromLayers(slots.v) });
-    },
-    dispose: () => fused.dispose(),
-  };
+    layers, initial, core: fused, slots: ['m', 'v'], toLayers, fromLayers,
+  });
 }

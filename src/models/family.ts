@@ -69,6 +69,17 @@ export interface ModelFamily {
   blockLayers(arch: string, depth: number): string[];
 }
 
+/** A family's model with the metadata analysis needs later (saved in model.json). */
+export function withMetadata(family: Pick<ModelFamily, 'name' | 'blockLayers'>, o: BuildOptions, data: DataShape, model: tf.LayersModel): BuiltModel {
+  return {
+    model,
+    meta: {
+      model: family.name, arch: o.arch, depth: o.depth, task: data.task, inputShape: data.inputShape, outputs: data.outputs,
+      blockLayers: family.blockLayers(o.arch, o.depth),
+    },
+  };
+}
+
 /** The arch check every family starts with. */
 export function checkArch(family: string, archs: readonly string[], arch: string): void {
   if (!archs.includes(arch)) throw new ModelConfigError(`--arch: expected one of ${archs.join(', ')} for --model ${family}, got '${arch}'`);

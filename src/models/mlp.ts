@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { glonet } from '../layers/chain.js';
-import { checkArch, ModelConfigError, seedCounter, type ModelFamily } from './family.js';
+import { checkArch, ModelConfigError, seedCounter, withMetadata, type ModelFamily } from './family.js';
 import { heNormal, lastDim } from './init.js';
 
 export const MLP_ARCHS = ['glonet', 'vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn'] as const;
@@ -107,11 +107,7 @@ export const mlpFamily: ModelFamily = {
   }),
   build(o, data) {
     const arch = o.arch as MlpArch;
-    const model = buildMlp({ arch, depth: o.depth, width: o.width, inputShape: data.inputShape, outputs: data.outputs, l2: o.l2, seed: o.seed });
-    return {
-      model,
-      meta: { model: 'mlp', arch, depth: o.depth, task: data.task, inputShape: data.inputShape, outputs: data.outputs, blockLayers: mlpBlockLayers(arch, o.depth) },
-    };
+    return withMetadata(mlpFamily, o, data, buildMlp({ arch, depth: o.depth, width: o.width, inputShape: data.inputShape, outputs: data.outputs, l2: o.l2, seed: o.seed }));
   },
   blockLayers: (arch, depth) => mlpBlockLayers(arch as MlpArch, depth),
 };

@@ -31,7 +31,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { glonet } from '../layers/chain.js';
-import { checkArch, checkClassifier, checkImageShape, ModelConfigError, seedCounter, type ModelFamily } from './family.js';
+import { checkArch, checkClassifier, checkImageShape, ModelConfigError, seedCounter, withMetadata, type ModelFamily } from './family.js';
 import { heNormal, lastDim } from './init.js';
 
 export const RESNET20_ARCHS = ['glonet', 'resnetv2', 'resnetv2-nobn', 'vanilla', 'vanilla-nobn'] as const;
@@ -184,11 +184,7 @@ export const resnet20Family: ModelFamily = {
     const arch = o.arch as ResNet20Arch;
     validateResNet20Config({ arch, depth: o.depth, inputShape: data.inputShape });
     checkClassifier('resnet20', data);
-    const model = buildResNet20({ arch, depth: o.depth, inputShape: data.inputShape, outputs: data.outputs, l2: o.l2, seed: o.seed });
-    return {
-      model,
-      meta: { model: 'resnet20', arch, depth: o.depth, task: data.task, inputShape: data.inputShape, outputs: data.outputs, blockLayers: resnet20BlockLayers(arch, o.depth) },
-    };
+    return withMetadata(resnet20Family, o, data, buildResNet20({ arch, depth: o.depth, inputShape: data.inputShape, outputs: data.outputs, l2: o.l2, seed: o.seed }));
   },
   blockLayers: (arch, depth) => resnet20BlockLayers(arch as ResNet20Arch, depth),
 };

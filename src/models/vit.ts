@@ -27,7 +27,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { glonet } from '../layers/chain.js';
 import { ClassToken, MultiHeadSelfAttention, PositionEmbedding, TokenSlice } from '../layers/vit.js';
-import { checkArch, checkClassifier, checkImageShape, ModelConfigError, seedCounter, type ModelFamily } from './family.js';
+import { checkArch, checkClassifier, checkImageShape, ModelConfigError, seedCounter, withMetadata, type ModelFamily } from './family.js';
 import { heNormal, lastDim } from './init.js';
 
 export const VIT_ARCHS = ['glonet', 'plain'] as const;
@@ -152,11 +152,7 @@ export const vitFamily: ModelFamily = {
     const arch = o.arch as VitArch;
     validateVitConfig({ arch, depth: o.depth, width: o.width, inputShape: data.inputShape, outputs: data.outputs });
     checkClassifier('vit', data);
-    const model = buildViT({ arch, depth: o.depth, width: o.width, inputShape: data.inputShape, outputs: data.outputs, seed: o.seed, l2: o.l2 });
-    return {
-      model,
-      meta: { model: 'vit', arch, depth: o.depth, task: data.task, inputShape: data.inputShape, outputs: data.outputs, blockLayers: vitBlockLayers(arch, o.depth) },
-    };
+    return withMetadata(vitFamily, o, data, buildViT({ arch, depth: o.depth, width: o.width, inputShape: data.inputShape, outputs: data.outputs, seed: o.seed, l2: o.l2 }));
   },
   blockLayers: (arch, depth) => vitBlockLayers(arch as VitArch, depth),
 };
