@@ -4,6 +4,7 @@ import { trainCommand } from './train.js';
 import { demoCommand } from './demo.js';
 import { analyzeCommand, predictCommand, truncateCommand } from './analysis.js';
 import { infoCommand } from './info.js';
+import { webCommand } from './web.js';
 import { AnalysisError } from '../analysis/blocks.js';
 import { UsageError } from './errors.js';
 import { BackendError } from '../backend/index.js';
@@ -13,9 +14,11 @@ import { GloNetShapeError } from '../layers/glonet.js';
 import { RunError } from '../train/run.js';
 import { DivergedError } from '../train/trainer.js';
 import { VERSION } from '../version.js';
+import { SiteError } from '../web/site.js';
+import { PortError } from '../web/server.js';
 
 /** Errors that are the user's input, not a bug: reported as one line. */
-const USER_ERRORS = [UsageError, BackendError, DataError, ModelConfigError, GloNetShapeError, RunError, AnalysisError];
+const USER_ERRORS = [UsageError, BackendError, DataError, ModelConfigError, GloNetShapeError, RunError, AnalysisError, SiteError, PortError];
 
 export function buildProgram(): Command {
   const program = new Command('glonet')
@@ -23,7 +26,7 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const sub of [trainCommand(), analyzeCommand(), truncateCommand(), predictCommand(), demoCommand(), infoCommand()]) {
+  for (const sub of [trainCommand(), analyzeCommand(), truncateCommand(), predictCommand(), demoCommand(), infoCommand(), webCommand()]) {
     program.addCommand(sub.exitOverride().showHelpAfterError('(run with --help for usage)'));
   }
   return program;

@@ -1,0 +1,59 @@
+/**
+ * Live Vega-Lite charts for the page: a chart is compiled once, rendered to SVG, and its named
+ * data sets are replaced in place when numbers change (the SVG keeps its size, so nothing moves).
+ */
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+
+export const COLORS = { blue: '#2563eb', orange: '#ea580c', green: '#15803d', purple: '#7c3aed', gray: '#64748b', ink: '#1e293b', band: '#93c5fd' };
+
+const THEME = {
+  font: 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif',
+  background: 'white',
+  padding: 6,
+  view: { stroke: null },
+  axis: { labelColor: '#475569', labelFontSize: 11, titleColor: '#1e293b', titleFontSize: 12, titleFontWeight: 600, gridColor: '#e8edf3', domainColor: '#94a3b8', tickColor: '#94a3b8' },
+  axisY: { minExtent: 44 },
+  legend: { labelColor: '#334155', labelFontSize: 12, orient: 'top' },
+  line: { strokeWidth: 2 },
+};
+
+export type Row = Record<string, number | string | null>;
+
+export interface LiveChart {
+  /** Replace the rows of a named data set and redraw. */
+  set(name: string, rows: Row[]): Promise<void>;
+  dispose(): void;
+}
+
+/** Render `spec` (plain Vega-Lite, without a size) into `container`, which keeps its reserved size. */
+export async function liveChart(container: HTMLElement, spec: Record<string, unknown>, description: string): Promise<LiveChart> {
+  // The chart fills its container (whose size the page reserves) and re-lays out its plot when
+  // labels change or the window resizes, so text keeps its size and nothing around it moves.
+  const sized = { ...spec, width: 'container', height: 'container', autosize: { type: 'fit', contains: 'padding', resize: true } };
+  const vg = compile({ ...sized, description, config: THEME } as unknown as TopLevelSpec).spec;
+  const view = new vega.View(vega.parse(vg), { renderer: 'svg', container, hover: true });
+  await view.runAsync();
+  return {
+    async set(name, rows) {
+      await view.change(name, vega.changeset().remove(() => true).insert(rows)).runAsync();
+    },
+    dispose: () => view.finalize(),
+  };
+}
+
+/** A quantitative x axis over integers 1..n (blocks, k). */
+export function integerAxis(field: string, title: string, n: number): Record<string, unknown> {
+  return { field, type: 'quantitative', title, scale: { domain: [0.5, n + 0.5], nice: false, zero: false }, axis: { format: 'd', tickMinStep: 1 } };
+}
+
+/** Log y scale when the positive values span at least a decade. */
+export function valueScale(values: number[]): Record<string, unknown> {
+  const v = values.filter((x) => Number.isFinite(x));
+  const lo = Math.min(...v);
+  const hi = Math.max(...v);
+  return lo > 0 && hi / lo >= 10 ? { type: 'log', nice: false, domain: [lo / 1.15, hi * 1.15] } : { zero: false };
+}
+
+/** A named, initially filled data set. */
+export const named = (name: string, values: Row[]): Record<string, unknown> => ({ name, values });
