@@ -47,12 +47,26 @@ export function integerAxis(field: string, title: string, n: number): Record<str
   return { field, type: 'quantitative', title, scale: { domain: [0.5, n + 0.5], nice: false, zero: false }, axis: { format: 'd', tickMinStep: 1 } };
 }
 
-/** Log y scale when the positive values span at least a decade. */
-export function valueScale(values: number[]): Record<string, unknown> {
+/**
+ * A y scale and axis for positive-or-not values: log (ticks at 1, 2, 5 or only powers of ten, as
+ * the span allows) when the positive values span at least a decade, else linear.
+ */
+export function valueScale(values: number[]): { scale: Record<string, unknown>; axis: Record<string, unknown> } {
   const v = values.filter((x) => Number.isFinite(x));
   const lo = Math.min(...v);
   const hi = Math.max(...v);
-  return lo > 0 && hi / lo >= 10 ? { type: 'log', nice: false, domain: [lo / 1.15, hi * 1.15] } : { zero: false };
+  if (!(lo > 0 && hi / lo >= 10)) return { scale: { zero: false }, axis: { format: '~g', tickCount: 5 } };
+  const domain = [lo / 1.15, hi * 1.15];
+  const decades = Math.log10(domain[1] / domain[0]);
+  const steps = decades <= 2 ? [1, 2, 5] : [1];
+  const ticks: number[] = [];
+  for (let e = Math.floor(Math.log10(domain[0])); e <= Math.ceil(Math.log10(domain[1])); e++) {
+    for (const m of steps) {
+      const t = Number((m * 10 ** e).toPrecision(2));
+      if (t >= domain[0] && t <= domain[1]) ticks.push(t);
+    }
+  }
+  return { scale: { type: 'log', nice: false, domain }, axis: { values: ticks, format: '~g' } };
 }
 
 /** A named, initially filled data set. */

@@ -28,7 +28,7 @@ function truncationSpec(browser: Analysis, node: Analysis, L: number, cls: boole
   const curve = (browser.truncation ?? []).map((p) => ({ k: p.blocks, error: p.testError }));
   const nodeRows = (node.truncation ?? []).map((p) => ({ k: p.blocks, error: p.testError }));
   const x = integerAxis('k', 'blocks kept, k', L);
-  const y = { field: 'error', type: 'quantitative', title: cls ? 'test error (1 − accuracy)' : 'test error (MSE)', scale: valueScale(curve.map((r) => r.error)) };
+  const y = { field: 'error', type: 'quantitative', title: cls ? 'test error (1 − accuracy)' : 'test error (MSE)', ...valueScale(curve.map((r) => r.error)) };
   return {
     layer: [
       { data: { values: curve.map((r) => ({ ...r, source: 'this browser' })) }, mark: { type: 'line', interpolate: 'monotone' },

@@ -12,10 +12,11 @@ import { setupExplain } from './explain.js';
 import { setupPlayground } from './playground.js';
 import { byId, fail, nextPaint, pretty } from './dom.js';
 
-function backendDetail(choice: BrowserBackendChoice): string {
-  const skipped = Object.entries(choice.tried).filter(([, r]) => r !== true).map(([n]) => n);
-  if (choice.name === 'webgl') return 'WebGL: the GPU';
-  return skipped.length ? `${skipped.map((n) => (n === 'webgl' ? 'WebGL' : n)).join(', ')} unavailable here` : 'chosen in the URL';
+/** Why this backend: the URL asked for it, or which faster ones were not available and why. */
+function backendDetail(choice: BrowserBackendChoice, asked: boolean): string {
+  if (asked) return 'asked for in the URL';
+  if (choice.name === 'webgl') return 'WebGL on the GPU';
+  return Object.entries(choice.tried).filter(([, r]) => r !== true).map(([n, r]) => `${n === 'webgl' ? 'WebGL' : n}: ${r}`).join('; ');
 }
 
 async function main(): Promise<void> {
@@ -36,15 +37,15 @@ async function main(): Promise<void> {
   byId('subtitle').textContent = `Run ${site.manifest.run}: ${site.metrics.epochs.length} epoch${site.metrics.epochs.length === 1 ? '' : 's'}, ` +
     `${site.model.countParams().toLocaleString('en-US')} parameters, ${site.sample.header.rows} of ${site.sample.header.testSize} test examples shipped with this page` +
     (last ? `; last-epoch test error ${last.testError.toPrecision(4)}` : '') + '.';
-  byId('footer').textContent = `glonet ${VERSION} · TensorFlow.js ${tf.version.tfjs} on ${choice.name} (${backendDetail(choice)}) · everything runs in this page, with no network.`;
+  byId('footer').textContent = `glonet ${VERSION} · TensorFlow.js ${tf.version.tfjs} on ${choice.name} (${backendDetail(choice, asked != null)}) · everything runs in this page, with no network.`;
 
   const models = new BlockModels(site.model, site.meta);
   status.textContent = `TF.js on ${choice.name}; analysing ${site.sample.header.rows} test examples…`;
   await nextPaint();
   const explainer = await setupExplain(site, models);
   await setupDial(site, models, (k) => explainer.setK(k));
-  await setupPlayground(site, { name: choice.name, detail: backendDetail(choice) });
-  status.textContent = `Ready. TensorFlow.js ${tf.version.tfjs} runs this run's model on the ${choice.name} backend (${backendDetail(choice)}).`;
+  await setupPlayground(site, { name: choice.name, detail: backendDetail(choice, asked != null) });
+  status.textContent = `Ready. TensorFlow.js ${tf.version.tfjs} runs this run's model on the ${choice.name} backend (${backendDetail(choice, asked != null)}).`;
   document.body.dataset.ready = 'true';
 }
 

@@ -78,7 +78,11 @@ export async function setupPlayground(site: SiteData, backend: { name: string; d
     xAll = yAll = null;
   };
 
-  const reset = async (): Promise<void> => {
+  /** The latest reset: training steps wait for it, so they never meet half-built networks. */
+  let settled: Promise<void> = Promise.resolve();
+  const reset = (): Promise<void> => (settled = settled.then(rebuild));
+
+  const rebuild = async (): Promise<void> => {
     dispose();
     data = dataSelect.value === 'spirals' ? spirals() : { x, y: ds.yTest, n: header.rows, inputShape: header.inputShape, outputs: header.outputs, task: header.task };
     const depth = Number(depthInput.value);
@@ -121,21 +125,31 @@ export async function setupPlayground(site: SiteData, backend: { name: string; d
   const lossOf = (pred: tf.Tensor, y: tf.Tensor): tf.Scalar =>
     data!.task === 'classification' ? tf.losses.softmaxCrossEntropy(y, pred) as tf.Scalar : tf.losses.meanSquaredError(y, pred) as tf.Scalar;
 
-  const trainStep = (): void => {
+  /** One Adam step of each network on the same mini-batch; returns their losses, still on the backend. */
+  const trainStep = (): tf.Tensor => {
     const idx = Int32Array.from({ length: BATCH }, () => rng.int(data!.n));
-    const losses = tf.tidy(() => {
+    return tf.tidy(() => {
       const i = tf.tensor1d(idx, 'int32');
       const xb = tf.gather(xAll!, i);
       const yb = tf.gather(yAll!, i);
-      return nets.map((net) => net.opt.minimize(() => lossOf(net.model.apply(xb) as tf.Tensor, yb), true)!);
+      return tf.stack(nets.map((net) => net.opt.minimize(() => lossOf(net.model.apply(xb) as tf.Tensor, yb), true)!));
     });
-    const values = losses.map((l) => l.dataSync()[0]);
-    tf.dispose(losses);
-    nets.forEach((net, j) => {
-      net.recent.push(values[j]);
-      if (net.recent.length > 20) net.recent.shift();
-    });
-    steps++;
+  };
+
+  /** A few steps, then one read of their losses (each read waits for the backend). */
+  const trainSteps = async (count: number): Promise<void> => {
+    const losses = Array.from({ length: count }, trainStep);
+    const stacked = tf.stack(losses);
+    const values = await stacked.data();
+    tf.dispose([stacked, ...losses]);
+    for (let s = 0; s < count; s++) {
+      nets.forEach((net, j) => {
+        net.recent.push(values[s * nets.length + j]);
+        if (net.recent.length > 20) net.recent.shift();
+      });
+      steps++;
+      await showProgress();
+    }
   };
 
   const showProgress = async (): Promise<void> => {
@@ -151,8 +165,8 @@ export async function setupPlayground(site: SiteData, backend: { name: string; d
 
   const loop = async (): Promise<void> => {
     while (training) {
-      for (let s = 0; s < 2; s++) trainStep();
-      await showProgress();
+      await settled;
+      await trainSteps(5);
       await new Promise((r) => setTimeout(r, 0));
     }
   };

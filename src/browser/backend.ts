@@ -1,7 +1,9 @@
 /**
- * Backend choice in a browser: WebGL (the GPU), else wasm (XNNPACK, with the training kernels
- * glonet adds to it), else cpu (plain JavaScript). The wasm binaries are fetched from
- * `wasmPaths`, which a page serves itself (no CDN).
+ * Backend choice in a browser: WebGL on a GPU, else wasm (XNNPACK, with the training kernels
+ * glonet adds to it), else cpu (plain JavaScript). A WebGL that the browser renders in software
+ * (SwiftShader, llvmpipe: what headless and GPU-less machines offer) is far slower than wasm, so it
+ * is used only when asked for by name. The wasm binaries are fetched from `wasmPaths`, which a page
+ * serves itself (no CDN).
  */
 import * as tf from '@tensorflow/tfjs';
 import { registerTrainingGradients, registerWasmTrainingKernels } from '../backend/wasm-kernels.js';
@@ -23,7 +25,24 @@ export interface BrowserBackendChoice {
   tried: Partial<Record<BrowserBackendName, true | string>>;
 }
 
-async function activate(name: BrowserBackendName, o: BrowserBackendOptions): Promise<true | string> {
+/**
+ * True when the browser's WebGL runs on a GPU: a context without a major performance caveat, whose
+ * renderer is not a known software rasterizer (Chromium does not flag SwiftShader behind ANGLE).
+ */
+function hardwareWebGL(): boolean {
+  if (typeof document === 'undefined') return false;
+  const canvas = document.createElement('canvas');
+  const attrs = { failIfMajorPerformanceCaveat: true };
+  const gl = (canvas.getContext('webgl2', attrs) ?? canvas.getContext('webgl', attrs)) as WebGLRenderingContext | null;
+  if (!gl) return false;
+  const info = gl.getExtension('WEBGL_debug_renderer_info');
+  const renderer = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER) ?? '');
+  gl.getExtension('WEBGL_lose_context')?.loseContext();
+  return !/SwiftShader|llvmpipe|softpipe|Software Rasterizer|Basic Render/i.test(renderer);
+}
+
+async function activate(name: BrowserBackendName, o: BrowserBackendOptions, chosen: boolean): Promise<true | string> {
+  if (name === 'webgl' && !chosen && !hardwareWebGL()) return 'no GPU (software WebGL is slower than wasm)';
   try {
     if (name === 'wasm') {
       if (!o.wasmPaths) return 'no wasmPaths given';
@@ -41,13 +60,13 @@ async function activate(name: BrowserBackendName, o: BrowserBackendOptions): Pro
 }
 
 /**
- * Activate `requested`, or the first of webgl, wasm, cpu that loads. Throws when none does (or
- * when the requested one does not).
+ * Activate `requested`, or the first of webgl (on a GPU), wasm, cpu that loads. Throws when none
+ * does (or when the requested one does not).
  */
 export async function initBackend(requested?: BrowserBackendName, options: BrowserBackendOptions = {}): Promise<BrowserBackendChoice> {
   const tried: BrowserBackendChoice['tried'] = {};
   for (const name of requested ? [requested] : BROWSER_BACKENDS) {
-    tried[name] = await activate(name, options);
+    tried[name] = await activate(name, options, requested != null);
     if (tried[name] === true) return { name, tried };
   }
   const why = Object.entries(tried).map(([n, r]) => `${n}: ${r}`).join('; ');
