@@ -19,15 +19,16 @@ import * as path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import type { Browser, Page } from 'playwright-core';
-import { familyDefaults, type RunConfig } from '../src/train/config.js';
+import type { RunConfig } from '../src/train/config.js';
+import { familyDefaults } from '../src/models/index.js';
 import { runTraining } from '../src/train/run.js';
 import { createProgress } from '../src/train/progress.js';
-import { analyzeRun } from '../src/cli/analysis.js';
-import { analyzeModel, type Analysis } from '../src/analysis/analyze.js';
+import { analyzeRun } from '../src/analysis/run.js';
+import { analyzeModel } from '../src/analysis/analyze.js';
 import { truncateModel } from '../src/analysis/truncate.js';
 import { explain } from '../src/analysis/explain.js';
 import { loadModel } from '../src/model-io.js';
-import type { Metrics } from '../src/train/metrics.js';
+import type { Analysis, Metrics } from '../src/contracts.js';
 import { checkSampleHeader, decodeSampleInputs, sampleDataset, type SampleHeader } from '../src/web/site-format.js';
 import { serveSite } from '../src/web/server.js';
 import { buildSite, writeSite } from '../src/web/site.js';
@@ -52,7 +53,7 @@ function freshDir(name: string): string {
 async function makeRun(name: string, cfg: Partial<RunConfig> & Pick<RunConfig, 'arch' | 'dataset' | 'depth' | 'epochs'>, analyze = true): Promise<string> {
   const dir = freshDir(path.join('runs', name));
   const full: RunConfig = { ...familyDefaults('mlp'), model: 'mlp', batchSize: 128, seed: 7, augment: false, backend: 'cpu', fast: 'off', ...cfg };
-  await runTraining(full, dir, { progress: createProgress({ quiet: true }), log: () => {}, report: false });
+  await runTraining(full, dir, { progress: createProgress({ quiet: true }), log: () => {} });
   if (analyze) await analyzeRun(dir, { backend: 'cpu', report: false });
   return dir;
 }
@@ -290,7 +291,7 @@ window.result = {
   });
   const ours = Object.keys(built.metafile.inputs).map((p) => path.resolve(dir, p)).filter((p) => p.startsWith(path.join(ROOT, 'dist')));
   assert.ok(ours.some((p) => p.endsWith(path.join('dist', 'src', 'browser.js'))), 'the browser condition picked dist/src/browser.js');
-  const nodeOnly = ours.filter((p) => /dist\/src\/(index|io|model-io|paths|cli\/|report\/|fast\/|backend\/index|train\/(run|stepper|checkpoint|progress)|data\/(?!dataset))/.test(p));
+  const nodeOnly = ours.filter((p) => /dist\/src\/(index|io|model-io|paths|cli\/|report\/|engines\/|backend\/index|web\/site\.js|train\/(run|checkpoint|progress)|analysis\/(run|run-folder|inputs)|data\/(?!dataset))/.test(p));
   assert.deepEqual(nodeOnly, [], 'no Node-only module of glonet in the browser bundle');
   const builtins = Object.keys(built.metafile.inputs).filter((p) => /^(node:)?(fs|path|os|module|url|child_process|worker_threads|http)$/.test(p));
   assert.deepEqual(builtins, [], 'no Node built-in is bundled');

@@ -6,7 +6,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import { loadModel, type Analysis, type Dataset, type ModelMetadata } from 'glonet';
 import { checkSampleHeader, decodeSampleInputs, sampleDataset, type SampleHeader, type SiteManifest } from '../src/web/site-format.js';
-import type { Metrics } from '../src/train/metrics.js';
+import type { Metrics } from '../src/contracts.js';
 
 export interface SiteData {
   manifest: SiteManifest;
