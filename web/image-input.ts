@@ -25,7 +25,7 @@ export function imageInput(site: SiteData, container: HTMLElement, onChange: () 
   const canvas = h('canvas', {
     width, height, class: 'pad', 'data-testid': drawable ? 'pad' : 'image',
     ...(drawable
-      ? { tabindex: 0, role: 'img', 'aria-label': `Drawing pad, ${width} by ${height} pixels. Draw with the pointer; or use the arrow keys to move the pen, Space to paint, Shift with arrows to paint as you move, Delete to clear.` }
+      ? { tabindex: 0, role: 'application', 'aria-roledescription': 'drawing pad', 'aria-label': `Drawing pad, ${width} by ${height} pixels. Draw with the pointer; or use the arrow keys to move the pen, Space to paint, Shift with arrows to paint as you move, Delete to clear.` }
       : { role: 'img', 'aria-label': 'The chosen test image' }),
   });
   const cursor = h('div', { class: 'cursor hidden', 'aria-hidden': 'true' });

@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   const last = site.metrics.epochs[site.metrics.epochs.length - 1];
   byId('subtitle').textContent = `Run ${site.manifest.run}: ${site.metrics.epochs.length} epoch${site.metrics.epochs.length === 1 ? '' : 's'}, ` +
     `${site.model.countParams().toLocaleString('en-US')} parameters, ${site.sample.header.rows} of ${site.sample.header.testSize} test examples shipped with this page` +
-    (last ? `; last-epoch test error ${last.testError.toPrecision(4)}` : '') + '.';
+    (last && Number.isFinite(last.testError) ? `; last-epoch test error ${last.testError.toPrecision(4)}` : '') + '.';
   byId('footer').textContent = `glonet ${VERSION} · TensorFlow.js ${tf.version.tfjs} on ${choice.name} (${backendDetail(choice, asked != null)}) · everything runs in this page, with no network.`;
 
   const models = new BlockModels(site.model, site.meta);
