@@ -74,7 +74,7 @@ test('CSV: every bad input gets a clear error naming the file, line or column', 
   const text = 'a,b,name\n1,2,foo\n3,4,bar\n';
   const f = writeCsv('c.csv', text);
   await assert.rejects(loadCsv({ data: f, target: 'a' }), (e: Error) => e instanceof DataError && /c\.csv line 2: column 'name' has the non-numeric value 'foo'.*--drop 'name'/.test(e.message));
-  await assert.rejects(loadCsv({ data: f, target: 'zz', drop: ['name'] }), /--target: .* has no column 'zz' \(columns: a, b\)/);
+  await assert.rejects(loadCsv({ data: f, target: 'zz', drop: ['name'] }), /--target: .* has no column 'zz' \(columns: 'a', 'b'\)/);
   await assert.rejects(loadCsv({ data: f, target: 'a', drop: ['nope'] }), /--drop: .* has no column 'nope'/);
   await assert.rejects(loadCsv({ data: f }), /--target/);
   await assert.rejects(loadCsv({ target: 'a' }), /--data/);

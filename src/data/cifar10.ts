@@ -14,8 +14,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DataError, type Dataset } from './dataset.js';
-import { BYTE_TO_UNIT, checkSubset, pickIndices } from './idx.js';
+import { DataError, checkSubset, type Dataset } from './dataset.js';
+import { BYTE_TO_UNIT, pickIndices } from './idx.js';
 import { Rng } from '../random.js';
 
 export const CIFAR10_CLASS_NAMES = [
@@ -45,7 +45,7 @@ export interface Cifar10Options {
   data?: string;
   /** Seeds the subset. Default 0. */
   seed?: number;
-  /** Keep a seeded random N training examples and round(N / 5) test examples (the official 50,000 : 10,000 ratio), at least 1. */
+  /** Keep a seeded random N training examples and round(N / 5) test examples (the official 50,000 : 10,000 ratio); the files must hold that many. */
   subset?: number;
 }
 
@@ -165,8 +165,8 @@ export function loadCifar10(opts: Cifar10Options): Dataset {
 
   const rng = new Rng(opts.seed ?? 0);
   const testWant = opts.subset === undefined ? undefined : Math.max(1, Math.round(opts.subset / 5));
-  const trainIdx = pickIndices(train.count, opts.subset, rng);
-  const testIdx = pickIndices(test.count, testWant, rng);
+  const trainIdx = pickIndices(train.count, opts.subset, rng, `${dir} (training batches)`);
+  const testIdx = pickIndices(test.count, testWant, rng, testPath);
   const tr = gather(train, trainIdx);
   const te = gather(test, testIdx);
   const { mean, std } = channelStats(tr.x);

@@ -43,3 +43,49 @@ export class DataError extends Error {
 export function exampleSize(ds: Pick<Dataset, 'inputShape'>): number {
   return ds.inputShape.reduce((a, b) => a * b, 1);
 }
+
+/** The largest finite float32, the number type of the model's inputs and weights. */
+export const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** True when `v` is finite and stays finite as a float32. */
+export function fitsFloat32(v: number): boolean {
+  return Number.isFinite(v) && Math.abs(v) <= FLOAT32_MAX;
+}
+
+/** (v - mean) / std, computed so that huge values do not overflow on the way. */
+export function zScore(v: number, mean: number, std: number): number {
+  const d = v - mean;
+  return Number.isFinite(d) ? d / std : v / std - mean / std;
+}
+
+/**
+ * The one `--subset` rule of every data set: a whole number of at least 10, and no more than the
+ * data hold (`available`, described by `source` and `what`). Nothing is clipped silently.
+ */
+export function checkSubset(subset: number | undefined, available?: number, source?: string, what = 'examples'): void {
+  if (subset == null) return;
+  if (!Number.isInteger(subset) || subset < 10) throw new DataError(`--subset: expected an integer of at least 10, got ${subset}`);
+  if (available != null && subset > available) throw new DataError(`--subset: ${source} has only ${available} ${what}, asked for ${subset}`);
+}
+
+/**
+ * What every loader's result must be before training: both splits non-empty, examples of at least
+ * one value, every input and target finite in float32. Loaders name the column and line of a bad
+ * value themselves; this is the last line of defence and names the split and example.
+ */
+export function checkDataset(ds: Dataset): void {
+  if (exampleSize(ds) < 1) throw new DataError(`${ds.source}: examples of shape [${ds.inputShape.join(', ')}] hold no values`);
+  if (ds.nTrain < 1) throw new DataError(`${ds.source}: no training examples; expected at least one`);
+  if (ds.nTest < 1) throw new DataError(`${ds.source}: no test examples; expected at least one`);
+  const size = exampleSize(ds);
+  const firstNonFinite = (a: Float32Array): number => {
+    for (let i = 0; i < a.length; i++) if (a[i] - a[i] !== 0) return i; // NaN or +-Infinity
+    return -1;
+  };
+  for (const [split, x, y] of [['training', ds.xTrain, ds.yTrain], ['test', ds.xTest, ds.yTest]] as const) {
+    const i = firstNonFinite(x);
+    if (i >= 0) throw new DataError(`${ds.source}: ${split} example ${Math.floor(i / size) + 1} has the value ${x[i]}; expected finite numbers`);
+    const j = y.findIndex((v) => !Number.isFinite(v) || (ds.task === 'classification' && !(Number.isInteger(v) && v >= 0 && v < ds.outputs)));
+    if (j >= 0) throw new DataError(`${ds.source}: ${split} example ${j + 1} has the target ${y[j]}; expected ${ds.task === 'classification' ? `a class 0..${ds.outputs - 1}` : 'a finite number'}`);
+  }
+}

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { DataError, type Dataset } from './dataset.js';
+import { DataError, checkSubset, type Dataset } from './dataset.js';
 import { Rng } from '../random.js';
 
 export type IdxKind = 'images' | 'labels';
@@ -119,6 +119,8 @@ export function readIdxPair(imagesPath: string, labelsPath: string, classes: num
   const images = readIdx(imagesPath, 'images');
   const labels = readIdx(labelsPath, 'labels');
   const [count, rows, cols] = images.dims;
+  if (count === 0) throw new DataError(`${imagesPath}: holds no images; expected at least one`);
+  if (rows === 0 || cols === 0) throw new DataError(`${imagesPath}: images of ${rows}x${cols} pixels; expected at least 1x1`);
   if (labels.dims[0] !== count) {
     throw new DataError(
       `${labelsPath}: ${labels.dims[0]} labels, but ${imagesPath} holds ${count} images; expected one label per image`,
@@ -177,20 +179,16 @@ export const BYTE_TO_UNIT: Float32Array = (() => {
   return t;
 })();
 
-/** Checks a `subset` option: undefined, or a positive integer. */
-export function checkSubset(subset: number | undefined): void {
-  if (subset === undefined) return;
-  if (!Number.isInteger(subset) || subset < 1) {
-    throw new DataError(`subset must be a positive whole number of examples, got ${subset}`);
-  }
-}
-
 /**
  * Which examples of a split to keep: all of them in file order, or `want` of them picked by a
- * seeded shuffle (in shuffled order).
+ * seeded shuffle (in shuffled order). Asking for more than `count` is an error naming `source`
+ * (the file or folder holding the split), never a silent clip.
  */
-export function pickIndices(count: number, want: number | undefined, rng: Rng): Int32Array {
-  if (want === undefined || want >= count) {
+export function pickIndices(count: number, want: number | undefined, rng: Rng, source = 'the data'): Int32Array {
+  if (want !== undefined && want > count) {
+    throw new DataError(`--subset: ${source} has only ${count} examples, and the subset needs ${want}`);
+  }
+  if (want === undefined || want === count) {
     const all = new Int32Array(count);
     for (let i = 0; i < count; i++) all[i] = i;
     return all;
@@ -216,7 +214,8 @@ export function gatherIdx(split: IdxSplit, idx: Int32Array): { x: Float32Array; 
 /**
  * Loads an MNIST-style folder (four IDX files, train and test as given) as a Dataset with pixels
  * scaled to [0, 1]. `subset` N keeps a seeded random N of the training examples and
- * round(N / 6) of the test examples (the 60,000 : 10,000 ratio of the official splits), at least 1.
+ * round(N / 6) of the test examples (the 60,000 : 10,000 ratio of the official splits); the files
+ * must hold that many.
  */
 export function loadIdxFolder(opts: {
   dir: string;
@@ -238,8 +237,8 @@ export function loadIdxFolder(opts: {
   }
   const rng = new Rng(opts.seed ?? 0);
   const testWant = opts.subset === undefined ? undefined : Math.max(1, Math.round(opts.subset / 6));
-  const trainIdx = pickIndices(train.count, opts.subset, rng);
-  const testIdx = pickIndices(test.count, testWant, rng);
+  const trainIdx = pickIndices(train.count, opts.subset, rng, files.trainImages);
+  const testIdx = pickIndices(test.count, testWant, rng, files.testImages);
   const tr = gatherIdx(train, trainIdx);
   const te = gatherIdx(test, testIdx);
   return {

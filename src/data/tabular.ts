@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import { Rng } from '../random.js';
 import { bundledData } from '../paths.js';
 import { readNumericCsv } from './csv.js';
-import { DataError, type Dataset, type Standardization } from './dataset.js';
+import { DataError, checkSubset, fitsFloat32, zScore, type Dataset, type Standardization } from './dataset.js';
+import { shown, shownList } from '../errors.js';
 
 export interface TabularOptions {
   seed?: number;
@@ -18,6 +19,8 @@ export interface TabularOptions {
 
 interface RawRegression {
   featureNames: string[];
+  /** The file line of each row, for messages. */
+  lines?: Int32Array;
   /** Column-major features. */
   features: Float64Array[];
   target: Float64Array;
@@ -29,25 +32,29 @@ interface RawRegression {
 function meanStd(values: Float64Array, rows: Int32Array): { mean: number; std: number } {
   let sum = 0;
   for (const r of rows) sum += values[r];
-  const mean = sum / rows.length;
+  let mean = sum / rows.length;
   let sq = 0;
   for (const r of rows) sq += (values[r] - mean) ** 2;
-  const std = Math.sqrt(sq / rows.length);
+  let std = Math.sqrt(sq / rows.length);
+  if (!Number.isFinite(mean) || !Number.isFinite(std)) {
+    // Sums of values near 1e308 overflow: the same statistics of the values divided by the largest.
+    let big = 0;
+    for (const r of rows) big = Math.max(big, Math.abs(values[r]));
+    let s = 0;
+    for (const r of rows) s += values[r] / big;
+    const m = s / rows.length;
+    let q = 0;
+    for (const r of rows) q += (values[r] / big - m) ** 2;
+    mean = m * big;
+    std = Math.sqrt(q / rows.length) * big;
+  }
   // A constant column standardizes to 0 instead of dividing by zero.
   return { mean, std: std > 0 ? std : 1 };
 }
 
-export function checkSubset(subset: number | undefined, rows: number, source: string): void {
-  if (subset == null) return;
-  if (!Number.isInteger(subset) || subset < 10) {
-    throw new DataError(`--subset: expected an integer of at least 10, got ${subset}`);
-  }
-  if (subset > rows) throw new DataError(`--subset: ${source} has only ${rows} rows, asked for ${subset}`);
-}
-
 function buildRegression(raw: RawRegression, name: string, source: string, opts: TabularOptions): Dataset {
   const rng = new Rng(opts.seed ?? 0);
-  checkSubset(opts.subset, raw.rows, source);
+  checkSubset(opts.subset, raw.rows, source, 'rows');
   let order = rng.permutation(raw.rows);
   if (opts.subset != null) order = order.slice(0, opts.subset);
   const testFraction = opts.testFraction ?? 0.2;
@@ -60,12 +67,21 @@ function buildRegression(raw: RawRegression, name: string, source: string, opts:
   const nf = raw.features.length;
   const stats = raw.features.map((col) => meanStd(col, trainRows));
   const tStats = meanStd(raw.target, trainRows);
+  // Standardized values must be finite float32 numbers (the model's number type): a test row far
+  // outside the training rows' range may not be, and is named rather than turned into Infinity.
+  const scaled = (v: number, st: { mean: number; std: number }, r: number, column: string): number => {
+    const z = zScore(v, st.mean, st.std);
+    if (!fitsFloat32(z)) {
+      throw new DataError(`${source} line ${raw.lines ? raw.lines[r] : r + 2}: column ${shown(column)} has the value ${v}, ${z.toPrecision(3)} standard deviations from the training rows' mean, beyond float32 (the model's number type); remove the row or rescale the column`);
+    }
+    return z;
+  };
   const fill = (rows: Int32Array) => {
     const x = new Float32Array(rows.length * nf);
     const y = new Float32Array(rows.length);
     rows.forEach((r, i) => {
-      for (let f = 0; f < nf; f++) x[i * nf + f] = (raw.features[f][r] - stats[f].mean) / stats[f].std;
-      y[i] = (raw.target[r] - tStats.mean) / tStats.std;
+      for (let f = 0; f < nf; f++) x[i * nf + f] = scaled(raw.features[f][r], stats[f], r, raw.featureNames[f]);
+      y[i] = scaled(raw.target[r], tStats, r, raw.targetName);
     });
     return { x, y };
   };
@@ -103,11 +119,11 @@ export async function loadSgemm(opts: TabularOptions & { data?: string } = {}): 
   const target = new Float64Array(table.rows);
   for (let r = 0; r < table.rows; r++) {
     const mean = (runs[0][r] + runs[1][r] + runs[2][r] + runs[3][r]) / 4;
-    if (!(mean > 0)) throw new DataError(`${file} line ${r + 2}: run times must be positive to take the logarithm`);
+    if (!(mean > 0 && Number.isFinite(mean))) throw new DataError(`${file} line ${table.lines[r]}: run times must be positive and finite to take the logarithm, got a mean of ${mean}`);
     target[r] = Math.log(mean);
   }
   return buildRegression(
-    { featureNames: SGEMM_FEATURES, features: SGEMM_FEATURES.map(col), target, targetName: 'ln(mean run ms)', targetTransform: 'ln', rows: table.rows },
+    { featureNames: SGEMM_FEATURES, features: SGEMM_FEATURES.map(col), target, targetName: 'ln(mean run ms)', targetTransform: 'ln', rows: table.rows, lines: table.lines },
     'sgemm', file, opts);
 }
 
@@ -117,13 +133,16 @@ export async function loadCsv(opts: TabularOptions & { data?: string; target?: s
   if (!opts.target) throw new DataError('--target: --dataset csv needs --target COL naming the column to predict');
   if (!fs.existsSync(opts.data)) throw new DataError(`--data: ${opts.data} does not exist`);
   const drop = opts.drop ?? [];
-  if (drop.includes(opts.target)) throw new DataError(`--drop: the target column '${opts.target}' cannot be dropped`);
-  const table = await readNumericCsv(opts.data, { drop });
+  if (drop.includes(opts.target)) throw new DataError(`--drop: the target column ${shown(opts.target)} cannot be dropped`);
+  const table = await readNumericCsv(opts.data, {
+    drop,
+    hint: (c) => (c === opts.target ? 'the target column must be numeric' : `every kept column must be numeric (leave it out with --drop ${shown(c)})`),
+  });
   const t = table.columns.indexOf(opts.target);
-  if (t < 0) throw new DataError(`--target: ${opts.data} has no column '${opts.target}' (columns: ${table.columns.join(', ')})`);
+  if (t < 0) throw new DataError(`--target: ${opts.data} has no column ${shown(opts.target)} (columns: ${shownList(table.columns)})`);
   const featureNames = table.columns.filter((_, i) => i !== t);
-  if (featureNames.length === 0) throw new DataError(`${opts.data}: no feature columns besides the target '${opts.target}'`);
+  if (featureNames.length === 0) throw new DataError(`${opts.data}: no feature columns besides the target ${shown(opts.target)}`);
   return buildRegression(
-    { featureNames, features: table.values.filter((_, i) => i !== t), target: table.values[t], targetName: opts.target, rows: table.rows },
+    { featureNames, features: table.values.filter((_, i) => i !== t), target: table.values[t], targetName: opts.target, rows: table.rows, lines: table.lines },
     'csv', opts.data, opts);
 }
