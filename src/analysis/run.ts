@@ -3,13 +3,17 @@
  * ../train/run.ts is for training): read the run, compute, write its files atomically.
  *   DIR/analysis.json   block norms, truncation curve, effective depth, contributions
  *   DIR/report.html     refreshed with the analysis
- *   OUT/model/, OUT/metrics.json   a truncated model that loads and predicts alone
+ *   OUT/model/, OUT/metrics.json   a truncated model that loads and predicts alone; OUT is never
+ *                                  the run itself or inside it, and a run in OUT is replaced only
+ *                                  with `overwrite`
  */
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend/index.js';
 import type { Analysis, Metrics } from '../contracts.js';
 import { writeJsonAtomic } from '../io.js';
+import { OutFolderError } from '../errors.js';
+import { checkWritableFolder, clearRunFolder, isSameOrInside, refuseIfHoldsRun } from '../out-folder.js';
 import { saveModel } from '../model-io.js';
 import { evaluate } from '../train/trainer.js';
 import { analyzeModel } from './analyze.js';
@@ -44,7 +48,12 @@ export function describeAnalysis(a: Analysis, metrics: Metrics): string[] {
 }
 
 /** Keep the first `blocks` blocks of a trained GloNet run and save it, evaluated, as a run of its own. */
-export async function truncateRun(dir: string, blocks: number, out: string, o: { backend?: string } = {}): Promise<{ metrics: Metrics; fullParams: number }> {
+export async function truncateRun(dir: string, blocks: number, out: string, o: { backend?: string; overwrite?: boolean } = {}): Promise<{ metrics: Metrics; fullParams: number }> {
+  checkWritableFolder(out, '--out');
+  if (isSameOrInside(out, dir)) {
+    throw new OutFolderError(`--out: ${out} is ${path.resolve(out) === path.resolve(dir) ? 'the run being truncated' : 'inside the run being truncated'} (${dir}); a run is never written into its own source: choose another --out`);
+  }
+  if (!o.overwrite) refuseIfHoldsRun(out, '--out', 'replace it with --overwrite, or choose another --out');
   const backend = await initBackend(o.backend);
   const run = await openRun(dir);
   const t = truncateModel(run.model, run.meta, blocks);
@@ -53,6 +62,7 @@ export async function truncateRun(dir: string, blocks: number, out: string, o: {
     tf.tidy(() => (t.model.predict(tf.tensor(x, [rows, ...ds.inputShape])) as tf.Tensor).dataSync() as Float32Array).slice();
   const test = evaluate(predict, ds, ds.xTest, ds.yTest, ds.nTest);
   const train = evaluate(predict, ds, ds.xTrain, ds.yTrain, ds.nTrain);
+  if (o.overwrite) clearRunFolder(out);
   await saveModel(t.model, path.join(out, 'model'), t.meta);
   const last = run.metrics.epochs[run.metrics.epochs.length - 1];
   const epoch = { epoch: last?.epoch ?? 0, trainLoss: train.loss, testLoss: test.loss, testError: test.error, ...(test.accuracy != null ? { testAccuracy: test.accuracy } : {}), seconds: 0 };

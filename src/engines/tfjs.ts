@@ -14,6 +14,9 @@ function makeOptimizer(o: StepperOptions): tf.Optimizer {
   return o.optimizer === 'adam' ? tf.train.adam(o.lr) : tf.train.momentum(o.lr, o.momentum);
 }
 
+/** Fields of TF.js's AdamOptimizer holding beta1^t and beta2^t (float32 variables). */
+const ADAM_POWERS = ['accBeta1', 'accBeta2'] as const;
+
 export class TfjsStepper implements Stepper {
   readonly engine = 'tfjs' as const;
   private optimizer: tf.Optimizer;
@@ -65,13 +68,24 @@ export class TfjsStepper implements Stepper {
     const out = named.map((n, i) => ({ name: `${i}:${n.name}`, shape: n.tensor.shape, values: (n.tensor.dataSync() as Float32Array).slice() }));
     // getWeights() makes a fresh scalar for the iteration count; the rest are the optimizer's own.
     if (named[0]?.name === 'iter') named[0].tensor.dispose();
+    // Adam's bias-correction powers: setWeights() recomputes them with pow(), which differs in the
+    // last bits from the running float32 product training keeps, so they are saved as they are.
+    for (const acc of ADAM_POWERS) {
+      const v = (this.optimizer as unknown as Record<string, tf.Variable | undefined>)[acc];
+      if (v) out.push({ name: acc, shape: [], values: (v.dataSync() as Float32Array).slice() });
+    }
     return out;
   }
 
   async setOptimizerState(state: NamedArray[]): Promise<void> {
-    const named = state.map((s) => ({ name: s.name.replace(/^\d+:/, ''), tensor: tf.tensor(s.values, s.shape) }));
+    const powers = state.filter((s) => (ADAM_POWERS as readonly string[]).includes(s.name));
+    const named = state.filter((s) => !powers.includes(s)).map((s) => ({ name: s.name.replace(/^\d+:/, ''), tensor: tf.tensor(s.values, s.shape) }));
     await this.optimizer.setWeights(named);
     named.forEach((n) => n.tensor.dispose());
+    for (const p of powers) {
+      const v = (this.optimizer as unknown as Record<string, tf.Variable | undefined>)[p.name];
+      if (v) tf.tidy(() => v.assign(tf.scalar(p.values[0])));
+    }
   }
 
   dispose(): void {

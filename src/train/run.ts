@@ -1,9 +1,10 @@
 /**
  * One training run, end to end: data, model, training, and the run folder:
- *   DIR/metrics.json   the metrics contract (src/contracts.ts), rewritten after every epoch
- *   DIR/model/         the TF.js model (model.json + weights.bin) after the last finished epoch
- *   DIR/checkpoint/    optimizer state for --resume
- * Every file is replaced atomically, so a crash or a divergence leaves valid files behind.
+ *   DIR/checkpoint/epoch-NNNNNN/  the last committed epoch: model, optimizer state, metrics (./checkpoint.ts)
+ *   DIR/model/                    that epoch's TF.js model (model.json + weights.bin), published from it
+ *   DIR/metrics.json              the metrics contract (src/contracts.ts), published from it
+ * Each epoch is one commit, so a crash at any moment leaves the last committed epoch complete;
+ * `resume` goes on from it and the result is bit for bit the run that was never interrupted.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -13,16 +14,18 @@ import { loadDataset } from '../data/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { augmentBatch } from '../data/augment.js';
 import { buildModel } from '../models/index.js';
-import { loadModel, saveModel, type ModelMetadata } from '../model-io.js';
-import { readJson, writeJsonAtomic } from '../io.js';
+import type { ModelMetadata } from '../model-io.js';
+import { writeJsonAtomic, writing } from '../io.js';
+import { OutFolderError, WriteFailedError } from '../errors.js';
+import { checkWritableFolder, clearRunFolder, isSameOrInside, refuseIfHoldsRun, removeLeftovers, runEntries, RUN_ENTRIES } from '../out-folder.js';
 import { learningRateAt, type RunConfig } from './config.js';
 import type { EpochMetrics, Metrics } from '../contracts.js';
 import { summarize } from './metrics.js';
 import { createProgress, type Progress } from './progress.js';
 import { createStepper } from '../engines/select.js';
-import type { StepperOptions } from '../engines/types.js';
+import type { NamedArray, StepperOptions } from '../engines/types.js';
 import { DivergedError, trainLoop } from './trainer.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { commitEpoch, hasOldCheckpoint, lastConsistentEpoch, publishEpoch, pruneEpochs, readEpoch, type CommittedEpoch } from './checkpoint.js';
 
 export interface RunResult {
   metrics: Metrics;
@@ -33,10 +36,23 @@ export interface RunResult {
 }
 
 export interface RunOptions {
+  /**
+   * Continue the run in `dir` from its last consistent epoch (going back past damaged ones, and
+   * saying so). A folder with nothing to resume (absent, empty, or left by a run killed before its
+   * first epoch finished) starts a new run; a finished run trains nothing more. So a caller can
+   * pass `resume: true` for a folder that is new, half done or finished and never be asked.
+   */
   resume?: boolean;
+  /**
+   * Replace the run `dir` holds. Without it a folder holding a run is refused (OutFolderError).
+   * With `resume`, the run is replaced only when it has no consistent epoch to resume from.
+   */
+  overwrite?: boolean;
+  /** Aborting stops training before the next batch: the epoch in progress is dropped (InterruptedError). */
+  signal?: AbortSignal;
   progress?: Progress;
   log?: (line: string) => void;
-  /** Called after each epoch's files are written. */
+  /** Called after each epoch's files are committed and published. */
   onEpoch?: (m: EpochMetrics) => void;
 }
 
@@ -47,46 +63,96 @@ export class RunError extends Error {
   override name = 'RunError';
 }
 
+function isTruncated(dir: string): boolean {
+  try {
+    return Boolean(JSON.parse(fs.readFileSync(path.join(dir, 'metrics.json'), 'utf8'))?.truncatedFrom);
+  } catch {
+    return false;
+  }
+}
+
+/** Decide what to do with the folder: resume from a committed epoch, start anew, or refuse. */
+function planRun(dir: string, opts: RunOptions, log: (l: string) => void): { from?: CommittedEpoch } {
+  if (!fs.existsSync(dir)) {
+    if (opts.resume) log(`--resume: ${dir} does not exist yet; starting a new run`);
+    return {};
+  }
+  if (isTruncated(dir) && !opts.overwrite) {
+    throw new OutFolderError(`${opts.resume ? '--resume' : '--out'}: ${dir} holds a truncated model (made by glonet truncate), which cannot be trained further; choose another --out, or replace it with --overwrite`);
+  }
+  if (opts.resume) {
+    const { found, damaged } = lastConsistentEpoch(dir);
+    if (found) {
+      if (damaged.length) log(`--resume: ${damaged.map((d) => `epoch ${d.epoch} is incomplete (${d.problem})`).join('; ')}; going back to epoch ${found.epoch}, the last consistent one`);
+      return { from: found };
+    }
+    if (runEntries(dir).length === 0) {
+      log(`--resume: nothing to resume in ${dir}; starting a new run`);
+      return {};
+    }
+    const reason = damaged.length ? damaged.map((d) => `epoch ${d.epoch}: ${d.problem}`).join('; ')
+      : hasOldCheckpoint(dir) ? 'its checkpoint/ was written by an older glonet and cannot be verified'
+        : 'no epoch was committed';
+    if (opts.overwrite) {
+      log(`--resume: ${dir} has no consistent epoch to resume from (${reason}); starting a new run over it (--overwrite)`);
+      return {};
+    }
+    throw new OutFolderError(`--resume: ${dir} has no consistent epoch to resume from (${reason}); start the run again with --overwrite`);
+  }
+  if (!opts.overwrite) refuseIfHoldsRun(dir, '--out', 'continue it with --resume, replace it with --overwrite, or choose another --out');
+  return {};
+}
+
 export async function runTraining(cfg: RunConfig, dir: string, opts: RunOptions = {}): Promise<RunResult> {
   const log = opts.log ?? ((l: string) => process.stdout.write(l + '\n'));
+  checkWritableFolder(dir, '--out');
+  if (cfg.data && RUN_ENTRIES.some((e) => isSameOrInside(cfg.data!, path.join(dir, e)))) {
+    throw new OutFolderError(`--out: the data ${cfg.data} lies among the run folder's own files in ${dir}; the run would overwrite its own source`);
+  }
+  const plan = planRun(dir, opts, log);
   const backend = await initBackend(cfg.backend === 'auto' ? undefined : cfg.backend);
   const ds = await loadDataset({ ...cfg, drop: cfg.drop });
-  const metricsFile = path.join(dir, 'metrics.json');
-  const modelDir = path.join(dir, 'model');
-  const ckptDir = path.join(dir, 'checkpoint');
 
   let model: tf.LayersModel;
   let meta: ModelMetadata;
   let epochs: EpochMetrics[] = [];
-  let resumeSlots: ReturnType<typeof loadCheckpoint> | undefined;
-  if (opts.resume && fs.existsSync(path.join(ckptDir, 'state.json')) && fs.existsSync(metricsFile)) {
-    const prev = readJson<Metrics>(metricsFile, 'metrics');
+  let resumeSlots: { engine: string; slots: NamedArray[] } | undefined;
+  if (plan.from) {
+    const saved = await readEpoch(plan.from);
     for (const k of RESUME_KEYS) {
-      if (JSON.stringify(prev.config[k]) !== JSON.stringify(cfg[k])) {
-        throw new RunError(`--resume: ${dir} was trained with ${k} = ${JSON.stringify(prev.config[k])}, not ${JSON.stringify(cfg[k])}; use the same options or another --out`);
+      if (JSON.stringify(saved.metrics.config[k]) !== JSON.stringify(cfg[k])) {
+        throw new RunError(`--resume: ${dir} was trained with ${k} = ${JSON.stringify(saved.metrics.config[k])}, not ${JSON.stringify(cfg[k])}; use the same options or another --out`);
       }
     }
-    resumeSlots = loadCheckpoint(ckptDir);
-    epochs = prev.epochs.filter((e) => e.epoch <= resumeSlots!.state.epoch);
-    ({ model, meta } = await loadModel(modelDir));
-    log(`resuming ${dir} after epoch ${resumeSlots.state.epoch}`);
+    ({ model, meta } = saved);
+    epochs = saved.metrics.epochs;
+    resumeSlots = { engine: saved.state.engine, slots: saved.slots };
+    // The public files and the checkpoint folder become this epoch's alone.
+    await publishEpoch(dir, plan.from);
+    writing(dir, () => pruneEpochs(dir, plan.from!));
+    removeLeftovers(dir);
+    if (plan.from.epoch < cfg.epochs) {
+      writing(dir, () => fs.rmSync(path.join(dir, 'analysis.json'), { force: true }));
+      log(`resuming ${dir} after epoch ${plan.from.epoch}`);
+    } else {
+      log(`${dir} already has ${plan.from.epoch} epochs (--epochs ${cfg.epochs}); nothing left to train`);
+    }
   } else {
-    if (opts.resume) log(`--resume: no checkpoint in ${dir}; starting a new run`);
     ({ model, meta } = buildModel(cfg, ds));
     meta.standardization = ds.standardization;
     meta.classNames = ds.classNames;
-    fs.mkdirSync(dir, { recursive: true });
-    // A new run replaces whatever an earlier run left here, so nothing stale can be resumed.
-    for (const stale of ['metrics.json', 'analysis.json', 'report.html', 'model', 'checkpoint']) {
-      fs.rmSync(path.join(dir, stale), { recursive: true, force: true });
-    }
+    // Whatever was there goes only now, when the new run's data and model are known to be good.
+    if (opts.overwrite) clearRunFolder(dir);
+    else removeLeftovers(dir);
+    writing(dir, () => fs.mkdirSync(dir, { recursive: true }));
   }
 
   const stepperOpts: StepperOptions = { task: ds.task, outputs: ds.outputs, inputShape: ds.inputShape, optimizer: cfg.optimizer, lr: cfg.lr, momentum: cfg.momentum, l2: cfg.l2 };
   const stepper = createStepper(model, meta, stepperOpts, cfg.fast);
   if (resumeSlots) {
-    if (resumeSlots.state.engine.startsWith('fused') !== stepper.engine.startsWith('fused')) {
-      throw new RunError(`--resume: ${dir} was trained with the ${resumeSlots.state.engine} engine, this run uses ${stepper.engine}; pass the same --fast setting`);
+    if (resumeSlots.engine.startsWith('fused') !== stepper.engine.startsWith('fused')) {
+      stepper.dispose();
+      throw new RunError(`--resume: ${dir} was trained with the ${resumeSlots.engine} engine, this run uses ${stepper.engine}; pass the same --fast setting`);
     }
     await stepper.setOptimizerState(resumeSlots.slots);
   }
@@ -105,6 +171,7 @@ export async function runTraining(cfg: RunConfig, dir: string, opts: RunOptions 
     ? (x: Float32Array, rows: number, rng: import('../random.js').Rng) => augmentBatch(x, rows, h, w, c, rng)
     : undefined;
   const progress = opts.progress ?? createProgress({ log });
+  let committedEpoch = plan.from?.epoch ?? 0;
   try {
     await trainLoop(stepper, ds, {
       startEpoch: epochs.length + 1,
@@ -114,27 +181,26 @@ export async function runTraining(cfg: RunConfig, dir: string, opts: RunOptions 
       lrAt: (e) => learningRateAt(cfg, e),
       augment,
       progress,
+      shouldStop: () => opts.signal?.aborted === true,
       onEpoch: async (m) => {
         epochs.push(m);
-        // The model and the optimizer first, metrics.json last: it names what is on disk.
-        await saveModel(model, modelDir, meta);
-        await saveCheckpoint(ckptDir, m.epoch, stepper.engine, await stepper.getOptimizerState());
-        writeJsonAtomic(metricsFile, metricsOf());
+        meta.epoch = m.epoch;
+        const committed = await commitEpoch(dir, m.epoch, { model, meta, engine: stepper.engine, slots: await stepper.getOptimizerState(), metrics: metricsOf() });
+        await publishEpoch(dir, committed);
+        committedEpoch = m.epoch;
+        writing(dir, () => pruneEpochs(dir, committed));
         opts.onEpoch?.(m);
       },
     });
   } catch (e) {
-    if (e instanceof DivergedError) {
-      const metrics = { ...metricsOf(), diverged: { epoch: e.epoch, batch: e.batch, message: e.message } };
-      writeJsonAtomic(metricsFile, metrics);
-      stepper.dispose();
-      throw e;
-    }
     stepper.dispose();
+    const kept = committedEpoch > 0 ? `${dir} keeps epoch ${committedEpoch}; continue with --resume once that is fixed` : 'no epoch was saved';
+    if (e instanceof WriteFailedError) throw new WriteFailedError(`${e.message}; ${kept}`);
+    if (e instanceof DivergedError) {
+      writeJsonAtomic(path.join(dir, 'metrics.json'), { ...metricsOf(), diverged: { epoch: e.epoch, batch: e.batch, message: e.message } });
+    }
     throw e;
   }
   stepper.dispose();
-  const metrics = metricsOf();
-  writeJsonAtomic(metricsFile, metrics);
-  return { metrics, dir, model, meta, dataset: ds };
+  return { metrics: metricsOf(), dir, model, meta, dataset: ds };
 }

@@ -68,6 +68,16 @@ export class DivergedError extends Error {
   }
 }
 
+/** Training was asked to stop (SIGINT, SIGTERM, an AbortSignal); `epoch` is the last one saved. */
+export class InterruptedError extends Error {
+  override name = 'InterruptedError';
+  constructor(readonly epoch: number) {
+    super(epoch > 0
+      ? `interrupted after epoch ${epoch}; continue with --resume`
+      : 'interrupted before the first epoch finished; nothing was saved, run the command again to start');
+  }
+}
+
 export interface LoopOptions {
   /** First epoch to run (1-based); later than 1 when resuming. */
   startEpoch: number;
@@ -80,6 +90,8 @@ export interface LoopOptions {
   progress: Progress;
   /** Called after every epoch, with the weights synced to the TF.js model. */
   onEpoch: (m: EpochMetrics) => Promise<void>;
+  /** Asked before every batch; true stops training with an InterruptedError (the epoch in progress is dropped). */
+  shouldStop?: () => boolean;
 }
 
 /** The seed of an epoch's shuffle: independent of earlier epochs, so a resumed run is identical. */
@@ -102,6 +114,10 @@ export async function trainLoop(stepper: Stepper, ds: Dataset, opts: LoopOptions
     opts.progress.startEpoch(epoch, opts.epochs, batches);
     let lossSum = 0;
     for (let b = 0; b < batches; b++) {
+      if (opts.shouldStop?.()) {
+        opts.progress.stop();
+        throw new InterruptedError(epoch - 1);
+      }
       const start = b * bs;
       const rows = Math.min(bs, ds.nTrain - start);
       for (let i = 0; i < rows; i++) {
