@@ -6,7 +6,7 @@ import { BACKENDS, initBackend } from '../backend/index.js';
 import { openRun } from '../analysis/run-folder.js';
 import { analyzeRun, describeAnalysis, truncateRun } from '../analysis/run.js';
 import { explain } from '../analysis/explain.js';
-import { readModelInput } from '../analysis/inputs.js';
+import { checkOutputs, readModelInput } from '../analysis/inputs.js';
 import { nonNegativeNumber, positiveInt } from './parse.js';
 
 const backendOption = () => new Option('--backend <name>', 'TF.js backend (default: the fastest that loads)').choices(BACKENDS);
@@ -31,10 +31,11 @@ export function truncateCommand(): Command {
     .description('keep the first K blocks of a trained GloNet (no retraining) and save the smaller model')
     .argument('<dir>', 'run folder written by glonet train')
     .requiredOption('--blocks <k>', 'blocks to keep', positiveInt)
-    .requiredOption('--out <dir2>', 'folder for the truncated model')
+    .requiredOption('--out <dir2>', 'folder for the truncated model (never the run itself)')
+    .option('--overwrite', 'replace the run or model --out holds; without it such a folder is refused')
     .addOption(backendOption())
-    .action(async (dir: string, o: { blocks: number; out: string; backend?: string }) => {
-      const r = await truncateRun(dir, o.blocks, o.out, { backend: o.backend });
+    .action(async (dir: string, o: { blocks: number; out: string; backend?: string; overwrite?: boolean }) => {
+      const r = await truncateRun(dir, o.blocks, o.out, { backend: o.backend, overwrite: o.overwrite });
       const test = r.metrics.epochs[0];
       const err = r.metrics.task === 'classification' ? `test accuracy ${((test.testAccuracy ?? 0) * 100).toFixed(2)}%` : `test MSE ${test.testError.toFixed(4)}`;
       process.stdout.write(`kept ${o.blocks} of ${r.metrics.truncatedFrom!.of} blocks: ${r.metrics.params} parameters (was ${r.fullParams}), ${err}\nwrote ${path.join(o.out, 'model')} and ${path.join(o.out, 'metrics.json')}\n`);
@@ -71,6 +72,7 @@ export function predictCommand(): Command {
         raw = tf.tidy(() => (run.model.predict(x) as tf.Tensor).dataSync() as Float32Array).slice();
       }
       x.dispose();
+      checkOutputs(raw, input, meta);
       const out = meta.outputs;
       const target = meta.standardization?.target;
       // Regression outputs are z-scores of the target; the map back is affine, so contributions

@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { BACKENDS } from '../backend/index.js';
 import type { RunConfig } from '../train/config.js';
 import { familyDefaults } from '../models/index.js';
-import { runTraining } from '../train/run.js';
+import { refuseIfHoldsRun } from '../out-folder.js';
+import { trainStoppably } from './train.js';
 import { afterTraining } from './after-training.js';
 import { positiveInt } from './parse.js';
 import { fastPathInfo } from '../engines/select.js';
@@ -38,10 +39,12 @@ export function demoCommand(): Command {
     .option('--depth <n>', 'GloNet blocks (default 100, or 50 without the native engine)', positiveInt)
     .option('--subset <n>', 'use a seeded subset of n SGEMM rows (default: all 241,600)', positiveInt)
     .addOption(new Option('--backend <name>', 'TF.js backend (default: the fastest that loads)').choices(BACKENDS))
-    .action(async (o: { out: string; epochs?: number; depth?: number; subset?: number; backend?: string }) => {
+    .option('--overwrite', 'replace the run --out holds (an earlier demo)')
+    .action(async (o: { out: string; epochs?: number; depth?: number; subset?: number; backend?: string; overwrite?: boolean }) => {
       const t0 = performance.now();
       const cfg = demoConfig(o);
-      const result = await runTraining(cfg, o.out);
+      if (!o.overwrite) refuseIfHoldsRun(o.out, '--out', 'replace it with glonet demo --overwrite, or choose another --out');
+      const result = await trainStoppably(cfg, o.out, { overwrite: o.overwrite });
       const reportFile = await afterTraining(result, { report: true, analyze: true });
       const m = result.metrics;
       const seconds = (performance.now() - t0) / 1000;

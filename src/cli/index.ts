@@ -1,4 +1,9 @@
-/** The `glonet` command line. Bad usage: one line on stderr, exit code 2. */
+/**
+ * The `glonet` command line. Every problem ends as one line on stderr, `glonet: ...`, and an exit
+ * code: 2 for bad input (options, files, folders), 1 for runtime failures (divergence, a write
+ * that failed), 130/143 for an interrupted run, 70 for a bug. No stack trace unless
+ * GLONET_DEBUG=1. A closed stdout (`glonet train ... | head -1`) does not stop the work.
+ */
 import { Command, CommanderError } from 'commander';
 import { trainCommand } from './train.js';
 import { demoCommand } from './demo.js';
@@ -6,51 +11,79 @@ import { analyzeCommand, predictCommand, truncateCommand } from './analysis.js';
 import { infoCommand } from './info.js';
 import { webCommand } from './web.js';
 import { AnalysisError } from '../analysis/blocks.js';
-import { UsageError } from './errors.js';
+import { ExitError, UsageError } from './errors.js';
 import { BackendError } from '../backend/index.js';
 import { DataError } from '../data/dataset.js';
 import { ModelConfigError } from '../models/family.js';
 import { GloNetShapeError } from '../layers/glonet.js';
 import { RunError } from '../train/run.js';
 import { DivergedError } from '../train/trainer.js';
+import { BadFileError, OutFolderError, WriteFailedError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { SiteError } from '../web/site.js';
 import { PortError } from '../web/server.js';
 
-/** Errors that are the user's input, not a bug: reported as one line. */
-const USER_ERRORS = [UsageError, BackendError, DataError, ModelConfigError, GloNetShapeError, RunError, AnalysisError, SiteError, PortError];
+/** Errors that are the user's input, not a bug: one line, exit code 2. */
+const USER_ERRORS = [UsageError, BackendError, DataError, ModelConfigError, GloNetShapeError, RunError, AnalysisError, BadFileError, OutFolderError, SiteError, PortError];
+/** Failures while running: one line, exit code 1. */
+const RUNTIME_ERRORS = [DivergedError, WriteFailedError];
+
+/** Commander's messages ("error: ...", sometimes with a second line of suggestions) as one line. */
+function oneLineErrors(cmd: Command, name: string): Command {
+  return cmd.configureOutput({
+    outputError: (text, write) => write(`${name}: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see ${name} --help)\n`),
+  });
+}
 
 export function buildProgram(): Command {
-  const program = new Command('glonet')
+  const program = oneLineErrors(new Command('glonet'), 'glonet')
     .description('Globally Connected Neural Networks (GloNet, arXiv 2311.15947) on TensorFlow.js')
     .version(VERSION)
-    .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   for (const sub of [trainCommand(), analyzeCommand(), truncateCommand(), predictCommand(), demoCommand(), infoCommand(), webCommand()]) {
-    program.addCommand(sub.exitOverride().showHelpAfterError('(run with --help for usage)'));
+    program.addCommand(oneLineErrors(sub, `glonet ${sub.name()}`).exitOverride());
   }
   return program;
 }
 
+/** Writing to a closed stdout or stderr (a pipe whose reader left) is not an error of the command. */
+function ignoreClosedOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.listenerCount('error') === 0) stream.on('error', () => {});
+  }
+}
+
+/** Print an error as one line and return the exit code. */
+export function reportError(e: unknown): number {
+  const say = (msg: string) => process.stderr.write(`glonet: ${msg.split('\n')[0]}\n`);
+  if (e instanceof CommanderError) {
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+    return e.exitCode === 0 ? 0 : 2;
+  }
+  if (e instanceof ExitError) {
+    say(e.message);
+    return e.code;
+  }
+  if (RUNTIME_ERRORS.some((E) => e instanceof E)) {
+    say((e as Error).message);
+    return 1;
+  }
+  if (USER_ERRORS.some((E) => e instanceof E)) {
+    say((e as Error).message);
+    return 2;
+  }
+  say(`internal error: ${(e as Error)?.message ?? e} (a bug in glonet; GLONET_DEBUG=1 shows where)`);
+  return 70;
+}
+
 export async function main(argv: string[]): Promise<number> {
+  ignoreClosedOutput();
   const program = buildProgram();
-  program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {
     await program.parseAsync(argv);
     return 0;
   } catch (e) {
-    if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
-      return e.exitCode === 0 ? 0 : 2;
-    }
-    if (e instanceof DivergedError) {
-      process.stderr.write(`glonet: ${e.message}\n`);
-      return 1;
-    }
-    if (USER_ERRORS.some((E) => e instanceof E)) {
-      process.stderr.write(`glonet: ${(e as Error).message}\n`);
-      return 2;
-    }
-    throw e;
+    if (process.env.GLONET_DEBUG === '1' && !(e instanceof CommanderError)) process.stderr.write(`${(e as Error)?.stack ?? e}\n`);
+    return reportError(e);
   }
 }

@@ -4,10 +4,12 @@ import { BACKENDS } from '../backend/index.js';
 import { DATASETS, type RunConfig } from '../train/config.js';
 import { familyNames, getFamily } from '../models/index.js';
 import { checkArch } from '../models/family.js';
-import { runTraining } from '../train/run.js';
+import { runTraining, type RunResult } from '../train/run.js';
 import { list, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber } from './parse.js';
-import { UsageError } from './errors.js';
+import { ExitError, UsageError } from './errors.js';
 import { afterTraining } from './after-training.js';
+import { stopOnSignals } from './signals.js';
+import { InterruptedError } from '../train/trainer.js';
 
 export interface TrainCliOptions {
   model: string;
@@ -32,7 +34,21 @@ export interface TrainCliOptions {
   fast: RunConfig['fast'];
   out: string;
   resume?: boolean;
+  overwrite?: boolean;
   report?: boolean;
+}
+
+/** Train with SIGINT and SIGTERM stopping the run cleanly: one line and exit code 130 or 143. */
+export async function trainStoppably(cfg: RunConfig, out: string, opts: { resume?: boolean; overwrite?: boolean }): Promise<RunResult> {
+  const stop = stopOnSignals();
+  try {
+    return await runTraining(cfg, out, { ...opts, signal: stop.signal });
+  } catch (e) {
+    if (e instanceof InterruptedError) throw new ExitError(e.message, stop.exitCode());
+    throw e;
+  } finally {
+    stop.dispose();
+  }
 }
 
 /** Every registered family's architectures and what --depth means for it, for --help. */
@@ -124,11 +140,12 @@ export function trainCommand(): Command {
   addTrainOptions(cmd)
     .addHelpText('after', defaultsText)
     .requiredOption('--out <dir>', 'run folder')
-    .option('--resume', 'continue the run in --out from its last finished epoch')
+    .option('--resume', 'continue the run in --out from its last consistent epoch (a new or empty folder starts a new run)')
+    .option('--overwrite', 'replace the run --out holds (its model, checkpoint, metrics, analysis and report); without it such a folder is refused')
     .option('--no-report', 'skip writing report.html')
     .action(async (o: TrainCliOptions) => {
       const cfg = toRunConfig(o);
-      const result = await runTraining(cfg, o.out, { resume: o.resume });
+      const result = await trainStoppably(cfg, o.out, { resume: o.resume, overwrite: o.overwrite });
       await afterTraining(result, { report: o.report !== false, analyze: false });
     });
   return cmd;
