@@ -94,6 +94,9 @@ export interface LoopOptions {
   shouldStop?: () => boolean;
 }
 
+/** How often the loop lets the event loop run (signals, timers) between batches. */
+const YIELD_MS = 50;
+
 /** The seed of an epoch's shuffle: independent of earlier epochs, so a resumed run is identical. */
 function epochSeed(seed: number, epoch: number): number {
   return (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(epoch, 0x85ebca6b)) >>> 0;
@@ -105,6 +108,7 @@ export async function trainLoop(stepper: Stepper, ds: Dataset, opts: LoopOptions
   const batches = Math.ceil(ds.nTrain / bs);
   const xb = new Float32Array(bs * size);
   const yb = new Float32Array(bs);
+  let lastYield = -Infinity;
   for (let epoch = opts.startEpoch; epoch <= opts.epochs; epoch++) {
     const t0 = performance.now();
     const lr = opts.lrAt(epoch);
@@ -114,6 +118,11 @@ export async function trainLoop(stepper: Stepper, ds: Dataset, opts: LoopOptions
     opts.progress.startEpoch(epoch, opts.epochs, batches);
     let lossSum = 0;
     for (let b = 0; b < batches; b++) {
+      // Signals (Ctrl-C) are delivered by the event loop, which synchronous steps never reach: yield to it.
+      if (performance.now() - lastYield > YIELD_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        lastYield = performance.now();
+      }
       if (opts.shouldStop?.()) {
         opts.progress.stop();
         throw new InterruptedError(epoch - 1);
