@@ -12,19 +12,18 @@ import { tempNamePid, writing } from './io.js';
 /** Everything glonet writes at the top of a run folder. */
 export const RUN_ENTRIES = ['metrics.json', 'model', 'checkpoint', 'analysis.json', 'report.html'] as const;
 
-function statOrUndefined(p: string): fs.Stats | undefined {
-  try {
-    return fs.statSync(p);
-  } catch {
-    return undefined;
-  }
-}
-
 /** Check that `dir` is, or can become, a folder this process can write into. */
 export function checkWritableFolder(dir: string, option: string): void {
   const target = path.resolve(dir);
   for (let p = target; ; p = path.dirname(p)) {
-    const st = statOrUndefined(p);
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(p);
+    } catch (e) {
+      // Not there yet (or under a file, found further up): look at the parent.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw new OutFolderError(`${option}: cannot use ${p} (${fsReason(e)}); choose a folder you can write to`);
+    }
     if (st) {
       if (!st.isDirectory()) {
         throw new OutFolderError(p === target
