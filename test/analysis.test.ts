@@ -165,7 +165,7 @@ test('glonet predict: CSV rows and JSON, --explain contributions sum to the pred
   fs.writeFileSync(bad, 'MWG,NWG\n1,2\n');
   const e = runCli(['predict', dir, '--input', bad, '--backend', 'cpu']);
   assert.equal(e.code, 2);
-  assert.match(e.stderr, /bad\.csv: missing columns 'KWG', .*expected the training columns MWG, NWG/);
+  assert.match(e.stderr, /bad\.csv: missing columns 'KWG', .*expected the training columns 'MWG', 'NWG'/);
 });
 
 test('analysis, truncation and explanations work on GloNet-ResNet20 and GloNet-ViT (narrow first blocks padded)', async () => {
