@@ -186,8 +186,8 @@ export async function runTraining(cfg: RunConfig, dir: string, opts: RunOptions 
         epochs.push(m);
         meta.epoch = m.epoch;
         const committed = await commitEpoch(dir, m.epoch, { model, meta, engine: stepper.engine, slots: await stepper.getOptimizerState(), metrics: metricsOf() });
-        await publishEpoch(dir, committed);
         committedEpoch = m.epoch;
+        await publishEpoch(dir, committed);
         writing(dir, () => pruneEpochs(dir, committed));
         opts.onEpoch?.(m);
       },
