@@ -4,6 +4,7 @@ import { BACKENDS } from '../backend/index.js';
 import { DATASETS, type RunConfig } from '../train/config.js';
 import { familyNames, getFamily } from '../models/index.js';
 import { checkArch } from '../models/family.js';
+import { HEAD_INITS, type HeadInit } from '../models/init.js';
 import { runTraining, type RunResult } from '../train/run.js';
 import { list, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber } from './parse.js';
 import { ExitError, UsageError } from './errors.js';
@@ -32,6 +33,7 @@ export interface TrainCliOptions {
   augment?: boolean;
   backend?: string;
   fast: RunConfig['fast'];
+  headInit?: HeadInit;
   out: string;
   resume?: boolean;
   overwrite?: boolean;
@@ -86,6 +88,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--subset <n>', 'train and test on a seeded random subset of n examples', positiveInt)
     .option('--augment', 'cifar10: random flips and 4-pixel crops')
     .addOption(new Option('--backend <name>', 'TF.js backend (default: the fastest that loads)').choices(BACKENDS))
+    .addOption(new Option('--head-init <kind>', 'glonet: the head kernel at initialization: paper (the family\'s He-normal, Glorot-uniform for vit), scaled (that divided by the number of blocks summed), zero').choices(HEAD_INITS).default('paper'))
     .addOption(new Option('--fast <mode>', 'fused training engines (GloNet MLPs with Adam, GloNet-ResNet20 with SGD): auto uses them when they apply, off forces plain TF.js').choices(['auto', 'off']).default('auto'));
 }
 
@@ -132,6 +135,7 @@ export function toRunConfig(o: TrainCliOptions): RunConfig {
     augment: Boolean(o.augment),
     backend: o.backend ?? 'auto',
     fast: o.fast,
+    ...(o.headInit != null && o.headInit !== 'paper' ? { headInit: o.headInit } : {}),
   };
 }
 

@@ -9,6 +9,7 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Dataset } from '../data/dataset.js';
 import type { ModelMetadata } from '../model-io.js';
 import type { OptimizerName } from '../engines/types.js';
+import type { HeadInit } from './init.js';
 
 /** A model that cannot be built as asked (bad arch, depth, width or data shape). */
 export class ModelConfigError extends Error {
@@ -23,6 +24,8 @@ export interface BuildOptions {
   width: number;
   l2: number;
   seed: number;
+  /** GloNet heads: 'paper' (the family's initializer; also when absent), 'scaled' (divided by the number of blocks) or 'zero'. */
+  headInit?: HeadInit;
 }
 
 /** What a family needs to know about the data. */
@@ -83,6 +86,13 @@ export function withMetadata(family: Pick<ModelFamily, 'name' | 'blockLayers'>, 
 /** The arch check every family starts with. */
 export function checkArch(family: string, archs: readonly string[], arch: string): void {
   if (!archs.includes(arch)) throw new ModelConfigError(`--arch: expected one of ${archs.join(', ')} for --model ${family}, got '${arch}'`);
+}
+
+/** `--head-init` other than the paper's applies to a GloNet head only. */
+export function checkHeadInit(arch: string, headInit: HeadInit | undefined): void {
+  if (headInit != null && headInit !== 'paper' && arch !== 'glonet') {
+    throw new ModelConfigError(`--head-init ${headInit}: applies to --arch glonet (the head that reads the sum of the blocks), not ${arch}`);
+  }
 }
 
 /** The image families' input rule: examples are images [height, width, channels]. */

@@ -14,8 +14,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { glonet } from '../layers/chain.js';
-import { checkArch, ModelConfigError, seedCounter, withMetadata, type ModelFamily } from './family.js';
-import { heNormal, lastDim } from './init.js';
+import { checkArch, checkHeadInit, ModelConfigError, seedCounter, withMetadata, type ModelFamily } from './family.js';
+import { headInitializer, heNormal, lastDim, type HeadInit } from './init.js';
 
 export const MLP_ARCHS = ['glonet', 'vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn'] as const;
 export type MlpArch = (typeof MLP_ARCHS)[number];
@@ -29,6 +29,8 @@ export interface MlpConfig {
   outputs: number;
   l2?: number;
   seed?: number;
+  /** GloNet only: the head kernel's initialization (default 'paper', He-normal). */
+  headInit?: HeadInit;
 }
 
 export function validateMlpConfig(cfg: MlpConfig): void {
@@ -43,6 +45,7 @@ export function validateMlpConfig(cfg: MlpConfig): void {
   if (cfg.width != null && (!Number.isInteger(cfg.width) || cfg.width < 1)) {
     throw new ModelConfigError(`--width: expected a positive integer, got ${cfg.width}`);
   }
+  checkHeadInit(cfg.arch, cfg.headInit);
 }
 
 /** Number of GloNet/residual "blocks" an architecture at this depth has (analysis unit). */
@@ -62,18 +65,20 @@ export function buildMlp(cfg: MlpConfig): tf.LayersModel {
   const width = cfg.width ?? 16;
   const l2 = cfg.l2 ?? 1e-5;
   const nextSeed = seedCounter(cfg.seed);
-  const dense = (name: string, units: number, activation: 'relu' | 'linear' = 'linear') => (x: tf.SymbolicTensor) =>
+  const dense = (name: string, units: number, activation: 'relu' | 'linear' = 'linear', init?: HeadInit) => (x: tf.SymbolicTensor) =>
     tf.layers.dense({
       name,
       units,
       activation,
-      kernelInitializer: heNormal(lastDim(x), nextSeed()),
+      kernelInitializer: init
+        ? headInitializer({ kind: init, base: 'he', fanIn: lastDim(x), fanOut: units, blocks: cfg.depth, seed: nextSeed() })
+        : heNormal(lastDim(x), nextSeed()),
       biasInitializer: 'zeros',
       kernelRegularizer: l2 > 0 ? tf.regularizers.l2({ l2 }) : undefined,
     }).apply(x) as tf.SymbolicTensor;
   const stem = (x: tf.SymbolicTensor) =>
     dense('stem', width)(cfg.inputShape.length > 1 ? tf.layers.flatten({ name: 'flatten' }).apply(x) as tf.SymbolicTensor : x);
-  const head = dense('head', cfg.outputs);
+  const head = dense('head', cfg.outputs, 'linear', cfg.headInit ?? 'paper');
   const name = `mlp_${cfg.arch}_${cfg.depth}`;
 
   if (cfg.arch === 'glonet') {
@@ -107,7 +112,7 @@ export const mlpFamily: ModelFamily = {
   }),
   build(o, data) {
     const arch = o.arch as MlpArch;
-    return withMetadata(mlpFamily, o, data, buildMlp({ arch, depth: o.depth, width: o.width, inputShape: data.inputShape, outputs: data.outputs, l2: o.l2, seed: o.seed }));
+    return withMetadata(mlpFamily, o, data, buildMlp({ arch, depth: o.depth, width: o.width, inputShape: data.inputShape, outputs: data.outputs, l2: o.l2, seed: o.seed, headInit: o.headInit }));
   },
   blockLayers: (arch, depth) => mlpBlockLayers(arch as MlpArch, depth),
 };

@@ -1,5 +1,6 @@
 /** A training run's settings: what `glonet train` accepts and what metrics.json records. */
 import type { Protocol } from '../models/family.js';
+import type { HeadInit } from '../models/init.js';
 
 export const DATASETS = ['sgemm', 'csv', 'mnist', 'fashion-mnist', 'cifar10'] as const;
 export type DatasetName = (typeof DATASETS)[number];
@@ -21,6 +22,8 @@ export interface RunConfig extends Protocol {
   backend: string;
   /** Fused training engines: 'auto' uses one when it applies (src/engines/select.ts), 'off' never. */
   fast: 'auto' | 'off';
+  /** GloNet heads: 'scaled' or 'zero' instead of the paper's initialization (absent = 'paper'). */
+  headInit?: HeadInit;
 }
 
 /** Learning rate at a 1-based epoch under the run's schedule. */

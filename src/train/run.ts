@@ -57,7 +57,7 @@ export interface RunOptions {
 }
 
 /** Options that must match for --resume to continue a run. */
-const RESUME_KEYS: Array<keyof RunConfig> = ['model', 'arch', 'dataset', 'data', 'target', 'depth', 'width', 'batchSize', 'optimizer', 'lr', 'momentum', 'l2', 'schedule', 'seed', 'subset', 'augment'];
+const RESUME_KEYS: Array<keyof RunConfig> = ['model', 'arch', 'dataset', 'data', 'target', 'depth', 'width', 'batchSize', 'optimizer', 'lr', 'momentum', 'l2', 'schedule', 'seed', 'subset', 'augment', 'headInit'];
 
 export class RunError extends Error {
   override name = 'RunError';
