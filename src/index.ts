@@ -18,7 +18,7 @@ export { saveModel, loadModel, fileSystem, type ModelMetadata } from './model-io
 export { runTraining, RunError, type RunResult, type RunOptions } from './train/run.js';
 export { DivergedError, InterruptedError } from './train/trainer.js';
 export { BadFileError, OutFolderError, WriteFailedError } from './errors.js';
-export { createFusedMlp, fastPathInfo, type FusedMlp, type FusedMlpOptions, type FusedMlpWeights } from './engines/fused-mlp.js';
+export { createFusedMlp, fastPathInfo, type DenseWeights, type FastPathInfo, type FusedLoss, type FusedMlp, type FusedMlpOptions, type FusedMlpWeights } from './engines/fused-mlp.js';
 export type { EngineName, Stepper, StepperOptions } from './engines/types.js';
 export { analyzeModel, truncationCurve, blockNorms } from './analysis/analyze.js';
 export { explain, type Explanation } from './analysis/explain.js';

@@ -106,6 +106,11 @@ export interface FastPathInfo {
   reason?: string;
   /** SIMD kernels of the native engine: 'avx2-fma' or 'portable'. */
   simd?: string;
+  /**
+   * How the native engine got here: 'prebuilt binary prebuilds/linux-x64/glonet_fused.glibc.node',
+   * 'built from source at install', 'built from source (npm prepare)', or '$GLONET_NATIVE_ADDON'.
+   */
+  origin?: string;
   /** Threads a default `createFusedMlp` uses. */
   threads: number;
 }
@@ -121,7 +126,7 @@ export function fastPathInfo(): FastPathInfo {
   const native = loadNative();
   if (forced === 'js') return { engine: 'js', reason: 'GLONET_FAST_ENGINE=js', threads: 1 };
   if (native.addon == null) return { engine: 'js', reason: native.reason, threads: 1 };
-  return { engine: 'native', simd: native.addon.info().simd, threads: defaultThreads() };
+  return { engine: 'native', simd: native.addon.info().simd, origin: native.origin, threads: defaultThreads() };
 }
 
 export class FusedMlpError extends Error {

@@ -1,7 +1,7 @@
 /**
- * Loader for the optional native engine (native/build/Release/glonet_fused.node, built by
- * `node scripts/build-native.mjs`). Absent or unloadable addon: `loadNative()` says why, and the
- * caller falls back to the JavaScript engine.
+ * Loader for the optional native engine glonet_fused (a source build in native/build/Release, or
+ * the prebuilt binary in prebuilds/; see ./addon.ts). Absent or unloadable addon: `loadNative()`
+ * says why, and the caller falls back to the JavaScript engine.
  */
 import { loadAddon, type AddonLoad } from './addon.js';
 import type { FusedCore, MlpShape, StepScalars } from './js-engine.js';
@@ -23,10 +23,12 @@ export type NativeLoad = AddonLoad<NativeAddon>;
 
 let cached: NativeLoad | undefined;
 
-/** The MLP addon ($GLONET_NATIVE_ADDON, else native/build/ of this package), loaded once. */
+/** The MLP addon ($GLONET_NATIVE_ADDON, a source build, else the prebuilt binary), loaded once. */
 export function loadNative(): NativeLoad {
-  cached ??= loadAddon<NativeAddon>('glonet_fused.node', 'GLONET_NATIVE_ADDON', 'native addon',
-    'native addon not built (run `node scripts/build-native.mjs`)');
+  cached ??= loadAddon<NativeAddon>({
+    name: 'glonet_fused', engine: 'mlp', envVar: 'GLONET_NATIVE_ADDON', what: 'native addon',
+    hint: 'run `node scripts/build-native.mjs`',
+  });
   return cached;
 }
 

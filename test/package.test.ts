@@ -1,0 +1,157 @@
+/**
+ * The package as a user gets it: `npm pack` (with prepack's prebuilt binary), `npm install` of
+ * the tarball into a fresh project outside this repository (dependencies from the npm registry,
+ * through npm's cache when it has them), a TypeScript program compiled against the installed
+ * package under `moduleResolution` NodeNext and Bundler, a few training steps, and `glonet info`
+ * naming the path taken: the prebuilt binary; with the prebuilt binary removed, a build from
+ * source at install; with no build possible either, the JavaScript engine and why.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ROOT, tmpDir } from './helpers.js';
+
+const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+  version: string; devDependencies: Record<string, string>;
+};
+
+/** The environment of a user's shell: no npm run variables, no glonet overrides, no NODE_PATH. */
+function userEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (/^(npm_|GLONET_|NODE_PATH$|INIT_CWD$)/i.test(k)) continue;
+    env[k] = v;
+  }
+  return { ...env, NO_COLOR: '1', ...extra };
+}
+
+/** Seconds each step took, reported as test diagnostics (for the suite's time budget). */
+const timings: string[] = [];
+
+function run(cmd: string, args: string[], cwd: string, env = userEnv()): SpawnSyncReturns<string> {
+  const t0 = Date.now();
+  const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', timeout: 120_000 });
+  timings.push(`${[cmd === process.execPath ? 'node' : cmd, ...args.slice(0, 2)].map((a) => path.basename(a)).join(' ')}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return r;
+}
+
+function ok(r: SpawnSyncReturns<string>, what: string): string {
+  assert.equal(r.status, 0, `${what} failed (${r.status ?? r.error?.message}):\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+/** Why this test cannot run here, or null. */
+function skipReason(): string | null {
+  if (run('c++', ['--version'], ROOT).status !== 0) return 'no C++ compiler: the package cannot be packed with its prebuilt binary';
+  const ping = run('npm', ['ping', '--fetch-timeout=10000', '--fetch-retries=0'], ROOT);
+  if (ping.status !== 0) return `the npm registry is unreachable (npm ping: ${(ping.stderr || ping.stdout).trim().split('\n').pop()})`;
+  return null;
+}
+
+const CONSUMER = `
+import * as tf from '@tensorflow/tfjs';
+import { createFusedMlp, fastPathInfo, glonet, loadSgemm, Rng, type DenseWeights, type FusedMlpOptions } from 'glonet';
+
+// A TF.js GloNet from the public builder (types come from the installed package and TF.js).
+const model: tf.LayersModel = glonet({
+  inputShape: [14],
+  stem: tf.layers.dense({ units: 16 }),
+  blocks: [1, 2, 3].map(() => tf.layers.dense({ units: 16, activation: 'relu' })),
+  head: tf.layers.dense({ units: 1 }),
+});
+
+// A few steps of the fused engine on the bundled SGEMM data.
+const ds = await loadSgemm({ subset: 2000, seed: 1 });
+const opts: FusedMlpOptions = { nIn: ds.inputShape[0], width: 16, depth: 8, nOut: 1, loss: 'mse', l2: 1e-5, lr: 0.01 };
+const rng = new Rng(1);
+const dense = (nIn: number, nOut: number): DenseWeights => ({
+  kernel: Float32Array.from({ length: nIn * nOut }, () => (rng.next() - 0.5) * Math.sqrt(24 / nIn)),
+  bias: new Float32Array(nOut),
+});
+const mlp = createFusedMlp(opts, {
+  stem: dense(opts.nIn, opts.width),
+  blocks: Array.from({ length: opts.depth }, () => dense(opts.width, opts.width)),
+  head: dense(opts.width, opts.nOut),
+});
+const losses: number[] = [];
+for (let s = 0; s < 30; s++) losses.push(mlp.step(ds.xTrain, ds.yTrain, ds.nTrain));
+// skipLibCheck (TF.js's own .d.ts files do not pass a strict check) would hide a broken type in
+// glonet's declarations as 'any': these lines do not compile if any of these types is 'any'.
+type NotAny<T> = 0 extends 1 & T ? never : true;
+const typed: [NotAny<typeof ds>, NotAny<typeof mlp>, NotAny<typeof model>, NotAny<ReturnType<typeof fastPathInfo>>] = [true, true, true, true];
+console.log(JSON.stringify({ typed: typed.length, engine: mlp.engine, info: fastPathInfo(), first: losses[0], last: losses[losses.length - 1], params: model.countParams() }));
+mlp.dispose();
+`;
+
+const TSCONFIG = {
+  nodenext: { module: 'NodeNext', moduleResolution: 'NodeNext', outDir: 'out' },
+  bundler: { module: 'ESNext', moduleResolution: 'Bundler', noEmit: true },
+};
+
+test('the packed package installs in a fresh project, type-checks (NodeNext, Bundler), trains natively, and glonet info says how', { timeout: 240_000 }, (t) => {
+  const skip = skipReason();
+  if (skip) {
+    t.skip(skip);
+    return;
+  }
+  const work = tmpDir('glonet-pack-');
+  try {
+    // What `npm pack` runs: prepack (the prebuilt binary); prepare's output, dist/, is the
+    // compilation this test suite runs from.
+    ok(run(process.execPath, [path.join(ROOT, 'scripts', 'prebuild.mjs')], ROOT, process.env), 'prebuild');
+    const packed = JSON.parse(ok(run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], ROOT), 'npm pack')) as
+      Array<{ filename: string; files: Array<{ path: string }> }>;
+    const files = packed[0].files.map((f) => f.path);
+    assert.ok(files.some((f) => /^prebuilds\/linux-x64\/glonet_fused\.glibc\.node$/.test(f)) || process.platform !== 'linux' || process.arch !== 'x64',
+      'the linux-x64 prebuilt binary is in the tarball');
+    for (const f of files) assert.ok(!/\.map$|^src\/|^test\/|^dist\/test\//.test(f), `${f} does not belong in the package`);
+
+    const app = path.join(work, 'app');
+    fs.mkdirSync(app);
+    fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
+    // --prefer-offline: npm's cache (filled by `npm ci` of this repository) before the network;
+    // --omit=optional: @tensorflow/tfjs-node's install downloads libtensorflow, not a registry package.
+    ok(run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--omit=optional',
+      path.join(work, packed[0].filename), `typescript@${pkg.devDependencies.typescript}`, `@types/node@${pkg.devDependencies['@types/node']}`],
+    app, userEnv({ GLONET_SKIP_CNN: '1' })), 'npm install of the tarball');
+
+    fs.writeFileSync(path.join(app, 'consumer.ts'), CONSUMER);
+    const tsc = path.join(app, 'node_modules', 'typescript', 'bin', 'tsc');
+    for (const [name, resolution] of Object.entries(TSCONFIG)) {
+      fs.writeFileSync(path.join(app, `tsconfig.${name}.json`), JSON.stringify({
+        compilerOptions: { target: 'ES2022', strict: true, skipLibCheck: true, types: ['node'], ...resolution },
+        files: ['consumer.ts'],
+      }));
+      ok(run(process.execPath, [tsc, '-p', `tsconfig.${name}.json`], app), `tsc (${name})`);
+    }
+
+    const result = JSON.parse(ok(run(process.execPath, ['out/consumer.js'], app), 'the compiled program')) as {
+      engine: string; info: { origin?: string }; first: number; last: number; params: number;
+    };
+    assert.equal(result.engine, 'native');
+    assert.ok(result.last < result.first, `training lowers the loss: ${result.first} -> ${result.last}`);
+    assert.equal(result.params, 14 * 16 + 16 + 3 * (16 * 16 + 16) + 17);
+
+    const info = () => ok(run('npx', ['--no-install', 'glonet', 'info'], app), 'glonet info');
+    const mlpLine = (s: string) => s.split('\n').find((l) => l.startsWith('GloNet MLP training')) ?? '';
+    const prebuilt = info();
+    assert.match(mlpLine(prebuilt), /fused native engine \(.*; prebuilt binary prebuilds\/linux-x64\/glonet_fused\.glibc\.node\)/);
+    assert.match(prebuilt, /GloNet-ResNet20 training \(SGD\): TF\.js \(fused CNN engine unavailable: .*GLONET_SKIP_CNN is set\)/);
+
+    // The install step again, as on a machine with no fitting prebuilt binary: a source build,
+    // and with no build possible (GLONET_SKIP_NATIVE stands in for a missing compiler): the
+    // JavaScript engine, with the reason.
+    const installed = path.join(app, 'node_modules', 'glonet');
+    fs.rmSync(path.join(installed, 'prebuilds'), { recursive: true });
+    ok(run('npm', ['rebuild', 'glonet'], app, userEnv({ GLONET_SKIP_CNN: '1' })), 'npm rebuild glonet');
+    assert.match(mlpLine(info()), /fused native engine \(.*; built from source at install\)/);
+    ok(run('npm', ['rebuild', 'glonet'], app, userEnv({ GLONET_SKIP_NATIVE: '1' })), 'npm rebuild glonet (no build)');
+    assert.equal(mlpLine(info()), 'GloNet MLP training: fused js engine (JavaScript fallback: no prebuilt binary for ' +
+      `${process.platform}-${process.arch} (glibc); source build at install: GLONET_SKIP_NATIVE is set)`);
+  } finally {
+    t.diagnostic(timings.join('; '));
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+});
