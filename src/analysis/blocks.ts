@@ -6,16 +6,21 @@ import * as tf from '@tensorflow/tfjs';
 import type { ModelMetadata } from '../model-io.js';
 import { GloNet } from '../layers/glonet.js';
 
+/** A model that cannot be analyzed, explained or truncated as asked; the message says why. */
 export class AnalysisError extends Error {
+  /** 'AnalysisError'. */
   override name = 'AnalysisError';
 }
 
+/** A trained model seen as its blocks: what analysis and explanations read. */
 export interface BlockView {
   /** Model from the input to every block output, in block order. */
   blocks: tf.LayersModel;
   /** The layers after the GloNet layer (GloNet models only), applied in order to the sum. */
   head: tf.layers.Layer[] | null;
+  /** Whether the model has a GloNet layer (only GloNets truncate and explain). */
   isGloNet: boolean;
+  /** Number of blocks. */
   count: number;
   /** The GloNet sum's last dimension (partial sums are padded to it before the head). */
   sumWidth: number;

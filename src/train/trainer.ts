@@ -6,9 +6,13 @@ import type { EpochMetrics } from '../contracts.js';
 import type { Progress } from './progress.js';
 import type { Stepper } from '../engines/types.js';
 
+/** A model's scores on a set of examples. */
 export interface Evaluation {
+  /** Mean data loss (MSE, or softmax cross-entropy). */
   loss: number;
+  /** MSE (regression) or 1 - accuracy (classification). */
   error: number;
+  /** Classification only: accuracy in [0, 1]. */
   accuracy?: number;
 }
 
@@ -38,6 +42,10 @@ export function scoreOutputs(task: Task, outputs: number, pred: Float32Array, y:
   return { lossSum, errSum, correct };
 }
 
+/**
+ * Scores a predictor on `n` examples (`x`, `y` laid out as in a {@link Dataset}), `chunk` rows at a
+ * time, in float64.
+ */
 export function evaluate(
   predict: (x: Float32Array, rows: number) => Float32Array,
   ds: Pick<Dataset, 'task' | 'outputs' | 'inputShape'>,
