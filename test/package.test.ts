@@ -4,7 +4,9 @@
  * through npm's cache when it has them), a TypeScript program compiled against the installed
  * package under `moduleResolution` NodeNext and Bundler, a few training steps, and `glonet info`
  * naming the path taken: the prebuilt binary; with the prebuilt binary removed, a build from
- * source at install; with no build possible either, the JavaScript engine and why.
+ * source at install; with no build possible either, the JavaScript engine and why. On the way,
+ * the prebuilt binaries are run on other CPUs under qemu when it is installed: the x86-64 one on
+ * a CPU without AVX, the linux-arm64 one by an arm64 Node.js.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -85,12 +87,31 @@ console.log(JSON.stringify({ typed: typed.length, engine: mlp.engine, info: fast
 mlp.dispose();
 `;
 
+/**
+ * Loads an MLP addon file (argv[2]) through its raw Node-API interface, takes five steps on fixed
+ * data and prints the kernels it chose and the last loss.
+ */
+const ADDON_PROBE = `
+const a = require(process.argv[2]);
+const n = 4, w = 16, d = 3;
+const P = n * w + w + d * (w * w + w) + w + 1;
+const params = Float32Array.from({ length: P }, (_, i) => Math.sin(i) * 0.3);
+const h = a.create(params, new Float32Array(P), new Float32Array(P),
+  { nIn: n, width: w, depth: d, nOut: 1, loss: 0, threads: 1, tileRows: 8, simd: 1, adaptive: 0 });
+const x = Float32Array.from({ length: 32 * n }, (_, i) => Math.cos(i));
+const y = Float32Array.from({ length: 32 }, (_, i) => Math.sin(i));
+const scalars = new Float64Array([1e-5, 0.9, 0.1, 0.999, 0.001, 0.1, 0.001, 1e-7, -0.01]);
+let loss = 0;
+for (let s = 0; s < 5; s++) loss = a.step(h, x, y, 32, scalars);
+console.log(JSON.stringify({ simd: a.info().simd, loss }));
+`;
+
 const TSCONFIG = {
   nodenext: { module: 'NodeNext', moduleResolution: 'NodeNext', outDir: 'out' },
   bundler: { module: 'ESNext', moduleResolution: 'Bundler', noEmit: true },
 };
 
-test('the packed package installs in a fresh project, type-checks (NodeNext, Bundler), trains natively, and glonet info says how', { timeout: 240_000 }, (t) => {
+test('the packed package installs in a fresh project, type-checks (NodeNext, Bundler), trains natively, and glonet info says how', { timeout: 240_000 }, async (t) => {
   const skip = skipReason();
   if (skip) {
     t.skip(skip);
@@ -104,9 +125,43 @@ test('the packed package installs in a fresh project, type-checks (NodeNext, Bun
     const packed = JSON.parse(ok(run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], ROOT), 'npm pack')) as
       Array<{ filename: string; files: Array<{ path: string }> }>;
     const files = packed[0].files.map((f) => f.path);
-    assert.ok(files.some((f) => /^prebuilds\/linux-x64\/glonet_fused\.glibc\.node$/.test(f)) || process.platform !== 'linux' || process.arch !== 'x64',
-      'the linux-x64 prebuilt binary is in the tarball');
+    const onLinuxX64 = process.platform === 'linux' && process.arch === 'x64';
+    const crossCompiler = run('aarch64-linux-gnu-g++', ['--version'], ROOT).status === 0;
+    if (onLinuxX64) assert.ok(files.includes('prebuilds/linux-x64/glonet_fused.glibc.node'), 'the linux-x64 prebuilt binary is in the tarball');
+    if (onLinuxX64 && crossCompiler) assert.ok(files.includes('prebuilds/linux-arm64/glonet_fused.glibc.node'), 'the linux-arm64 prebuilt binary is in the tarball');
     for (const f of files) assert.ok(!/\.map$|^src\/|^test\/|^dist\/test\//.test(f), `${f} does not belong in the package`);
+
+    // The prebuilt binary must run on any x86-64: on an emulated CPU without AVX it picks its
+    // portable kernels and computes what the AVX2/FMA kernels compute, up to rounding.
+    const prebuiltFile = path.join(ROOT, 'prebuilds', 'linux-x64', 'glonet_fused.glibc.node');
+    const qemu = run('qemu-x86_64', ['-version'], ROOT).status === 0;
+    fs.writeFileSync(path.join(work, 'probe.cjs'), ADDON_PROBE);
+    await t.test('the prebuilt binary runs on an x86-64 without AVX (qemu-x86_64 -cpu Nehalem)', {
+      skip: process.arch !== 'x64' ? 'not an x86-64 machine' : !qemu && 'qemu-x86_64 is not installed (Debian: qemu-user)',
+    }, () => {
+      const nodeArgs = [path.join(work, 'probe.cjs'), prebuiltFile];
+      const probe = (cmd: string, args: string[]) => JSON.parse(ok(run(cmd, args, work), `${cmd} probe`)) as { simd: string; loss: number };
+      const old = probe('qemu-x86_64', ['-cpu', 'Nehalem', process.execPath, ...nodeArgs]);
+      const here = probe(process.execPath, nodeArgs);
+      assert.equal(old.simd, 'portable');
+      assert.ok(Math.abs(old.loss - here.loss) <= 1e-5 * Math.abs(here.loss), `portable ${old.loss} vs ${here.simd} ${here.loss}`);
+    });
+
+    // The linux-arm64 binary, cross-compiled: run by Debian's arm64 Node.js under qemu-aarch64
+    // ($GLONET_ARM64_ROOT, made by scripts/arm64-node-root.sh), it computes what the x86-64 one does.
+    const arm64Root = process.env.GLONET_ARM64_ROOT;
+    const arm64Skip = !onLinuxX64 ? 'not a linux-x64 machine'
+      : !crossCompiler ? 'no linux-arm64 binary was built (no aarch64-linux-gnu-g++; Debian: g++-aarch64-linux-gnu)'
+        : !(arm64Root && fs.existsSync(path.join(arm64Root, 'usr', 'bin', 'node'))) ? 'no arm64 Node.js: set GLONET_ARM64_ROOT to a folder made by scripts/arm64-node-root.sh'
+          : run('qemu-aarch64', ['-version'], ROOT).status !== 0 ? 'qemu-aarch64 is not installed (Debian: qemu-user)' : false;
+    await t.test('the linux-arm64 prebuilt binary runs on arm64 (qemu-aarch64, Debian\'s arm64 Node.js)', { skip: arm64Skip }, () => {
+      const arm64File = path.join(ROOT, 'prebuilds', 'linux-arm64', 'glonet_fused.glibc.node');
+      const probe = (cmd: string, args: string[]) => JSON.parse(ok(run(cmd, args, work), `${cmd} probe`)) as { simd: string; loss: number };
+      const arm = probe('qemu-aarch64', ['-L', arm64Root!, path.join(arm64Root!, 'usr', 'bin', 'node'), path.join(work, 'probe.cjs'), arm64File]);
+      const here = probe(process.execPath, [path.join(work, 'probe.cjs'), prebuiltFile]);
+      assert.equal(arm.simd, 'portable');
+      assert.ok(Math.abs(arm.loss - here.loss) <= 1e-5 * Math.abs(here.loss), `arm64 ${arm.loss} vs x86-64 ${here.loss}`);
+    });
 
     const app = path.join(work, 'app');
     fs.mkdirSync(app);
