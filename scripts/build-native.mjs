@@ -183,14 +183,18 @@ function gypBuild(gyp, nodeDir, defines) {
   return run(process.execPath, args, { cwd: nativeDir, env });
 }
 
-/** Loads an addon in a child process; `expr` (over the addon `a`) as text, or null (and the file removed). */
-export function checkLoads(file, expr) {
+/**
+ * Loads an addon in a child process: `expr` (over the addon `a`) as text, or null, and then the
+ * file is removed unless `keep` (a broken build must not be loaded later; a shipped file stays).
+ */
+export function checkLoads(file, expr, keep = false) {
   const check = spawnSync(
     process.execPath,
     ['-e', `const a = require(${JSON.stringify(file)}); process.stdout.write(${expr})`],
     { encoding: 'utf8', timeout: 30000 },
   );
   if (check.status === 0) return check.stdout.trim();
+  if (keep) return null;
   try {
     rmSync(file);
   } catch {

@@ -28,7 +28,7 @@ function prebuilt() {
   try {
     const file = createRequire(path.join(root, 'package.json'))('node-gyp-build').path(root);
     if (!path.basename(file).startsWith('glonet_fused.')) return { reason: `unexpected prebuilt binary ${file}` };
-    const simd = checkLoads(file, 'a.info().simd');
+    const simd = checkLoads(file, 'a.info().simd', true);
     if (simd == null) return { reason: `the prebuilt binary ${path.relative(root, file)} does not load here` };
     return { file, simd };
   } catch (e) {

@@ -89,12 +89,17 @@ function originOfBuild(outcome: BuildOutcome | null): string {
   return outcome?.step && outcome.step !== 'manual' ? `built from source (npm ${outcome.step})` : 'built from source';
 }
 
-/** Why the addon is missing: the install step's or build's record, else the spec's hint. */
-function missingReason(spec: AddonSpec, outcome: BuildOutcome | null, prebuilt: string | null): string {
+/**
+ * Why no addon loaded: a source build that failed to load, or else what the last build or install
+ * step recorded (or the spec's hint when nothing was ever built); and why no prebuilt binary was
+ * used (MLP engine only: the CNN engine is never prebuilt).
+ */
+function missingReason(spec: AddonSpec, outcome: BuildOutcome | null, builtError: string | null, prebuilt: string | null): string {
   const record = outcome?.[spec.engine];
   const parts: string[] = [];
   if (prebuilt) parts.push(prebuilt);
-  if (record && !record.built && record.reason) parts.push(`source build${outcome?.step === 'install' ? ' at install' : ''}: ${record.reason}`);
+  if (builtError) parts.push(builtError);
+  else if (record && !record.built && record.reason) parts.push(`source build${outcome?.step === 'install' ? ' at install' : ''}: ${record.reason}`);
   else parts.push(`${spec.what} not built (${spec.hint})`);
   return parts.join('; ');
 }
@@ -127,13 +132,13 @@ export function loadAddon<T extends { info(): unknown }>(spec: AddonSpec): Addon
     failed = r.error;
   }
   const pre = prebuiltPath(root, spec.name);
+  let prebuiltNote = spec.engine === 'mlp' && 'reason' in pre ? pre.reason : null;
   if ('file' in pre) {
     const r = tryLoad<T>(pre.file, spec);
     if ('addon' in r) return { addon: r.addon, path: pre.file, origin: `prebuilt binary ${path.relative(root, pre.file)}` };
-    return { addon: null, reason: [failed, `prebuilt ${r.error}`].filter(Boolean).join('; ') };
+    prebuiltNote = `prebuilt ${r.error}`;
   }
-  const prebuiltNote = spec.engine === 'mlp' ? pre.reason : null;
-  return { addon: null, reason: failed ?? missingReason(spec, outcome, prebuiltNote) };
+  return { addon: null, reason: missingReason(spec, outcome, failed, prebuiltNote) };
 }
 
 /** Threads a native engine uses by default: the available cores, at most 8. */
