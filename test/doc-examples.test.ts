@@ -2,7 +2,9 @@
  * Every TypeScript example in the documentation compiles against the package as users import it:
  * the ```ts blocks of README.md and docs/*.md, and those in the doc comments of src/ (TypeDoc
  * `@example`s). Each block is its own module importing 'glonet', which resolves through this
- * package's `exports` to the built declarations (dist/src/index.d.ts), under strict NodeNext.
+ * package's `exports` to the built declarations: dist/src/index.d.ts under strict NodeNext, or,
+ * for a block fenced as ```ts browser (code for a page), dist/src/browser.d.ts under Bundler
+ * resolution with the `browser` condition and the DOM's types instead of Node's.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,12 +17,14 @@ interface Example {
   /** Where it is written: file and line of the opening fence. */
   where: string;
   code: string;
+  /** Fenced as ```ts browser: compiled against the browser entry. */
+  browser: boolean;
 }
 
 function fencedBlocks(text: string, file: string, lineOf: (index: number) => number): Example[] {
   const out: Example[] = [];
-  for (const m of text.matchAll(/^[ \t]*```ts\n([\s\S]*?)^[ \t]*```/gm)) {
-    out.push({ where: `${path.relative(ROOT, file)}:${lineOf(m.index ?? 0)}`, code: m[1] });
+  for (const m of text.matchAll(/^[ \t]*```ts( browser)?\n([\s\S]*?)^[ \t]*```/gm)) {
+    out.push({ where: `${path.relative(ROOT, file)}:${lineOf(m.index ?? 0)}`, code: m[2], browser: m[1] != null });
   }
   return out;
 }
@@ -69,11 +73,16 @@ test('the TypeScript examples of README.md, docs/ and the doc comments compile a
     fs.writeFileSync(file, `// ${e.where}\n${e.code}`);
     return file;
   });
-  const program = ts.createProgram(files, {
-    target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    strict: true, noEmit: true, skipLibCheck: true, types: ['node'],
+  const common = { target: ts.ScriptTarget.ES2022, strict: true, noEmit: true, skipLibCheck: true };
+  const node = ts.createProgram(files.filter((_, i) => !examples[i].browser), {
+    ...common, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, types: ['node'],
   });
-  const errors = ts.getPreEmitDiagnostics(program).map((d) => {
+  const browser = ts.createProgram(files.filter((_, i) => examples[i].browser), {
+    ...common, module: ts.ModuleKind.ESNext, moduleResolution: ts.ModuleResolutionKind.Bundler, customConditions: ['browser'],
+    lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'], types: [],
+  });
+  const diagnostics = [...ts.getPreEmitDiagnostics(node), ...ts.getPreEmitDiagnostics(browser)];
+  const errors = diagnostics.map((d) => {
     const msg = ts.flattenDiagnosticMessageText(d.messageText, '\n');
     if (!d.file) return msg;
     const i = files.indexOf(path.resolve(d.file.fileName));

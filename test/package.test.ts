@@ -2,7 +2,8 @@
  * The package as a user gets it: `npm pack` (with prepack's prebuilt binary), `npm install` of
  * the tarball into a fresh project outside this repository (dependencies from the npm registry,
  * through npm's cache when it has them), a TypeScript program compiled against the installed
- * package under `moduleResolution` NodeNext and Bundler, a few training steps, and `glonet info`
+ * package under `moduleResolution` NodeNext and Bundler (and a page's program under Bundler with
+ * the `browser` export condition), a few training steps, and `glonet info`
  * naming the path taken: the prebuilt binary; with the prebuilt binary removed, a build from
  * source at install; with no build possible either, the JavaScript engine and why. On the way,
  * the prebuilt binaries are run on other CPUs under qemu when it is installed: the x86-64 one on
@@ -121,12 +122,29 @@ for (let s = 0; s < 5; s++) loss = a.step(h, x, y, 32, scalars);
 console.log(JSON.stringify({ simd: a.info().simd, loss }));
 `;
 
+/** A page's use of the browser entry (the `browser` export condition): no Node types in scope. */
+const BROWSER_CONSUMER = `
+import * as tf from '@tensorflow/tfjs';
+import { explain, initBackend, loadModel, type BrowserBackendChoice, type Explanation } from 'glonet';
+
+const choice: BrowserBackendChoice = await initBackend(undefined, { wasmPaths: '/wasm/' });
+const { model, meta } = await loadModel('/runs/demo/model/');
+const x = tf.zeros([1, ...meta.inputShape]);
+const e: Explanation = explain(model, meta, x);
+document.title = \`\${choice.name}: \${e.blocks} blocks\`;
+`;
+
+/** How each program is compiled: the Node program under NodeNext and Bundler, the page's under Bundler with the browser condition. */
 const TSCONFIG = {
-  nodenext: { module: 'NodeNext', moduleResolution: 'NodeNext', outDir: 'out' },
-  bundler: { module: 'ESNext', moduleResolution: 'Bundler', noEmit: true },
+  nodenext: { file: 'consumer.ts', options: { module: 'NodeNext', moduleResolution: 'NodeNext', types: ['node'], outDir: 'out' } },
+  bundler: { file: 'consumer.ts', options: { module: 'ESNext', moduleResolution: 'Bundler', types: ['node'], noEmit: true } },
+  browser: {
+    file: 'browser.ts',
+    options: { module: 'ESNext', moduleResolution: 'Bundler', customConditions: ['browser'], lib: ['ES2022', 'DOM'], types: [], noEmit: true },
+  },
 };
 
-test('the packed package installs in a fresh project, type-checks (NodeNext, Bundler), trains natively, and glonet info says how', { timeout: 240_000 }, async (t) => {
+test('the packed package installs in a fresh project, type-checks (NodeNext, Bundler, the browser entry), trains natively, and glonet info says how', { timeout: 240_000 }, async (t) => {
   const skip = skipReason();
   if (skip) {
     t.skip(skip);
@@ -145,7 +163,10 @@ test('the packed package installs in a fresh project, type-checks (NodeNext, Bun
     const crossCompiler = run('aarch64-linux-gnu-g++', ['--version'], ROOT).status === 0;
     if (onLinuxX64) assert.ok(files.includes('prebuilds/linux-x64/glonet_fused.glibc.node'), 'the linux-x64 prebuilt binary is in the tarball');
     if (onLinuxX64 && crossCompiler) assert.ok(files.includes('prebuilds/linux-arm64/glonet_fused.glibc.node'), 'the linux-arm64 prebuilt binary is in the tarball');
-    for (const f of files) assert.ok(!/\.map$|^src\/|^test\/|^dist\/test\//.test(f), `${f} does not belong in the package`);
+    for (const f of files) assert.ok(!/\.map$|^src\/|^test\/|^dist\/test\/|^web\//.test(f), `${f} does not belong in the package`);
+    for (const f of ['dist/src/index.d.ts', 'dist/src/browser.d.ts', 'dist/web/glonet-web.js', 'data/sgemm/sgemm_product.csv.gz', 'scripts/install.mjs']) {
+      assert.ok(files.includes(f), `${f} is in the package`);
+    }
 
     // The prebuilt binary must run on any x86-64: on an emulated CPU without AVX it picks its
     // portable kernels and computes what the AVX2/FMA kernels compute, up to rounding.
@@ -189,11 +210,12 @@ test('the packed package installs in a fresh project, type-checks (NodeNext, Bun
     app, userEnv({ GLONET_SKIP_CNN: '1' })), 'npm install of the tarball');
 
     fs.writeFileSync(path.join(app, 'consumer.ts'), CONSUMER);
+    fs.writeFileSync(path.join(app, 'browser.ts'), BROWSER_CONSUMER);
     const tsc = path.join(app, 'node_modules', 'typescript', 'bin', 'tsc');
-    for (const [name, resolution] of Object.entries(TSCONFIG)) {
+    for (const [name, { file, options }] of Object.entries(TSCONFIG)) {
       fs.writeFileSync(path.join(app, `tsconfig.${name}.json`), JSON.stringify({
-        compilerOptions: { target: 'ES2022', strict: true, skipLibCheck: true, types: ['node'], ...resolution },
-        files: ['consumer.ts'],
+        compilerOptions: { target: 'ES2022', strict: true, skipLibCheck: true, ...options },
+        files: [file],
       }));
       ok(run(process.execPath, [tsc, '-p', `tsconfig.${name}.json`], app), `tsc (${name})`);
     }

@@ -29,6 +29,10 @@ function rowL1(t: tf.Tensor): Float32Array {
   return tf.tidy(() => tf.abs(t).reshape([t.shape[0], -1]).sum(1).dataSync() as Float32Array);
 }
 
+/**
+ * Mean and standard deviation of each block output's L1 norm over the first `samples` test
+ * examples, `chunk` rows per forward pass.
+ */
 export function blockNorms(view: BlockView, ds: Dataset, samples: number, chunk = 2048): BlockNorm[] {
   const n = Math.min(samples, ds.nTest);
   const size = exampleSize(ds);

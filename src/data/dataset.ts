@@ -60,6 +60,7 @@ export class DataError extends Error {
   override name = 'DataError';
 }
 
+/** Values per example: the product of `inputShape` (784 for MNIST, 14 for SGEMM). */
 export function exampleSize(ds: Pick<Dataset, 'inputShape'>): number {
   return ds.inputShape.reduce((a, b) => a * b, 1);
 }

@@ -17,7 +17,14 @@ export interface Evaluation {
 }
 
 /** Loss and error of raw outputs against targets, computed in float64 in JavaScript. */
-export function scoreOutputs(task: Task, outputs: number, pred: Float32Array, y: Float32Array, rows: number): { lossSum: number; errSum: number; correct: number } {
+export function scoreOutputs(task: Task, outputs: number, pred: Float32Array, y: Float32Array, rows: number): {
+  /** Sum over the rows of the data loss (squared error, or cross-entropy). */
+  lossSum: number;
+  /** Sum over the rows of the error (squared error, or 1 for a wrong class). */
+  errSum: number;
+  /** Classification: rows whose arg-max is the label. */
+  correct: number;
+} {
   let lossSum = 0;
   let errSum = 0;
   let correct = 0;
