@@ -68,7 +68,9 @@ export interface RunOptions {
 /** Options that must match for --resume to continue a run. */
 const RESUME_KEYS: Array<keyof RunConfig> = ['model', 'arch', 'dataset', 'data', 'target', 'depth', 'width', 'batchSize', 'optimizer', 'lr', 'momentum', 'l2', 'schedule', 'seed', 'subset', 'augment', 'headInit'];
 
+/** A run that cannot go as asked (for example `--resume` with settings that differ from the run's). */
 export class RunError extends Error {
+  /** 'RunError'. */
   override name = 'RunError';
 }
 

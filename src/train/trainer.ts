@@ -75,8 +75,15 @@ export function evaluate(
   return { loss: lossSum / n, error: 1 - accuracy, accuracy };
 }
 
+/** The loss became NaN or infinite: training stopped; the files of earlier epochs stay valid. */
 export class DivergedError extends Error {
+  /** 'DivergedError'. */
   override name = 'DivergedError';
+  /**
+   * @param epoch the epoch it happened in
+   * @param batch the 0-based batch within that epoch
+   * @param loss the loss seen (NaN or infinite)
+   */
   constructor(readonly epoch: number, readonly batch: number, readonly loss: number) {
     super(`training diverged: the loss became ${loss} at epoch ${epoch}, batch ${batch}; ` +
       'try a smaller --lr (the files written for earlier epochs are kept and valid)');
@@ -85,7 +92,9 @@ export class DivergedError extends Error {
 
 /** Training was asked to stop (SIGINT, SIGTERM, an AbortSignal); `epoch` is the last one saved. */
 export class InterruptedError extends Error {
+  /** 'InterruptedError'. */
   override name = 'InterruptedError';
+  /** @param epoch the last epoch saved (0: none) */
   constructor(readonly epoch: number) {
     super(epoch > 0
       ? `interrupted after epoch ${epoch}; continue with --resume`
