@@ -124,6 +124,33 @@ export interface ContributionSample {
   blocks: number[][];
 }
 
+/**
+ * One block's effect on the model's output, GloNet models with a linear head only: how much it
+ * writes into the prediction and how much test error it removes when it joins the sum.
+ */
+export interface BlockEffect {
+  block: number;
+  /** Mean over test samples and outputs of |x_l K| (K the head's kernel): the block's additive contribution. */
+  contribution: number;
+  /** Test error of the first block-1 blocks minus that of the first block blocks (0 blocks = the head's bias alone). */
+  errorRemoved: number;
+}
+
+/** The effective depths of a model, each with its definition stated in `definitions`. */
+export interface EffectiveDepth {
+  /** Smallest k whose test error is within the tolerance of the full model's (GloNet only). */
+  byError: number | null;
+  /** Smallest k whose first k blocks hold `share` of the summed mean L1 block norm. */
+  normShare: { share: number; blocks: number };
+  /** Last block whose mean norm is at least 1% of the largest block's (a tail detector: scattered small blocks move it). */
+  byNorm: number;
+  tolerance: number;
+  /** 'relative' (MSE: err_k <= err_L * (1 + tolerance)) or 'accuracy-points' (acc_k >= acc_L - tolerance). */
+  toleranceKind: 'relative' | 'accuracy-points';
+  /** Each field above in words, as computed. */
+  definitions: Record<string, string>;
+}
+
 /** `analysis.json`, written by `glonet analyze` (and {@link analyzeModel}). */
 export interface Analysis {
   /** Test samples the norms and contributions were computed on. */
@@ -132,17 +159,10 @@ export interface Analysis {
   blockNorms: BlockNorm[];
   /** GloNet models only: test error for every k = 1..L. */
   truncation?: TruncationPoint[];
-  /** How many blocks the model really uses, by two measures. */
-  effectiveDepth: {
-    /** Smallest k whose test error is within the tolerance of the full model's (GloNet only). */
-    byError: number | null;
-    /** Last block whose mean norm is at least 1% of the largest block's. */
-    byNorm: number;
-    /** The tolerance `byError` used (see `toleranceKind`). */
-    tolerance: number;
-    /** 'relative' (MSE: err_k <= err_L * (1 + tolerance)) or 'accuracy-points' (acc_k >= acc_L - tolerance). */
-    toleranceKind: 'relative' | 'accuracy-points';
-  };
+  /** How many blocks the model really uses, by three measures, each defined in `definitions`. */
+  effectiveDepth: EffectiveDepth;
+  /** GloNet models with a linear head: each block's contribution beside the error it removes. */
+  blockEffects?: BlockEffect[];
   /** GloNet models with a linear head: a few test samples split into per-block contributions. */
   contributions?: {
     /** 'regression' or 'classification'. */
@@ -190,3 +210,90 @@ export type AnalysisAsRead = Omit<AsRead<Analysis>, 'contributions'> & {
     samples: Array<Omit<AsRead<ContributionSample>, 'prediction' | 'blocks'> & { prediction: ReadNumber[]; blocks: ReadNumber[][] }>;
   } | null;
 };
+
+// ---------------------------------------------------------------------------------------------
+// Experiments (`glonet experiment`): DIR/experiment.json, DIR/cells/<id>/cell.json, DIR/results.json
+
+/** `DIR/experiment.json`: what `glonet experiment run` was asked, so `report` knows every cell it expects. */
+export interface ExperimentManifest {
+  experiment: string;
+  preset: string;
+  /** Seeds per cell when `--seeds` overrode the preset's. */
+  seeds?: number;
+  /** The data the cells train on (the command's data options, resolved). */
+  data: { dataset: string; data?: string; target?: string; drop?: string[] };
+  /** Every cell's id, in the stable order of the grid. */
+  cells: string[];
+}
+
+/** `DIR/cells/<id>/cell.json`: written last, so its presence marks a finished cell. */
+export interface CellRecord {
+  id: string;
+  /** Seconds `glonet analyze` took on the cell (training time is in metrics.json). */
+  analyzeSeconds: number;
+  /** The 1-minute load average when the cell started and when it finished, and the cores. */
+  load: { start: number; end: number; cpus: number };
+  host: string;
+  finishedAt: string;
+}
+
+/** One cell of results.json: a finished run folder, summarized. */
+export interface ExperimentCell {
+  id: string;
+  model: string;
+  arch: string;
+  depth: number;
+  seed: number;
+  dataset: string;
+  nTrain: number;
+  epochs: number;
+  /** The best test error over epochs (MSE, or 1 - accuracy); null when no epoch was finite. */
+  bestTestError: number | null;
+  bestTestAccuracy?: number;
+  bestEpoch: number | null;
+  meanEpochSeconds: number;
+  /** Training plus analysis, in seconds, as measured on the machine that ran the cell. */
+  seconds: number;
+  engine: string;
+  backend: string;
+  /** Present when training stopped on a NaN or infinite loss. */
+  diverged?: { epoch: number };
+  /** The analysis' effective depths (null when the cell has no analysis). */
+  effectiveDepth: EffectiveDepth | null;
+  /** The 1-minute load average over the cell (mean of start and end) and the machine's cores. */
+  load?: { mean: number; cpus: number };
+}
+
+export type Verdict = 'holds' | 'partly' | 'fails' | 'not-measured';
+
+export interface ClaimResult {
+  id: string;
+  /** The claim, in words. */
+  text: string;
+  /** What the paper reports for it (its numbers). */
+  paper: string;
+  /** What we measured. */
+  ours: string;
+  verdict: Verdict;
+  /** The rule that turned our numbers into the verdict, as the code applies it. */
+  rule: string;
+}
+
+/** `DIR/results.json`: every finished cell, the missing and failed ones by id, the claims. */
+export interface ExperimentResults {
+  experiment: string;
+  preset: string;
+  glonetVersion: string;
+  machine: { host: string; cpus: number; cpuModel: string; memoryGiB: number; platform: string; node: string };
+  /** When the report was written (ISO 8601). */
+  writtenAt: string;
+  data: ExperimentManifest['data'];
+  cells: ExperimentCell[];
+  /** Cells of the grid with no finished run folder yet; `interrupted` gives the last finished epoch. */
+  missing: Array<{ id: string; interruptedAfterEpoch?: number }>;
+  /** Cells whose run failed with an error (not a divergence), with the error. */
+  failed: Array<{ id: string; error: string }>;
+  claims: ClaimResult[];
+  /** Sum of the finished cells' seconds: the compute time of the grid on the machines that ran it. */
+  cellSeconds: number;
+}

@@ -8,7 +8,7 @@ import { familyDefaults } from '../src/models/index.js';
 import type { RunConfig } from '../src/train/config.js';
 import { runTraining } from '../src/train/run.js';
 import { createProgress } from '../src/train/progress.js';
-import { analyzeModel, effectiveDepthByNorm } from '../src/analysis/analyze.js';
+import { analyzeModel, effectiveDepthByNorm, effectiveDepthByNormShare } from '../src/analysis/analyze.js';
 import { explain } from '../src/analysis/explain.js';
 import { truncateModel } from '../src/analysis/truncate.js';
 import { buildMlp } from '../src/models/mlp.js';
@@ -72,6 +72,36 @@ test('truncation at every k equals an explicitly built k-block model\'s test err
   assert.ok(curve[ed.byError! - 1].testError <= curve[7].testError * 1.05);
   if (ed.byError! > 1) assert.ok(curve[ed.byError! - 2].testError > curve[7].testError * 1.05);
   assert.equal(effectiveDepthByNorm([{ block: 1, mean: 10, std: 0 }, { block: 2, mean: 0.2, std: 0 }, { block: 3, mean: 0.05, std: 0 }]), 2);
+  // 10 + 5 + 3 + 1 = 19 = 95% of 20: the first four blocks hold the share.
+  const norms = [10, 5, 3, 1, 1].map((mean, i) => ({ block: i + 1, mean, std: 0 }));
+  assert.equal(effectiveDepthByNormShare(norms, 0.95), 4);
+  assert.equal(effectiveDepthByNormShare(norms, 0.5), 1);
+  assert.equal(a.effectiveDepth.normShare.share, 0.95);
+  assert.equal(a.effectiveDepth.normShare.blocks, effectiveDepthByNormShare(a.blockNorms));
+  for (const k of ['byError', 'normShare', 'byNorm', 'blockEffects']) assert.ok(a.effectiveDepth.definitions[k].length > 20, k);
+});
+
+test('block effects: each block\'s mean |x_l K| as explain() computes it, beside the error it removes', () => {
+  const n = 200;
+  const a = analyzeModel(run.model, run.meta, ds, { samples: n, explainSamples: 0 });
+  const effects = a.blockEffects!;
+  assert.equal(effects.length, 8);
+  const x = tf.tensor(ds.xTest.subarray(0, n * 14), [n, 14]);
+  const e = explain(run.model, run.meta, x);
+  x.dispose();
+  for (let l = 0; l < 8; l++) {
+    let s = 0;
+    for (let r = 0; r < n; r++) s += Math.abs(e.contributions[r * 8 + l]);
+    assert.ok(Math.abs(effects[l].contribution - s / n) <= 1e-4 * Math.max(1e-3, s / n), `block ${l + 1}: ${effects[l].contribution} vs ${s / n}`);
+  }
+  // The removed errors telescope: the head's bias alone, minus the full model.
+  let biasOnly = 0;
+  for (let i = 0; i < ds.nTest; i++) biasOnly += (e.bias[0] - ds.yTest[i]) ** 2;
+  biasOnly /= ds.nTest;
+  const removed = effects.reduce((t, b) => t + b.errorRemoved, 0);
+  const full = a.truncation![7].testError;
+  assert.ok(Math.abs(removed - (biasOnly - full)) <= 1e-6 * biasOnly, `${removed} vs ${biasOnly - full}`);
+  assert.ok(Math.abs(effects[3].errorRemoved - (a.truncation![2].testError - a.truncation![3].testError)) < 1e-12);
 });
 
 test('per-block contributions plus the bias equal the prediction within 1e-4', () => {
@@ -104,7 +134,8 @@ test('baselines get block norms but no truncation curve', async () => {
 test('glonet truncate: K-block model loads in a fresh process, predicts identically, its error is truncation[K-1]', async () => {
   const r = runCli(['analyze', dir, '--samples', '500', '--backend', 'cpu']);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /effective depth by norm \d+ of 8 blocks/);
+  assert.match(r.stdout, /signal: 95% of the summed block norm \(500 test samples\) sits in the first \d+ of 8 blocks/);
+  assert.match(r.stdout, /error: the first \d+ blocks keep test MSE/);
   const analysis = JSON.parse(fs.readFileSync(path.join(dir, 'analysis.json'), 'utf8'));
   assert.equal(analysis.samples, 500);
   const out = path.join(tmpDir(), 't3');

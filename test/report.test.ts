@@ -129,7 +129,7 @@ function synthetic(epochsN: number, blocksN: number, task: 'regression' | 'class
       best: { epoch: best.epoch, testError: best.testError }, meanEpochSeconds: 1.5,
     },
     analysis: {
-      samples: 1000, blockNorms, truncation, effectiveDepth: { byError: 9, byNorm: 14, tolerance: 0.05 },
+      samples: 1000, blockNorms, truncation, effectiveDepth: { byError: 9, byNorm: 14, normShare: { share: 0.95, blocks: 6 }, tolerance: 0.05 },
       contributions: { task, bias: Array.from({ length: outputs }, (_, o) => 0.1 * o), samples },
     },
   };
@@ -156,6 +156,8 @@ test('the real run folder follows the metrics.json and analysis.json contracts',
   const s = a.contributions!.samples[0];
   const total = a.contributions!.bias[0] as number + s.blocks.reduce((t, c) => t + (c[0] as number), 0);
   assert.ok(Math.abs(total - (s.prediction[0] as number)) < 1e-6);
+  assert.equal(a.effectiveDepth!.normShare!.share, 0.95);
+  assert.equal(a.blockEffects!.length, DEPTH);
   // Full-model truncation equals the model's own test error at the last epoch.
   assert.ok(Math.abs((a.truncation![DEPTH - 1].testError as number) - (m.epochs[EPOCHS - 1].testError as number)) < 1e-4);
 });
@@ -173,8 +175,8 @@ test('writeReport writes one self-contained page with every chart', async () => 
   for (const k of ['batchSize', 'meanEpochSeconds'.replace('meanEpochSeconds', 'mean epoch seconds'), 'best epoch', 'parameters']) {
     assert.ok(html.includes(`<th>${k}</th>`), `settings row ${k}`);
   }
-  assert.match(html, /effective depth: \d+/);
-  assert.match(html, /by norm: \d+/);
+  assert.match(html, /needed for the error: \d+/);
+  assert.match(html, /95% of the norm: \d+/);
   assert.match(html, /\(sum of 12 block contributions\)/);
   assert.match(html, /\(bias\)/);
 });

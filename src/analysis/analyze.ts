@@ -1,6 +1,16 @@
 /**
  * `glonet analyze`: block output norms (the paper's Fig. 4), the truncation curve (test error of
- * the model that sums only the first k blocks, no retraining; Fig. 6a) and the effective depth.
+ * the model that sums only the first k blocks, no retraining; Fig. 6a), each block's contribution
+ * through a linear head beside the error it removes, and the effective depths.
+ *
+ * Which effective depth to trust: a trained GloNet's norms fall to near zero after its first
+ * blocks, but many tiny norms add up and a small norm need not mean a small effect on the error
+ * (when the remaining error is itself small, a few percent of the signal is most of it). So the
+ * analysis states three numbers, each defined in `effectiveDepth.definitions`: `byError` (the
+ * blocks a truncated model needs to stay within a tolerance of the full model: what `truncate`
+ * should keep), `normShare` (where the signal sits, with its share named) and `byNorm` (the last
+ * block above 1% of the largest norm, kept because it detects scattered active blocks in the
+ * tail), and `blockEffects` puts each block's contribution beside the error it removes.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset, Task } from '../data/dataset.js';
@@ -10,7 +20,7 @@ import { scoreOutputs } from '../train/trainer.js';
 import { gloNetSum } from '../layers/glonet.js';
 import { applyHead, blockOutputs, blockView, linearHead, type BlockView } from './blocks.js';
 import { explain } from './explain.js';
-import type { Analysis, BlockNorm, ContributionSample, TruncationPoint } from '../contracts.js';
+import type { Analysis, BlockEffect, BlockNorm, ContributionSample, EffectiveDepth, TruncationPoint } from '../contracts.js';
 
 /** How much {@link analyzeModel} computes. */
 export interface AnalyzeOptions {
@@ -101,11 +111,75 @@ export function effectiveDepthByError(curve: TruncationPoint[], task: Task, tole
   return full.blocks;
 }
 
+/** The share of the summed mean block norm that `normShare` reports. */
+export const NORM_SHARE = 0.95;
+
+/** Smallest k whose first k blocks hold `share` of the summed mean L1 norm of all blocks. */
+export function effectiveDepthByNormShare(norms: BlockNorm[], share = NORM_SHARE): number {
+  const total = norms.reduce((s, b) => s + b.mean, 0);
+  let running = 0;
+  for (const b of norms) {
+    running += b.mean;
+    if (running >= share * total) return b.block;
+  }
+  return norms.length;
+}
+
 export function effectiveDepthByNorm(norms: BlockNorm[], fraction = 0.01): number {
   const max = Math.max(...norms.map((b) => b.mean));
   let last = 1;
   for (const b of norms) if (b.mean >= fraction * max) last = b.block;
   return last;
+}
+
+/**
+ * Each block's mean |x_l K| over the first `samples` test examples (K the linear head's kernel,
+ * averaged over outputs) and the test error it removes: err(first l-1 blocks) - err(first l),
+ * where 0 blocks is the head's bias alone.
+ */
+export function blockEffects(view: BlockView, ds: Dataset, samples: number, curve: TruncationPoint[], chunk = 2048): BlockEffect[] | undefined {
+  const head = linearHead(view);
+  if (!head) return undefined;
+  const n = Math.min(samples, ds.nTest);
+  const size = exampleSize(ds);
+  const width = head.kernel.shape[0];
+  const outputs = head.kernel.shape[1];
+  const sum = new Float64Array(view.count);
+  for (let start = 0; start < n; start += chunk) {
+    const rows = Math.min(chunk, n - start);
+    tf.tidy(() => {
+      const x = tf.tensor(ds.xTest.subarray(start * size, (start + rows) * size), [rows, ...ds.inputShape]);
+      blockOutputs(view, x).forEach((o, l) => {
+        const flat = o.reshape([rows, -1]);
+        const c = flat.shape[1] as number;
+        const padded = c === width ? flat : tf.pad(flat, [[0, 0], [0, width - c]]);
+        sum[l] += tf.abs(tf.matMul(padded, head.kernel)).sum().dataSync()[0];
+      });
+    });
+  }
+  const bias = head.bias ? (head.bias.dataSync() as Float32Array) : new Float32Array(outputs);
+  const pred = new Float32Array(ds.nTest * outputs);
+  for (let i = 0; i < ds.nTest; i++) pred.set(bias, i * outputs);
+  const s = scoreOutputs(ds.task, ds.outputs, pred, ds.yTest, ds.nTest);
+  const biasOnly = ds.task === 'regression' ? s.errSum / ds.nTest : 1 - s.correct / ds.nTest;
+  return curve.map((p, l) => ({
+    block: p.blocks,
+    contribution: sum[l] / (n * outputs),
+    errorRemoved: (l === 0 ? biasOnly : curve[l - 1].testError) - p.testError,
+  }));
+}
+
+/** The definitions `analysis.json` states beside its effective depths. */
+function definitions(task: Task, tolerance: number): EffectiveDepth['definitions'] {
+  const within = task === 'regression'
+    ? `test MSE at most ${(tolerance * 100).toFixed(1)}% above the full model's`
+    : `test accuracy at most ${(tolerance * 100).toFixed(1)} points below the full model's`;
+  return {
+    byError: `the smallest k such that the model summing only the first k blocks (no retraining) has ${within}: the blocks glonet truncate should keep`,
+    normShare: `the smallest k such that the first k blocks hold ${(NORM_SHARE * 100).toFixed(0)}% of the sum over blocks of the mean L1 norm of the block output: where the signal sits, not what the error needs`,
+    byNorm: 'the last block whose mean L1 output norm is at least 1% of the largest block\'s: a tail detector (a few scattered blocks just above 1% move it), not a depth to truncate at',
+    blockEffects: 'contribution: the mean over test samples and outputs of |x_l K|, block l\'s additive share of the prediction through the linear head K; errorRemoved: the test error of the first l-1 blocks minus that of the first l (0 blocks: the head\'s bias alone)',
+  };
 }
 
 /**
@@ -126,14 +200,18 @@ export function analyzeModel(model: tf.LayersModel, meta: ModelMetadata, ds: Dat
     blockNorms: norms,
     effectiveDepth: {
       byError: null,
+      normShare: { share: NORM_SHARE, blocks: effectiveDepthByNormShare(norms) },
       byNorm: effectiveDepthByNorm(norms),
       tolerance,
       toleranceKind: ds.task === 'regression' ? 'relative' : 'accuracy-points',
+      definitions: definitions(ds.task, tolerance),
     },
   };
   if (view.isGloNet) {
     analysis.truncation = truncationCurve(view, ds, opts.chunk);
     analysis.effectiveDepth.byError = effectiveDepthByError(analysis.truncation, ds.task, tolerance);
+    const effects = blockEffects(view, ds, samples, analysis.truncation, opts.chunk);
+    if (effects) analysis.blockEffects = effects;
     const count = Math.min(opts.explainSamples ?? 4, ds.nTest);
     if (linearHead(view) && count > 0) {
       const size = exampleSize(ds);

@@ -25,6 +25,7 @@ export async function analyzeRun(dir: string, o: { samples?: number; tolerance?:
   const run = await openRun(dir);
   const ds = await runDataset(run);
   const analysis = analyzeModel(run.model, run.meta, ds, { samples: o.samples, tolerance: o.tolerance });
+  run.model.dispose();
   writeJsonAtomic(path.join(dir, 'analysis.json'), analysis);
   if (o.report !== false) {
     const { writeReport } = await import('../report/report.js');
@@ -33,17 +34,40 @@ export async function analyzeRun(dir: string, o: { samples?: number; tolerance?:
   return analysis;
 }
 
-export function describeAnalysis(a: Analysis, metrics: Metrics): string[] {
+/**
+ * The analysis in words a user acts on: where the signal sits (the norm share, named), how many
+ * blocks the error needs (byError), what the blocks in between do (their contribution through the
+ * head beside the error they remove), and the command that slims the model.
+ */
+export function describeAnalysis(a: Analysis, metrics: Metrics, dir = 'DIR'): string[] {
   const lines: string[] = [];
   const L = a.blockNorms.length;
-  lines.push(`block norms over ${a.samples} test samples: effective depth by norm ${a.effectiveDepth.byNorm} of ${L} blocks`);
-  if (a.truncation && a.effectiveDepth.byError != null) {
-    const full = a.truncation[L - 1];
-    const at = a.truncation[a.effectiveDepth.byError - 1];
-    const tol = a.effectiveDepth.toleranceKind === 'relative' ? `${(a.effectiveDepth.tolerance * 100).toFixed(1)}%` : `${(a.effectiveDepth.tolerance * 100).toFixed(1)} accuracy points`;
-    const err = (p: typeof full) => (metrics.task === 'classification' ? `accuracy ${((p.testAccuracy ?? 0) * 100).toFixed(2)}%` : `test MSE ${p.testError.toFixed(4)}`);
-    lines.push(`truncation: the first ${a.effectiveDepth.byError} blocks are within ${tol} of all ${L} (${err(at)} vs ${err(full)}); the rest can be dropped with glonet truncate --blocks ${a.effectiveDepth.byError}`);
+  const ed = a.effectiveDepth;
+  const share = ed.normShare;
+  const pct = `${(share.share * 100).toFixed(0)}%`;
+  lines.push(`signal: ${pct} of the summed block norm (${a.samples} test samples) sits in the first ${share.blocks} of ${L} blocks; the last block above 1% of the largest norm is block ${ed.byNorm}`);
+  if (!a.truncation || ed.byError == null) return lines;
+  const cls = metrics.task === 'classification';
+  const full = a.truncation[L - 1];
+  const at = (k: number) => a.truncation![k - 1];
+  const err = (p: typeof full) => (cls ? `accuracy ${((p.testAccuracy ?? 0) * 100).toFixed(2)}%` : `test MSE ${p.testError.toPrecision(3)}`);
+  const cost = (p: typeof full) => (cls
+    ? `${(((full.testAccuracy ?? 0) - (p.testAccuracy ?? 0)) * 100).toFixed(2)} points below all ${L}`
+    : `${(p.testError / full.testError).toFixed(1)}x the full model's`);
+  const tol = ed.toleranceKind === 'relative' ? `within ${(ed.tolerance * 100).toFixed(0)}% of` : `within ${(ed.tolerance * 100).toFixed(1)} accuracy points of`;
+  lines.push(`error: the first ${ed.byError} blocks keep ${err(at(ed.byError))}, ${tol} all ${L} (${err(full)})` +
+    (share.blocks < ed.byError ? `; the first ${share.blocks} alone give ${err(at(share.blocks))}, ${cost(at(share.blocks))}` : ''));
+  const effects = a.blockEffects;
+  if (effects && share.blocks < L) {
+    const rest = effects.slice(share.blocks);
+    const max = Math.max(...rest.map((e) => e.contribution));
+    const removed = rest.reduce((s, e) => s + e.errorRemoved, 0);
+    const removedText = cls ? `${(removed * 100).toFixed(2)} accuracy points` : `${removed.toPrecision(3)} of test MSE`;
+    lines.push(`the ${rest.length} blocks after block ${share.blocks} each add at most ${max.toPrecision(2)} to a prediction (block 1: ${effects[0].contribution.toPrecision(2)}; mean |x_l K|), ` +
+      `and together they ${removed >= 0 ? 'remove' : 'add'} ${removedText.replace(/^-/, '')}: judge a block by the error it removes, not by its norm`);
   }
+  if (ed.byError < L) lines.push(`to slim it: glonet truncate ${dir} --blocks ${ed.byError} --out ${dir}-${ed.byError} (or pick k from the truncation curve in report.html)`);
+  else lines.push(`every block is needed to stay ${tol} the full model's error; the truncation curve in report.html shows what fewer blocks cost`);
   return lines;
 }
 

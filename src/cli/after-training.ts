@@ -6,7 +6,7 @@ export async function afterTraining(result: RunResult, opts: { report: boolean; 
   if (opts.analyze) {
     const { analyzeRun, describeAnalysis } = await import('../analysis/run.js');
     const a = await analyzeRun(result.dir, { backend: result.metrics.backend, report: false });
-    for (const line of describeAnalysis(a, result.metrics)) process.stdout.write(line + '\n');
+    for (const line of describeAnalysis(a, result.metrics, result.dir)) process.stdout.write(line + '\n');
   }
   if (!opts.report) return undefined;
   const { writeReport } = await import('../report/report.js');

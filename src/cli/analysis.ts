@@ -21,7 +21,7 @@ export function analyzeCommand(): Command {
     .action(async (dir: string, o: { samples?: number; tolerance?: number; backend?: string }) => {
       const a = await analyzeRun(dir, o);
       const run = await openRun(dir);
-      for (const l of describeAnalysis(a, run.metrics)) process.stdout.write(l + '\n');
+      for (const l of describeAnalysis(a, run.metrics, dir)) process.stdout.write(l + '\n');
       process.stdout.write(`wrote ${path.join(dir, 'analysis.json')} and ${path.join(dir, 'report.html')}\n`);
     });
 }

@@ -10,6 +10,8 @@ import { demoCommand } from './demo.js';
 import { analyzeCommand, predictCommand, truncateCommand } from './analysis.js';
 import { infoCommand } from './info.js';
 import { webCommand } from './web.js';
+import { experimentCommand } from './experiment.js';
+import { ExperimentError } from '../experiments/experiment.js';
 import { AnalysisError } from '../analysis/blocks.js';
 import { ExitError, UsageError } from './errors.js';
 import { BackendError } from '../backend/index.js';
@@ -24,7 +26,7 @@ import { SiteError } from '../web/site.js';
 import { PortError } from '../web/server.js';
 
 /** Errors that are the user's input, not a bug: one line, exit code 2. */
-const USER_ERRORS = [UsageError, BackendError, DataError, ModelConfigError, GloNetShapeError, RunError, AnalysisError, BadFileError, OutFolderError, SiteError, PortError];
+const USER_ERRORS = [UsageError, BackendError, DataError, ModelConfigError, GloNetShapeError, RunError, AnalysisError, BadFileError, OutFolderError, SiteError, PortError, ExperimentError];
 /** Failures while running: one line, exit code 1. */
 const RUNTIME_ERRORS = [DivergedError, WriteFailedError];
 
@@ -40,7 +42,7 @@ export function buildProgram(): Command {
     .description('Globally Connected Neural Networks (GloNet, arXiv 2311.15947) on TensorFlow.js')
     .version(VERSION)
     .exitOverride();
-  for (const sub of [trainCommand(), analyzeCommand(), truncateCommand(), predictCommand(), demoCommand(), infoCommand(), webCommand()]) {
+  for (const sub of [trainCommand(), analyzeCommand(), truncateCommand(), predictCommand(), demoCommand(), infoCommand(), webCommand(), experimentCommand()]) {
     program.addCommand(oneLineErrors(sub, `glonet ${sub.name()}`).exitOverride());
   }
   return program;

@@ -2,13 +2,15 @@
  * The HTML report of a training run: one self-contained file (inline CSS, charts as inline SVG,
  * no scripts, no network) built from `metrics.json` and, when present, `analysis.json`.
  *
- * Charts are Vega-Lite specs compiled with `vega-lite` and rendered to SVG in Node by `vega`'s
- * headless `View`, so the page opens offline in any browser.
+ * Charts are Vega-Lite specs rendered to SVG in Node (./charts.ts), so the page opens offline in
+ * any browser.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import {
+  C, CSS, escapeHtml, figureHtml, finite, fmt, fmtValue, HALF, minMax, num, pretty, renderSvg, ruleWithLabel, vl, WIDE, xScale, yScale,
+  type Chart, type Layer, type XScale,
+} from './charts.js';
 import type { AnalysisAsRead, MetricsAsRead } from '../contracts.js';
 import { readJson, writeFileAtomic } from '../io.js';
 import { VERSION } from '../version.js';
@@ -28,217 +30,6 @@ export interface RenderOptions {
   dir?: string;
   /** Set when analysis.json exists but could not be read. */
   analysisError?: string;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Small helpers.
-
-function num(v: unknown): number {
-  if (typeof v === 'number') return v;
-  if (typeof v === 'string' && v.trim() !== '') return Number(v);
-  return NaN;
-}
-
-const finite = (v: unknown): boolean => Number.isFinite(num(v));
-
-export function escapeHtml(text: unknown): string {
-  return String(text)
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
-}
-
-/** A number for people: integers with separators, tiny or huge values in exponent form. */
-function fmt(v: unknown, digits = 4): string {
-  if (v == null) return '—';
-  const x = num(v);
-  if (Number.isNaN(x)) return 'NaN';
-  if (!Number.isFinite(x)) return x > 0 ? '∞' : '−∞';
-  if (Number.isInteger(x) && Math.abs(x) < 1e15) return x.toLocaleString('en-US');
-  const a = Math.abs(x);
-  if (a !== 0 && (a < 1e-3 || a >= 1e6)) return x.toExponential(2).replace(/\.?0+e/, 'e');
-  return String(Number(x.toPrecision(digits)));
-}
-
-function fmtValue(v: unknown): string {
-  if (v == null) return '—';
-  if (typeof v === 'number') return fmt(v, 6);
-  if (typeof v === 'boolean' || typeof v === 'string') return String(v);
-  return JSON.stringify(v);
-}
-
-const NAMES: Record<string, string> = {
-  mlp: 'MLP', resnet20: 'ResNet20', vit: 'ViT',
-  glonet: 'GloNet', resnetv2: 'ResNetv2', 'resnetv2-nobn': 'ResNetv2 (no BN)',
-  vanilla: 'Vanilla', 'vanilla-nobn': 'Vanilla (no BN)',
-  sgemm: 'SGEMM', mnist: 'MNIST', 'fashion-mnist': 'Fashion-MNIST', cifar10: 'CIFAR-10', csv: 'CSV',
-};
-const pretty = (v: unknown): string => (typeof v === 'string' ? NAMES[v] ?? v : fmtValue(v));
-
-// ---------------------------------------------------------------------------------------------
-// Theme and chart rendering.
-
-const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif';
-const C = {
-  blue: '#2563eb',
-  orange: '#ea580c',
-  green: '#15803d',
-  purple: '#7c3aed',
-  gray: '#64748b',
-  red: '#dc2626',
-  ink: '#1e293b',
-  band: '#93c5fd',
-};
-const WIDE = 820;
-const HALF = 360;
-
-const THEME = {
-  font: FONT,
-  background: 'white',
-  padding: 8,
-  view: { stroke: null },
-  axis: {
-    labelColor: '#475569', labelFontSize: 11, titleColor: '#1e293b', titleFontSize: 12,
-    titleFontWeight: 600, gridColor: '#e8edf3', domainColor: '#94a3b8', tickColor: '#94a3b8',
-    labelFlush: true,
-  },
-  axisY: { minExtent: 38 },
-  legend: { labelColor: '#334155', labelFontSize: 12, symbolStrokeWidth: 3, orient: 'top' },
-  line: { strokeWidth: 2 },
-  point: { filled: true, size: 36 },
-  text: { font: FONT, fontSize: 11 },
-  range: { category: [C.blue, C.orange, C.green, C.purple, C.gray] },
-};
-
-interface Chart {
-  id: string;
-  title: string;
-  caption: string;
-  spec: TopLevelSpec;
-  /** Extra HTML after the caption (already escaped). */
-  note?: string;
-}
-
-let renderCounter = 0;
-
-/** Compile a Vega-Lite spec and render it to a standalone SVG string with unique ids. */
-async function renderSvg(spec: TopLevelSpec): Promise<string> {
-  const full = { ...spec, config: THEME } as TopLevelSpec;
-  const vg = compile(full).spec;
-  const view = new vega.View(vega.parse(vg), { renderer: 'none' });
-  try {
-    let svg = await view.toSVG();
-    // Several inline SVGs share one document: keep clip-path and gradient ids distinct.
-    const prefix = `g${++renderCounter}-`;
-    svg = svg.replace(/\sid="([^"]+)"/g, ` id="${prefix}$1"`).replace(/url\(#([^)]+)\)/g, `url(#${prefix}$1)`);
-    return svg;
-  } finally {
-    view.finalize();
-  }
-}
-
-/** True when the positive values span at least a decade (worth a log scale). */
-function spansDecades(values: number[]): boolean {
-  const v = values.filter((x) => Number.isFinite(x));
-  if (v.length < 2 || v.some((x) => x <= 0)) return false;
-  const [lo, hi] = minMax(v);
-  return hi / lo >= 10;
-}
-
-function minMax(values: number[]): [number, number] {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const v of values) {
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  return [lo, hi];
-}
-
-type Layer = Record<string, unknown>;
-
-/** Specs are assembled from plain objects (layers built in helpers); Vega-Lite validates them. */
-const vl = (spec: Record<string, unknown>): TopLevelSpec => spec as unknown as TopLevelSpec;
-
-/** Readable log-axis ticks: 1-2-5 per decade over short ranges, powers of ten over long ones. */
-function logTicks(lo: number, hi: number): number[] {
-  const k0 = Math.floor(Math.log10(lo));
-  const k1 = Math.ceil(Math.log10(hi));
-  const mantissas = k1 - k0 <= 2 ? [1, 2, 5] : k1 - k0 <= 4 ? [1, 3] : [1];
-  const out: number[] = [];
-  for (let k = k0; k <= k1; k++) {
-    for (const m of mantissas) {
-      const v = Number((m * 10 ** k).toPrecision(3));
-      if (v >= lo && v <= hi) out.push(v);
-    }
-  }
-  return out;
-}
-
-/** A y scale: linear, or log with padded domain and sparse ticks when the values span decades. */
-function yScale(values: number[]): { scale: Layer; axis: Layer; log: boolean } {
-  if (!spansDecades(values)) {
-    const [lo, hi] = minMax(values);
-    if (hi - lo > 1e-12 * Math.max(1, Math.abs(hi))) return { scale: { zero: false }, axis: { format: '~g' }, log: false };
-    // One value (one epoch): centre it in a small range instead of a collapsed axis.
-    const pad = Math.abs(lo) > 0 ? Math.abs(lo) * 0.25 : 1;
-    return { scale: { domain: [lo - pad, hi + pad], zero: false }, axis: { format: '~g', tickCount: 5 }, log: false };
-  }
-  const [lo, hi] = minMax(values);
-  const domain = [lo / 1.15, hi * 1.15];
-  return { scale: { type: 'log', domain, nice: false }, axis: { values: logTicks(domain[0], domain[1]), format: '~g' }, log: true };
-}
-
-/**
- * An integer x scale for epochs or blocks. Deep models (more than 100 blocks) get a symmetric-log
- * block axis so the first blocks, where GloNet puts its signal, stay readable.
- */
-interface XScale { scale: Layer; axis: Layer; log: boolean; frac: (x: number) => number }
-function xScale(lo: number, hi: number, allowLog: boolean, allowNice = true): XScale {
-  if (hi <= lo) {
-    lo -= 1;
-    hi += 1;
-  }
-  if (allowLog && hi > 100) {
-    const t = (x: number) => Math.sign(x) * Math.log1p(Math.abs(x));
-    const values = logTicks(Math.max(1, lo), hi);
-    if (lo <= 0) values.unshift(0);
-    return {
-      scale: { type: 'symlog', domain: [lo, hi], nice: false, zero: false },
-      axis: { values, format: 'd', labelOverlap: true },
-      log: true,
-      frac: (x) => (t(x) - t(lo)) / (t(hi) - t(lo)),
-    };
-  }
-  const nice = allowNice && hi - lo >= 20;
-  return {
-    scale: { domain: [lo, hi], nice, zero: false },
-    axis: { format: 'd', tickMinStep: 1 },
-    log: false,
-    frac: (x) => (x - lo) / (hi - lo),
-  };
-}
-
-/** A vertical rule with a label at the top, placed inside the plot. */
-function ruleWithLabel(x: number, label: string, color: string, row: number, dash: number[] | undefined, xs: XScale): Layer[] {
-  const right = xs.frac(x) > 0.6;
-  return [
-    {
-      data: { values: [{ x }] },
-      mark: { type: 'rule', color, strokeWidth: 1.5, ...(dash ? { strokeDash: dash } : {}) },
-      encoding: { x: { field: 'x', type: 'quantitative' } },
-    },
-    {
-      data: { values: [{ x, label }] },
-      mark: {
-        type: 'text', color, align: right ? 'right' : 'left', dx: right ? -5 : 5, baseline: 'top',
-        fontWeight: 600, fontSize: 11,
-      },
-      encoding: { x: { field: 'x', type: 'quantitative' }, y: { value: 4 + row * 15 }, text: { field: 'label' } },
-    },
-  ];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -356,6 +147,14 @@ function errorChart(m: ReportMetrics, div: Divergence | null): Chart | string {
   };
 }
 
+/** Where the signal sits: the norm share of analysis.json (older files: the 1%-of-the-largest rule). */
+function normShare(a: ReportAnalysis): { blocks: number; label: string } | null {
+  const ns = a.effectiveDepth?.normShare;
+  if (ns && finite(ns.blocks) && finite(ns.share)) return { blocks: num(ns.blocks), label: `${Math.round(num(ns.share) * 100)}% of the norm` };
+  const byNorm = num(a.effectiveDepth?.byNorm);
+  return Number.isFinite(byNorm) ? { blocks: byNorm, label: 'last block above 1% of the largest norm' } : null;
+}
+
 function blockNormChart(m: ReportMetrics, a: ReportAnalysis): Chart | string {
   const rows = (a.blockNorms ?? [])
     .filter((b) => finite(b.mean))
@@ -380,8 +179,8 @@ function blockNormChart(m: ReportMetrics, a: ReportAnalysis): Chart | string {
       encoding: { x, y: { field: 'mean', type: 'quantitative' } },
     },
   ];
-  const byNorm = num(a.effectiveDepth?.byNorm);
-  if (Number.isFinite(byNorm)) layers.push(...ruleWithLabel(byNorm, `effective depth by norm: ${fmt(byNorm)}`, C.purple, 0, [5, 4], xs));
+  const share = normShare(a);
+  if (share) layers.push(...ruleWithLabel(share.blocks, `${share.label}: ${fmt(share.blocks)}`, C.purple, 0, [5, 4], xs));
   const glonet = m.config?.arch === 'glonet' || m.config?.arch == null;
   const samples = finite(a.samples) ? ` over ${fmt(a.samples)} test samples` : '';
   return {
@@ -426,9 +225,9 @@ function truncationChart(m: ReportMetrics, a: ReportAnalysis): Chart | string {
   ];
   const ed = a.effectiveDepth ?? {};
   const byError = num(ed.byError);
-  const byNorm = num(ed.byNorm);
-  if (Number.isFinite(byError)) layers.push(...ruleWithLabel(byError, `effective depth: ${fmt(byError)}`, C.orange, 0, undefined, xs));
-  if (Number.isFinite(byNorm)) layers.push(...ruleWithLabel(byNorm, `by norm: ${fmt(byNorm)}`, C.purple, 1, [5, 4], xs));
+  const share = normShare(a);
+  if (Number.isFinite(byError)) layers.push(...ruleWithLabel(byError, `needed for the error: ${fmt(byError)}`, C.orange, 0, undefined, xs));
+  if (share) layers.push(...ruleWithLabel(share.blocks, `${share.label}: ${fmt(share.blocks)}`, C.purple, 1, [5, 4], xs));
   const tol = finite(ed.tolerance) ? ` (within tolerance ${fmt(ed.tolerance)} of the full model)` : '';
   return {
     id: 'truncation',
@@ -437,9 +236,9 @@ function truncationChart(m: ReportMetrics, a: ReportAnalysis): Chart | string {
       'Test error of the same trained model when it keeps only its first k blocks, with no retraining ' +
       `(the dotted line is the full model: ${fmt(full.value)} with ${fmt(full.blocks)} blocks). ` +
       (Number.isFinite(byError)
-        ? `The effective depth is ${fmt(byError)} blocks${tol}: blocks after it can be dropped at almost no cost. `
+        ? `The error needs the first ${fmt(byError)} blocks${tol}: blocks after it can be dropped at almost no cost. `
         : 'Where the curve flattens, the remaining blocks add little. ') +
-      (Number.isFinite(byNorm) ? `Judged by block norms it is ${fmt(byNorm)}.` : ''),
+      (share ? `The first ${fmt(share.blocks)} blocks hold ${share.label.replace(' of the norm', '')} of the summed block norm: where the signal sits, which can be far fewer blocks than the error needs.` : ''),
     spec: vl({ width: WIDE, height: 240, description: 'Test error against the number of blocks kept', layer: layers }),
   };
 }
@@ -548,52 +347,6 @@ function contributionChart(m: ReportMetrics, a: ReportAnalysis, s: ReportContrib
 
 // ---------------------------------------------------------------------------------------------
 // The page.
-
-const CSS = `
-:root { --ink: #1e293b; --muted: #475569; --line: #e2e8f0; --bg: #f8fafc; --accent: #2563eb; }
-* { box-sizing: border-box; }
-body { margin: 0; background: var(--bg); color: var(--ink); font: 15px/1.5 ${FONT}; }
-main { max-width: 1000px; margin: 0 auto; padding: 32px 24px 56px; }
-header h1 { font-size: 26px; line-height: 1.25; margin: 0 0 4px; }
-header .sub { color: var(--muted); margin: 0; }
-h2 { font-size: 19px; margin: 36px 0 12px; padding-bottom: 6px; border-bottom: 1px solid var(--line); }
-h3 { font-size: 15px; margin: 0 0 4px; }
-.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr)); gap: 12px; margin: 22px 0 0; }
-.card { background: white; border: 1px solid var(--line); border-radius: 10px; padding: 12px 14px; }
-.card .k { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
-.card .v { font-size: 22px; font-weight: 650; font-variant-numeric: tabular-nums; }
-.card .d { color: var(--muted); font-size: 12px; }
-figure { background: white; border: 1px solid var(--line); border-radius: 10px; margin: 0 0 16px; padding: 14px 16px 12px; }
-figure svg { display: block; max-width: 100%; height: auto; margin: 6px 0 4px; }
-figcaption { color: var(--muted); font-size: 14px; max-width: 72ch; }
-.grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(440px, 1fr)); gap: 0 16px; }
-.grid2 figure { padding: 12px 12px 10px; }
-p.sum { margin: 2px 0 0; font-size: 13px; font-variant-numeric: tabular-nums; color: var(--ink); }
-.note { background: #eff6ff; border: 1px solid #bfdbfe; border-radius: 8px; padding: 10px 14px; margin: 12px 0; }
-.warn, .note.warn { background: #fff7ed; border: 1px solid #fed7aa; border-radius: 8px; padding: 10px 14px; margin: 12px 0; }
-p.warn { font-size: 13px; padding: 6px 10px; margin: 6px 0 0; }
-code { font: 13px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #eef2f7; padding: 1px 5px; border-radius: 4px; }
-table { border-collapse: collapse; width: 100%; background: white; border: 1px solid var(--line); border-radius: 10px; overflow: hidden; font-size: 14px; }
-th, td { text-align: left; padding: 6px 12px; border-bottom: 1px solid var(--line); vertical-align: top; }
-th { color: var(--muted); font-weight: 500; width: 34%; white-space: nowrap; }
-td { font-variant-numeric: tabular-nums; word-break: break-word; }
-tr:last-child th, tr:last-child td { border-bottom: 0; }
-.settings { columns: 2 360px; column-gap: 16px; }
-.settings table { break-inside: avoid; margin-bottom: 16px; }
-footer { color: var(--muted); font-size: 12px; margin-top: 40px; }
-@media print { body { background: white; } figure, .card { break-inside: avoid; } }
-`;
-
-function figureHtml(c: Chart, svg: string): string {
-  return (
-    `<figure class="chart" id="${escapeHtml(c.id)}">` +
-    `<h3>${escapeHtml(c.title)}</h3>` +
-    (c.caption ? `<figcaption>${escapeHtml(c.caption)}</figcaption>` : '') +
-    svg +
-    (c.note ?? '') +
-    `</figure>`
-  );
-}
 
 function settingsTable(m: ReportMetrics, div: Divergence | null): string {
   const run: Array<[string, unknown]> = Object.entries(m.config ?? {});
@@ -767,3 +520,5 @@ export async function writeReport(dir: string): Promise<string> {
   writeFileAtomic(out, html);
   return out;
 }
+
+export { escapeHtml } from './charts.js';

@@ -1,0 +1,101 @@
+/** `glonet experiment list | run NAME | report DIR`: parsing and printing only (src/experiments does the work). */
+import * as path from 'node:path';
+import { Command, Option } from 'commander';
+import { BACKENDS } from '../backend/index.js';
+import { DATASETS, type DatasetName } from '../train/config.js';
+import { EXPERIMENTS, getExperiment } from '../experiments/index.js';
+import { gridCells, chooseData, PRESETS, type PresetName } from '../experiments/experiment.js';
+import { resolveShard } from '../experiments/shard.js';
+import { runExperiment } from '../experiments/runner.js';
+import { writeExperimentReport } from '../experiments/report.js';
+import { quickTiming } from '../experiments/timing.js';
+import type { ExperimentResults } from '../contracts.js';
+import { list, positiveInt, shard } from './parse.js';
+
+function claimsTable(r: ExperimentResults): string[] {
+  return r.claims.map((c) => `  ${c.verdict.padEnd(12)} ${c.text}\n               paper: ${c.paper}\n               ours:  ${c.ours}`);
+}
+
+function listCommand(): Command {
+  return new Command('list')
+    .description('every experiment: the claim it tests, its cells per preset, the measured time of its quick preset and the estimated time of its paper preset')
+    .action(() => {
+      const lines: string[] = [];
+      for (const exp of EXPERIMENTS) {
+        const data = chooseData(exp, exp.datasets[0] === 'csv' ? { data: 'your.csv', target: 'y' } : {});
+        const cells = PRESETS.map((p) => `${p} ${gridCells(exp, p, data).length}`).join(', ');
+        const t = quickTiming(exp);
+        lines.push(`${exp.name}  (the paper's ${exp.paperRef})`, `  tests: ${exp.tests}`, `  cells: ${cells}`, `  ${t.quick}`, `  ${t.paper}`, '');
+      }
+      process.stdout.write(lines.join('\n'));
+    });
+}
+
+interface RunCliOptions {
+  preset: PresetName;
+  out?: string;
+  shard?: { index: number; count: number };
+  shardCount?: number;
+  seeds?: number;
+  dataset?: DatasetName;
+  data?: string;
+  target?: string;
+  drop?: string[];
+  backend?: string;
+  fast: 'auto' | 'off';
+}
+
+function runCommand(): Command {
+  return new Command('run')
+    .description('run an experiment\'s cells (each a run folder under DIR/cells/: train + analyze), skipping finished ones, then write the report')
+    .argument('<name>', `experiment: ${EXPERIMENTS.map((e) => e.name).join(', ')}`)
+    .addOption(new Option('--preset <p>', 'smoke: each experiment under a minute; quick: all of them within about an hour on 2 cores; paper: the paper\'s settings').choices(PRESETS).default('quick'))
+    .option('--out <dir>', 'experiment folder (default runs/NAME-PRESET); shards and reruns share it')
+    .option('--shard <I/N>', 'run the cells whose index is I-1 modulo N (default: from SLURM_ARRAY_TASK_* or JOB_COMPLETION_INDEX)', shard)
+    .option('--shard-count <n>', 'Kubernetes Indexed Jobs: the number of shards (the Job\'s completions; or set GLONET_SHARD_COUNT)', positiveInt)
+    .option('--seeds <k>', 'seeds per cell (default: the preset\'s)', positiveInt)
+    .addOption(new Option('--dataset <name>', 'data set, for the experiments that take several (cnn, vit: fashion-mnist, cifar10, mnist)').choices(DATASETS))
+    .option('--data <path>', 'data location: the SGEMM CSV (sgemm-*), a folder of MNIST IDX files (mnist-*), a CIFAR-10 folder (cnn, vit), your CSV (csv-depth)')
+    .option('--target <col>', 'csv-depth: the column to predict')
+    .option('--drop <cols>', 'csv-depth: columns to leave out, comma-separated (repeatable)', list)
+    .addOption(new Option('--backend <name>', 'TF.js backend (default: the fastest that loads)').choices(BACKENDS))
+    .addOption(new Option('--fast <mode>', 'fused training engines: auto where they apply, off forces plain TF.js').choices(['auto', 'off']).default('auto'))
+    .action(async (name: string, o: RunCliOptions) => {
+      const exp = getExperiment(name);
+      const t0 = performance.now();
+      const out = o.out ?? path.join('runs', `${name}-${o.preset}`);
+      const r = await runExperiment(exp, {
+        preset: o.preset, out, seeds: o.seeds, backend: o.backend, fast: o.fast,
+        shard: resolveShard(o.shard, o.shardCount),
+        data: { dataset: o.dataset, data: o.data != null ? path.resolve(o.data) : undefined, target: o.target, drop: o.drop },
+      });
+      const lines = [
+        '', `${exp.name} --preset ${o.preset}: ${r.ran} cells run, ${r.skipped} finished earlier, ${r.failed} failed; ${((performance.now() - t0) / 60000).toFixed(1)} min`,
+        ...claimsTable(r.results),
+      ];
+      if (r.results.missing.length) lines.push(`  missing cells: ${r.results.missing.map((m) => m.id).join(', ')}`);
+      lines.push(`report: ${path.resolve(out, 'REPORT.md')} and report.html`);
+      process.stdout.write(lines.join('\n') + '\n');
+      if (r.failed > 0) process.exitCode = 1;
+    });
+}
+
+function reportCommand(): Command {
+  return new Command('report')
+    .description('gather the cells of an experiment folder (from one machine or many) into DIR/results.json, DIR/REPORT.md and DIR/report.html')
+    .argument('<dir>', 'experiment folder')
+    .action(async (dir: string) => {
+      const r = await writeExperimentReport(dir);
+      const lines = [`${r.experiment} --preset ${r.preset}: ${r.cells.length} cells finished`, ...claimsTable(r)];
+      if (r.missing.length) lines.push(`missing cells: ${r.missing.map((m) => `${m.id}${m.interruptedAfterEpoch != null ? ` (interrupted after epoch ${m.interruptedAfterEpoch})` : ''}`).join(', ')}`);
+      if (r.failed.length) lines.push(`failed cells: ${r.failed.map((f) => `${f.id} (${f.error})`).join('; ')}`);
+      lines.push(`wrote ${path.join(dir, 'results.json')}, REPORT.md and report.html`);
+      process.stdout.write(lines.join('\n') + '\n');
+    });
+}
+
+export function experimentCommand(): Command {
+  const cmd = new Command('experiment').description('re-measure the paper\'s claims: list the experiments, run one (resumable, shardable), report a folder');
+  for (const sub of [listCommand(), runCommand(), reportCommand()]) cmd.addCommand(sub.exitOverride().showHelpAfterError('(run with --help for usage)'));
+  return cmd;
+}

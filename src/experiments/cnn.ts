@@ -1,0 +1,51 @@
+/**
+ * `cnn`: GloNet-ResNet20 against ResNetv2-ResNet20 (the paper's CNN experiment, reported in its
+ * text), on Fashion-MNIST by default and on CIFAR-10 with --data. Each architecture trains with
+ * its own family protocol (`glonet train --help` lists them).
+ */
+import type { ExperimentCell } from '../contracts.js';
+import type { Experiment } from './experiment.js';
+import { bestAccuracy, byDepth, meanSpread, num } from './stats.js';
+
+// The paper, section 5: ResNet20 against GloNet-ResNet20 on CIFAR-10 after 200 epochs.
+const PAPER = { resnetv2: 91.12, glonet: 91.08 };
+/** On par: GloNet at most this many accuracy points below ResNetv2 (the mean over seeds). */
+const PAR_POINTS = 1;
+const PARTLY_POINTS = 3;
+
+function judge(cells: ExperimentCell[]) {
+  const g = byDepth(cells, 'glonet', bestAccuracy);
+  const r = byDepth(cells, 'resnetv2', bestAccuracy);
+  const pairs = g.flatMap((s) => r.filter((x) => x.depth === s.depth).map((x) => ({ depth: s.depth, g: s, r: x, gap: s.mean - x.mean })));
+  if (pairs.length === 0) return { verdict: 'not-measured' as const, ours: 'no depth has both a GloNet and a ResNetv2 cell' };
+  const worst = Math.min(...pairs.map((p) => p.gap));
+  const verdict = worst >= -PAR_POINTS ? 'holds' : worst >= -PARTLY_POINTS ? 'partly' : 'fails';
+  const dataset = cells[0]?.dataset ?? '';
+  return {
+    verdict,
+    ours: pairs.map((p) => `depth ${p.depth} on ${dataset}: GloNet ${meanSpread(p.g)}% vs ResNetv2 ${meanSpread(p.r)}% (${num(p.gap, 2)} points)`).join('; '),
+  } as const;
+}
+
+export const cnn: Experiment = {
+  name: 'cnn',
+  title: 'GloNet-ResNet20 against ResNetv2-ResNet20',
+  paperRef: 'section 5, CNN (text)',
+  tests: 'GloNet-ResNet20 is on par with ResNetv2-ResNet20 (the paper: 91.08% vs 91.12% on CIFAR-10)',
+  model: 'resnet20',
+  presets: {
+    smoke: { archs: ['glonet', 'resnetv2'].map((arch) => ({ arch, depths: [20] })), epochs: 1, seeds: 1, subset: 200, samples: 40 },
+    quick: { archs: ['glonet', 'resnetv2'].map((arch) => ({ arch, depths: [20] })), epochs: 10, seeds: 2, subset: 6000, samples: 1200 },
+    paper: { archs: ['glonet', 'resnetv2'].map((arch) => ({ arch, depths: [20] })), epochs: 200, seeds: 1, samples: 5000 },
+  },
+  datasets: ['fashion-mnist', 'cifar10', 'mnist'],
+  dataWith: 'cifar10',
+  claims: [{
+    id: 'cnn-parity',
+    text: 'GloNet-ResNet20 is on par with ResNetv2-ResNet20',
+    paper: `CIFAR-10, 200 epochs: GloNet-ResNet20 ${PAPER.glonet}% vs ResNet20 ${PAPER.resnetv2}%`,
+    rule: `best test accuracy, mean over seeds; holds if GloNet is at most ${PAR_POINTS} point below ResNetv2 (or above it), partly if at most ${PARTLY_POINTS} points below, fails otherwise`,
+    judge,
+  }],
+  charts: [{ kind: 'error-vs-depth' }, { kind: 'learning-curves' }, { kind: 'norms' }],
+};

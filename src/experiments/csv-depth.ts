@@ -1,0 +1,19 @@
+/**
+ * `csv-depth`: the sgemm-depth grid and claims on the user's own CSV (`--data FILE --target COL
+ * [--drop COLS]`): does depth resilience hold on my data? The paper's numbers beside ours are
+ * SGEMM's, for reference.
+ */
+import type { Experiment } from './experiment.js';
+import { DEPTH_CLAIMS, DEPTH_PRESETS } from './sgemm-depth.js';
+
+export const csvDepth: Experiment = {
+  name: 'csv-depth',
+  title: 'Depth resilience on your CSV',
+  paperRef: 'Tables 1 and 2 (SGEMM), on your data',
+  tests: 'the sgemm-depth questions on your own CSV (--data FILE --target COL): is GloNet\'s error flat across depth, do the baselines collapse?',
+  model: 'mlp',
+  presets: DEPTH_PRESETS,
+  datasets: ['csv'],
+  claims: DEPTH_CLAIMS,
+  charts: [{ kind: 'error-vs-depth' }, { kind: 'epoch-time-vs-depth' }, { kind: 'learning-curves' }],
+};

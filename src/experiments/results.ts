@@ -1,0 +1,95 @@
+/**
+ * Gathering an experiment folder into `results.json`: every cell the manifest names, finished
+ * (summarized from its metrics.json, analysis.json and cell.json), failed (with its error) or
+ * missing (with the epoch an interrupted cell reached); then the claims judged on the finished
+ * cells. Works on whatever cells exist, from one machine or many.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Analysis, CellRecord, ExperimentCell, ExperimentResults, Metrics } from '../contracts.js';
+import { readJson } from '../io.js';
+import { VERSION } from '../version.js';
+import { judgeClaim } from './experiment.js';
+import { cellDir, cellDoneFile, cellFailedFile, readManifest } from './folder.js';
+import { getExperiment } from './index.js';
+
+/** A finished cell's files, for the charts. */
+export interface CellFiles {
+  metrics: Metrics;
+  analysis: Analysis | null;
+}
+
+export function cellSummary(id: string, m: Metrics, a: Analysis | null, rec: CellRecord): ExperimentCell {
+  const best = m.best ? m.epochs.find((e) => e.epoch === m.best!.epoch) : undefined;
+  const trainSeconds = m.epochs.reduce((s, e) => s + e.seconds, 0);
+  return {
+    id,
+    model: m.config.model,
+    arch: m.config.arch,
+    depth: m.config.depth,
+    seed: m.config.seed,
+    dataset: m.config.dataset,
+    nTrain: m.data?.nTrain ?? 0,
+    epochs: m.epochs.length,
+    bestTestError: m.best?.testError ?? null,
+    ...(best?.testAccuracy != null ? { bestTestAccuracy: best.testAccuracy } : {}),
+    bestEpoch: m.best?.epoch ?? null,
+    meanEpochSeconds: m.meanEpochSeconds,
+    seconds: trainSeconds + rec.analyzeSeconds,
+    engine: m.engine ?? 'tfjs',
+    backend: m.backend,
+    ...(m.diverged ? { diverged: { epoch: m.diverged.epoch } } : {}),
+    effectiveDepth: a?.effectiveDepth ?? null,
+    load: { mean: (rec.load.start + rec.load.end) / 2, cpus: rec.load.cpus },
+  };
+}
+
+function machine(): ExperimentResults['machine'] {
+  const cpus = os.cpus();
+  return {
+    host: os.hostname(), cpus: cpus.length, cpuModel: cpus[0]?.model.trim() ?? 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30), platform: `${os.platform()} ${os.arch()}`, node: process.version,
+  };
+}
+
+export function gatherResults(dir: string): { results: ExperimentResults; files: Map<string, CellFiles> } {
+  const manifest = readManifest(dir);
+  const exp = getExperiment(manifest.experiment);
+  const cells: ExperimentCell[] = [];
+  const files = new Map<string, CellFiles>();
+  const missing: ExperimentResults['missing'] = [];
+  const failed: ExperimentResults['failed'] = [];
+  for (const id of manifest.cells) {
+    const folder = cellDir(dir, id);
+    const metricsFile = path.join(folder, 'metrics.json');
+    if (fs.existsSync(cellDoneFile(dir, id))) {
+      const m = readJson<Metrics>(metricsFile, 'metrics');
+      const analysisFile = path.join(folder, 'analysis.json');
+      const a = fs.existsSync(analysisFile) ? readJson<Analysis>(analysisFile, 'analysis') : null;
+      cells.push(cellSummary(id, m, a, readJson<CellRecord>(cellDoneFile(dir, id), 'cell record')));
+      files.set(id, { metrics: m, analysis: a });
+    } else if (fs.existsSync(cellFailedFile(dir, id))) {
+      failed.push({ id, error: readJson<{ error: string }>(cellFailedFile(dir, id), 'cell failure').error });
+    } else if (fs.existsSync(metricsFile)) {
+      const m = readJson<Metrics>(metricsFile, 'metrics');
+      missing.push({ id, interruptedAfterEpoch: m.epochs.length });
+    } else {
+      missing.push({ id });
+    }
+  }
+  const results: ExperimentResults = {
+    experiment: exp.name,
+    preset: manifest.preset,
+    glonetVersion: VERSION,
+    machine: machine(),
+    writtenAt: new Date().toISOString(),
+    data: manifest.data,
+    cells,
+    missing,
+    failed,
+    claims: exp.claims.map((c) => judgeClaim(c, cells)),
+    cellSeconds: cells.reduce((s, c) => s + c.seconds, 0),
+  };
+  return { results, files };
+}

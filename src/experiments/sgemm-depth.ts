@@ -1,0 +1,154 @@
+/**
+ * `sgemm-depth`: the paper's Tables 1 and 2 and Figs. 2-3. The five MLP architectures trained
+ * over depths on SGEMM; the best test MSE and the epoch time of each. The grid and the claims are
+ * shared with `csv-depth`, which asks the same questions of the user's own CSV.
+ */
+import type { ExperimentCell } from '../contracts.js';
+import type { Claim, Experiment, Grid, PresetName } from './experiment.js';
+import { bestError, byDepth, num, perDepth, type Summary } from './stats.js';
+
+const ARCHS = ['glonet', 'vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn'] as const;
+
+// The paper, Table 2: best test MSE on SGEMM after 200 epochs, by blocks (halved into two-layer
+// blocks for the baselines, so the same linear layers).
+const TABLE2_DEPTHS = [10, 24, 50, 100, 200, 600, 1000];
+const TABLE2: Record<string, number[]> = {
+  glonet: [0.021, 0.021, 0.020, 0.022, 0.021, 0.022, 0.022],
+  resnetv2: [0.018, 0.019, 0.020, 0.019, 0.027, 0.040, 0.048],
+  'resnetv2-nobn': [0.024, 0.026, 0.029, 0.033, 0.189],
+  vanilla: [0.023, 0.030, 1.997, 2.750, 2.985],
+  'vanilla-nobn': [0.018, 0.021, 2.624, 2.624, 2.624],
+};
+// The paper, Table 1: seconds per epoch of GloNet and ResNetv2 (each on its own PyTorch code).
+const TABLE1: Record<string, number[]> = {
+  glonet: [27, 39, 55, 86, 121, 175, 289],
+  resnetv2: [42, 65, 96, 147, 231, 410, 675],
+};
+const table = (arch: string, values: number[] = TABLE2[arch]) => values.map((v, i) => `d${TABLE2_DEPTHS[i]} ${v}`).join(', ');
+
+/**
+ * The grids. quick: a 48,000-row subset (38,400 training rows) for 20 epochs, depths 10 to 100,
+ * two seeds for GloNet (its flatness is the close claim). paper: the paper's grid on all rows.
+ */
+export const DEPTH_PRESETS: Record<PresetName, Grid> = {
+  smoke: { archs: ARCHS.map((arch) => ({ arch, depths: [2, 6] })), epochs: 2, seeds: 1, subset: 1500, samples: 300 },
+  quick: {
+    archs: ARCHS.map((arch) => ({ arch, depths: [10, 24, 50, 100], ...(arch === 'glonet' ? { seeds: 2 } : {}) })),
+    epochs: 20, seeds: 1, subset: 48000,
+  },
+  paper: {
+    archs: ARCHS.map((arch) => ({ arch, depths: arch === 'glonet' || arch === 'resnetv2' ? [10, 24, 50, 100, 200, 600, 1000] : [10, 24, 50, 100, 200] })),
+    epochs: 200, seeds: 1,
+  },
+};
+
+/** GloNet's best error is flat when the worst depth is within FLAT_HOLDS of the best one. */
+const FLAT_HOLDS = 1.25;
+const FLAT_PARTLY = 2;
+/** A model collapsed when its best MSE on the standardized target is above this: it explains less than half the variance. */
+const COLLAPSED_MSE = 0.5;
+const COLLAPSE_FROM = 50;
+/** ResNetv2-no-BN degrades when its error at its deepest depth is this many times its shallowest depth's. */
+const DEGRADES_HOLDS = 1.25;
+const DEGRADES_PARTLY = 1.05;
+/** The paper's epoch-time ratios run from 0.43 to 0.64. */
+const TIME_HOLDS = 0.7;
+
+const notMeasured = (ours: string) => ({ verdict: 'not-measured' as const, ours });
+
+function flatClaim(cells: ExperimentCell[]) {
+  const g = byDepth(cells, 'glonet', bestError);
+  if (g.length < 2) return notMeasured('fewer than two GloNet depths finished');
+  const means = g.map((s) => s.mean);
+  const r = Math.max(...means) / Math.min(...means);
+  const verdict = r <= FLAT_HOLDS ? 'holds' : r <= FLAT_PARTLY ? 'partly' : 'fails';
+  return { verdict, ours: `worst/best ${num(r)}: ${perDepth(g)}` } as const;
+}
+
+function collapseClaim(cells: ExperimentCell[]) {
+  const archs = ['vanilla', 'vanilla-nobn'].map((arch) => ({ arch, g: byDepth(cells, arch, bestError) })).filter((a) => a.g.length > 0);
+  const deep = archs.flatMap((a) => a.g.filter((s) => s.depth >= COLLAPSE_FROM));
+  if (deep.length === 0) return notMeasured(`no vanilla cell at ${COLLAPSE_FROM} blocks or more finished`);
+  const collapsed = (s: Summary) => s.mean > COLLAPSED_MSE;
+  const deepCollapsed = deep.filter(collapsed).length;
+  const early = archs.flatMap((a) => a.g.filter((s) => s.depth < COLLAPSE_FROM && collapsed(s))).length;
+  const verdict = deepCollapsed === deep.length && early === 0 ? 'holds' : deepCollapsed > 0 ? 'partly' : 'fails';
+  const ours = archs.map((a) => `${a.arch}: ${perDepth(a.g)}`).join('; ') +
+    ` (${deepCollapsed} of ${deep.length} at ${COLLAPSE_FROM}+ collapsed${early ? `, ${early} below ${COLLAPSE_FROM} too` : ''})`;
+  return { verdict, ours } as const;
+}
+
+function degradesClaim(cells: ExperimentCell[]) {
+  const g = byDepth(cells, 'resnetv2-nobn', bestError);
+  if (g.length < 2) return notMeasured('fewer than two ResNetv2-no-BN depths finished');
+  const r = g[g.length - 1].mean / g[0].mean;
+  const verdict = r >= DEGRADES_HOLDS ? 'holds' : r >= DEGRADES_PARTLY ? 'partly' : 'fails';
+  return { verdict, ours: `deepest/shallowest ${num(r)}: ${perDepth(g)}` } as const;
+}
+
+function epochTimeClaim(cells: ExperimentCell[]) {
+  const seconds = (c: ExperimentCell) => c.meanEpochSeconds;
+  const engines = (arch: string) => new Map(cells.filter((c) => c.arch === arch).map((c) => [c.depth, c.engine]));
+  const ge = engines('glonet');
+  const re = engines('resnetv2');
+  const g = byDepth(cells, 'glonet', seconds);
+  const r = byDepth(cells, 'resnetv2', seconds);
+  const pairs = g.flatMap((s) => {
+    const o = r.find((x) => x.depth === s.depth);
+    return o ? [{ depth: s.depth, ratio: s.mean / o.mean, same: ge.get(s.depth) === re.get(s.depth), engines: `${ge.get(s.depth)} / ${re.get(s.depth)}` }] : [];
+  });
+  if (pairs.length === 0) return notMeasured('no depth has both a GloNet and a ResNetv2 cell');
+  const same = pairs.filter((p) => p.same);
+  const list = (ps: typeof pairs) => ps.map((p) => `d${p.depth} ${num(p.ratio, 2)}`).join(', ');
+  if (same.length === 0) {
+    return notMeasured(`not on one engine (GloNet / ResNetv2: ${[...new Set(pairs.map((p) => p.engines))].join('; ')}), so the ratios say nothing about the architectures: ${list(pairs)}`);
+  }
+  const worst = Math.max(...same.map((p) => p.ratio));
+  const verdict = worst <= TIME_HOLDS ? 'holds' : worst < 1 ? 'partly' : 'fails';
+  return { verdict, ours: `${list(same)} (both on ${same[0].engines.split(' / ')[0]})` } as const;
+}
+
+/** The claims of Tables 1-2, judged on any tabular data set (SGEMM, or the user's CSV for csv-depth). */
+export const DEPTH_CLAIMS: Claim[] = [
+  {
+    id: 'glonet-depth-flat',
+    text: 'GloNet\'s best test error is flat across depth',
+    paper: `Table 2, GloNet: ${table('glonet')} (worst/best 1.1)`,
+    rule: `mean best test MSE over seeds at each depth; holds if the worst depth is at most ${FLAT_HOLDS}x the best, partly if at most ${FLAT_PARTLY}x, fails otherwise`,
+    judge: flatClaim,
+  },
+  {
+    id: 'vanilla-collapse',
+    text: `Vanilla and vanilla-no-BN collapse from ${COLLAPSE_FROM} blocks`,
+    paper: `Table 2, vanilla: ${table('vanilla')}; vanilla-no-BN: ${table('vanilla-nobn')}`,
+    rule: `a depth has collapsed when its mean best test MSE on the standardized target is above ${COLLAPSED_MSE} (less than half the variance explained); holds if every vanilla and vanilla-no-BN depth of ${COLLAPSE_FROM}+ collapsed and none below, partly if some did, fails if none`,
+    judge: collapseClaim,
+  },
+  {
+    id: 'resnetv2-nobn-degrades',
+    text: 'ResNetv2 without BN degrades with depth',
+    paper: `Table 2, ResNetv2-no-BN: ${table('resnetv2-nobn')}`,
+    rule: `mean best test MSE at the deepest depth over the shallowest; holds if at least ${DEGRADES_HOLDS}x, partly if at least ${DEGRADES_PARTLY}x, fails otherwise`,
+    judge: degradesClaim,
+  },
+  {
+    id: 'epoch-time',
+    text: 'An epoch of GloNet takes about half the time of ResNetv2\'s',
+    paper: `Table 1, seconds per epoch GloNet/ResNetv2: ${TABLE2_DEPTHS.map((d, i) => `d${d} ${TABLE1.glonet[i]}/${TABLE1.resnetv2[i]}`).join(', ')} (ratios 0.43-0.64)`,
+    rule: `mean epoch seconds GloNet / ResNetv2 at each depth where both ran on the same engine; holds if every ratio is at most ${TIME_HOLDS}, partly if every ratio is below 1, fails otherwise; not measured when the two ran on different engines`,
+    judge: epochTimeClaim,
+  },
+];
+
+export const sgemmDepth: Experiment = {
+  name: 'sgemm-depth',
+  title: 'Depth resilience on SGEMM',
+  paperRef: 'Tables 1 and 2, Figs. 2-3',
+  tests: 'GloNet\'s error stays flat from 10 to 1000 blocks while vanilla collapses and ResNetv2-no-BN degrades; GloNet epochs take about half of ResNetv2\'s',
+  model: 'mlp',
+  presets: DEPTH_PRESETS,
+  datasets: ['sgemm'],
+  claims: DEPTH_CLAIMS,
+  charts: [{ kind: 'error-vs-depth' }, { kind: 'epoch-time-vs-depth' }, { kind: 'learning-curves' }],
+};
+

@@ -1,0 +1,65 @@
+/**
+ * How long an experiment takes, as measured rather than typed: `glonet experiment list` reads the
+ * results.json of the last recorded quick run of each experiment (experiments/measured/
+ * NAME.quick.json in the package, copied there by scripts/quick-experiments.mjs) and prints its
+ * compute time with the machine, date and load it ran under. The paper preset's time is
+ * extrapolated from the same cells: an epoch's seconds scale with depth and with training rows,
+ * taken from the measured cell of the same architecture at the nearest depth.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ExperimentCell, ExperimentResults } from '../contracts.js';
+import { packageRoot } from '../paths.js';
+import { chooseData, gridCells, type Experiment } from './experiment.js';
+
+/** Training rows of the default data sets when the paper preset takes all of them (80% of the examples; CIFAR-10 and Fashion-MNIST their train files). */
+const TRAIN_ROWS: Record<string, number> = { sgemm: 193280, mnist: 8000, 'fashion-mnist': 60000, cifar10: 50000 };
+
+export function measuredFile(name: string, preset = 'quick'): string {
+  return path.join(packageRoot(), 'experiments', 'measured', `${name}.${preset}.json`);
+}
+
+export function measuredQuick(name: string): ExperimentResults | null {
+  const file = measuredFile(name);
+  if (!fs.existsSync(file)) return null;
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as ExperimentResults;
+  } catch {
+    return null;
+  }
+}
+
+function hours(seconds: number): string {
+  return seconds < 5400 ? `${(seconds / 60).toFixed(0)} min` : `${(seconds / 3600).toFixed(1)} h`;
+}
+
+/** Estimated seconds of the paper preset, or null when a cell has no measured architecture to scale from. */
+export function estimatePaperSeconds(exp: Experiment, measured: ExperimentCell[]): number | null {
+  const data = chooseData(exp, exp.datasets[0] === 'csv' ? { data: 'your.csv', target: 'y' } : {});
+  const rowsOf = (subset: number | undefined) => (subset != null ? Math.round(subset * 0.8) : TRAIN_ROWS[data.dataset]);
+  let total = 0;
+  for (const cell of gridCells(exp, 'paper', data)) {
+    const same = measured.filter((c) => c.arch === cell.config.arch && c.nTrain > 0 && c.meanEpochSeconds > 0);
+    const rows = rowsOf(cell.config.subset);
+    if (same.length === 0 || rows == null) return null;
+    const d = cell.config.depth;
+    const q = same.reduce((a, b) => (Math.abs(Math.log(b.depth / d)) < Math.abs(Math.log(a.depth / d)) ? b : a));
+    total += cell.config.epochs * q.meanEpochSeconds * (d / q.depth) * (rows / q.nTrain);
+  }
+  return total;
+}
+
+/** The two lines `list` prints: the measured quick time and the paper estimate. */
+export function quickTiming(exp: Experiment): { quick: string; paper: string } {
+  const r = measuredQuick(exp.name);
+  if (!r) return { quick: 'quick: not measured yet (node scripts/quick-experiments.mjs records it)', paper: 'paper: no estimate without a measured quick run' };
+  const loads = r.cells.map((c) => c.load?.mean).filter((x): x is number => x != null);
+  const load = loads.length ? `, load ${(loads.reduce((s, x) => s + x, 0) / loads.length).toFixed(1)}` : '';
+  const incomplete = r.missing.length + r.failed.length ? ` (${r.missing.length + r.failed.length} cells unfinished, so more)` : '';
+  const quick = `quick: ${hours(r.cellSeconds)}${incomplete}, measured ${r.writtenAt.slice(0, 10)} on ${r.machine.cpus} cores (${r.machine.cpuModel}${load}; engines ${[...new Set(r.cells.map((c) => c.engine))].join(', ')})`;
+  const est = estimatePaperSeconds(exp, r.cells);
+  const paper = est == null
+    ? (exp.datasets[0] === 'csv' ? 'paper: depends on your CSV\'s rows (the sgemm-depth estimate scales with them)' : 'paper: no estimate (an architecture of the paper grid was not measured)')
+    : `paper: about ${hours(est)} on the same machine and engines (extrapolated from the quick cells: epoch time x depth x training rows)`;
+  return { quick, paper };
+}
