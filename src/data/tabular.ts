@@ -1,12 +1,13 @@
 /**
  * Tabular regression data sets: SGEMM (bundled) and any numeric CSV. Protocol (docs/architecture.md, "Data"):
  * optional seeded subset, seeded 80/20 split, features and target z-scored with training-split
- * statistics; errors are MSE on the standardized target.
+ * statistics; errors are MSE on the standardized target. The last parsed file is kept, so a
+ * process that reads it again (training then analysis, the cells of an experiment) parses it once.
  */
 import * as fs from 'node:fs';
 import { Rng } from '../random.js';
 import { bundledData } from '../paths.js';
-import { readNumericCsv } from './csv.js';
+import { readNumericCsv, type NumericTable, type ReadCsvOptions } from './csv.js';
 import { DataError, checkSubset, fitsFloat32, zScore, type Dataset, type Standardization } from './dataset.js';
 import { shown, shownList } from '../errors.js';
 
@@ -103,6 +104,24 @@ function buildRegression(raw: RawRegression, name: string, source: string, opts:
   };
 }
 
+let lastTable: { key: string; table: NumericTable } | null = null;
+
+/** readNumericCsv, reusing the last parse while the file (size, modification time) and the columns read are the same. */
+async function readTable(file: string, opts: ReadCsvOptions = {}): Promise<NumericTable> {
+  let key: string;
+  try {
+    const s = fs.statSync(file);
+    key = JSON.stringify([file, s.size, s.mtimeMs, opts.drop ?? [], opts.only ?? null]);
+  } catch {
+    return readNumericCsv(file, opts);
+  }
+  if (lastTable?.key === key) return lastTable.table;
+  lastTable = null;
+  const table = await readNumericCsv(file, opts);
+  lastTable = { key, table };
+  return table;
+}
+
 /** The 14 SGEMM kernel parameters, the model's inputs in this order. */
 export const SGEMM_FEATURES = ['MWG', 'NWG', 'KWG', 'MDIMC', 'NDIMC', 'MDIMA', 'NDIMB', 'KWI', 'VWM', 'VWN', 'STRM', 'STRN', 'SA', 'SB'];
 export const SGEMM_RUNS = ['Run1 (ms)', 'Run2 (ms)', 'Run3 (ms)', 'Run4 (ms)'];
@@ -124,7 +143,7 @@ export function sgemmPath(): string {
  */
 export async function loadSgemm(opts: TabularOptions & { data?: string } = {}): Promise<Dataset> {
   const file = opts.data ?? sgemmPath();
-  const table = await readNumericCsv(file);
+  const table = await readTable(file);
   for (const c of [...SGEMM_FEATURES, ...SGEMM_RUNS]) {
     if (!table.columns.includes(c)) throw new DataError(`${file}: not the SGEMM file: column '${c}' is missing`);
   }
@@ -148,7 +167,7 @@ export async function loadCsv(opts: TabularOptions & { data?: string; target?: s
   if (!fs.existsSync(opts.data)) throw new DataError(`--data: ${opts.data} does not exist`);
   const drop = opts.drop ?? [];
   if (drop.includes(opts.target)) throw new DataError(`--drop: the target column ${shown(opts.target)} cannot be dropped`);
-  const table = await readNumericCsv(opts.data, {
+  const table = await readTable(opts.data, {
     drop,
     hint: (c) => (c === opts.target ? 'the target column must be numeric' : `every kept column must be numeric (leave it out with --drop ${shown(c)})`),
   });

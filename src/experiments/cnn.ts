@@ -34,7 +34,7 @@ export const cnn: Experiment = {
   tests: 'GloNet-ResNet20 is on par with ResNetv2-ResNet20 (the paper: 91.08% vs 91.12% on CIFAR-10)',
   model: 'resnet20',
   presets: {
-    smoke: { archs: ['glonet', 'resnetv2'].map((arch) => ({ arch, depths: [20] })), epochs: 1, seeds: 1, subset: 200, samples: 40 },
+    smoke: { archs: ['glonet', 'resnetv2'].map((arch) => ({ arch, depths: [20] })), epochs: 1, seeds: 1, subset: 100, samples: 20 },
     quick: { archs: ['glonet', 'resnetv2'].map((arch) => ({ arch, depths: [20] })), epochs: 10, seeds: 2, subset: 6000, samples: 1200 },
     paper: { archs: ['glonet', 'resnetv2'].map((arch) => ({ arch, depths: [20] })), epochs: 200, seeds: 1, samples: 5000 },
   },

@@ -31,7 +31,7 @@ export const vit: Experiment = {
   tests: 'GloNet-ViT matches or beats ViT with 4, 5 and 6 encoders (the paper: 0.709/0.727/0.729 vs 0.707/0.709/0.725 on CIFAR-10)',
   model: 'vit',
   presets: {
-    smoke: { archs: ['plain', 'glonet'].map((arch) => ({ arch, depths: [1, 2] })), epochs: 1, seeds: 1, subset: 200, samples: 40, protocol: { width: 16 } },
+    smoke: { archs: ['plain', 'glonet'].map((arch) => ({ arch, depths: [1, 2] })), epochs: 1, seeds: 1, subset: 100, samples: 20, protocol: { width: 16 } },
     quick: { archs: ['plain', 'glonet'].map((arch) => ({ arch, depths: [4, 5, 6] })), epochs: 5, seeds: 2, subset: 3000, samples: 600 },
     paper: { archs: ['plain', 'glonet'].map((arch) => ({ arch, depths: [4, 5, 6] })), epochs: 500, seeds: 1, samples: 5000 },
   },
