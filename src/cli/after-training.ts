@@ -1,13 +1,8 @@
-/** What runs after training: the analysis (demo) and the report. */
+/** What `glonet train` does after training: the report. */
 import * as path from 'node:path';
 import type { RunResult } from '../train/run.js';
 
-export async function afterTraining(result: RunResult, opts: { report: boolean; analyze: boolean }): Promise<string | undefined> {
-  if (opts.analyze) {
-    const { analyzeRun, describeAnalysis } = await import('../analysis/run.js');
-    const a = await analyzeRun(result.dir, { backend: result.metrics.backend, report: false });
-    for (const line of describeAnalysis(a, result.metrics, result.dir)) process.stdout.write(line + '\n');
-  }
+export async function afterTraining(result: RunResult, opts: { report: boolean }): Promise<string | undefined> {
   if (!opts.report) return undefined;
   const { writeReport } = await import('../report/report.js');
   const file = await writeReport(result.dir);

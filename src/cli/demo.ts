@@ -6,7 +6,7 @@ import type { RunConfig } from '../train/config.js';
 import { familyDefaults } from '../models/index.js';
 import { refuseIfHoldsRun } from '../out-folder.js';
 import { trainStoppably } from './train.js';
-import { afterTraining } from './after-training.js';
+import { analyzeRun, describeAnalysis } from '../analysis/run.js';
 import { positiveInt } from './parse.js';
 import { fastPathInfo } from '../engines/select.js';
 
@@ -45,7 +45,8 @@ export function demoCommand(): Command {
       const cfg = demoConfig(o);
       if (!o.overwrite) refuseIfHoldsRun(o.out, '--out', 'replace it with glonet demo --overwrite, or choose another --out');
       const result = await trainStoppably(cfg, o.out, { overwrite: o.overwrite });
-      const reportFile = await afterTraining(result, { report: true, analyze: true });
+      result.model.dispose();
+      const analysis = await analyzeRun(o.out, { backend: result.metrics.backend, report: true });
       const m = result.metrics;
       const seconds = (performance.now() - t0) / 1000;
       const lines = [
@@ -53,9 +54,10 @@ export function demoCommand(): Command {
         `GloNet demo: ${cfg.depth} blocks of ${cfg.width} units on SGEMM (${result.dataset.nTrain} train / ${result.dataset.nTest} test rows)`,
         `  best test MSE ${m.best?.testError.toFixed(4)} at epoch ${m.best?.epoch} (standardized ln run time; the paper reports about 0.02)`,
         `  ${m.meanEpochSeconds.toFixed(2)} s per epoch with backend ${m.backend}, engine ${m.engine}; ${seconds.toFixed(0)} s in all`,
+        ...describeAnalysis(analysis, m, o.out).map((l) => `  ${l}`),
         `  run folder: ${path.resolve(o.out)}`,
+        `  report: ${path.resolve(o.out, 'report.html')} (learning curves, block norms, truncation curve, per-block contributions)`,
       ];
-      if (reportFile) lines.push(`  report: ${path.resolve(reportFile)}`);
       process.stdout.write(lines.join('\n') + '\n');
     });
 }

@@ -150,7 +150,8 @@ export function trainCommand(): Command {
     .action(async (o: TrainCliOptions) => {
       const cfg = toRunConfig(o);
       const result = await trainStoppably(cfg, o.out, { resume: o.resume, overwrite: o.overwrite });
-      await afterTraining(result, { report: o.report !== false, analyze: false });
+      result.model.dispose();
+      await afterTraining(result, { report: o.report !== false });
     });
   return cmd;
 }
