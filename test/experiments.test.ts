@@ -152,7 +152,7 @@ test('experiment list: every experiment, its claim and its cells per preset', ()
   for (const exp of EXPERIMENTS) {
     assert.ok(r.stdout.includes(exp.name) && r.stdout.includes(exp.tests), exp.name);
   }
-  assert.match(r.stdout, /sgemm-depth .*\n.*\n {2}cells: smoke 10, quick 24, paper 29/);
+  assert.match(r.stdout, /sgemm-depth .*\n.*\n {2}cells: smoke 10, quick 21, paper 29/);
   assert.match(r.stdout, /quick: /);
 });
 

@@ -46,6 +46,10 @@ function counts(r: ExperimentResults): string {
     `; compute time ${duration(r.cellSeconds)} (the sum of the finished cells' training and analysis)`;
 }
 
+/** The smoke preset tests the machinery: too small for its verdicts to be evidence. */
+const presetNote = (r: ExperimentResults) =>
+  (r.preset === 'smoke' ? 'The smoke preset checks that the experiment runs end to end; its grids are far too small for the verdicts to be evidence.' : '');
+
 const dataText = (r: ExperimentResults) =>
   `${pretty(r.data.dataset)}${r.data.data ? ` from ${r.data.data}` : ''}${r.data.target ? `, target ${r.data.target}` : ''}${r.data.drop?.length ? `, dropping ${r.data.drop.join(', ')}` : ''}`;
 
@@ -71,6 +75,7 @@ export function renderMarkdown(exp: Experiment, r: ExperimentResults): string {
   out.push(`Re-measures the paper's ${exp.paperRef} (GloNets, arXiv 2311.15947) on ${dataText(r)}. ${counts(r)}.`, '');
   out.push(`${provenance(r)}.`, '');
   out.push(`Reproduce: \`${command(r)}\``, '');
+  if (presetNote(r)) out.push(`> ${presetNote(r)}`, '');
   out.push('## Claims', '', '| claim | the paper | ours | verdict |', '| --- | --- | --- | --- |');
   for (const c of r.claims) out.push(`| ${md(c.text)} | ${md(c.paper)} | ${md(c.ours)} | **${c.verdict}** |`);
   out.push('', 'Rules (each written once in code, next to the paper\'s numbers):', '');
@@ -289,6 +294,7 @@ export async function renderExperimentHtml(exp: Experiment, r: ExperimentResults
   const parts: string[] = [];
   parts.push(`<header><h1>${escapeHtml(`${exp.name}: ${exp.title}`)}</h1><p class="sub">${escapeHtml(`${r.preset} preset · the paper's ${exp.paperRef} · ${dataText(r)}`)}</p></header>`);
   parts.push(`<p>${escapeHtml(counts(r))}.</p><p class="sub">${escapeHtml(provenance(r))}. Reproduce: <code>${escapeHtml(command(r))}</code></p>`);
+  if (presetNote(r)) parts.push(`<p class="note warn">${escapeHtml(presetNote(r))}</p>`);
   parts.push('<h2>Claims</h2>');
   parts.push(`<table class="claims"><thead><tr><th>claim</th><th>the paper</th><th>ours</th><th>verdict</th></tr></thead><tbody>${r.claims.map(claimRow).join('')}</tbody></table>`);
   parts.push(`<ul class="rules">${r.claims.map((c) => `<li><code>${escapeHtml(c.id)}</code>: ${escapeHtml(c.rule)}.</li>`).join('')}</ul>`);

@@ -45,7 +45,7 @@ export const sgemmNorms: Experiment = {
   model: 'mlp',
   presets: {
     smoke: { archs: ['glonet', 'vanilla-nobn'].map((arch) => ({ arch, depths: [8] })), epochs: 2, seeds: 1, subset: 1500, samples: 300 },
-    quick: { archs: ['glonet', 'vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn'].map((arch) => ({ arch, depths: [100] })), epochs: 20, seeds: 1, subset: 48000 },
+    quick: { archs: ['glonet', 'vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn'].map((arch) => ({ arch, depths: [100], ...(arch === 'glonet' ? { seeds: 2 } : {}) })), epochs: 40, seeds: 1, subset: 48000 },
     paper: { archs: ['glonet', 'vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn'].map((arch) => ({ arch, depths: [100] })), epochs: 200, seeds: 1, samples: 5000 },
   },
   datasets: ['sgemm'],
