@@ -39,27 +39,32 @@ function rowL1(t: tf.Tensor): Float32Array {
   return tf.tidy(() => tf.abs(t).reshape([t.shape[0], -1]).sum(1).dataSync() as Float32Array);
 }
 
+/** Call `fn` with every block's output on the first n test examples, a chunk at a time (tensors disposed after). */
+function forEachBlockOutput(view: BlockView, ds: Dataset, n: number, chunk: number, fn: (output: tf.Tensor, block: number, rows: number) => void): void {
+  const size = exampleSize(ds);
+  for (let start = 0; start < n; start += chunk) {
+    const rows = Math.min(chunk, n - start);
+    tf.tidy(() => {
+      const x = tf.tensor(ds.xTest.subarray(start * size, (start + rows) * size), [rows, ...ds.inputShape]);
+      blockOutputs(view, x).forEach((o, l) => fn(o, l, rows));
+    });
+  }
+}
+
 /**
  * Mean and standard deviation of each block output's L1 norm over the first `samples` test
  * examples, `chunk` rows per forward pass.
  */
 export function blockNorms(view: BlockView, ds: Dataset, samples: number, chunk = 2048): BlockNorm[] {
   const n = Math.min(samples, ds.nTest);
-  const size = exampleSize(ds);
   const sum = new Float64Array(view.count);
   const sq = new Float64Array(view.count);
-  for (let start = 0; start < n; start += chunk) {
-    const rows = Math.min(chunk, n - start);
-    tf.tidy(() => {
-      const x = tf.tensor(ds.xTest.subarray(start * size, (start + rows) * size), [rows, ...ds.inputShape]);
-      blockOutputs(view, x).forEach((o, l) => {
-        for (const v of rowL1(o)) {
-          sum[l] += v;
-          sq[l] += v * v;
-        }
-      });
-    });
-  }
+  forEachBlockOutput(view, ds, n, chunk, (o, l) => {
+    for (const v of rowL1(o)) {
+      sum[l] += v;
+      sq[l] += v * v;
+    }
+  });
   return Array.from(sum, (s, l) => {
     const mean = s / n;
     return { block: l + 1, mean, std: Math.sqrt(Math.max(0, sq[l] / n - mean * mean)) };
@@ -141,22 +146,15 @@ export function blockEffects(view: BlockView, ds: Dataset, samples: number, curv
   const head = linearHead(view);
   if (!head) return undefined;
   const n = Math.min(samples, ds.nTest);
-  const size = exampleSize(ds);
   const width = head.kernel.shape[0];
   const outputs = head.kernel.shape[1];
   const sum = new Float64Array(view.count);
-  for (let start = 0; start < n; start += chunk) {
-    const rows = Math.min(chunk, n - start);
-    tf.tidy(() => {
-      const x = tf.tensor(ds.xTest.subarray(start * size, (start + rows) * size), [rows, ...ds.inputShape]);
-      blockOutputs(view, x).forEach((o, l) => {
-        const flat = o.reshape([rows, -1]);
-        const c = flat.shape[1] as number;
-        const padded = c === width ? flat : tf.pad(flat, [[0, 0], [0, width - c]]);
-        sum[l] += tf.abs(tf.matMul(padded, head.kernel)).sum().dataSync()[0];
-      });
-    });
-  }
+  forEachBlockOutput(view, ds, n, chunk, (o, l, rows) => {
+    const flat = o.reshape([rows, -1]);
+    const c = flat.shape[1] as number;
+    const padded = c === width ? flat : tf.pad(flat, [[0, 0], [0, width - c]]);
+    sum[l] += tf.abs(tf.matMul(padded, head.kernel)).sum().dataSync()[0];
+  });
   const bias = head.bias ? (head.bias.dataSync() as Float32Array) : new Float32Array(outputs);
   const pred = new Float32Array(ds.nTest * outputs);
   for (let i = 0; i < ds.nTest; i++) pred.set(bias, i * outputs);

@@ -5,7 +5,7 @@
  */
 import type { ExperimentCell } from '../contracts.js';
 import type { Experiment } from './experiment.js';
-import { bestAccuracy, byDepth, meanSpread, num } from './stats.js';
+import { accuracyGaps, meanSpread, num } from './stats.js';
 
 // The paper, section 5: ResNet20 against GloNet-ResNet20 on CIFAR-10 after 200 epochs.
 const PAPER = { resnetv2: 91.12, glonet: 91.08 };
@@ -14,16 +14,14 @@ const PAR_POINTS = 1;
 const PARTLY_POINTS = 3;
 
 function judge(cells: ExperimentCell[]) {
-  const g = byDepth(cells, 'glonet', bestAccuracy);
-  const r = byDepth(cells, 'resnetv2', bestAccuracy);
-  const pairs = g.flatMap((s) => r.filter((x) => x.depth === s.depth).map((x) => ({ depth: s.depth, g: s, r: x, gap: s.mean - x.mean })));
+  const pairs = accuracyGaps(cells, 'glonet', 'resnetv2');
   if (pairs.length === 0) return { verdict: 'not-measured' as const, ours: 'no depth has both a GloNet and a ResNetv2 cell' };
   const worst = Math.min(...pairs.map((p) => p.gap));
   const verdict = worst >= -PAR_POINTS ? 'holds' : worst >= -PARTLY_POINTS ? 'partly' : 'fails';
   const dataset = cells[0]?.dataset ?? '';
   return {
     verdict,
-    ours: pairs.map((p) => `depth ${p.depth} on ${dataset}: GloNet ${meanSpread(p.g)}% vs ResNetv2 ${meanSpread(p.r)}% (${num(p.gap, 2)} points)`).join('; '),
+    ours: pairs.map((p) => `depth ${p.depth} on ${dataset}: GloNet ${meanSpread(p.a)}% vs ResNetv2 ${meanSpread(p.b)}% (${num(p.gap, 2)} points)`).join('; '),
   } as const;
 }
 

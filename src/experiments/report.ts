@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import type { ClaimResult, ExperimentCell, ExperimentResults, Verdict } from '../contracts.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io.js';
 import {
-  C, CSS, escapeHtml, figureHtml, fmt, HALF, minMax, pretty, renderSvg, ruleWithLabel, vl, WIDE, xScale, yScale,
+  C, CSS, escapeHtml, fmt, HALF, minMax, pretty, renderChart, ruleWithLabel, vl, WIDE, xScale, yScale,
   type Chart, type Layer,
 } from '../report/charts.js';
 import type { ChartKind, Experiment } from './experiment.js';
@@ -283,14 +283,7 @@ ul.rules li { margin-bottom: 4px; }
 
 export async function renderExperimentHtml(exp: Experiment, r: ExperimentResults, files: Map<string, CellFiles>): Promise<string> {
   const cls = classification(r);
-  const render = async (c: Chart | string): Promise<string> => {
-    if (typeof c === 'string') return `<p class="note">${escapeHtml(c)}</p>`;
-    try {
-      return figureHtml(c, await renderSvg(c.spec));
-    } catch (err) {
-      return `<p class="note warn">The chart “${escapeHtml(c.title)}” could not be drawn: ${escapeHtml((err as Error).message)}</p>`;
-    }
-  };
+  const render = renderChart;
   const parts: string[] = [];
   parts.push(`<header><h1>${escapeHtml(`${exp.name}: ${exp.title}`)}</h1><p class="sub">${escapeHtml(`${r.preset} preset · the paper's ${exp.paperRef} · ${dataText(r)}`)}</p></header>`);
   parts.push(`<p>${escapeHtml(counts(r))}.</p><p class="sub">${escapeHtml(provenance(r))}. Reproduce: <code>${escapeHtml(command(r))}</code></p>`);

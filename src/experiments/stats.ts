@@ -50,3 +50,10 @@ export function meanSpread(s: Summary, digits = 3): string {
 export function perDepth(list: Summary[], digits = 3): string {
   return list.map((s) => `d${s.depth} ${meanSpread(s, digits)}`).join(', ');
 }
+
+/** At every depth both architectures reached: their mean best accuracies and the gap (first minus second), in points. */
+export function accuracyGaps(cells: ExperimentCell[], arch: string, baseline: string): Array<{ depth: number; a: Summary; b: Summary; gap: number }> {
+  const a = byDepth(cells, arch, bestAccuracy);
+  const b = byDepth(cells, baseline, bestAccuracy);
+  return a.flatMap((s) => b.filter((x) => x.depth === s.depth).map((x) => ({ depth: s.depth, a: s, b: x, gap: s.mean - x.mean })));
+}

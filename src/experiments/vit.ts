@@ -4,7 +4,7 @@
  */
 import type { ExperimentCell } from '../contracts.js';
 import type { Experiment } from './experiment.js';
-import { bestAccuracy, byDepth, meanSpread, num } from './stats.js';
+import { accuracyGaps, meanSpread, num } from './stats.js';
 
 // The paper, Fig. 6b and its text: best CIFAR-10 accuracies after training plateaus (~500 epochs).
 const PAPER: Record<number, { plain: number; glonet: number }> = { 4: { plain: 0.707, glonet: 0.709 }, 5: { plain: 0.709, glonet: 0.727 }, 6: { plain: 0.725, glonet: 0.729 } };
@@ -12,15 +12,13 @@ const PAPER: Record<number, { plain: number; glonet: number }> = { 4: { plain: 0
 const MATCH_POINTS = 1;
 
 function judge(cells: ExperimentCell[]) {
-  const g = byDepth(cells, 'glonet', bestAccuracy);
-  const p = byDepth(cells, 'plain', bestAccuracy);
-  const pairs = g.flatMap((s) => p.filter((x) => x.depth === s.depth).map((x) => ({ depth: s.depth, g: s, p: x, gap: s.mean - x.mean })));
+  const pairs = accuracyGaps(cells, 'glonet', 'plain');
   if (pairs.length === 0) return { verdict: 'not-measured' as const, ours: 'no encoder count has both a ViT and a GloNet-ViT cell' };
   const matched = pairs.filter((x) => x.gap >= -MATCH_POINTS).length;
   const verdict = matched === pairs.length ? 'holds' : matched > 0 ? 'partly' : 'fails';
   return {
     verdict,
-    ours: pairs.map((x) => `${x.depth} encoders: GloNet-ViT ${meanSpread(x.g)}% vs ViT ${meanSpread(x.p)}% (${num(x.gap, 2)} points)`).join('; '),
+    ours: pairs.map((x) => `${x.depth} encoders: GloNet-ViT ${meanSpread(x.a)}% vs ViT ${meanSpread(x.b)}% (${num(x.gap, 2)} points)`).join('; '),
   } as const;
 }
 

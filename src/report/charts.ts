@@ -263,3 +263,13 @@ export function figureHtml(c: Chart, svg: string): string {
     `</figure>`
   );
 }
+
+/** A chart as page HTML: its figure, a note when it is only a message, a warning when it cannot be drawn. */
+export async function renderChart(c: Chart | string): Promise<string> {
+  if (typeof c === 'string') return `<p class="note">${escapeHtml(c)}</p>`;
+  try {
+    return figureHtml(c, await renderSvg(c.spec));
+  } catch (err) {
+    return `<p class="note warn">The chart “${escapeHtml(c.title)}” could not be drawn: ${escapeHtml((err as Error).message)}</p>`;
+  }
+}

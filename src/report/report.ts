@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
-  C, CSS, escapeHtml, figureHtml, finite, fmt, fmtValue, HALF, minMax, num, pretty, renderSvg, ruleWithLabel, vl, WIDE, xScale, yScale,
+  C, CSS, escapeHtml, finite, fmt, fmtValue, HALF, minMax, num, pretty, renderChart, ruleWithLabel, vl, WIDE, xScale, yScale,
   type Chart, type Layer, type XScale,
 } from './charts.js';
 import type { AnalysisAsRead, MetricsAsRead } from '../contracts.js';
@@ -414,14 +414,7 @@ export async function renderReportHtml(
   const title = `${titleParts.join(' · ')}, depth ${fmtValue(cfg.depth ?? '?')} on ${pretty(cfg.dataset ?? '?')}`;
   const div = findDivergence(m);
 
-  const render = async (c: Chart | string): Promise<string> => {
-    if (typeof c === 'string') return `<p class="note">${escapeHtml(c)}</p>`;
-    try {
-      return figureHtml(c, await renderSvg(c.spec));
-    } catch (err) {
-      return `<p class="note warn">The chart “${escapeHtml(c.title)}” could not be drawn: ${escapeHtml((err as Error).message)}</p>`;
-    }
-  };
+  const render = renderChart;
 
   const parts: string[] = [];
   parts.push(
