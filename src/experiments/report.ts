@@ -112,6 +112,12 @@ export function renderMarkdown(exp: Experiment, r: ExperimentResults): string {
 
 const ARCH_COLORS = [C.orange, C.blue, C.green, C.purple, C.gray, C.red];
 
+/** The shared y scale, with tick labels of three significant digits on a linear axis (90, not 9e+1). */
+function yAxis(values: number[]): ReturnType<typeof yScale> {
+  const ys = yScale(values);
+  return ys.log ? ys : { ...ys, axis: { ...ys.axis, format: '.3~r' } };
+}
+
 function archScale(r: ExperimentResults): Layer {
   const archs = [...new Set(r.cells.map((c) => c.arch))];
   return { domain: archs.map(pretty), range: archs.map((a) => (a === 'glonet' ? C.orange : ARCH_COLORS[1 + (archs.filter((x) => x !== 'glonet').indexOf(a) % 5)])) };
@@ -134,7 +140,7 @@ function perDepthChart(r: ExperimentResults, id: string, title: string, yTitle: 
     return v != null && Number.isFinite(v) ? [{ arch: pretty(c.arch), depth: c.depth, value: v, seed: c.seed }] : [];
   });
   if (rows.length === 0) return `${title}: no finished cell has a finite value.`;
-  const ys = yScale(rows.map((x) => x.value));
+  const ys = yAxis(rows.map((x) => x.value));
   const x = depthAxis(rows.map((x) => x.depth));
   const y = { field: 'value', type: 'quantitative', title: yTitle, scale: ys.scale, axis: ys.axis };
   const color = { field: 'arch', type: 'nominal', title: null, scale: archScale(r) };
@@ -192,7 +198,7 @@ function truncationChart(r: ExperimentResults, files: Map<string, CellFiles>, cl
   }
   if (rows.length === 0) return 'No truncation curve: no analyzed GloNet cell.';
   const xs = xScale(1, Math.max(...rows.map((x) => x.blocks)), true);
-  const ys = yScale(rows.map((x) => x.value));
+  const ys = yAxis(rows.map((x) => x.value));
   const x = { field: 'blocks', type: 'quantitative', title: 'blocks kept (k)', scale: xs.scale, axis: xs.axis };
   const y = { field: 'value', type: 'quantitative', title: cls ? 'test accuracy %' : 'test MSE', scale: ys.scale, axis: ys.axis };
   const mean = keep.length ? keep.reduce((s, k) => s + k, 0) / keep.length : NaN;
@@ -224,7 +230,7 @@ function learningCurves(r: ExperimentResults, files: Map<string, CellFiles>, cls
   if (rows.length === 0) return 'No finite learning curve values.';
   const [lo, hi] = minMax(rows.map((x) => x.epoch));
   const xs = xScale(lo, hi, false);
-  const ys = yScale(rows.map((x) => x.value));
+  const ys = yAxis(rows.map((x) => x.value));
   return {
     id: 'learning-curves',
     title: `Learning curves at depth ${depth} (seed 0)`,
@@ -278,6 +284,7 @@ const PAGE_CSS = `${CSS}
 .claims td:last-child { white-space: nowrap; }
 .verdict { color: white; font-weight: 650; border-radius: 6px; padding: 2px 8px; font-size: 13px; }
 .cells th, .cells td { width: auto; padding: 4px 8px; font-size: 13px; }
+.cells td:nth-child(2) { white-space: nowrap; }
 ul.rules li { margin-bottom: 4px; }
 `;
 
