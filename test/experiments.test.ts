@@ -8,6 +8,7 @@ import type { ExperimentCell, ExperimentResults, Verdict } from '../src/contract
 import { EXPERIMENTS, getExperiment } from '../src/experiments/index.js';
 import { runExperiment } from '../src/experiments/runner.js';
 import { inShard, resolveShard } from '../src/experiments/shard.js';
+import { estimatePaperSeconds } from '../src/experiments/timing.js';
 import type { Experiment } from '../src/experiments/experiment.js';
 import { sgemmPath } from '../src/data/tabular.js';
 import { BIN, ROOT, runCli, tmpDir } from './helpers.js';
@@ -256,3 +257,16 @@ test('claim rules fed made-up cells give the expected verdicts', () => {
 
   assert.equal(getExperiment('csv-depth').claims, sg.claims, 'csv-depth judges with the sgemm-depth rules');
 });
+
+test('the paper preset\'s time is extrapolated from measured cells: epoch time x depth x training rows', () => {
+  const trunc = getExperiment('mnist-truncation');
+  // The paper grid: 3 seeds of a 50-block GloNet for 200 epochs on the 8,000 bundled training digits.
+  assert.deepEqual(estimatePaperSeconds(trunc, [cell('glonet', 50, { meanEpochSeconds: 0.1, nTrain: 8000 })]), { seconds: 60, unmeasured: [] });
+  // Measured at 10 blocks on 4,000 rows: 5x the depth, 2x the rows.
+  assert.equal(estimatePaperSeconds(trunc, [cell('glonet', 10, { meanEpochSeconds: 0.1, nTrain: 4000 })])!.seconds, 600);
+  const sg = estimatePaperSeconds(getExperiment('sgemm-depth'), [cell('glonet', 100, { meanEpochSeconds: 1, nTrain: 38400 })])!;
+  assert.deepEqual(sg.unmeasured, ['vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn']);
+  // GloNet's paper depths sum to 1984 blocks, 200 epochs each, on 193,280 training rows.
+  assert.ok(Math.abs(sg.seconds - 200 * 1984 / 100 * 193280 / 38400) < 1e-6, String(sg.seconds));
+});
+

@@ -33,20 +33,28 @@ function hours(seconds: number): string {
   return seconds < 5400 ? `${(seconds / 60).toFixed(0)} min` : `${(seconds / 3600).toFixed(1)} h`;
 }
 
-/** Estimated seconds of the paper preset, or null when a cell has no measured architecture to scale from. */
-export function estimatePaperSeconds(exp: Experiment, measured: ExperimentCell[]): number | null {
+/**
+ * Estimated seconds of the paper preset from measured cells, and the architectures it could not
+ * estimate (none of their cells measured).
+ */
+export function estimatePaperSeconds(exp: Experiment, measured: ExperimentCell[]): { seconds: number; unmeasured: string[] } | null {
   const data = chooseData(exp, exp.datasets[0] === 'csv' ? { data: 'your.csv', target: 'y' } : {});
   const rowsOf = (subset: number | undefined) => (subset != null ? Math.round(subset * 0.8) : TRAIN_ROWS[data.dataset]);
-  let total = 0;
+  let seconds = 0;
+  const unmeasured = new Set<string>();
   for (const cell of gridCells(exp, 'paper', data)) {
     const same = measured.filter((c) => c.arch === cell.config.arch && c.nTrain > 0 && c.meanEpochSeconds > 0);
     const rows = rowsOf(cell.config.subset);
-    if (same.length === 0 || rows == null) return null;
+    if (rows == null) return null;
+    if (same.length === 0) {
+      unmeasured.add(cell.config.arch);
+      continue;
+    }
     const d = cell.config.depth;
     const q = same.reduce((a, b) => (Math.abs(Math.log(b.depth / d)) < Math.abs(Math.log(a.depth / d)) ? b : a));
-    total += cell.config.epochs * q.meanEpochSeconds * (d / q.depth) * (rows / q.nTrain);
+    seconds += cell.config.epochs * q.meanEpochSeconds * (d / q.depth) * (rows / q.nTrain);
   }
-  return total;
+  return { seconds, unmeasured: [...unmeasured] };
 }
 
 /** The two lines `list` prints: the measured quick time and the paper estimate. */
@@ -58,8 +66,12 @@ export function quickTiming(exp: Experiment): { quick: string; paper: string } {
   const incomplete = r.missing.length + r.failed.length ? ` (${r.missing.length + r.failed.length} cells unfinished, so more)` : '';
   const quick = `quick: ${hours(r.cellSeconds)}${incomplete}, measured ${r.writtenAt.slice(0, 10)} on ${r.machine.cpus} cores (${r.machine.cpuModel}${load}; engines ${[...new Set(r.cells.map((c) => c.engine))].join(', ')})`;
   const est = estimatePaperSeconds(exp, r.cells);
-  const paper = est == null
-    ? (exp.datasets[0] === 'csv' ? 'paper: depends on your CSV\'s rows (the sgemm-depth estimate scales with them)' : 'paper: no estimate (an architecture of the paper grid was not measured)')
-    : `paper: about ${hours(est)} on the same machine and engines (extrapolated from the quick cells: epoch time x depth x training rows)`;
+  let paper: string;
+  if (est == null) paper = 'paper: depends on your CSV\'s rows (the sgemm-depth estimate scales with them)';
+  else if (est.unmeasured.length === exp.presets.paper.archs.length) paper = 'paper: no estimate (no architecture of the paper grid was measured)';
+  else {
+    paper = `paper: ${est.unmeasured.length ? 'at least ' : 'about '}${hours(est.seconds)} on the same machine and engines (extrapolated from the quick cells: epoch time x depth x training rows)` +
+      (est.unmeasured.length ? `, not counting ${est.unmeasured.join(', ')} (not measured)` : '');
+  }
   return { quick, paper };
 }
