@@ -226,6 +226,9 @@ test('claim rules fed made-up cells give the expected verdicts', () => {
   assert.equal(verdict(norms, 'glonet-self-regulates-sgemm', regulated(40)), 'partly');
   assert.equal(verdict(norms, 'glonet-self-regulates-sgemm', regulated(80)), 'fails');
   assert.equal(verdict(norms, 'glonet-self-regulates-sgemm', [cell('glonet', 100)]), 'not-measured');
+  // Judged at the figure's depth: a 6-block GloNet using all its blocks says nothing about 100.
+  assert.equal(verdict(norms, 'glonet-self-regulates-sgemm', [...regulated(12), cell('glonet', 6, { effectiveDepth: ed(6, 6) })]), 'holds');
+  assert.equal(verdict(norms, 'glonet-self-regulates-sgemm', [cell('glonet', 6, { effectiveDepth: ed(6, 6) }), cell('glonet', 8, { effectiveDepth: ed(1, 1) })]), 'holds');
 
   const mnist = getExperiment('mnist-depth');
   assert.equal(verdict(mnist, 'glonet-mnist-flat', [acc('glonet', 6, 97.0), acc('glonet', 200, 96.5)]), 'holds');

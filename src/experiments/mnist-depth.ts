@@ -63,7 +63,7 @@ const claims: Claim[] = [
     rule: `for ResNetv2 and vanilla: best mean accuracy at depths up to ${DECLINE_ABOVE} minus the mean accuracy at the deepest depth; holds if both lose at least ${DECLINE_POINTS} points, partly if one does, fails if neither`,
     judge: decline,
   },
-  selfRegulationClaim('glonet-self-regulates-mnist', 'Fig. 5a: 50 blocks, 200 epochs, 5000 samples: "GloNet uses only the first 4 blocks"', 'about 4 of 50 blocks'),
+  selfRegulationClaim('glonet-self-regulates-mnist', 'Fig. 5a: 50 blocks, 200 epochs, 5000 samples: "GloNet uses only the first 4 blocks"', 'about 4 of 50 blocks', 50),
 ];
 
 export const mnistDepth: Experiment = {
