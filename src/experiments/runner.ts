@@ -10,6 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import type { CellRecord, ExperimentManifest, ExperimentResults, Metrics } from '../contracts.js';
 import { readJson, writeJsonAtomic } from '../io.js';
 import { RunError, runTraining } from '../train/run.js';
@@ -43,7 +44,7 @@ export interface RunExperimentResult {
 const SAME_CELL_KEYS = ['model', 'arch', 'dataset', 'data', 'target', 'drop', 'depth', 'width', 'epochs', 'batchSize', 'optimizer', 'lr', 'momentum', 'l2', 'schedule', 'seed', 'subset'] as const;
 
 function checkFinishedCell(dir: string, cell: CellSpec): void {
-  const m = readJson<Metrics>(`${cellDir(dir, cell.id)}/metrics.json`, 'metrics');
+  const m = readJson<Metrics>(path.join(cellDir(dir, cell.id), 'metrics.json'), 'metrics');
   for (const k of SAME_CELL_KEYS) {
     if (JSON.stringify(m.config[k] ?? null) !== JSON.stringify(cell.config[k] ?? null)) {
       throw new ExperimentError(`${cellDir(dir, cell.id)} was trained with ${k} = ${JSON.stringify(m.config[k])}, this run asks ${JSON.stringify(cell.config[k])}; pass another --out`);
@@ -58,13 +59,13 @@ async function runCell(dir: string, cell: CellSpec, log: (l: string) => void): P
   let trained = true;
   try {
     // A folder with metrics.json is a cell that started: resume it (a new cell needs no resume).
-    const resume = fs.existsSync(`${folder}/metrics.json`);
+    const resume = fs.existsSync(path.join(folder, 'metrics.json'));
     const r = await runTraining(cell.config, folder, { resume, log, progress: createProgress({ log }) });
     r.model.dispose();
   } catch (e) {
     if (e instanceof DivergedError) {
       log(`${cell.id}: ${e.message}`);
-      trained = fs.existsSync(`${folder}/model/model.json`);
+      trained = fs.existsSync(path.join(folder, 'model', 'model.json'));
     } else if (e instanceof ExperimentError || e instanceof RunError) {
       throw e;
     } else {
