@@ -9,7 +9,7 @@ import { EXPERIMENTS, getExperiment } from '../src/experiments/index.js';
 import { runExperiment } from '../src/experiments/runner.js';
 import { inShard, resolveShard } from '../src/experiments/shard.js';
 import { estimatePaperSeconds } from '../src/experiments/timing.js';
-import type { Experiment } from '../src/experiments/experiment.js';
+import { gridCells, type Experiment } from '../src/experiments/experiment.js';
 import { sgemmPath } from '../src/data/tabular.js';
 import { BIN, ROOT, runCli, tmpDir } from './helpers.js';
 
@@ -271,5 +271,20 @@ test('the paper preset\'s time is extrapolated from measured cells: epoch time x
   assert.deepEqual(sg.unmeasured, ['vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn']);
   // GloNet's paper depths sum to 1984 blocks, 200 epochs each, on 193,280 training rows.
   assert.ok(Math.abs(sg.seconds - 200 * 1984 / 100 * 193280 / 38400) < 1e-6, String(sg.seconds));
+});
+
+test('grids: stable cell ids in order, per-architecture budgets, csv-depth on all of the user\'s rows', () => {
+  const sg = gridCells(getExperiment('sgemm-depth'), 'quick', { dataset: 'sgemm' });
+  assert.deepEqual(sg.slice(0, 4).map((c) => c.id), ['mlp-glonet-d10-s0', 'mlp-glonet-d10-s1', 'mlp-glonet-d10-s2', 'mlp-glonet-d50-s0']);
+  for (const c of sg) {
+    const glonet = c.config.arch === 'glonet';
+    assert.equal(c.config.epochs, glonet ? 200 : 40, c.id);
+    assert.equal(c.config.subset, glonet ? undefined : 48000, c.id);
+    assert.equal(c.config.lr, 0.01, `${c.id}: the family protocol`);
+  }
+  const csv = gridCells(getExperiment('csv-depth'), 'quick', { dataset: 'csv', data: 'x.csv', target: 'y' });
+  assert.equal(csv.length, sg.length);
+  assert.ok(csv.every((c) => c.config.subset === undefined && c.config.dataset === 'csv' && c.config.target === 'y'));
+  assert.equal(gridCells(getExperiment('mnist-depth'), 'quick', { dataset: 'mnist' }, { seeds: 1 }).length, 15, '--seeds overrides the preset');
 });
 

@@ -8,7 +8,7 @@ import { DEPTH_CLAIMS, DEPTH_PRESETS } from './sgemm-depth.js';
 
 const allRows = (g: Grid): Grid => {
   const { subset: _subset, ...rest } = g;
-  return rest;
+  return { ...rest, archs: rest.archs.map(({ subset: _s, ...a }) => a) };
 };
 const PRESETS = Object.fromEntries(Object.entries(DEPTH_PRESETS).map(([k, g]) => [k, allRows(g)])) as Record<PresetName, Grid>;
 

@@ -12,11 +12,18 @@ import { familyDefaults, type Protocol } from '../models/index.js';
 export const PRESETS = ['smoke', 'quick', 'paper'] as const;
 export type PresetName = (typeof PRESETS)[number];
 
-/** One architecture of a grid: its depths and, when it differs from the grid's, its seed count. */
+/**
+ * One architecture of a grid: its depths and, where they differ from the grid's, its seeds and
+ * budget (a preset may train a cheap architecture at the paper's protocol and the costly ones on
+ * less; each claim compares one architecture across depth, and the report says the budgets).
+ */
 export interface GridArch {
   arch: string;
   depths: number[];
   seeds?: number;
+  epochs?: number;
+  /** A subset of this many examples, or null for all of them. */
+  subset?: number | null;
 }
 
 /** The cells of one preset: architectures x depths x seeds, trained with the family's protocol. */
@@ -125,6 +132,7 @@ export function gridCells(exp: Experiment, preset: PresetName, data: DataChoice,
   const cells: CellSpec[] = [];
   for (const a of grid.archs) {
     const seeds = o.seeds ?? a.seeds ?? grid.seeds;
+    const subset = a.subset === undefined ? grid.subset : a.subset ?? undefined;
     for (const depth of a.depths) {
       for (let seed = 0; seed < seeds; seed++) {
         const config: RunConfig = {
@@ -132,9 +140,9 @@ export function gridCells(exp: Experiment, preset: PresetName, data: DataChoice,
           depth,
           ...familyDefaults(exp.model, a.arch),
           ...grid.protocol,
-          epochs: grid.epochs,
+          epochs: a.epochs ?? grid.epochs,
           seed,
-          ...(grid.subset != null ? { subset: grid.subset } : {}),
+          ...(subset != null ? { subset } : {}),
           augment: false,
           backend: o.backend ?? 'auto',
           fast: o.fast ?? 'auto',

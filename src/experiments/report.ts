@@ -59,6 +59,18 @@ function command(r: ExperimentResults): string {
   return `glonet experiment run ${r.experiment} --preset ${r.preset}${data ? ' ' + data : ''} --out DIR`;
 }
 
+/**
+ * When architectures trained on different budgets (a preset that gives the cheap one the paper's
+ * protocol), the sentence that says so; empty when every cell had the same epochs and rows.
+ */
+function budgetNote(r: ExperimentResults): string {
+  const byArch = new Map<string, Set<string>>();
+  for (const c of r.cells) byArch.set(c.arch, (byArch.get(c.arch) ?? new Set()).add(`${c.epochs} epochs on ${c.nTrain.toLocaleString('en-US')} training examples`));
+  const all = new Set([...byArch.values()].flatMap((s) => [...s]));
+  if (all.size <= 1) return '';
+  return `Budgets differ: ${[...byArch.entries()].map(([a, b]) => `${pretty(a)} ${[...b].join(' or ')}`).join('; ')}. Each claim compares one architecture across depth; compare architectures with each other only at equal budgets.`;
+}
+
 function effective(c: ExperimentCell): string {
   const e = c.effectiveDepth;
   if (!e) return '—';
@@ -76,6 +88,7 @@ export function renderMarkdown(exp: Experiment, r: ExperimentResults): string {
   out.push(`${provenance(r)}.`, '');
   out.push(`Reproduce: \`${command(r)}\``, '');
   if (presetNote(r)) out.push(`> ${presetNote(r)}`, '');
+  if (budgetNote(r)) out.push(`> ${budgetNote(r)}`, '');
   out.push('## Claims', '', '| claim | the paper | ours | verdict |', '| --- | --- | --- | --- |');
   for (const c of r.claims) out.push(`| ${md(c.text)} | ${md(c.paper)} | ${md(c.ours)} | **${c.verdict}** |`);
   out.push('', 'Rules (each written once in code, next to the paper\'s numbers):', '');
@@ -86,10 +99,10 @@ export function renderMarkdown(exp: Experiment, r: ExperimentResults): string {
       'The rules were not adjusted to the results; the README\'s "Reproducing the paper" section says what we found.');
   }
   out.push('', '## Cells', '');
-  out.push(`| cell | arch | depth | seed | ${cls ? 'best accuracy %' : 'best test MSE'} | best epoch | epochs | s / epoch | engine | blocks for the error / for 95% of the norm |`);
-  out.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  out.push(`| cell | arch | depth | seed | ${cls ? 'best accuracy %' : 'best test MSE'} | best epoch | epochs | training examples | s / epoch | engine | blocks for the error / for 95% of the norm |`);
+  out.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const c of r.cells) {
-    out.push(`| ${c.id} | ${c.arch} | ${c.depth} | ${c.seed} | ${fmt(headline(c, cls))}${c.diverged ? ` (diverged at epoch ${c.diverged.epoch})` : ''} | ${c.bestEpoch ?? '—'} | ${c.epochs} | ${fmt(c.meanEpochSeconds, 3)} | ${c.engine} | ${effective(c)} |`);
+    out.push(`| ${c.id} | ${c.arch} | ${c.depth} | ${c.seed} | ${fmt(headline(c, cls))}${c.diverged ? ` (diverged at epoch ${c.diverged.epoch})` : ''} | ${c.bestEpoch ?? '—'} | ${c.epochs} | ${fmt(c.nTrain)} | ${fmt(c.meanEpochSeconds, 3)} | ${c.engine} | ${effective(c)} |`);
   }
   if (r.missing.length) {
     out.push('', '## Missing cells', '', 'Not finished yet (another shard may still be running them; rerun the same command to finish them here):', '');
@@ -295,6 +308,7 @@ export async function renderExperimentHtml(exp: Experiment, r: ExperimentResults
   parts.push(`<header><h1>${escapeHtml(`${exp.name}: ${exp.title}`)}</h1><p class="sub">${escapeHtml(`${r.preset} preset · the paper's ${exp.paperRef} · ${dataText(r)}`)}</p></header>`);
   parts.push(`<p>${escapeHtml(counts(r))}.</p><p class="sub">${escapeHtml(provenance(r))}. Reproduce: <code>${escapeHtml(command(r))}</code></p>`);
   if (presetNote(r)) parts.push(`<p class="note warn">${escapeHtml(presetNote(r))}</p>`);
+  if (budgetNote(r)) parts.push(`<p class="note">${escapeHtml(budgetNote(r))}</p>`);
   parts.push('<h2>Claims</h2>');
   parts.push(`<table class="claims"><thead><tr><th>claim</th><th>the paper</th><th>ours</th><th>verdict</th></tr></thead><tbody>${r.claims.map(claimRow).join('')}</tbody></table>`);
   parts.push(`<ul class="rules">${r.claims.map((c) => `<li><code>${escapeHtml(c.id)}</code>: ${escapeHtml(c.rule)}.</li>`).join('')}</ul>`);
@@ -312,8 +326,8 @@ export async function renderExperimentHtml(exp: Experiment, r: ExperimentResults
     parts.push(kind.kind === 'norms' ? `<div class="grid2">${html.join('')}</div>` : html.join(''));
   }
   parts.push('<h2>Cells</h2>');
-  const head = ['cell', 'arch', 'depth', 'seed', cls ? 'best accuracy %' : 'best test MSE', 'best epoch', 'epochs', 's / epoch', 'engine', 'blocks for the error / 95% of the norm'];
-  const rows = r.cells.map((c) => [c.id, pretty(c.arch), c.depth, c.seed, `${fmt(headline(c, cls))}${c.diverged ? ` (diverged at epoch ${c.diverged.epoch})` : ''}`, c.bestEpoch ?? '—', c.epochs, fmt(c.meanEpochSeconds, 3), c.engine, effective(c)]);
+  const head = ['cell', 'arch', 'depth', 'seed', cls ? 'best accuracy %' : 'best test MSE', 'best epoch', 'epochs', 'training examples', 's / epoch', 'engine', 'blocks for the error / 95% of the norm'];
+  const rows = r.cells.map((c) => [c.id, pretty(c.arch), c.depth, c.seed, `${fmt(headline(c, cls))}${c.diverged ? ` (diverged at epoch ${c.diverged.epoch})` : ''}`, c.bestEpoch ?? '—', c.epochs, fmt(c.nTrain), fmt(c.meanEpochSeconds, 3), c.engine, effective(c)]);
   parts.push(`<table class="cells"><thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>` +
     rows.map((row) => `<tr>${row.map((v) => `<td>${escapeHtml(v)}</td>`).join('')}</tr>`).join('') + '</tbody></table>');
   parts.push(`<p class="sub">Each cell is a run folder under <code>cells/</code> with its own report.html.</p>`);

@@ -48,7 +48,13 @@ export const sgemmNorms: Experiment = {
   model: 'mlp',
   presets: {
     smoke: { archs: ['glonet', 'vanilla-nobn'].map((arch) => ({ arch, depths: [8] })), epochs: 2, seeds: 1, subset: 1500, samples: 300 },
-    quick: { archs: ['glonet', 'vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn'].map((arch) => ({ arch, depths: [100], ...(arch === 'glonet' ? { seeds: 2 } : {}) })), epochs: 40, seeds: 1, subset: 48000 },
+    // GloNet at the paper's protocol (its norms concentrate only as it converges: 74-88 of 100
+    // blocks held 95% of the norm after 40 epochs on 38,400 rows); the baselines' norm shapes on
+    // 20 epochs of a 48,000-row subset.
+    quick: {
+      archs: ['glonet', 'vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn'].map((arch) => ({ arch, depths: [100], ...(arch === 'glonet' ? { seeds: 2, epochs: 200, subset: null } : {}) })),
+      epochs: 20, seeds: 1, subset: 48000,
+    },
     paper: { archs: ['glonet', 'vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn'].map((arch) => ({ arch, depths: [100] })), epochs: 200, seeds: 1, samples: 5000 },
   },
   datasets: ['sgemm'],
