@@ -60,22 +60,15 @@ const total = (Date.now() - t0) / 1000;
 
 const cpus = os.cpus();
 const mean = (v) => (v.length ? v.reduce((s, x) => s + x, 0) / v.length : os.loadavg()[0]);
+const { claimsTableMarkdown } = await import(path.join(ROOT, 'dist', 'src', 'experiments', 'report.js'));
+const results = names.map((n) => path.join(out, n, 'results.json')).filter((f) => fs.existsSync(f)).map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
 const md = [
   `Quick preset of ${names.length === EXPERIMENTS.length ? 'every experiment' : names.join(', ')}, run ${new Date().toISOString().slice(0, 10)} ` +
     `on ${cpus.length} cores (${cpus[0]?.model.trim()}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}: ` +
-    `${(total / 60).toFixed(1)} min wall time, mean 1-minute load ${mean(loads).toFixed(1)}. Command: \`node scripts/quick-experiments.mjs\`.`,
+    `${(total / 60).toFixed(1)} min wall time (${names.map((n) => `${n} ${(walls[n] / 60).toFixed(1)}`).join(', ')}), mean 1-minute load ${mean(loads).toFixed(1)}. ` +
+    'Command: `node scripts/quick-experiments.mjs`.',
   '',
-  '| experiment | claim | the paper | ours | verdict |',
-  '| --- | --- | --- | --- | --- |',
-];
-for (const name of names) {
-  const file = path.join(out, name, 'results.json');
-  if (!fs.existsSync(file)) { md.push(`| ${name} | (no results) | | | |`); continue; }
-  const r = JSON.parse(fs.readFileSync(file, 'utf8'));
-  const cell = (s) => String(s).replace(/\|/g, '\\|');
-  for (const c of r.claims) md.push(`| ${name} | ${cell(c.text)} | ${cell(c.paper)} | ${cell(c.ours)} | **${c.verdict}** |`);
-  const unfinished = r.missing.length + r.failed.length;
-  md.push(`| ${name} | (${r.cells.length} cells, ${(walls[name] / 60).toFixed(1)} min${unfinished ? `, ${unfinished} unfinished` : ''}) | | | |`);
-}
-fs.writeFileSync(path.join(out, 'SUMMARY.md'), md.join('\n') + '\n');
-console.log('\n' + md.join('\n'));
+  claimsTableMarkdown(results),
+].join('\n');
+fs.writeFileSync(path.join(out, 'SUMMARY.md'), md);
+console.log('\n' + md);

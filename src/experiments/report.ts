@@ -120,6 +120,20 @@ export function renderMarkdown(exp: Experiment, r: ExperimentResults): string {
   return out.join('\n') + '\n';
 }
 
+/**
+ * The claims of several experiments as one Markdown table (the README's), each experiment closed by
+ * a row with its finished cells, their compute time and what is unfinished.
+ */
+export function claimsTableMarkdown(all: ExperimentResults[]): string {
+  const out = ['| experiment | claim | the paper | ours | verdict |', '| --- | --- | --- | --- | --- |'];
+  for (const r of all) {
+    for (const c of r.claims) out.push(`| ${r.experiment} | ${md(c.text)} | ${md(c.paper)} | ${md(c.ours)} | **${c.verdict}** |`);
+    const unfinished = r.missing.length + r.failed.length;
+    out.push(`| ${r.experiment} | ${r.cells.length} cells finished${unfinished ? `, ${unfinished} not` : ''}; ${duration(r.cellSeconds)} of compute | | | |`);
+  }
+  return out.join('\n') + '\n';
+}
+
 // ---------------------------------------------------------------------------------------------
 // Charts
 

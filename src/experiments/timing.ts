@@ -4,7 +4,8 @@
  * NAME.quick.json in the package, copied there by scripts/quick-experiments.mjs) and prints its
  * compute time with the machine, date and load it ran under. The paper preset's time is
  * extrapolated from the same cells: an epoch's seconds scale with depth and with training rows,
- * taken from the measured cell of the same architecture at the nearest depth.
+ * taken from the measured cell of the same architecture at the nearest depth, plus the measured
+ * cells' mean cost besides their epochs (data, analysis, report).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -40,6 +41,9 @@ function hours(seconds: number): string {
 export function estimatePaperSeconds(exp: Experiment, measured: ExperimentCell[]): { seconds: number; unmeasured: string[] } | null {
   const data = chooseData(exp, exp.datasets[0] === 'csv' ? { data: 'your.csv', target: 'y' } : {});
   const rowsOf = (subset: number | undefined) => (subset != null ? Math.round(subset * 0.8) : TRAIN_ROWS[data.dataset]);
+  // What a cell costs besides its epochs (data loading, analysis, its report), as measured.
+  const overheads = measured.map((c) => c.seconds - c.epochs * c.meanEpochSeconds).filter((x) => Number.isFinite(x) && x > 0);
+  const overhead = overheads.length ? overheads.reduce((a, b) => a + b, 0) / overheads.length : 0;
   let seconds = 0;
   const unmeasured = new Set<string>();
   for (const cell of gridCells(exp, 'paper', data)) {
@@ -52,7 +56,7 @@ export function estimatePaperSeconds(exp: Experiment, measured: ExperimentCell[]
     }
     const d = cell.config.depth;
     const q = same.reduce((a, b) => (Math.abs(Math.log(b.depth / d)) < Math.abs(Math.log(a.depth / d)) ? b : a));
-    seconds += cell.config.epochs * q.meanEpochSeconds * (d / q.depth) * (rows / q.nTrain);
+    seconds += cell.config.epochs * q.meanEpochSeconds * (d / q.depth) * (rows / q.nTrain) + overhead;
   }
   return { seconds, unmeasured: [...unmeasured] };
 }
@@ -70,7 +74,7 @@ export function quickTiming(exp: Experiment): { quick: string; paper: string } {
   if (est == null) paper = 'paper: depends on your CSV\'s rows (the sgemm-depth estimate scales with them)';
   else if (est.unmeasured.length === exp.presets.paper.archs.length) paper = 'paper: no estimate (no architecture of the paper grid was measured)';
   else {
-    paper = `paper: ${est.unmeasured.length ? 'at least ' : 'about '}${hours(est.seconds)} on the same machine and engines (extrapolated from the quick cells: epoch time x depth x training rows)` +
+    paper = `paper: ${est.unmeasured.length ? 'at least ' : 'about '}${hours(est.seconds)} on the same machine and engines (extrapolated from the quick cells: epoch time x depth x training rows, plus analysis)` +
       (est.unmeasured.length ? `, not counting ${est.unmeasured.join(', ')} (not measured)` : '');
   }
   return { quick, paper };
