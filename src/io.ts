@@ -1,23 +1,29 @@
 /**
  * Every file glonet writes or reads as JSON goes through here.
- * Writing is never half-done: a temporary sibling (`.NAME.tmp-PID-N`) is written, then renamed
+ * Writing is never half-done: a temporary sibling (`.NAME.tmp-PID-N-RANDOM`) is written, then renamed
  * over the target. `durable` also flushes the data to the disk before the rename (and the folder
  * after it), so that even a power cut leaves the old file or the new one. A failed write is a
  * WriteFailedError naming the path and the reason (a full disk, a permission); the target keeps
  * its old content and the temporary file is removed.
  */
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BadFileError, WriteFailedError, fsReason, isFsError, shown } from './errors.js';
 
 let counter = 0;
+/**
+ * A temporary sibling no other writer picks: processes on different machines sharing a folder (the
+ * shards of an experiment; every pod of a Kubernetes Job may have the same pid) can write the same
+ * file at the same moment, so the name carries random bytes besides the pid and a counter.
+ */
 function tempName(file: string): string {
-  return path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${counter++}`);
+  return path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${counter++}-${randomBytes(4).toString('hex')}`);
 }
 
 /** The process id in a temporary name written by this module, or undefined for other names. */
 export function tempNamePid(name: string): number | undefined {
-  const m = /^\..+\.tmp-(\d+)-\d+(-old)?$/.exec(name);
+  const m = /^\..+\.tmp-(\d+)-\d+-[0-9a-f]{8}(-old)?$/.exec(name);
   return m ? Number(m[1]) : undefined;
 }
 
