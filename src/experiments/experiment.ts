@@ -86,8 +86,8 @@ export interface Claim {
 export type ChartKind =
   | { kind: 'error-vs-depth' }
   | { kind: 'epoch-time-vs-depth' }
-  /** Block norms of seed 0 of every architecture, one chart each, at its deepest depth. */
-  | { kind: 'norms' }
+  /** Block norms of seed 0 of every architecture, one chart each, at `depth` (the paper's figure's) or else its deepest. */
+  | { kind: 'norms'; depth?: number }
   | { kind: 'truncation' }
   /** Test error per epoch of every architecture at the deepest depth GloNet reached. */
   | { kind: 'learning-curves' };

@@ -81,5 +81,5 @@ export const mnistDepth: Experiment = {
   },
   datasets: ['mnist'],
   claims,
-  charts: [{ kind: 'error-vs-depth' }, { kind: 'norms' }],
+  charts: [{ kind: 'error-vs-depth' }, { kind: 'norms', depth: 50 }],
 };
