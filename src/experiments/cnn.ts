@@ -34,7 +34,7 @@ export const cnn: Experiment = {
   presets: {
     smoke: { archs: ['glonet', 'resnetv2'].map((arch) => ({ arch, depths: [20] })), epochs: 1, seeds: 1, subset: 100, samples: 20 },
     quick: { archs: ['glonet', 'resnetv2'].map((arch) => ({ arch, depths: [20] })), epochs: 10, seeds: 2, subset: 6000, samples: 1200 },
-    paper: { archs: ['glonet', 'resnetv2'].map((arch) => ({ arch, depths: [20] })), epochs: 200, seeds: 1, samples: 5000 },
+    paper: { archs: ['glonet', 'resnetv2'].map((arch) => ({ arch, depths: [20] })), epochs: 200, seeds: 1, samples: 5000, augment: true },
   },
   datasets: ['fashion-mnist', 'cifar10', 'mnist'],
   dataWith: 'cifar10',

@@ -38,6 +38,8 @@ export interface Grid {
   samples?: number;
   /** Settings that differ from the family's protocol (a smaller ViT for the smoke preset). */
   protocol?: Partial<Protocol>;
+  /** Random flips and 4-pixel crops of training images (the paper's CIFAR-10 protocol). */
+  augment?: boolean;
 }
 
 /** The data options of `glonet experiment run` (the data options of `glonet train`). */
@@ -143,7 +145,7 @@ export function gridCells(exp: Experiment, preset: PresetName, data: DataChoice,
           epochs: a.epochs ?? grid.epochs,
           seed,
           ...(subset != null ? { subset } : {}),
-          augment: false,
+          augment: grid.augment ?? false,
           backend: o.backend ?? 'auto',
           fast: o.fast ?? 'auto',
         };
