@@ -41,7 +41,7 @@ export interface RunExperimentResult {
 }
 
 /** The settings a finished cell must have been trained with to count for this run. */
-const SAME_CELL_KEYS = ['model', 'arch', 'dataset', 'data', 'target', 'drop', 'depth', 'width', 'epochs', 'batchSize', 'optimizer', 'lr', 'momentum', 'l2', 'schedule', 'seed', 'subset'] as const;
+const SAME_CELL_KEYS = ['model', 'arch', 'dataset', 'data', 'target', 'drop', 'depth', 'width', 'epochs', 'batchSize', 'optimizer', 'lr', 'momentum', 'l2', 'schedule', 'seed', 'subset', 'augment'] as const;
 
 function checkFinishedCell(dir: string, cell: CellSpec): void {
   const m = readJson<Metrics>(path.join(cellDir(dir, cell.id), 'metrics.json'), 'metrics');
