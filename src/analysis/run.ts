@@ -55,8 +55,11 @@ export function describeAnalysis(a: Analysis, metrics: Metrics, dir = 'DIR'): st
     ? `${(((full.testAccuracy ?? 0) - (p.testAccuracy ?? 0)) * 100).toFixed(2)} points below all ${L}`
     : `${(p.testError / full.testError).toFixed(1)}x the full model's`);
   const tol = ed.toleranceKind === 'relative' ? `within ${(ed.tolerance * 100).toFixed(0)}% of` : `within ${(ed.tolerance * 100).toFixed(1)} accuracy points of`;
-  lines.push(`error: the first ${ed.byError} blocks keep ${err(at(ed.byError))}, ${tol} all ${L} (${err(full)})` +
-    (share.blocks < ed.byError ? `; the first ${share.blocks} alone give ${err(at(share.blocks))}, ${cost(at(share.blocks))}` : ''));
+  const first = (k: number) => `the first ${k === 1 ? 'block' : `${k} blocks`}`;
+  const kept = at(ed.byError);
+  const better = cls ? (kept.testAccuracy ?? 0) > (full.testAccuracy ?? 0) : kept.testError < full.testError;
+  lines.push(`error: ${first(ed.byError)} ${better ? `already ${ed.byError === 1 ? 'does' : 'do'} better than all ${L} (${err(kept)} against ${err(full)}): the later blocks cost error` : `${ed.byError === 1 ? 'keeps' : 'keep'} ${err(kept)}, ${tol} all ${L} (${err(full)})`}` +
+    (share.blocks < ed.byError ? `; ${first(share.blocks)} alone give ${err(at(share.blocks))}, ${cost(at(share.blocks))}` : ''));
   const effects = a.blockEffects;
   if (effects && share.blocks < L) {
     const rest = effects.slice(share.blocks);
