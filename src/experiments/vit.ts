@@ -30,7 +30,7 @@ export const vit: Experiment = {
   model: 'vit',
   presets: {
     smoke: { archs: ['plain', 'glonet'].map((arch) => ({ arch, depths: [1, 2] })), epochs: 1, seeds: 1, subset: 100, samples: 20, protocol: { width: 16 } },
-    // ViTs train on TF.js only (about 30 images/s on 2 cores): the quick preset keeps the paper's
+    // ViTs train on TF.js only (about 80 images/s on 2 quiet cores): the quick preset keeps the paper's
     // 5-encoder comparison (its largest gap) with two seeds, on 1,500 training images (250 test) for 3 epochs.
     quick: { archs: ['plain', 'glonet'].map((arch) => ({ arch, depths: [5] })), epochs: 3, seeds: 2, subset: 1500, samples: 300 },
     paper: { archs: ['plain', 'glonet'].map((arch) => ({ arch, depths: [4, 5, 6] })), epochs: 500, seeds: 1, samples: 5000 },
