@@ -23,7 +23,7 @@ function tempName(file: string): string {
 
 /** The process id in a temporary name written by this module, or undefined for other names. */
 export function tempNamePid(name: string): number | undefined {
-  const m = /^\..+\.tmp-(\d+)-\d+-[0-9a-f]{8}(-old)?$/.exec(name);
+  const m = /^\..+\.tmp-(\d+)-\d+(-[0-9a-f]{8})?(-old)?$/.exec(name);
   return m ? Number(m[1]) : undefined;
 }
 
