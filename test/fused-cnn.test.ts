@@ -307,6 +307,21 @@ function mnist(rows: number): Data {
   return { shape: mnistCache.shape, x: mnistCache.x.subarray(0, rows * 784), y: mnistCache.y.subarray(0, rows), rows };
 }
 
+/** The first MNIST images averaged over 2x2 pixels (14x14): real digits at a quarter of the work. */
+function mnist14(rows: number): Data {
+  const d = mnist(rows);
+  const x = new Float32Array(rows * 196);
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < 14; i++) {
+      for (let j = 0; j < 14; j++) {
+        const at = (a: number, b: number) => d.x[r * 784 + (2 * i + a) * 28 + 2 * j + b];
+        x[r * 196 + i * 14 + j] = (at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1)) / 4;
+      }
+    }
+  }
+  return { shape: [14, 14, 1], x, y: d.y, rows };
+}
+
 function randomImages(rows: number, shape: [number, number, number], classes: number, seed: number): Data {
   const rng = new Rng(seed);
   const y = new Float32Array(rows);
@@ -398,9 +413,10 @@ const TRAJECTORY_LR: Record<OptimizerName, number> = { sgd: 0.05, adam: 1e-3 };
 /*
  * Trajectories. GloNet's run free: both sides take 20 steps on their own weights, made tie-free
  * at every step (file comment). The baselines have no bias to move a tie with, and in their BN
- * and bias-free nets a single tie grows tenfold a step: on the vanilla case below, our engine
- * tracks TF.js's cpu backend to 1e-7 for 17 steps, then a tie at step 18 reaches 1e-4 by step 20;
- * TF.js's own wasm backend differs from its cpu backend by 1e-3 at step 4 and 1e-2 later. So
+ * and bias-free nets a single tie grows tenfold a step: free-running vanilla (depth 8, 40 MNIST
+ * digits in batches of 16, SGD 0.05), our engine tracks TF.js's cpu backend to 1e-7 for 17 steps,
+ * then a tie at step 18 reaches 1e-4 by step 20, while TF.js's own wasm backend differs from its
+ * cpu backend by 1e-3 at step 4 and 1e-2 later. So
  * before each step the engine takes TF.js's current trainable weights; everything else runs free
  * in the engine for all 20 steps (the optimizer's slots and step count, Adam's beta^t, the BN
  * moving statistics), and every step's loss and updated weights are compared.
@@ -408,8 +424,8 @@ const TRAJECTORY_LR: Record<OptimizerName, number> = { sgd: 0.05, adam: 1e-3 };
 for (const arch of RESNET20_ARCHS) {
   for (const optimizer of ['sgd', 'adam'] as const) {
     const freeRunning = arch === 'glonet';
-    test(`${arch}, ${optimizer}: 20-step losses, weights and moving statistics match TfjsStepper (depth 8, MNIST, batches of 16, ragged 8${freeRunning ? ', free-running' : ''})`, { skip }, () => {
-      const d = mnist(40);
+    test(`${arch}, ${optimizer}: 20-step losses, weights and moving statistics match TfjsStepper (depth 8, MNIST at 14x14, batches of 8, ragged 4${freeRunning ? ', free-running' : ''})`, { skip }, () => {
+      const d = mnist14(20);
       const depth = 8;
       const model = tfModel(arch, depth, d.shape, 10);
       const w = prepareWeights(model, arch, depth, d, 3);
@@ -418,12 +434,12 @@ for (const arch of RESNET20_ARCHS) {
       const lr = TRAJECTORY_LR[optimizer];
       const so: StepperOptions = { task: 'classification', outputs: 10, inputShape: d.shape, optimizer, lr, momentum: 0.9, l2: 5e-5 };
       const reference = new TfjsStepper(model, so);
-      const engines = ALGORITHMS.map((convAlgorithm) => createFusedResNet20(options(arch, d, depth, { optimizer, lr, chunkRows: 8, convAlgorithm }), w));
+      const engines = ALGORITHMS.map((convAlgorithm) => createFusedResNet20(options(arch, d, depth, { optimizer, lr, chunkRows: 4, convAlgorithm }), w));
       const trainable = (a: LayerArrays) => a.map((arrays, i) => arrays.slice(0, spec[i].trainable));
       const biases = () => names.filter((n) => n.startsWith('block_')).map((n) => (model.getLayer(n).getWeights()[1].dataSync() as Float32Array).slice());
       const expected: number[] = [];
       const actual: number[][] = engines.map(() => []);
-      batches(d, 20, 16).forEach((b, step) => {
+      batches(d, 20, 8).forEach((b, step) => {
         if (freeRunning) {
           // Every step tie-free on its batch: the same bias shifts on both sides.
           const before = biases();
@@ -449,8 +465,8 @@ for (const arch of RESNET20_ARCHS) {
           engines.forEach((e, k) => assertLayersClose(trainable(e.getWeights()), tfw, names, 1e-4, `${ALGORITHMS[k]}: after step ${step + 1}`));
         }
       });
-      // Steps 1-3 and 18-20 each cover the 40 images once (16 + 16 + 8 rows): the reference trains.
-      const pass = (a: number, b: number, c: number) => (16 * expected[a] + 16 * expected[b] + 8 * expected[c]) / 40;
+      // Steps 1-3 and 18-20 each cover the 20 images once (8 + 8 + 4 rows): the reference trains.
+      const pass = (a: number, b: number, c: number) => (8 * expected[a] + 8 * expected[b] + 4 * expected[c]) / 20;
       assert.ok(pass(19, 18, 17) < pass(0, 1, 2) - 0.02, `the reference trains: ${expected.map((l) => l.toFixed(3)).join(' ')}`);
       const tfWeights = readLayers(model, names);
       engines.forEach((e, k) => {
@@ -468,7 +484,7 @@ for (const arch of RESNET20_ARCHS) {
 // ----- threads, chunks, state -----
 
 for (const arch of ['glonet', 'resnetv2'] as const) {
-  test(`${arch}: 1 and 2 threads give bit-identical results; another chunk size agrees (losses 1e-5, weights 1e-4)`, { skip }, () => {
+  test(`${arch}: 1 and 2 threads give bit-identical results; another chunk size gives the same loss (1e-5) and gradients (1e-4)`, { skip }, () => {
     const d = cifarShaped(40, 5);
     const depth = 8;
     const model = tfModel(arch, depth, d.shape, 10);
@@ -486,9 +502,18 @@ for (const arch of ['glonet', 'resnetv2'] as const) {
     const two = run(2, 8);
     assert.deepEqual(two.losses, one.losses);
     assert.deepEqual(two.weights, one.weights);
-    const other = run(2, 16);
-    other.losses.forEach((l, i) => assertRelClose(l, one.losses[i], 1e-5, `chunk 16, step ${i + 1}`));
-    assertLayersClose(other.weights, one.weights, names, 1e-4, 'chunk 16');
+    // Another chunk size sums in another order: the same step up to rounding (which later steps
+    // amplify, so one step is compared).
+    const grads = (chunkRows: number) => {
+      const m = createFusedResNet20(options(arch, d, depth, { chunkRows }), w);
+      const out = { loss: m.evaluate(d.x, d.y, d.rows), g: m.gradients(d.x, d.y, d.rows) };
+      m.dispose();
+      return out;
+    };
+    const by8 = grads(8);
+    const by16 = grads(16);
+    assertRelClose(by16.loss, by8.loss, 1e-5, 'chunk 16 loss');
+    assertLayersClose(by16.g, by8.g, names, 1e-4, 'chunk 16 gradients');
   });
 }
 
@@ -535,12 +560,12 @@ test('input validation and dispose', { skip }, () => {
   const m = createFusedResNet20(options('resnetv2', d, 8), w);
   assert.throws(() => m.step(d.x, Float32Array.of(0, 1, 10, 2), 4), /label 10 at row 2/);
   assert.throws(() => m.step(d.x, d.y, 5), /x must be a Float32Array/);
-  assert.throws(() => m.setWeights(w.slice(1)), /expected 15 layers/);
+  assert.throws(() => m.setWeights(w.slice(1)), /expected 17 layers/);
   assert.throws(() => m.setWeights([...w.slice(0, -1), [w[w.length - 1][0], new Float32Array(3)]]), /head\[1\] has 3 values/);
   assert.throws(() => m.setOptimizerState({ step: 1 }), /optimizer state 'accum'/);
   assert.throws(() => createFusedResNet20({ ...options('resnetv2', d, 8), blocksPerStage: 0 }, w), /blocksPerStage/);
   assert.throws(() => createFusedResNet20({ ...options('resnetv2', d, 8), arch: 'resnet' as ResNet20Arch }, w), /arch must be one of/);
-  assert.throws(() => createFusedResNet20(options('vanilla', d, 8), w), /initial weights: expected 14 layers/);
+  assert.throws(() => createFusedResNet20(options('vanilla', d, 8), w), /initial weights: expected 15 layers/);
   m.dispose();
   assert.throws(() => m.step(d.x, d.y, 4), /disposed/);
 });
@@ -600,10 +625,13 @@ const quiet = { progress: createProgress({ quiet: true }), log: () => {}, report
 
 for (const arch of RESNET20_ARCHS) {
   test(`${arch}: a run through runTraining trains on the engine; its saved model reproduces the test error in TF.js; resume is exact`, { skip }, async () => {
+    // SGD for the BN archs; Adam for the others (at depth 20 the -nobn archs diverge at SGD 0.05,
+    // in TF.js as on the engine: their unnormalized streams start at a loss of 11).
     const d = familyDefaults('resnet20');
+    const adam = arch === 'glonet' || arch.endsWith('-nobn');
     const cfg = {
-      model: 'resnet20', arch, dataset: 'mnist' as const, depth: 20, ...d, optimizer: arch === 'glonet' ? 'adam' as const : 'sgd' as const,
-      lr: arch === 'glonet' ? 1e-3 : 0.05, epochs: 2, batchSize: 32, seed: 3, subset: 150, augment: false, backend: 'cpu', fast: 'auto' as const,
+      model: 'resnet20', arch, dataset: 'mnist' as const, depth: 20, ...d, optimizer: adam ? 'adam' as const : 'sgd' as const,
+      lr: adam ? 1e-3 : 0.05, epochs: 2, batchSize: 32, seed: 3, subset: 150, augment: false, backend: 'cpu', fast: 'auto' as const,
     };
     const dir = tmpDir();
     const r = await runTraining(cfg, dir, quiet);
