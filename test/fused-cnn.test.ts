@@ -261,6 +261,50 @@ function assertLayersClose(actual: LayerArrays, expected: LayerArrays, names: st
   });
 }
 
+/**
+ * Adam's ill-conditioned elements: where the root mean square of a weight's gradients (sqrt(v),
+ * Adam's second moment) is below 1e-5 of its tensor's largest, the gradient is within float32
+ * rounding of 0 (sums that cancel), and Adam's step m^ / (sqrt(v^) + eps), which scales any
+ * gradient to about lr, is decided by that rounding: one element of vanilla's first step has a
+ * gradient of 7.7e-8 here and 3.6e-8 in TF.js (a difference of 3e-7 of the tensor's gradients),
+ * and steps of 0.43 and 0.27 lr. `into` accumulates them (element flags per layer and array).
+ */
+function markIllConditioned(v: LayerArrays, into: boolean[][][]): void {
+  v.forEach((arrays, i) => arrays.forEach((a, j) => {
+    let top = 0;
+    for (const x of a) top = Math.max(top, Math.sqrt(x));
+    into[i] ??= [];
+    into[i][j] ??= new Array<boolean>(a.length).fill(false);
+    a.forEach((x, k) => { if (Math.sqrt(x) < 1e-5 * top) into[i][j][k] = true; });
+  }));
+}
+
+/**
+ * assertLayersClose, except that flagged elements may instead agree within `bound`; those that
+ * need it must be under 1% of their tensor (so the exception cannot hide a systematic error).
+ */
+function assertLayersCloseExcept(actual: LayerArrays, expected: LayerArrays, names: string[], rtol: number, flagged: boolean[][][], bound: number, what: string): number {
+  let total = 0;
+  actual.forEach((arrays, i) => arrays.forEach((a, j) => {
+    const e = expected[i][j];
+    const name = `${what}: ${names[i]}[${j}]`;
+    assert.equal(a.length, e.length, `${name}: length`);
+    let scale = 0;
+    for (const x of e) scale = Math.max(scale, Math.abs(x));
+    let excused = 0;
+    for (let k = 0; k < e.length; k++) {
+      const d = Math.abs(a[k] - e[k]);
+      if (d <= rtol * (Math.abs(e[k]) + scale) + 1e-12) continue;
+      if (!flagged[i]?.[j]?.[k]) assert.fail(`${name}[${k}]: ${a[k]} vs ${e[k]} (tensor scale ${scale.toExponential(2)})`);
+      assert.ok(d <= bound, `${name}[${k}] (ill-conditioned): ${a[k]} vs ${e[k]}, more than ${bound} apart`);
+      excused++;
+    }
+    assert.ok(excused <= 0.01 * a.length, `${name}: ${excused} of ${a.length} elements differ, ill-conditioned`);
+    total += excused;
+  }));
+  return total;
+}
+
 function batchTensors(d: Data, classes: number): { xt: tf.Tensor; yt: tf.Tensor } {
   return tf.tidy(() => ({
     xt: tf.tensor(d.x.subarray(0, d.rows * d.shape[0] * d.shape[1] * d.shape[2]), [d.rows, ...d.shape]),
@@ -420,11 +464,14 @@ const TRAJECTORY_LR: Record<OptimizerName, number> = { sgd: 0.05, adam: 1e-3 };
  * before each step the engine takes TF.js's current trainable weights; everything else runs free
  * in the engine for all 20 steps (the optimizer's slots and step count, Adam's beta^t, the BN
  * moving statistics), and every step's loss and updated weights are compared.
+ * With Adam, a weight whose gradients are within rounding of 0 has a step decided by that rounding
+ * (markIllConditioned): such weights may differ by up to two steps, and must be under 1% of any
+ * tensor; the test reports how many there were.
  */
 for (const arch of RESNET20_ARCHS) {
   for (const optimizer of ['sgd', 'adam'] as const) {
     const freeRunning = arch === 'glonet';
-    test(`${arch}, ${optimizer}: 20-step losses, weights and moving statistics match TfjsStepper (depth 8, MNIST at 14x14, batches of 8, ragged 4${freeRunning ? ', free-running' : ''})`, { skip }, () => {
+    test(`${arch}, ${optimizer}: 20-step losses, weights and moving statistics match TfjsStepper (depth 8, MNIST at 14x14, batches of 8, ragged 4${freeRunning ? ', free-running' : ''})`, { skip }, (t) => {
       const d = mnist14(20);
       const depth = 8;
       const model = tfModel(arch, depth, d.shape, 10);
@@ -439,6 +486,9 @@ for (const arch of RESNET20_ARCHS) {
       const biases = () => names.filter((n) => n.startsWith('block_')).map((n) => (model.getLayer(n).getWeights()[1].dataSync() as Float32Array).slice());
       const expected: number[] = [];
       const actual: number[][] = engines.map(() => []);
+      // Adam only: elements whose step is decided by rounding (markIllConditioned), at any step so far.
+      const illConditioned: boolean[][][][] = engines.map(() => []);
+      let excused = 0;
       batches(d, 20, 8).forEach((b, step) => {
         if (freeRunning) {
           // Every step tie-free on its batch: the same bias shifts on both sides.
@@ -460,9 +510,10 @@ for (const arch of RESNET20_ARCHS) {
         }
         expected.push(reference.step(b.x, b.y, b.rows));
         engines.forEach((e, k) => actual[k].push(e.step(b.x, b.y, b.rows)));
+        if (optimizer === 'adam') engines.forEach((e, k) => markIllConditioned(e.getOptimizerState().v!, illConditioned[k]));
         if (!freeRunning) {
           const tfw = trainable(readLayers(model, names));
-          engines.forEach((e, k) => assertLayersClose(trainable(e.getWeights()), tfw, names, 1e-4, `${ALGORITHMS[k]}: after step ${step + 1}`));
+          engines.forEach((e, k) => { excused += assertLayersCloseExcept(trainable(e.getWeights()), tfw, names, 1e-4, illConditioned[k], 2 * lr, `${ALGORITHMS[k]}: after step ${step + 1}`); });
         }
       });
       // Steps 1-3 and 18-20 each cover the 20 images once (8 + 8 + 4 rows): the reference trains.
@@ -472,8 +523,9 @@ for (const arch of RESNET20_ARCHS) {
       engines.forEach((e, k) => {
         actual[k].forEach((a, i) => assertRelClose(a, expected[i], 1e-4, `${ALGORITHMS[k]}: step ${i + 1} loss`));
         // The weights and the BN moving statistics after 20 steps agree too.
-        assertLayersClose(e.getWeights(), tfWeights, names, 1e-4, `${ALGORITHMS[k]}: after 20 steps`);
+        excused += assertLayersCloseExcept(e.getWeights(), tfWeights, names, 1e-4, illConditioned[k], 2 * lr * (freeRunning ? 20 : 1), `${ALGORITHMS[k]}: after 20 steps`);
       });
+      if (optimizer === 'adam') t.diagnostic(`weights outside 1e-4 where Adam's step is ill-conditioned (both engines, all checks): ${excused}`);
       reference.dispose();
       engines.forEach((e) => e.dispose());
       model.dispose();
@@ -624,14 +676,11 @@ test('FusedStepper on the CNN engine (resnetv2, Adam): trains, writes weights an
 const quiet = { progress: createProgress({ quiet: true }), log: () => {}, report: false };
 
 for (const arch of RESNET20_ARCHS) {
-  test(`${arch}: a run through runTraining trains on the engine; its saved model reproduces the test error in TF.js; resume is exact`, { skip }, async () => {
-    // SGD for the BN archs; Adam for the others (at depth 20 the -nobn archs diverge at SGD 0.05,
-    // in TF.js as on the engine: their unnormalized streams start at a loss of 11).
-    const d = familyDefaults('resnet20');
-    const adam = arch === 'glonet' || arch.endsWith('-nobn');
+  test(`${arch}: a run through runTraining at the arch's defaults trains on the engine; its saved model reproduces the test error in TF.js; resume is exact`, { skip }, async () => {
+    // The arch's defaults (SGD 0.1 in steps for the BN archs, Adam 1e-3 for the others), 2 epochs.
     const cfg = {
-      model: 'resnet20', arch, dataset: 'mnist' as const, depth: 20, ...d, optimizer: adam ? 'adam' as const : 'sgd' as const,
-      lr: adam ? 1e-3 : 0.05, epochs: 2, batchSize: 32, seed: 3, subset: 150, augment: false, backend: 'cpu', fast: 'auto' as const,
+      model: 'resnet20', arch, dataset: 'mnist' as const, depth: 20, ...familyDefaults('resnet20', arch),
+      epochs: 2, batchSize: 32, seed: 3, subset: 150, augment: false, backend: 'cpu', fast: 'auto' as const,
     };
     const dir = tmpDir();
     const r = await runTraining(cfg, dir, quiet);

@@ -97,6 +97,7 @@ export function buildResNet20(cfg: ResNet20Config): tf.LayersModel {
  */
 export function buildResNetOfDepth(cfg: ResNet20Config): tf.LayersModel {
   checkArch('resnet20', RESNET20_ARCHS, cfg.arch);
+  checkHeadInit(cfg.arch, cfg.headInit);
   if (!(Number.isInteger((cfg.depth - 2) / 6) && cfg.depth >= 8)) throw new ModelConfigError(`depth must be 6n + 2 >= 8, got ${cfg.depth}`);
   checkImageShape('resnet20', cfg.inputShape);
   const l2 = cfg.l2 ?? 5e-5;
