@@ -27,8 +27,10 @@
 #endif
 #if defined(__GNUC__) || defined(__clang__)
 #define GLONET_INLINE inline __attribute__((always_inline))
+#define GLONET_LAMBDA_INLINE __attribute__((always_inline))
 #else
 #define GLONET_INLINE inline
+#define GLONET_LAMBDA_INLINE
 #endif
 
 namespace ew {
@@ -136,6 +138,23 @@ struct ChannelSum {
   }
 };
 
+// Per-channel sums s1[j] += sum_p x1(p, j), s2[j] += sum_p x2(p, j) over hw pixels, summed
+// kSumBlock pixels at a time in float, then in double. `terms(p, a1, a2)` adds pixel p's values
+// to a1[0..B) and a2[0..B).
+template <int B, class Terms>
+GLONET_INLINE void sum_two(int hw, Terms terms, double* s1, double* s2) {
+  for (int p0 = 0; p0 < hw; p0 += kSumBlock) {
+    const int p1 = std::min(hw, p0 + kSumBlock);
+    float a1[B], a2[B];
+    for (int j = 0; j < B; ++j) a1[j] = a2[j] = 0.f;
+    for (int p = p0; p < p1; ++p) terms(p, a1, a2);
+    for (int j = 0; j < B; ++j) {
+      s1[j] += a1[j];
+      s2[j] += a2[j];
+    }
+  }
+}
+
 // Batch statistics, second pass around a per-channel center mu: s1[c] += sum (X - mu),
 // s2[c] += sum (X - mu)^2.
 struct ChannelDeviation {
@@ -146,22 +165,13 @@ struct ChannelDeviation {
       for (int cb = 0; cb < nb; ++cb) {
         const float* x = X + ((size_t)i * nb + cb) * hw * B;
         const float* c = mu + cb * B;
-        for (int p0 = 0; p0 < hw; p0 += kSumBlock) {
-          const int p1 = std::min(hw, p0 + kSumBlock);
-          float a1[B], a2[B];
-          for (int j = 0; j < B; ++j) a1[j] = a2[j] = 0.f;
-          for (int p = p0; p < p1; ++p) {
-            for (int j = 0; j < B; ++j) {
-              const float d = x[(size_t)p * B + j] - c[j];
-              a1[j] += d;
-              a2[j] += d * d;
-            }
-          }
+        sum_two<B>(hw, [&](int p, float* a1, float* a2) GLONET_LAMBDA_INLINE {
           for (int j = 0; j < B; ++j) {
-            s1[cb * B + j] += a1[j];
-            s2[cb * B + j] += a2[j];
+            const float d = x[(size_t)p * B + j] - c[j];
+            a1[j] += d;
+            a2[j] += d * d;
           }
-        }
+        }, s1 + cb * B, s2 + cb * B);
       }
     }
   }
@@ -208,24 +218,15 @@ struct BnBwdSums {
         const float* x = X + base;
         const float* mu = mean + cb * B;
         const float* rs = rstd + cb * B;
-        for (int p0 = 0; p0 < hw; p0 += kSumBlock) {
-          const int p1 = std::min(hw, p0 + kSumBlock);
-          float a1[B], a2[B];
-          for (int j = 0; j < B; ++j) a1[j] = a2[j] = 0.f;
-          for (int p = p0; p < p1; ++p) {
-            for (int j = 0; j < B; ++j) {
-              const size_t o = (size_t)p * B + j;
-              const float dz = y[o] > 0.f ? g[o] : 0.f;
-              g[o] = dz;
-              a1[j] += dz;
-              a2[j] += dz * ((x[o] - mu[j]) * rs[j]);
-            }
-          }
+        sum_two<B>(hw, [&](int p, float* a1, float* a2) GLONET_LAMBDA_INLINE {
           for (int j = 0; j < B; ++j) {
-            sdz[cb * B + j] += a1[j];
-            sdzx[cb * B + j] += a2[j];
+            const size_t o = (size_t)p * B + j;
+            const float dz = y[o] > 0.f ? g[o] : 0.f;
+            g[o] = dz;
+            a1[j] += dz;
+            a2[j] += dz * ((x[o] - mu[j]) * rs[j]);
           }
-        }
+        }, sdz + cb * B, sdzx + cb * B);
       }
     }
   }
