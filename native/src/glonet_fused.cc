@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "block_mlp.h"
 #include "mlp_kernels.h"
 #include "mlp_loss.h"
 #include "work_pool.h"
@@ -390,16 +391,7 @@ struct Engine {
       for (int j = 0; j < nOut; ++j) g[oHeadB + j] += dOut[(size_t)r * nOut + j];
     if (last) foldGroup(unit, 0, g, gb);
     float* dS = w.dS.get();
-    const float* hk = params + oHeadK;
-    for (int r = 0; r < Rp; ++r) {
-      const float* d = dOut + (size_t)r * nOut;
-      float* s = dS + (size_t)r * W;
-      for (int j = 0; j < W; ++j) {
-        float a = 0.f;
-        for (int o = 0; o < nOut; ++o) a += d[o] * hk[(size_t)j * nOut + o];
-        s[j] = a;
-      }
-    }
+    head_input_grad(dOut, Rp, nOut, params + oHeadK, W, dS);
     float* G = w.G.get();
     float* G2 = w.G2.get();
     // dZ of the last block; each block_bwd then yields the next block's dZ (the stem's input
@@ -561,10 +553,10 @@ struct Engine {
 
 #define GLONET_MODULE "glonet_fused"
 #include "napi_util.h"
+#include "mlp_napi.h"
 
 using EngineHandle = Handle<Engine, 3>;  // params, m and v stay referenced while the engine lives
 
-Engine* get_engine(napi_env env, napi_value v) { return EngineHandle::engine_of(env, v); }
 
 // create(params, m, v, {nIn, width, depth, nOut, loss, threads, tileRows, simd})
 napi_value Create(napi_env env, napi_callback_info info) {
@@ -603,95 +595,6 @@ napi_value Create(napi_env env, napi_callback_info info) {
   return EngineHandle::wrap(env, h, argv);
 }
 
-bool read_xy(napi_env env, Engine* e, napi_value* argv, bool needY, const float** x,
-             const float** y, int32_t* rows) {
-  float *xp, *yp = nullptr;
-  size_t nx, ny = 0;
-  if (!get_f32(env, argv[1], &xp, &nx)) return false;
-  if (needY && !get_f32(env, argv[2], &yp, &ny)) return false;
-  if (napi_get_value_int32(env, argv[3], rows) != napi_ok) return false;
-  if (*rows < 1 || nx < (size_t)*rows * e->nIn) return false;
-  if (needY && ny < (size_t)*rows * (e->lossKind == kMse ? e->nOut : 1)) return false;
-  *x = xp;
-  *y = yp;
-  return true;
-}
-
-// step(handle, x, y, rows, hp: Float64Array [l2, b1, omb1, b2, omb2, omab1, omab2, eps, neglr])
-// gradients(handle, x, y, rows, hp, gradOut)
-napi_value StepOrGrad(napi_env env, napi_callback_info info, bool grad) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < (grad ? 6u : 5u)) return throw_error(env, "step/gradients: missing arguments");
-  Engine* e = get_engine(env, argv[0]);
-  if (!e) return throw_error(env, "engine is disposed");
-  const float *x, *y;
-  int32_t rows;
-  if (!read_xy(env, e, argv, true, &x, &y, &rows))
-    return throw_error(env, "step: bad x/y/rows (Float32Arrays of rows*nIn and rows*targets)");
-  size_t nhp = 0;
-  void* hpv = nullptr;
-  if (!get_typed(env, argv[4], napi_float64_array, &hpv, &nhp) || nhp < 9)
-    return throw_error(env, "step: hyper-parameters must be a Float64Array of 9");
-  const double* hp = static_cast<const double*>(hpv);
-  AdamParams ap{(float)hp[0], (float)hp[1], (float)hp[2], (float)hp[3], (float)hp[4],
-                (float)hp[5], (float)hp[6], (float)hp[7], (float)hp[8]};
-  float* gradOut = nullptr;
-  if (grad) {
-    size_t ng;
-    if (!get_f32(env, argv[5], &gradOut, &ng) || ng != e->P)
-      return throw_error(env, "gradients: out must be a Float32Array of the parameter count");
-  }
-  double loss;
-  try {
-    loss = e->trainStep(x, y, rows, ap, gradOut);
-  } catch (const std::exception& ex) {
-    return throw_error(env, ex.what());
-  }
-  napi_value result;
-  CHECK(napi_create_double(env, loss, &result));
-  return result;
-}
-
-napi_value Step(napi_env env, napi_callback_info info) { return StepOrGrad(env, info, false); }
-napi_value Gradients(napi_env env, napi_callback_info info) { return StepOrGrad(env, info, true); }
-
-// predict(handle, x, _, rows, out)
-napi_value Predict(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 5) return throw_error(env, "predict: missing arguments");
-  Engine* e = get_engine(env, argv[0]);
-  if (!e) return throw_error(env, "engine is disposed");
-  const float *x, *y;
-  int32_t rows;
-  if (!read_xy(env, e, argv, false, &x, &y, &rows)) return throw_error(env, "predict: bad x/rows");
-  float* out;
-  size_t n;
-  if (!get_f32(env, argv[4], &out, &n) || n < (size_t)rows * e->nOut)
-    return throw_error(env, "predict: out must be a Float32Array of rows*nOut");
-  e->predict(x, rows, out);
-  return nullptr;
-}
-
-// evaluate(handle, x, y, rows) -> data loss without the L2 penalty
-napi_value Evaluate(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 4) return throw_error(env, "evaluate: missing arguments");
-  Engine* e = get_engine(env, argv[0]);
-  if (!e) return throw_error(env, "engine is disposed");
-  const float *x, *y;
-  int32_t rows;
-  if (!read_xy(env, e, argv, true, &x, &y, &rows)) return throw_error(env, "evaluate: bad x/y/rows");
-  napi_value result;
-  CHECK(napi_create_double(env, e->lossOnly(x, y, rows), &result));
-  return result;
-}
-
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value obj, simd, hw;
   CHECK(napi_create_object(env, &obj));
@@ -704,11 +607,16 @@ napi_value Info(napi_env env, napi_callback_info) {
 
 napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-      method("create", Create),   method("step", Step),         method("gradients", Gradients),
-      method("predict", Predict), method("evaluate", Evaluate), method("destroy", EngineHandle::destroy),
+      method("create", Create),
+      method("step", mlp_step<EngineHandle>),
+      method("gradients", mlp_gradients<EngineHandle>),
+      method("predict", mlp_predict<EngineHandle>),
+      method("evaluate", mlp_evaluate<EngineHandle>),
+      method("destroy", EngineHandle::destroy),
       method("info", Info),
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  glonet_define_block_mlp(env, exports);
   return exports;
 }
 

@@ -1,5 +1,5 @@
-// The loss of a fused MLP engine's output rows and its gradient with respect to them, shared by
-// glonet_fused.cc and block_mlp.cc: mean squared error over rows x outputs, or softmax
+// The loss of a fused MLP engine's output rows and its gradient with respect to them (and through
+// the linear head), shared by glonet_fused.cc and block_mlp.cc: mean squared error over rows x outputs, or softmax
 // cross-entropy on integer labels (mean over rows), the means taken over the whole batch.
 #pragma once
 
@@ -52,6 +52,20 @@ inline double output_loss(int lossKind, const float* out, const float* y, int r0
     }
   }
   return loss;
+}
+
+// The gradient with respect to the head's input: dIn (R x W) = dOut (R x nOut) . headK^T, headK
+// being the head's [W, nOut] kernel.
+inline void head_input_grad(const float* dOut, int R, int nOut, const float* headK, int W, float* dIn) {
+  for (int r = 0; r < R; ++r) {
+    const float* d = dOut + (size_t)r * nOut;
+    float* s = dIn + (size_t)r * W;
+    for (int j = 0; j < W; ++j) {
+      float a = 0.f;
+      for (int o = 0; o < nOut; ++o) a += d[o] * headK[(size_t)j * nOut + o];
+      s[j] = a;
+    }
+  }
 }
 
 }  // namespace
