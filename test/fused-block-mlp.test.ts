@@ -9,14 +9,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
 import { Rng } from '../src/random.js';
 import { buildMlp, mlpBlockLayers, type MlpArch } from '../src/models/mlp.js';
 import { familyDefaults } from '../src/models/index.js';
 import type { ModelMetadata } from '../src/model-io.js';
-import { fastPathInfo } from '../src/engines/fused-mlp.js';
 import { createFusedBlockMlp, type FusedBlockMlpOptions } from '../src/engines/fused-block-mlp.js';
 import { createMlpEngine, fusedMlpApplies, mlpEngineLayers } from '../src/engines/mlp-adapter.js';
 import { FusedStepper, readLayers, type LayerArrays } from '../src/engines/fused-stepper.js';
@@ -27,35 +25,14 @@ import type { RunConfig } from '../src/train/config.js';
 import { runTraining } from '../src/train/run.js';
 import { createProgress } from '../src/train/progress.js';
 import type { Metrics } from '../src/contracts.js';
-import { tmpDir } from './helpers.js';
+import { savedModelTestMse, tmpDir } from './helpers.js';
+import { assertBitwise, assertRelClose, ENGINES, nativeSkip, randn, SHAPES, withEngineEnv, type Loss } from './fused-helpers.js';
 
 await initBackend('cpu');
 
-const info = fastPathInfo();
-const nativeSkip = info.engine === 'native' ? false : `native addon unavailable: ${info.reason}`;
 const ARCHS = ['vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn'] as const;
-type Loss = 'mse' | 'softmax-ce';
-
-const ENGINES: Array<{ name: string; opts: Partial<FusedBlockMlpOptions>; skip: string | false }> = [
-  { name: 'js', opts: { engine: 'js' }, skip: false },
-  { name: 'native', opts: { engine: 'native', threads: 2 }, skip: nativeSkip },
-  { name: 'native portable kernels', opts: { engine: 'native', threads: 2, simd: 'portable' }, skip: nativeSkip },
-];
-
-const SHAPES: Record<Loss, { nIn: number; nOut: number }> = {
-  'mse': { nIn: 14, nOut: 1 }, // SGEMM-shaped regression
-  'softmax-ce': { nIn: 40, nOut: 10 }, // small MNIST-shaped classification
-};
 
 // ----- helpers -----
-
-function gaussian(rng: Rng): number {
-  return Math.sqrt(-2 * Math.log(Math.max(rng.next(), 1e-12))) * Math.cos(2 * Math.PI * rng.next());
-}
-
-function randn(rng: Rng, n: number, scale = 1, shift = 0): Float32Array {
-  return Float32Array.from({ length: n }, () => shift + gaussian(rng) * scale);
-}
 
 function makeData(rng: Rng, rows: number, loss: Loss): { x: Float32Array; y: Float32Array } {
   const { nIn, nOut } = SHAPES[loss];
@@ -146,20 +123,6 @@ function assertLayersClose(actual: LayerArrays, expected: LayerArrays, rtol: num
   });
 }
 
-function assertRelClose(a: number, e: number, rtol: number, what: string): void {
-  assert.ok(Math.abs(a - e) <= rtol * Math.abs(e), `${what}: ${a} vs ${e} (relative ${(Math.abs(a - e) / Math.abs(e)).toExponential(2)})`);
-}
-
-/** Bitwise equality of two float arrays, reporting the first differing element. */
-function assertBitwise(actual: Float32Array | Float64Array, expected: Float32Array | Float64Array, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  const a = new Uint8Array(actual.buffer, actual.byteOffset, actual.byteLength);
-  const e = new Uint8Array(expected.buffer, expected.byteOffset, expected.byteLength);
-  if (Buffer.compare(a, e) === 0) return;
-  const i = actual.findIndex((v, k) => !Object.is(v, expected[k]));
-  assert.fail(`${what}[${i}]: ${actual[i]} vs ${expected[i]} (not bitwise equal)`);
-}
-
 // ----- gradients -----
 
 for (const arch of ARCHS) {
@@ -240,10 +203,8 @@ const TRAJECTORIES: Array<[MlpArch, Loss]> = [...ARCHS.map((a): [MlpArch, Loss] 
 
 for (const [arch, loss] of TRAJECTORIES) {
   for (const eng of ENGINES.slice(0, 2)) {
-    test(`20 Adam steps match TfjsStepper (losses, weights, BN moving statistics): ${arch}, ${loss}, ${eng.name}`, { skip: eng.skip }, () => {
-      const saved = process.env.GLONET_FAST_ENGINE;
-      process.env.GLONET_FAST_ENGINE = eng.opts.engine;
-      try {
+    test(`20 Adam steps match TfjsStepper (losses, weights, BN moving statistics): ${arch}, ${loss}, ${eng.name}`, { skip: eng.skip }, () =>
+      withEngineEnv(eng.opts.engine, () => {
         const ref = makeCase(arch, 4, loss, 21, 1e-4);
         const ours = makeCase(arch, 4, loss, 21, 1e-4);
         const rows = 700;
@@ -289,11 +250,7 @@ for (const [arch, loss] of TRAJECTORIES) {
         fused.dispose();
         ref.model.dispose();
         ours.model.dispose();
-      } finally {
-        if (saved === undefined) delete process.env.GLONET_FAST_ENGINE;
-        else process.env.GLONET_FAST_ENGINE = saved;
-      }
-    });
+      }));
   }
 }
 
@@ -372,9 +329,7 @@ test('every MLP arch trained with Adam runs fused; the layer list; other optimiz
 
 test('weights and optimizer state through FusedStepper: 5 + 5 steps equal 10 steps, bitwise', async () => {
   for (const eng of ENGINES.slice(0, 2).filter((e) => !e.skip)) {
-    const saved = process.env.GLONET_FAST_ENGINE;
-    process.env.GLONET_FAST_ENGINE = eng.opts.engine;
-    try {
+    await withEngineEnv(eng.opts.engine, async () => {
       const rows = 200;
       const { x, y } = makeData(new Rng(12), rows, 'mse');
       const straightCase = makeCase('resnetv2', 4, 'mse', 3);
@@ -397,10 +352,7 @@ test('weights and optimizer state through FusedStepper: 5 + 5 steps equal 10 ste
         /optimizer slot 'v\/block_1_bn1\/0' is missing/);
       straight.dispose();
       second.dispose();
-    } finally {
-      if (saved === undefined) delete process.env.GLONET_FAST_ENGINE;
-      else process.env.GLONET_FAST_ENGINE = saved;
-    }
+    });
   }
 });
 
@@ -420,10 +372,8 @@ const quiet = { progress: createProgress({ quiet: true }), log: () => {}, report
 const strip = (m: Metrics) => m.epochs.map(({ seconds: _s, ...rest }) => rest);
 
 for (const [arch, engine] of [['resnetv2', 'auto'], ['vanilla', 'js']] as const) {
-  test(`runTraining, ${arch} on the ${engine === 'js' ? 'JavaScript' : 'default'} fused engine: the saved TF.js model reproduces its test error; resume is exact`, async () => {
-    const saved = process.env.GLONET_FAST_ENGINE;
-    if (engine === 'js') process.env.GLONET_FAST_ENGINE = 'js';
-    try {
+  test(`runTraining, ${arch} on the ${engine === 'js' ? 'JavaScript' : 'default'} fused engine: the saved TF.js model reproduces its test error; resume is exact`, () =>
+    withEngineEnv(engine === 'js' ? 'js' : undefined, async () => {
       const cfg = (over: Partial<RunConfig>): RunConfig => ({
         model: 'mlp', arch, dataset: 'sgemm', depth: 6, ...familyDefaults('mlp'), epochs: 2, batchSize: 256, seed: 7,
         subset: 2000, augment: false, backend: 'cpu', fast: 'auto', ...over,
@@ -434,22 +384,12 @@ for (const [arch, engine] of [['resnetv2', 'auto'], ['vanilla', 'js']] as const)
       assert.match(r.metrics.engine!, engine === 'js' ? /^fused-js$/ : /^fused-(native|js)$/);
       assert.deepEqual(counts, new Array(2).fill(counts[0]));
       assert.ok(r.metrics.epochs[1].trainLoss < r.metrics.epochs[0].trainLoss, 'it trains');
-      const { loadModel } = await import('../src/model-io.js');
-      const { model } = await loadModel(path.join(dir, 'model'));
-      const pred = tf.tidy(() => (model.predict(tf.tensor(r.dataset.xTest, [r.dataset.nTest, 14])) as tf.Tensor).dataSync());
-      let mse = 0;
-      for (let i = 0; i < r.dataset.nTest; i++) mse += (pred[i] - r.dataset.yTest[i]) ** 2;
-      mse /= r.dataset.nTest;
+      const mse = await savedModelTestMse(dir, r);
       const last = r.metrics.epochs[1].testError;
       assert.ok(Math.abs(mse - last) <= 1e-5 * last, `TF.js on the saved model: ${mse}, the engine: ${last}`);
-      model.dispose();
       const part = tmpDir();
       await runTraining(cfg({ epochs: 1 }), part, quiet);
       const resumed = await runTraining(cfg({}), part, { ...quiet, resume: true });
       assert.deepEqual(strip(resumed.metrics), strip(r.metrics));
-    } finally {
-      if (saved === undefined) delete process.env.GLONET_FAST_ENGINE;
-      else process.env.GLONET_FAST_ENGINE = saved;
-    }
-  });
+    }));
 }

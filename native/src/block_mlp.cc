@@ -48,6 +48,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "bn_kernels.h"
@@ -504,37 +505,28 @@ struct BlockEngine {
     return dataLoss + (double)ap.l2 * sq;
   }
 
-  void inferenceSetup() {
+  // Inference (moving statistics): the outputs into `out`, or (out null) the data loss.
+  double inference(const float* x_, const float* y_, int rows_, float* out) {
+    x = x_;
+    y = y_;
+    rows = rows_;
+    predOut = out;
     for (int d = 0; bn && d < D; ++d) {
       const float* mv = moving + (size_t)d * 2 * W + W;
       for (int j = 0; j < W; ++j) infRstd[(size_t)d * W + j] = 1.f / std::sqrt(mv[j] + eps);
     }
-  }
-
-  // Data loss (no L2) at the current weights, in inference mode: forward only.
-  double lossOnly(const float* x_, const float* y_, int rows_) {
-    x = x_;
-    y = y_;
-    rows = rows_;
-    predOut = nullptr;
-    inferenceSetup();
     planUnits(false);
     runPhase(kInfer, nUnits);
+    predOut = nullptr;
     double loss = 0;
     for (uint32_t u = 0; u < nUnits; ++u) loss += unitLoss[u];
     return lossKind == kMse ? loss / ((double)rows * nOut) : loss / rows;
   }
 
-  void predict(const float* x_, int rows_, float* out) {
-    x = x_;
-    y = nullptr;
-    rows = rows_;
-    predOut = out;
-    inferenceSetup();
-    planUnits(false);
-    runPhase(kInfer, nUnits);
-    predOut = nullptr;
-  }
+  // Data loss (no L2) at the current weights, in inference mode: forward only.
+  double lossOnly(const float* x_, const float* y_, int rows_) { return inference(x_, y_, rows_, nullptr); }
+
+  void predict(const float* x_, int rows_, float* out) { inference(x_, nullptr, rows_, out); }
 };
 
 // ---------------------------------------------------------------------------------------------

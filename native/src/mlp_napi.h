@@ -9,7 +9,7 @@
 //   predict(handle, x, _, rows, out)
 //   evaluate(handle, x, y, rows) -> data loss without the L2 penalty
 //
-// Include after napi_util.h, mlp_kernels.h and mlp_loss.h, inside the engine's anonymous namespace.
+// Include after <string>, <type_traits>, napi_util.h, mlp_kernels.h and mlp_loss.h, inside the engine's anonymous namespace.
 
 template <class Engine>
 bool read_xy(napi_env env, Engine* e, napi_value* argv, bool needY, const float** x,
@@ -26,18 +26,37 @@ bool read_xy(napi_env env, Engine* e, napi_value* argv, bool needY, const float*
   return true;
 }
 
+// The arguments (handle, x, y, rows, ...) of a call: the live engine, x, y (when needY) and rows;
+// null with an exception pending when they are wrong.
+template <class H>
+auto* engine_args(napi_env env, napi_callback_info info, napi_value* argv, size_t want, bool needY,
+                  const char* what, const float** x, const float** y, int32_t* rows) {
+  using Engine = std::remove_pointer_t<decltype(H::engine_of(env, argv[0]))>;
+  size_t argc = want;
+  Engine* none = nullptr;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < want) {
+    throw_error(env, std::string(what) + ": missing arguments");
+    return none;
+  }
+  Engine* e = H::engine_of(env, argv[0]);
+  if (!e) {
+    throw_error(env, "engine is disposed");
+    return none;
+  }
+  if (!read_xy(env, e, argv, needY, x, y, rows)) {
+    throw_error(env, std::string(what) + (needY ? ": bad x/y/rows" : ": bad x/rows"));
+    return none;
+  }
+  return e;
+}
+
 template <class H>
 napi_value mlp_step_or_grad(napi_env env, napi_callback_info info, bool grad) {
-  size_t argc = 6;
   napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < (grad ? 6u : 5u)) return throw_error(env, "step/gradients: missing arguments");
-  auto* e = H::engine_of(env, argv[0]);
-  if (!e) return throw_error(env, "engine is disposed");
   const float *x, *y;
   int32_t rows;
-  if (!read_xy(env, e, argv, true, &x, &y, &rows))
-    return throw_error(env, "step: bad x/y/rows (Float32Arrays of rows*nIn and rows*targets)");
+  auto* e = engine_args<H>(env, info, argv, grad ? 6 : 5, true, grad ? "gradients" : "step", &x, &y, &rows);
+  if (!e) return nullptr;
   size_t nhp = 0;
   void* hpv = nullptr;
   if (!get_typed(env, argv[4], napi_float64_array, &hpv, &nhp) || nhp < 9)
@@ -69,15 +88,11 @@ napi_value mlp_gradients(napi_env env, napi_callback_info info) { return mlp_ste
 
 template <class H>
 napi_value mlp_predict(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 5) return throw_error(env, "predict: missing arguments");
-  auto* e = H::engine_of(env, argv[0]);
-  if (!e) return throw_error(env, "engine is disposed");
   const float *x, *y;
   int32_t rows;
-  if (!read_xy(env, e, argv, false, &x, &y, &rows)) return throw_error(env, "predict: bad x/rows");
+  auto* e = engine_args<H>(env, info, argv, 5, false, "predict", &x, &y, &rows);
+  if (!e) return nullptr;
   float* out;
   size_t n;
   if (!get_f32(env, argv[4], &out, &n) || n < (size_t)rows * e->nOut)
@@ -88,17 +103,12 @@ napi_value mlp_predict(napi_env env, napi_callback_info info) {
 
 template <class H>
 napi_value mlp_evaluate(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 4) return throw_error(env, "evaluate: missing arguments");
-  auto* e = H::engine_of(env, argv[0]);
-  if (!e) return throw_error(env, "engine is disposed");
   const float *x, *y;
   int32_t rows;
-  if (!read_xy(env, e, argv, true, &x, &y, &rows)) return throw_error(env, "evaluate: bad x/y/rows");
+  auto* e = engine_args<H>(env, info, argv, 4, true, "evaluate", &x, &y, &rows);
+  if (!e) return nullptr;
   napi_value result;
   CHECK(napi_create_double(env, e->lossOnly(x, y, rows), &result));
   return result;
 }
-

@@ -31,7 +31,7 @@ export function infoCommand(): Command {
       const lines = [
         `glonet ${VERSION} (TF.js ${tf.version.tfjs}, Node ${process.version})`,
         `backend: ${chosen} (loads: ${BACKENDS.map((b) => `${b} ${loads[b] ? 'yes' : 'no'}`).join(', ')})`,
-        `GloNet MLP training: fused ${fast.engine} engine` +
+        `MLP training (Adam, every arch): fused ${fast.engine} engine` +
           (fast.engine === 'native' ? ` (${fast.simd} kernels, ${fast.threads} threads)` : ` (${fast.reason ?? 'portable JavaScript'})`),
         `GloNet-ResNet20 training (SGD): ` + (cnn.available ? `fused oneDNN ${cnn.onednn} engine (${cnn.isa}, ${cnn.threads} threads)` : `TF.js (fused CNN engine unavailable: ${cnn.reason})`),
         'other models: TF.js layers on the backend above' + (chosen === 'wasm' ? ' (with glonet\'s added wasm training kernels)' : ''),

@@ -25,20 +25,11 @@ import type { LayerArrays } from './fused-stepper.js';
 import { blockLayout, createBlockJsCore, type BlockLayout, type BlockMlpShape } from './block-mlp-js.js';
 import { createNativeBlockCore } from './native-engine.js';
 import { AdamClock } from './adam-clock.js';
-import { batchChecker, FusedMlpError, pickCore, type FusedMlpOptions } from './fused-mlp.js';
-import { kernelSquares, type FusedLoss } from './js-engine.js';
+import { coreCalls, FusedMlpError, pickCore, type FusedMlpOptions } from './fused-mlp.js';
+import { kernelSquares } from './js-engine.js';
 
-export interface FusedBlockMlpOptions extends Pick<FusedMlpOptions, 'beta1' | 'beta2' | 'epsilon' | 'threads' | 'engine' | 'tileRows' | 'simd'> {
-  nIn: number;
-  width: number;
-  /** Two-layer blocks (the model's depth / 2). */
-  blocks: number;
-  nOut: number;
-  loss: FusedLoss;
-  /** Batch normalization before each dense layer of a block (vanilla, resnetv2). */
-  bn: boolean;
-  /** Residual blocks (resnetv2, resnetv2-nobn). */
-  skip: boolean;
+export interface FusedBlockMlpOptions extends Omit<BlockMlpShape, 'epsilon' | 'decay'>,
+  Pick<FusedMlpOptions, 'beta1' | 'beta2' | 'epsilon' | 'threads' | 'engine' | 'tileRows' | 'simd'> {
   /** L2 factor on kernels: penalty `l2 * sum(w^2)`. */
   l2: number;
   lr: number;
@@ -147,30 +138,15 @@ export function createFusedBlockMlp(opts: FusedBlockMlpOptions, initial: LayerAr
   const { core, threads } = pickCore(opts, 64, 64,
     () => createBlockJsCore(shape, params, m, v, moving),
     (addon, t) => createNativeBlockCore(addon, shape, params, m, v, moving, t));
-  const checkBatch = batchChecker(shape);
+  const { checkBatch, ...calls } = coreCalls(core, clock, shape);
   const l2Penalty = (): number => Math.fround(opts.l2) * kernelSquares(lay.segments, params);
 
   return {
     engine: core.engine,
     threads,
     parameterCount: P,
-    step(x, y, rows) {
-      checkBatch(x, y, rows);
-      const loss = core.step(x, y, rows, clock.scalars());
-      clock.tick();
-      return loss;
-    },
-    predict(x, rows) {
-      checkBatch(x, null, rows);
-      const out = new Float32Array(rows * shape.nOut);
-      core.predict(x, rows, out);
-      return out;
-    },
+    ...calls,
     getWeights: () => codec.read(params, moving),
-    setLearningRate(lr) {
-      if (!(lr > 0)) throw new FusedMlpError(`lr must be > 0, got ${lr}`);
-      clock.setLearningRate(lr);
-    },
     gradients(x, y, rows) {
       checkBatch(x, y, rows);
       const g = new Float32Array(P);
@@ -191,9 +167,6 @@ export function createFusedBlockMlp(opts: FusedBlockMlpOptions, initial: LayerAr
       m.set(m2);
       v.set(v2);
       clock.reset(s.step);
-    },
-    dispose() {
-      core.dispose();
     },
   };
 }

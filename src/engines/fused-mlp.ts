@@ -219,6 +219,33 @@ export function batchChecker(shape: { nIn: number; nOut: number; loss: FusedLoss
   };
 }
 
+/** The calls every fused MLP engine answers alike, on its core: step, predict, setLearningRate, dispose. */
+export function coreCalls(core: FusedCore, clock: AdamClock, shape: { nIn: number; nOut: number; loss: FusedLoss }) {
+  const checkBatch = batchChecker(shape);
+  return {
+    step(x: Float32Array, y: Float32Array, rows: number): number {
+      checkBatch(x, y, rows);
+      const loss = core.step(x, y, rows, clock.scalars());
+      clock.tick();
+      return loss;
+    },
+    predict(x: Float32Array, rows: number): Float32Array {
+      checkBatch(x, null, rows);
+      const out = new Float32Array(rows * shape.nOut);
+      core.predict(x, rows, out);
+      return out;
+    },
+    setLearningRate(lr: number): void {
+      if (!(lr > 0)) throw new FusedMlpError(`lr must be > 0, got ${lr}`);
+      clock.setLearningRate(lr);
+    },
+    dispose(): void {
+      core.dispose();
+    },
+    checkBatch,
+  };
+}
+
 export function createFusedMlp(opts: FusedMlpOptions, initial: FusedMlpWeights): FusedMlp {
   const shape = checkShape(opts);
   const lay = paramLayout(shape);
@@ -232,31 +259,16 @@ export function createFusedMlp(opts: FusedMlpOptions, initial: FusedMlpWeights):
   const { core, threads } = pickCore(opts, 64, 48,
     () => createJsCore(shape, params, m, v, opts.tileRows ?? 64),
     (addon, t) => createNativeCore(addon, shape, params, m, v, t));
-  const checkBatch = batchChecker(shape);
+  const { checkBatch, ...calls } = coreCalls(core, clock, shape);
 
   return {
     engine: core.engine,
     threads,
     parameterCount: P,
-    step(x, y, rows) {
-      checkBatch(x, y, rows);
-      const loss = core.step(x, y, rows, clock.scalars());
-      clock.tick();
-      return loss;
-    },
-    predict(x, rows) {
-      checkBatch(x, null, rows);
-      const out = new Float32Array(rows * shape.nOut);
-      core.predict(x, rows, out);
-      return out;
-    },
+    ...calls,
     getWeights: () => unflatten(shape, lay, params),
     setWeights(w) {
       flatten(shape, lay, w, params, 'setWeights');
-    },
-    setLearningRate(x) {
-      if (!(x > 0)) throw new FusedMlpError(`lr must be > 0, got ${x}`);
-      clock.setLearningRate(x);
     },
     gradients(x, y, rows) {
       checkBatch(x, y, rows);
@@ -278,9 +290,6 @@ export function createFusedMlp(opts: FusedMlpOptions, initial: FusedMlpWeights):
       m.set(m2);
       v.set(v2);
       clock.reset(s.step);
-    },
-    dispose() {
-      core.dispose();
     },
   };
 }
