@@ -139,6 +139,8 @@ export function createBlockJsCore(shape: BlockMlpShape, params: Float32Array, m:
   const c2 = new Float32Array(D * W);
   const c4 = new Float32Array(D * W);
   const KT = new Float32Array(W * W + W); // a transposed kernel, then a zero bias for K.dense
+  const sdy = new Float64Array(W);
+  const sdyx = new Float64Array(W);
   const training = new Buffers(D + 1, W, nOut);
   const inference = new Buffers(3, W, nOut);
   let B = training;
@@ -146,16 +148,17 @@ export function createBlockJsCore(shape: BlockMlpShape, params: Float32Array, m:
 
   /** A = relu(BN_d(IN)) (or relu(IN)) for the rows of IN at offset `in0`. */
   function normalize(d: number, in0: number, rows: number): void {
+    const { acts, A } = B;
     if (!bn) {
-      for (let i = 0; i < rows * W; i++) B.A[i] = B.acts[in0 + i] > 0 ? B.acts[in0 + i] : 0;
+      for (let i = 0; i < rows * W; i++) A[i] = acts[in0 + i] > 0 ? acts[in0 + i] : 0;
       return;
     }
     const o = d * W;
     const beta = lay.bn[d] + W;
     for (let r = 0; r < rows; r++) {
       for (let j = 0; j < W; j++) {
-        const yv = f(f(f(B.acts[in0 + r * W + j] - mu[o + j]) * scale[o + j]) + params[beta + j]);
-        B.A[r * W + j] = yv > 0 ? yv : 0;
+        const yv = f(f(f(acts[in0 + r * W + j] - mu[o + j]) * scale[o + j]) + params[beta + j]);
+        A[r * W + j] = yv > 0 ? yv : 0;
       }
     }
   }
@@ -163,14 +166,22 @@ export function createBlockJsCore(shape: BlockMlpShape, params: Float32Array, m:
   /** BN_d's batch statistics of IN at `in0` (float64 two-pass); `update` moves the moving ones. */
   function moments(d: number, in0: number, rows: number, update: boolean): void {
     const o = d * W;
+    const { acts } = B;
+    const mean = sdy;
+    const m2 = sdyx;
+    mean.fill(0);
+    m2.fill(0);
+    for (let r = 0; r < rows; r++) for (let j = 0; j < W; j++) mean[j] += acts[in0 + r * W + j];
+    for (let j = 0; j < W; j++) mean[j] /= rows;
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < W; j++) {
+        const dv = acts[in0 + r * W + j] - mean[j];
+        m2[j] += dv * dv;
+      }
+    }
     for (let j = 0; j < W; j++) {
-      let s = 0;
-      for (let r = 0; r < rows; r++) s += B.acts[in0 + r * W + j];
-      const mean = s / rows;
-      let s2 = 0;
-      for (let r = 0; r < rows; r++) s2 += (B.acts[in0 + r * W + j] - mean) ** 2;
-      const mf = f(mean);
-      const vf = f(s2 / rows);
+      const mf = f(mean[j]);
+      const vf = f(m2[j] / rows);
       const rs = f(1 / Math.sqrt(f(vf + eps)));
       mu[o + j] = mf;
       rstd[o + j] = rs;
@@ -198,7 +209,8 @@ export function createBlockJsCore(shape: BlockMlpShape, params: Float32Array, m:
   /** The dense layer d on A into `dst` at `c0` (plus the rows at `skip0` when >= 0). */
   function dense(d: number, rows: number, dst: Float32Array, c0: number, skip0: number): void {
     K.dense(B.A, 0, W, rows, W, params, lay.dense[d], lay.dense[d] + W * W, dst, c0);
-    if (skip0 >= 0) for (let i = 0; i < rows * W; i++) dst[c0 + i] = f(dst[c0 + i] + B.acts[skip0 + i]);
+    const { acts } = B;
+    if (skip0 >= 0) for (let i = 0; i < rows * W; i++) dst[c0 + i] = f(dst[c0 + i] + acts[skip0 + i]);
   }
 
   /** Training forward: IN_0 .. IN_D and the outputs; BN statistics of the batch. */
@@ -217,11 +229,12 @@ export function createBlockJsCore(shape: BlockMlpShape, params: Float32Array, m:
   /** The gradient with respect to IN_d from DY (BN_d backward, or identity) into dst, or added. */
   function inputGrad(d: number, rows: number, dst: Float32Array, acc: boolean): void {
     const in0 = d * B.cap * W;
+    const { acts, DY } = B;
     for (let r = 0; r < rows; r++) {
       for (let j = 0; j < W; j++) {
         const i = r * W + j;
         const o = d * W + j;
-        const dx = bn ? f(scale[o] * f(f(B.DY[i] - c2[o]) - f(f(B.acts[in0 + i] - mu[o]) * c4[o]))) : B.DY[i];
+        const dx = bn ? f(scale[o] * f(f(DY[i] - c2[o]) - f(f(acts[in0 + i] - mu[o]) * c4[o]))) : DY[i];
         dst[i] = acc ? f(dst[i] + dx) : dx;
       }
     }
@@ -248,21 +261,25 @@ export function createBlockJsCore(shape: BlockMlpShape, params: Float32Array, m:
       const k0 = lay.dense[d];
       for (let i = 0; i < W; i++) for (let j = 0; j < W; j++) KT[j * W + i] = params[k0 + i * W + j];
       K.dense(dz, 0, W, rows, W, KT, 0, W * W, B.DY, 0); // dA = dz K^T
-      for (let i = 0; i < rows * W; i++) if (!(B.A[i] > 0)) B.DY[i] = 0;
+      const { A, DY, acts } = B;
+      for (let i = 0; i < rows * W; i++) if (!(A[i] > 0)) DY[i] = 0;
       if (!bn) continue;
+      // dL/dbeta = sum(dy), dL/dgamma = sum(dy * xhat); BN_d's backward constants.
       const o = d * W;
-      for (let j = 0; j < W; j++) {
-        let sdy = 0;
-        let sdyx = 0;
-        for (let r = 0; r < rows; r++) {
-          const dy = B.DY[r * W + j];
-          sdy += dy;
-          sdyx += dy * f(f(B.acts[in0 + r * W + j] - mu[o + j]) * rstd[o + j]);
+      sdy.fill(0);
+      sdyx.fill(0);
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < W; j++) {
+          const dy = DY[r * W + j];
+          sdy[j] += dy;
+          sdyx[j] += dy * f(f(acts[in0 + r * W + j] - mu[o + j]) * rstd[o + j]);
         }
-        grad[lay.bn[d] + W + j] = sdy;
-        grad[lay.bn[d] + j] = sdyx;
-        c2[o + j] = f(sdy / rows);
-        c4[o + j] = f(rstd[o + j] * f(sdyx / rows));
+      }
+      for (let j = 0; j < W; j++) {
+        grad[lay.bn[d] + W + j] = sdy[j];
+        grad[lay.bn[d] + j] = sdyx[j];
+        c2[o + j] = f(sdy[j] / rows);
+        c4[o + j] = f(rstd[o + j] * f(sdyx[j] / rows));
       }
     }
     const dz = skip ? B.DX : B.G;
