@@ -32,8 +32,9 @@
 //   - Without BN nothing crosses rows: one phase in which each tile runs the whole forward and
 //     backward chain on activations of its own ((2 nb + 1) x tileRows x W floats per thread).
 // Each unit writes its weight-gradient partial (including the BN gamma and beta sums) to a buffer
-// of its own; the update phase, split by parameter range, sums the units' partials in unit order,
-// adds L2 and runs Adam. Batch statistics are combined in tile order (float32 per tile, then
+// of its own; the partials are summed in unit order (with BN by the calling thread after each
+// layer's phase, while they are in cache; without, in the update phase), then the update phase,
+// split by parameter range, adds L2 and runs Adam. Batch statistics are combined in tile order (float32 per tile, then
 // float64 across tiles with Chan's formula), gradient partials and losses in unit order: no sum
 // depends on which thread ran what, so the results are bitwise the same for any thread count.
 
@@ -92,6 +93,7 @@ struct BlockEngine {
   // 1/sqrt(var + eps) and gamma * rstd (training), 1/sqrt(moving var + eps) (inference); the
   // backward constants mean(dy) and rstd * mean(dy * xhat).
   std::vector<float> mu, rstd, scale, infRstd, c2, c4;
+  std::vector<double> combine_;  // 2 x W: sums of combineMoments
 
   // Current phase (written by thread 0 before it starts the phase).
   PhaseKind kind = kFwd;
@@ -115,8 +117,9 @@ struct BlockEngine {
   uint32_t tileCap = 0;
 
   // The units' gradient partials, slotStride floats each (laid out like the parameters), at
-  // most maxUnits of them (64, and about kPartialBudget bytes, but at least 8).
-  FloatBuf parts_;
+  // most maxUnits of them (64, and about kPartialBudget bytes, but at least 8), and (with BN)
+  // their sum.
+  FloatBuf parts_, gsum_;
   size_t slotStride = 0;
   uint32_t unitCap = 0, maxUnits = 64;
   static constexpr size_t kPartialBudget = size_t(64) << 20;
@@ -153,6 +156,8 @@ struct BlockEngine {
     slotStride = (P + 15) / 16 * 16;
     maxUnits = (uint32_t)std::min<size_t>(64, std::max<size_t>(8, kPartialBudget / (slotStride * sizeof(float))));
     for (auto* a : {&mu, &rstd, &scale, &infRstd, &c2, &c4}) a->assign((size_t)D * W, 0.f);
+    if (bn) gsum_ = alloc_floats(P);
+    combine_.assign(2 * (size_t)W, 0.0);
     for (int t = 0; t < T; ++t) {
       auto w = std::make_unique<Workspace>();
       w->A = alloc_floats((size_t)RT * W);
@@ -370,8 +375,11 @@ struct BlockEngine {
   // gradient written to gradOut).
   void updateChunk(int t, uint32_t idx) {
     const size_t lo = (size_t)idx * kChunk, hi = std::min(P, lo + kChunk);
-    float* g = ws[t]->fold.get();
-    for (uint32_t u = 0; u < nUnits; ++u) K->fold(g, part(u) + lo, hi - lo, u == 0);
+    float* g = gsum_.get() + lo;
+    if (!bn) {  // (with BN, gsum_ holds the sum already: foldLayer)
+      g = ws[t]->fold.get();
+      for (uint32_t u = 0; u < nUnits; ++u) K->fold(g, part(u) + lo, hi - lo, u == 0);
+    }
     auto it = std::upper_bound(segs.begin(), segs.end(), lo,
                                [](size_t v, const Segment& s) { return v < s.off + s.len; });
     double sq = 0;
@@ -391,16 +399,24 @@ struct BlockEngine {
     const float* tm = tileMoments_.get();
     const size_t o = (size_t)d * W;
     const float* gamma = params + oBn[d];
-    for (int j = 0; j < W; ++j) {
-      double mean = 0;
-      for (uint32_t k = 0; k < nTiles; ++k) mean += (double)std::min(RT, rows - (int)k * RT) * tm[(size_t)k * 2 * W + j];
-      mean /= rows;
-      double m2 = 0;
-      for (uint32_t k = 0; k < nTiles; ++k) {
-        const double dm = tm[(size_t)k * 2 * W + j] - mean;
-        m2 += tm[(size_t)k * 2 * W + W + j] + std::min(RT, rows - (int)k * RT) * dm * dm;
+    double* mean = combine_.data();
+    double* m2 = mean + W;
+    for (int j = 0; j < W; ++j) mean[j] = m2[j] = 0;
+    for (uint32_t k = 0; k < nTiles; ++k) {
+      const double n = std::min(RT, rows - (int)k * RT);
+      for (int j = 0; j < W; ++j) mean[j] += n * tm[(size_t)k * 2 * W + j];
+    }
+    for (int j = 0; j < W; ++j) mean[j] /= rows;
+    for (uint32_t k = 0; k < nTiles; ++k) {
+      const double n = std::min(RT, rows - (int)k * RT);
+      const float* t = tm + (size_t)k * 2 * W;
+      for (int j = 0; j < W; ++j) {
+        const double dm = t[j] - mean[j];
+        m2[j] += t[W + j] + n * dm * dm;
       }
-      const float mf = (float)mean, vf = (float)(m2 / rows);
+    }
+    for (int j = 0; j < W; ++j) {
+      const float mf = (float)mean[j], vf = (float)(m2[j] / rows);
       const float r = 1.f / std::sqrt(vf + eps);
       mu[o + j] = mf;
       rstd[o + j] = r;
@@ -414,18 +430,23 @@ struct BlockEngine {
     }
   }
 
-  // BN_d's backward constants from the units' sums of dy (beta) and dy * xhat (gamma), summed in
-  // unit order as the update phase sums them.
+  // The batch gradient of parameters [off, off + len): the units' partials summed in unit order
+  // into gsum_, while they are in cache (with BN, after the phase that wrote them).
+  void foldLayer(size_t off, size_t len) {
+    for (uint32_t u = 0; u < nUnits; ++u) K->fold(gsum_.get() + off, part(u) + off, len, u == 0);
+  }
+
+  // After the backward phase of dense layer d: its batch gradient, and BN_d's (its sums of dy,
+  // for beta, and dy * xhat, for gamma) with BN_d's backward constants.
   void combineBackward(int d) {
+    foldLayer(oDense[d], (size_t)W * W + W);
+    foldLayer(oBn[d], 2 * (size_t)W);
     const size_t o = (size_t)d * W;
+    const float* sdyx = gsum_.get() + oBn[d];
+    const float* sdy = sdyx + W;
     for (int j = 0; j < W; ++j) {
-      float sdy = 0.f, sdyx = 0.f;
-      for (uint32_t u = 0; u < nUnits; ++u) {
-        sdy += part(u)[oBn[d] + W + j];
-        sdyx += part(u)[oBn[d] + j];
-      }
-      c2[o + j] = sdy / (float)rows;
-      c4[o + j] = rstd[o + j] * (sdyx / (float)rows);
+      c2[o + j] = sdy[j] / (float)rows;
+      c4[o + j] = rstd[o + j] * (sdyx[j] / (float)rows);
     }
   }
 
@@ -481,6 +502,7 @@ struct BlockEngine {
       combineMoments(0, update);
       for (int d = 0; d < D; ++d) {
         runPhase(kFwd, nUnits, d);
+        if (d == D - 1) foldLayer(oHeadK, P - oHeadK);
         if (d + 1 < D) combineMoments(d + 1, update);
       }
     } else {
@@ -494,6 +516,7 @@ struct BlockEngine {
         combineBackward(d);
       }
       runPhase(kBwdStem, nUnits);
+      foldLayer(0, oStemB + W);
     }
     const uint32_t chunks = (uint32_t)((P + kChunk - 1) / kChunk);
     if (unitLoss.size() < chunks) unitLoss.resize(chunks);
