@@ -135,7 +135,7 @@ export function createFusedBlockMlp(opts: FusedBlockMlpOptions, initial: LayerAr
   codec.write(initial, 'initial weights', params, moving);
 
   const clock = new AdamClock(opts.lr, opts.l2, opts.beta1, opts.beta2, opts.epsilon);
-  const { core, threads } = pickCore(opts, 64, 64,
+  const { core, threads } = pickCore(opts, 64,
     () => createBlockJsCore(shape, params, m, v, moving),
     (addon, t) => createNativeBlockCore(addon, shape, params, m, v, moving, t));
   const { checkBatch, ...calls } = coreCalls(core, clock, shape);

@@ -188,9 +188,9 @@ function flatten(s: MlpShape, lay: ParamLayout, w: FusedMlpWeights, dst: Float32
 /**
  * The engine core a fused engine runs on: the native one when built (unless `opts.engine` or
  * GLONET_FAST_ENGINE=js asks for JavaScript), else the JavaScript one. `threads` is the native
- * engine's thread count (1 for JavaScript).
+ * engine's thread count (1 for JavaScript); its tiles have opts.tileRows rows, else nativeTileRows.
  */
-export function pickCore(opts: Pick<FusedMlpOptions, 'engine' | 'threads' | 'tileRows' | 'simd'>, jsTileRows: number, nativeTileRows: number,
+export function pickCore(opts: Pick<FusedMlpOptions, 'engine' | 'threads' | 'tileRows' | 'simd'>, nativeTileRows: number,
   js: () => FusedCore, native: (addon: NonNullable<ReturnType<typeof loadNative>['addon']>, t: NativeThreading) => FusedCore): { core: FusedCore; threads: number } {
   const requested = opts.engine ?? 'auto';
   const choice = requested === 'auto' ? envEngine() ?? 'auto' : requested;
@@ -256,7 +256,7 @@ export function createFusedMlp(opts: FusedMlpOptions, initial: FusedMlpWeights):
   flatten(shape, lay, initial, params, 'initial weights');
 
   const clock = new AdamClock(opts.lr, opts.l2, opts.beta1, opts.beta2, opts.epsilon);
-  const { core, threads } = pickCore(opts, 64, 48,
+  const { core, threads } = pickCore(opts, 48,
     () => createJsCore(shape, params, m, v, opts.tileRows ?? 64),
     (addon, t) => createNativeCore(addon, shape, params, m, v, t));
   const { checkBatch, ...calls } = coreCalls(core, clock, shape);

@@ -6,6 +6,9 @@
  * the same length. Rows are processed in tiles of `tileRows`: forward through the whole chain,
  * loss, backward through the whole chain, so the activations kept are depth x tileRows x width
  * floats whatever the batch size, and nothing is allocated per step.
+ *
+ * The pieces the two JavaScript MLP engines share (this one and ./block-mlp-js.ts) live here too:
+ * the dense-layer kernels, the loss, the linear head, L2 and TF.js's Adam update.
  */
 
 export type FusedLoss = 'mse' | 'softmax-ce';
