@@ -56,7 +56,7 @@ class WorkPool {
   ~WorkPool() {
     {
       std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
+      stop_.store(true, std::memory_order_relaxed);
       wake_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
@@ -158,7 +158,10 @@ class WorkPool {
   std::condition_variable cv_, doneCv_;
   bool waiting_ = false;  // thread 0 sleeps on doneCv_ (guarded by mu_)
   std::atomic<uint64_t> wake_{0};
-  bool stop_ = false;
+  // Read by a helper right after it sees wake_ move (published by that release), without the
+  // mutex: the caller often still holds it then, and a helper blocking on it for every phase
+  // costs a futex round trip per phase.
+  std::atomic<bool> stop_{false};
 
   static double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
@@ -213,10 +216,7 @@ class WorkPool {
         g = wake_.load(std::memory_order_acquire);
       }
       seen = g;
-      {
-        std::lock_guard<std::mutex> lk(mu_);
-        if (stop_) return;
-      }
+      if (stop_.load(std::memory_order_relaxed)) return;
       work(t);
     }
   }
