@@ -32,8 +32,8 @@ export function infoCommand(): Command {
         `glonet ${VERSION} (TF.js ${tf.version.tfjs}, Node ${process.version})`,
         `backend: ${chosen} (loads: ${BACKENDS.map((b) => `${b} ${loads[b] ? 'yes' : 'no'}`).join(', ')})`,
         `MLP training (Adam, every arch): fused ${fast.engine} engine` +
-          (fast.engine === 'native' ? ` (${fast.simd} kernels, ${fast.threads} threads)` : ` (${fast.reason ?? 'portable JavaScript'})`),
-        `GloNet-ResNet20 training (SGD): ` + (cnn.available ? `fused oneDNN ${cnn.onednn} engine (${cnn.isa}, ${cnn.threads} threads)` : `TF.js (fused CNN engine unavailable: ${cnn.reason})`),
+          (fast.engine === 'native' ? ` (${fast.simd} kernels, ${fast.threads} threads; ${fast.origin})` : ` (JavaScript fallback: ${fast.reason})`),
+        `GloNet-ResNet20 training (SGD): ` + (cnn.available ? `fused oneDNN ${cnn.onednn} engine (${cnn.isa}, ${cnn.threads} threads; ${cnn.origin})` : `TF.js (fused CNN engine unavailable: ${cnn.reason})`),
         'other models: TF.js layers on the backend above' + (chosen === 'wasm' ? ' (with glonet\'s added wasm training kernels)' : ''),
       ];
       process.stdout.write(lines.join('\n') + '\n');

@@ -26,29 +26,43 @@ import { defaultThreads } from './addon.js';
 
 export type { FusedLoss } from './js-engine.js';
 
+/** One Dense layer's weights in the TF.js layout. */
 export interface DenseWeights {
   /** [inUnits, outUnits], row-major (TF.js Dense kernel layout). */
   kernel: Float32Array;
+  /** [outUnits]. */
   bias: Float32Array;
 }
 
+/** Every weight of a GloNet MLP, layer by layer. */
 export interface FusedMlpWeights {
+  /** The linear stem, Dense(nIn -> width). */
   stem: DenseWeights;
+  /** The blocks, relu(x K + b), each Dense(width -> width). */
   blocks: DenseWeights[];
+  /** The linear head, Dense(width -> nOut), reading the sum of the block outputs. */
   head: DenseWeights;
 }
 
+/** The GloNet MLP a fused engine trains, and its loss and optimizer (Adam). */
 export interface FusedMlpOptions {
+  /** Inputs per example. */
   nIn: number;
+  /** Units of the stem and of every block. */
   width: number;
   /** Number of GloNet blocks (>= 1). */
   depth: number;
+  /** Outputs: 1 (or more) regression targets, or the number of classes. */
   nOut: number;
+  /** 'mse' or 'softmax-ce'. */
   loss: FusedLoss;
   /** L2 factor on kernels (not biases): penalty `l2 * sum(w^2)`. */
   l2: number;
+  /** Adam learning rate. */
   lr: number;
+  /** Adam beta1; default 0.9. */
   beta1?: number;
+  /** Adam beta2; default 0.999. */
   beta2?: number;
   /** Adam epsilon; default 1e-7 (TF.js's float32 backend epsilon). */
   epsilon?: number;
@@ -70,16 +84,23 @@ export interface FusedMlpOptions {
   simd?: 'auto' | 'portable';
 }
 
+/** Adam's state, for checkpoints. */
 export interface FusedMlpOptimizerState {
   /** Adam steps taken (TF.js `iterations`). */
   step: number;
+  /** First moments, in the weights' layout. */
   m: FusedMlpWeights;
+  /** Second moments, in the weights' layout. */
   v: FusedMlpWeights;
 }
 
+/** A GloNet MLP training on a fused engine: each call runs a whole step on its own copy of the weights. */
 export interface FusedMlp {
+  /** The engine in use: the native addon or the JavaScript twin. */
   readonly engine: 'native' | 'js';
+  /** Threads the native engine uses (1 for the JavaScript engine). */
   readonly threads: number;
+  /** Number of weights. */
   readonly parameterCount: number;
   /**
    * One Adam step on a batch of `rows` rows (x: rows x nIn; y: rows x nOut targets for MSE, or
@@ -89,24 +110,37 @@ export interface FusedMlp {
   step(x: Float32Array, y: Float32Array, rows: number): number;
   /** Outputs, rows x nOut (regression values, or logits for softmax-ce). */
   predict(x: Float32Array, rows: number): Float32Array;
+  /** A copy of the current weights. */
   getWeights(): FusedMlpWeights;
+  /** Replaces the weights (shapes must match). */
   setWeights(w: FusedMlpWeights): void;
+  /** The learning rate of the following steps. */
   setLearningRate(lr: number): void;
   /** Gradient of the loss (with L2) with respect to every weight; no update. */
   gradients(x: Float32Array, y: Float32Array, rows: number): FusedMlpWeights;
   /** Loss (with L2) of a batch at the current weights: forward only, no update. */
   evaluate(x: Float32Array, y: Float32Array, rows: number): number;
+  /** Adam's step count and moments. */
   getOptimizerState(): FusedMlpOptimizerState;
+  /** Restores a state from {@link FusedMlp.getOptimizerState}. */
   setOptimizerState(s: FusedMlpOptimizerState): void;
+  /** Frees the engine (the native engine's threads and buffers); the object is unusable after. */
   dispose(): void;
 }
 
+/** Which fused MLP engine runs on this machine ({@link fastPathInfo}). */
 export interface FastPathInfo {
+  /** 'native' (the addon) or 'js' (the JavaScript fallback). */
   engine: 'native' | 'js';
   /** Why the JavaScript engine is used, when it is. */
   reason?: string;
   /** SIMD kernels of the native engine: 'avx2-fma' or 'portable'. */
   simd?: string;
+  /**
+   * How the native engine got here: 'prebuilt binary prebuilds/linux-x64/glonet_fused.glibc.node',
+   * 'built from source at install', 'built from source (npm prepare)', or '$GLONET_NATIVE_ADDON'.
+   */
+  origin?: string;
   /** Threads a default `createFusedMlp` uses. */
   threads: number;
 }
@@ -122,7 +156,7 @@ export function fastPathInfo(): FastPathInfo {
   const native = loadNative();
   if (forced === 'js') return { engine: 'js', reason: 'GLONET_FAST_ENGINE=js', threads: 1 };
   if (native.addon == null) return { engine: 'js', reason: native.reason, threads: 1 };
-  return { engine: 'native', simd: native.addon.info().simd, threads: defaultThreads() };
+  return { engine: 'native', simd: native.addon.info().simd, origin: native.origin, threads: defaultThreads() };
 }
 
 export class FusedMlpError extends Error {
@@ -246,6 +280,29 @@ export function coreCalls(core: FusedCore, clock: AdamClock, shape: { nIn: numbe
   };
 }
 
+/**
+ * A fused training engine for a GloNet MLP, starting from `initial` weights (copied): the native
+ * addon when it loads (see {@link fastPathInfo}), else the JavaScript engine.
+ *
+ * @throws FusedMlpError on bad options or weights of the wrong size.
+ * @example
+ * ```ts
+ * import { createFusedMlp, type DenseWeights } from 'glonet';
+ * const dense = (i: number, o: number): DenseWeights => ({
+ *   kernel: Float32Array.from({ length: i * o }, () => (Math.random() - 0.5) * Math.sqrt(24 / i)),
+ *   bias: new Float32Array(o),
+ * });
+ * const mlp = createFusedMlp(
+ *   { nIn: 4, width: 16, depth: 10, nOut: 1, loss: 'mse', l2: 1e-5, lr: 0.01 },
+ *   { stem: dense(4, 16), blocks: Array.from({ length: 10 }, () => dense(16, 16)), head: dense(16, 1) },
+ * );
+ * const x = Float32Array.from({ length: 64 * 4 }, Math.random);
+ * const y = Float32Array.from({ length: 64 }, (_, r) => x[r * 4] - x[r * 4 + 1]);
+ * for (let s = 0; s < 100; s++) mlp.step(x, y, 64);
+ * console.log(mlp.engine, mlp.evaluate(x, y, 64));
+ * mlp.dispose();
+ * ```
+ */
 export function createFusedMlp(opts: FusedMlpOptions, initial: FusedMlpWeights): FusedMlp {
   const shape = checkShape(opts);
   const lay = paramLayout(shape);

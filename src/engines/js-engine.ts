@@ -11,6 +11,7 @@
  * the dense-layer kernels, the loss, the linear head, L2 and TF.js's Adam update.
  */
 
+/** The fused MLP engine's losses: mean squared error, or softmax cross-entropy on class indices. */
 export type FusedLoss = 'mse' | 'softmax-ce';
 
 export interface MlpShape {

@@ -1,8 +1,9 @@
 /**
- * Loader for the optional native engines of the fused MLP (native/build/Release/glonet_fused.node,
- * built by `node scripts/build-native.mjs`): the GloNet MLP engine (native/src/glonet_fused.cc)
- * and the two-layer-block baselines' engine (native/src/block_mlp.cc). Absent or unloadable
- * addon: `loadNative()` says why, and the caller falls back to the JavaScript engines.
+ * Loader for the optional native engines of the fused MLP, both in the addon glonet_fused (a
+ * source build in native/build/Release, or the prebuilt binary in prebuilds/; see ./addon.ts):
+ * the GloNet MLP engine (native/src/glonet_fused.cc) and the two-layer-block baselines' engine
+ * (native/src/block_mlp.cc). Absent or unloadable addon: `loadNative()` says why, and the caller
+ * falls back to the JavaScript engines.
  */
 import { loadAddon, type AddonLoad } from './addon.js';
 import { checkLabels, type FusedCore, type MlpShape, type StepScalars } from './js-engine.js';
@@ -39,10 +40,12 @@ export type NativeLoad = AddonLoad<NativeAddon>;
 
 let cached: NativeLoad | undefined;
 
-/** The MLP addon ($GLONET_NATIVE_ADDON, else native/build/ of this package), loaded once. */
+/** The MLP addon ($GLONET_NATIVE_ADDON, a source build, else the prebuilt binary), loaded once. */
 export function loadNative(): NativeLoad {
-  cached ??= loadAddon<NativeAddon>('glonet_fused.node', 'GLONET_NATIVE_ADDON', 'native addon',
-    'native addon not built (run `node scripts/build-native.mjs`)');
+  cached ??= loadAddon<NativeAddon>({
+    name: 'glonet_fused', engine: 'mlp', envVar: 'GLONET_NATIVE_ADDON', what: 'native addon',
+    hint: 'run `node scripts/build-native.mjs`',
+  });
   return cached;
 }
 
