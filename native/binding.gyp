@@ -10,7 +10,7 @@
   "targets": [
     {
       "target_name": "glonet_fused",
-      "sources": ["src/glonet_fused.cc"],
+      "sources": ["src/glonet_fused.cc", "src/block_mlp.cc"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags": ["-O3", "-ffp-contract=off", "-fno-math-errno"],

@@ -14,8 +14,13 @@
 //   GLONET_SKIP_NATIVE=1 ...                 skip the build
 //   GLONET_SKIP_CNN=1 ...                    build the MLP engine only
 //   GLONET_DNNL_DIR=/opt/onednn ...          a oneDNN install prefix (include/, lib/) to use
+//
+// The outcome is also written to native/build/outcome.json ({step, mlp, cnn}: each {built} or
+// {built: false, reason}), which `glonet info` reads to say why an engine is missing.
+// scripts/install.mjs and scripts/prebuild.mjs import the helpers exported here; the build runs
+// only when this file is the script node was started with.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -32,9 +37,20 @@ const CNN_FALLBACK = 'ResNet20 models train with TF.js';
 /** Why the CNN engine was not built (printed once the MLP engine's outcome is known). */
 let cnnNote = null;
 
+/** native/build/outcome.json: what this build produced and why not, for `glonet info`. */
+export function recordOutcome(outcome) {
+  const dir = path.join(nativeDir, 'build');
+  mkdirSync(dir, { recursive: true });
+  const record = { step: process.env.npm_lifecycle_event ?? 'manual', ...outcome };
+  writeFileSync(path.join(dir, 'outcome.json'), JSON.stringify(record, null, 2) + '\n');
+}
+
 function unavailable(reason) {
   console.log(`glonet: native fast path unavailable (${reason}); ${FALLBACK}`);
   if (cnnNote) console.log(`glonet: native CNN engine unavailable (${cnnNote}); ${CNN_FALLBACK}`);
+  // Addons left by an earlier build must not be loaded as if this one had built them.
+  for (const f of [addon, cnnAddon]) rmSync(f, { force: true });
+  recordOutcome({ mlp: { built: false, reason }, cnn: { built: false, reason: cnnNote ?? reason } });
   process.exit(0);
 }
 
@@ -54,7 +70,7 @@ function npmQuery(args) {
 }
 
 /** node-gyp's entry script: npm's own (npm tells scripts where it is), then common places. */
-function findNodeGyp() {
+export function findNodeGyp() {
   const candidates = [];
   if (process.env.npm_config_node_gyp) candidates.push(process.env.npm_config_node_gyp);
   const rel = path.join('node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
@@ -81,7 +97,7 @@ function findNodeGyp() {
 }
 
 /** A directory with include/node/node_api.h for this node, so node-gyp needs no download. */
-function findNodeDir() {
+export function findNodeDir() {
   const has = (d) => d && existsSync(path.join(d, 'include', 'node', 'node_api.h'));
   const candidates = [
     process.env.npm_config_nodedir,
@@ -112,7 +128,7 @@ function firstError(r) {
  * oneDNN for the CNN engine: a test program that includes <oneapi/dnnl/dnnl.hpp>, links -ldnnl
  * and runs. Returns {dir} ('' = the compiler's default paths) or {reason}.
  */
-function findOneDnn() {
+export function findOneDnn() {
   if (process.env.GLONET_SKIP_CNN) return { reason: 'GLONET_SKIP_CNN is set' };
   if (process.platform === 'win32') return { reason: 'not supported on Windows' };
   const cxx = process.env.CXX || 'c++';
@@ -167,14 +183,18 @@ function gypBuild(gyp, nodeDir, defines) {
   return run(process.execPath, args, { cwd: nativeDir, env });
 }
 
-/** Loads an addon in a child process; its info() as JSON, or null (and the file removed). */
-function checkLoads(file, expr) {
+/**
+ * Loads an addon in a child process: `expr` (over the addon `a`) as text, or null, and then the
+ * file is removed unless `keep` (a broken build must not be loaded later; a shipped file stays).
+ */
+export function checkLoads(file, expr, keep = false) {
   const check = spawnSync(
     process.execPath,
     ['-e', `const a = require(${JSON.stringify(file)}); process.stdout.write(${expr})`],
     { encoding: 'utf8', timeout: 30000 },
   );
   if (check.status === 0) return check.stdout.trim();
+  if (keep) return null;
   try {
     rmSync(file);
   } catch {
@@ -225,11 +245,20 @@ function main() {
     if (info != null) console.log(`glonet: native CNN engine built (${path.relative(root, cnnAddon)}, ${info})`);
     else cnnNote = existsSync(cnnAddon) ? 'the built addon does not load' : 'the build produced no addon';
   }
-  if (cnnNote) console.log(`glonet: native CNN engine unavailable (${cnnNote}); ${CNN_FALLBACK}`);
+  if (cnnNote) {
+    console.log(`glonet: native CNN engine unavailable (${cnnNote}); ${CNN_FALLBACK}`);
+    rmSync(cnnAddon, { force: true });
+  }
+  recordOutcome({ mlp: { built: true }, cnn: cnnNote ? { built: false, reason: cnnNote } : { built: true } });
 }
 
-try {
-  main();
-} catch (e) {
-  unavailable(e instanceof Error ? e.message : String(e));
+/** Builds the engines; never throws (exits 0 when the MLP engine cannot be built). */
+function buildNative() {
+  try {
+    main();
+  } catch (e) {
+    unavailable(e instanceof Error ? e.message : String(e));
+  }
 }
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) buildNative();

@@ -17,7 +17,7 @@ export { truncateModel } from './analysis/truncate.js';
 export { blockView, blockOutputs, applyHead, linearHead, AnalysisError, type BlockView } from './analysis/blocks.js';
 export { evaluate, scoreOutputs, type Evaluation } from './train/trainer.js';
 export { DataError, exampleSize, type Dataset, type Standardization, type Task } from './data/dataset.js';
-export type { ModelMetadata } from './model-io.js';
+export type { LoadedModel, ModelMetadata } from './model-io.js';
 export type { Metrics, EpochMetrics, Analysis, BlockNorm, TruncationPoint, ContributionSample } from './contracts.js';
 export { Rng } from './random.js';
 export { loadModel } from './browser/load-model.js';

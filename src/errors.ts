@@ -8,11 +8,15 @@
  *                     I/O error): a runtime failure, exit code 1; what was committed stays valid
  */
 
+/** A file or folder glonet reads is missing, unreadable or not what it should be (the message names it). */
 export class BadFileError extends Error {
+  /** 'BadFileError'. */
   override name = 'BadFileError';
 }
 
+/** Writing failed while the command ran (full disk, lost permission, I/O error); what was committed stays valid. */
 export class WriteFailedError extends Error {
+  /** 'WriteFailedError'. */
   override name = 'WriteFailedError';
 }
 
@@ -22,6 +26,7 @@ export class WriteFailedError extends Error {
  * Bad input, exit code 2.
  */
 export class OutFolderError extends Error {
+  /** 'OutFolderError'. */
   override name = 'OutFolderError';
 }
 

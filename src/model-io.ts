@@ -21,20 +21,41 @@ import './layers/index.js';
 
 /** What glonet stores in model.json's `userDefinedMetadata.glonet`. */
 export interface ModelMetadata {
+  /** The model family ('mlp', 'resnet20', 'vit', or a registered one). */
   model: string;
+  /** The architecture within the family ('glonet', 'resnetv2', ...). */
   arch: string;
+  /** The depth the model was built with (the family's meaning of depth). */
   depth: number;
+  /** 'regression' or 'classification'. */
   task: Task;
+  /** Shape of one example, without the batch dimension. */
   inputShape: number[];
+  /** Model outputs: classes, or 1 for regression. */
   outputs: number;
   /** Layer names whose outputs are the blocks' outputs, in order (what analysis reads). */
   blockLayers: string[];
+  /** Tabular data: how raw columns are scaled before they reach the model. */
   standardization?: Standardization;
+  /** Class names, when the data set has them. */
   classNames?: string[];
   /** For truncated models: the number of blocks kept. */
-  truncatedFrom?: { blocks: number; of: number };
+  truncatedFrom?: {
+    /** Blocks kept. */
+    blocks: number;
+    /** Blocks of the full model. */
+    of: number;
+  };
   /** The training epoch whose weights these are (written by glonet train and truncate). */
   epoch?: number;
+}
+
+/** A TF.js model with glonet's metadata. */
+export interface LoadedModel {
+  /** The TF.js model. */
+  model: tf.LayersModel;
+  /** glonet's metadata (from model.json). */
+  meta: ModelMetadata;
 }
 
 const WEIGHTS_FILE = 'weights.bin';
@@ -221,8 +242,12 @@ function metadataProblem(meta: ModelMetadata, model: tf.LayersModel): string | u
   return undefined;
 }
 
-/** Load a model folder written by glonet; anything wrong with it is a BadFileError naming the file. */
-export async function loadModel(dir: string): Promise<{ model: tf.LayersModel; meta: ModelMetadata }> {
+/**
+ * Loads a model saved by glonet (`DIR/model.json` + weights) and its metadata.
+ *
+ * @throws {@link BadFileError} naming the file when anything is wrong with it.
+ */
+export async function loadModel(dir: string): Promise<LoadedModel> {
   const modelJson = path.join(dir, 'model.json');
   let model: tf.LayersModel;
   try {

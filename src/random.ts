@@ -16,7 +16,7 @@ export class Rng {
     return Math.floor(this.next() * n);
   }
   /** In-place Fisher-Yates shuffle. */
-  shuffle<T extends { length: number; [i: number]: unknown }>(a: T): T {
+  shuffle<T extends ArrayLike<unknown> & { [i: number]: unknown }>(a: T): T {
     for (let i = a.length - 1; i > 0; i--) {
       const j = this.int(i + 1);
       const t = a[i];

@@ -12,6 +12,7 @@ import { applyHead, blockOutputs, blockView, linearHead, type BlockView } from '
 import { explain } from './explain.js';
 import type { Analysis, BlockNorm, ContributionSample, TruncationPoint } from '../contracts.js';
 
+/** How much {@link analyzeModel} computes. */
 export interface AnalyzeOptions {
   /** Test samples for the block norms (default 5000, or all if fewer). */
   samples?: number;
@@ -19,6 +20,7 @@ export interface AnalyzeOptions {
   tolerance?: number;
   /** How many test samples get a contribution breakdown (default 4). */
   explainSamples?: number;
+  /** Rows per forward pass (memory against speed; results do not depend on it). Default 2048. */
   chunk?: number;
 }
 
@@ -27,6 +29,10 @@ function rowL1(t: tf.Tensor): Float32Array {
   return tf.tidy(() => tf.abs(t).reshape([t.shape[0], -1]).sum(1).dataSync() as Float32Array);
 }
 
+/**
+ * Mean and standard deviation of each block output's L1 norm over the first `samples` test
+ * examples, `chunk` rows per forward pass.
+ */
 export function blockNorms(view: BlockView, ds: Dataset, samples: number, chunk = 2048): BlockNorm[] {
   const n = Math.min(samples, ds.nTest);
   const size = exampleSize(ds);
@@ -102,6 +108,14 @@ export function effectiveDepthByNorm(norms: BlockNorm[], fraction = 0.01): numbe
   return last;
 }
 
+/**
+ * What `glonet analyze` computes for a model on a data set's test split: every block's output
+ * norms, and for GloNet models the truncation curve (the test error of the model summing only
+ * the first k blocks, for every k, in one pass), the effective depth and a few per-block
+ * explanations.
+ *
+ * @throws {@link AnalysisError} when the model's blocks cannot be found from `meta`.
+ */
 export function analyzeModel(model: tf.LayersModel, meta: ModelMetadata, ds: Dataset, opts: AnalyzeOptions = {}): Analysis {
   const view = blockView(model, meta);
   const samples = Math.min(opts.samples ?? 5000, ds.nTest);

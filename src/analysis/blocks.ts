@@ -6,21 +6,31 @@ import * as tf from '@tensorflow/tfjs';
 import type { ModelMetadata } from '../model-io.js';
 import { GloNet } from '../layers/glonet.js';
 
+/** A model that cannot be analyzed, explained or truncated as asked; the message says why. */
 export class AnalysisError extends Error {
+  /** 'AnalysisError'. */
   override name = 'AnalysisError';
 }
 
+/** A trained model seen as its blocks: what analysis and explanations read. */
 export interface BlockView {
   /** Model from the input to every block output, in block order. */
   blocks: tf.LayersModel;
   /** The layers after the GloNet layer (GloNet models only), applied in order to the sum. */
   head: tf.layers.Layer[] | null;
+  /** Whether the model has a GloNet layer (only GloNets truncate and explain). */
   isGloNet: boolean;
+  /** Number of blocks. */
   count: number;
   /** The GloNet sum's last dimension (partial sums are padded to it before the head). */
   sumWidth: number;
 }
 
+/**
+ * The model seen as its blocks (from `meta.blockLayers`) and, for GloNet models, its head.
+ *
+ * @throws {@link AnalysisError} when a block layer named in `meta` is not in the model.
+ */
 export function blockView(model: tf.LayersModel, meta: ModelMetadata): BlockView {
   if (meta.blockLayers.length === 0) throw new AnalysisError('the model records no block layers; was it built by glonet?');
   const outputs = meta.blockLayers.map((name) => {
@@ -50,6 +60,7 @@ export function blockOutputs(view: BlockView, x: tf.Tensor): tf.Tensor[] {
   return Array.isArray(out) ? out : [out];
 }
 
+/** The head applied to a (partial) GloNet sum, padded to the full sum's width first (GloNet models only). */
 export function applyHead(view: BlockView, sum: tf.Tensor): tf.Tensor {
   if (!view.head) throw new AnalysisError('this model has no GloNet layer, so it has no head on a block sum');
   let y = sum;
@@ -58,7 +69,12 @@ export function applyHead(view: BlockView, sum: tf.Tensor): tf.Tensor {
 }
 
 /** The head's kernel and bias when it is a single linear Dense layer, else null. */
-export function linearHead(view: BlockView): { kernel: tf.Tensor2D; bias: tf.Tensor1D | null } | null {
+export function linearHead(view: BlockView): {
+  /** [width, outputs]. */
+  kernel: tf.Tensor2D;
+  /** [outputs], or null for a head without bias. */
+  bias: tf.Tensor1D | null;
+} | null {
   if (!view.head || view.head.length !== 1) return null;
   const layer = view.head[0];
   const cfg = layer.getConfig() as { activation?: string; useBias?: boolean };

@@ -6,15 +6,19 @@ import * as tf from '@tensorflow/tfjs';
 import type { ModelMetadata } from '../model-io.js';
 import { AnalysisError, blockOutputs, blockView, linearHead, type BlockView } from './blocks.js';
 
+/** A batch's predictions split exactly into per-block contributions plus the head's bias. */
 export interface Explanation {
-  /** [rows, outputs]: the model's raw output (regression value or logits). */
+  /** The model's raw output (regression value or logits), shape [rows, outputs]. */
   prediction: Float32Array;
-  /** [outputs]: the head's bias. */
+  /** The head's bias, shape [outputs]. */
   bias: Float32Array;
-  /** [rows, blocks, outputs]: each block's additive contribution. */
+  /** Each block's additive contribution, shape [rows, blocks, outputs]. */
   contributions: Float32Array;
+  /** Rows explained. */
   rows: number;
+  /** Blocks of the model. */
   blocks: number;
+  /** Outputs of the model. */
   outputs: number;
 }
 

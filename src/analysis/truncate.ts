@@ -3,11 +3,18 @@
  * It shares the trained layers, so the blocks after K (and their weights) simply drop out.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ModelMetadata } from '../model-io.js';
+import type { LoadedModel, ModelMetadata } from '../model-io.js';
 import { GloNet } from '../layers/glonet.js';
 import { AnalysisError, blockView } from './blocks.js';
 
-export function truncateModel(model: tf.LayersModel, meta: ModelMetadata, k: number): { model: tf.LayersModel; meta: ModelMetadata } {
+/**
+ * A GloNet model that sums only its first `k` block outputs, sharing the trained layers (no
+ * retraining); its test error is the truncation curve's point k.
+ *
+ * @returns the truncated model and its metadata (`truncatedFrom` set).
+ * @throws {@link AnalysisError} for a model that is not a GloNet or a `k` out of range.
+ */
+export function truncateModel(model: tf.LayersModel, meta: ModelMetadata, k: number): LoadedModel {
   const view = blockView(model, meta);
   if (!view.isGloNet) {
     throw new AnalysisError(`--blocks: only GloNet models can be truncated without retraining (this one is ${meta.model}/${meta.arch})`);

@@ -8,7 +8,12 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { registerTrainingGradients, registerWasmTrainingKernels } from './wasm-kernels.js';
 
+/**
+ * The TF.js backends glonet uses, fastest first: 'tensorflow' (`@tensorflow/tfjs-node`, optional),
+ * 'wasm' (XNNPACK, with glonet's added training kernels), 'cpu'.
+ */
 export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
+/** One of {@link BACKENDS}. */
 export type BackendName = (typeof BACKENDS)[number];
 
 const require = createRequire(import.meta.url);
@@ -57,6 +62,7 @@ async function activate(name: BackendName): Promise<boolean> {
   return true;
 }
 
+/** A backend that is unknown or does not load; the message names it and what to do. */
 export class BackendError extends Error {}
 
 /**
@@ -82,6 +88,7 @@ export async function initBackend(requested?: string): Promise<BackendName> {
   throw new BackendError('no TensorFlow.js backend could be loaded');
 }
 
+/** The name of the TF.js backend in use (`tf.getBackend()`). */
 export function activeBackend(): string {
   return tf.getBackend();
 }

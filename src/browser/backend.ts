@@ -8,9 +8,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { registerTrainingGradients, registerWasmTrainingKernels } from '../backend/wasm-kernels.js';
 
+/** The TF.js backends glonet uses in a browser, in the order it tries them. */
 export const BROWSER_BACKENDS = ['webgl', 'wasm', 'cpu'] as const;
+/** One of {@link BROWSER_BACKENDS}. */
 export type BrowserBackendName = (typeof BROWSER_BACKENDS)[number];
 
+/** Where the browser backends' files come from. */
 export interface BrowserBackendOptions {
   /**
    * Where the three `.wasm` files of `@tensorflow/tfjs-backend-wasm` are served: a URL prefix
@@ -19,7 +22,9 @@ export interface BrowserBackendOptions {
   wasmPaths?: string;
 }
 
+/** The backend the browser `initBackend` chose, and what happened to the others. */
 export interface BrowserBackendChoice {
+  /** The backend in use. */
   name: BrowserBackendName;
   /** Per backend tried: true when it loaded, else why not. */
   tried: Partial<Record<BrowserBackendName, true | string>>;

@@ -3,12 +3,17 @@
  * `{ model, meta }` as the Node `loadModel(dir)`, from a URL of a model folder or its model.json.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ModelMetadata } from '../model-io.js';
+import type { LoadedModel, ModelMetadata } from '../model-io.js';
 // Importing the layers registers them for deserialization.
 import '../layers/index.js';
 
-/** `url`: the model folder (`.../model/`) or its `model.json`; relative URLs follow `fetch`. */
-export async function loadModel(url: string, options?: tf.io.LoadOptions): Promise<{ model: tf.LayersModel; meta: ModelMetadata }> {
+/**
+ * Loads a model saved by glonet from a URL: `url` is the model folder (`.../model/`) or its
+ * `model.json`; relative URLs follow `fetch`.
+ *
+ * @throws Error when model.json has no glonet metadata.
+ */
+export async function loadModel(url: string, options?: tf.io.LoadOptions): Promise<LoadedModel> {
   const modelJson = url.endsWith('.json') ? url : `${url.replace(/\/+$/, '')}/model.json`;
   const model = await tf.loadLayersModel(modelJson, options);
   const meta = (model.getUserDefinedMetadata() as { glonet?: ModelMetadata } | undefined)?.glonet;

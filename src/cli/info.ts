@@ -33,10 +33,10 @@ export function infoCommand(): Command {
       const lines = [
         `glonet ${VERSION} (TF.js ${tf.version.tfjs}, Node ${process.version})`,
         `backend: ${chosen} (loads: ${BACKENDS.map((b) => `${b} ${loads[b] ? 'yes' : 'no'}`).join(', ')})`,
-        `GloNet MLP training: fused ${fast.engine} engine` +
-          (fast.engine === 'native' ? ` (${fast.simd} kernels, ${fast.threads} threads)` : ` (${fast.reason ?? 'portable JavaScript'})`),
+        `MLP training (Adam, every arch): fused ${fast.engine} engine` +
+          (fast.engine === 'native' ? ` (${fast.simd} kernels, ${fast.threads} threads; ${fast.origin})` : ` (JavaScript fallback: ${fast.reason})`),
         `ResNet20 training (${RESNET20_ARCHS.join(', ')}; SGD or Adam): ` +
-          (cnn.available ? `fused oneDNN ${cnn.onednn} engine (${cnn.isa}, ${cnn.threads} threads)` : `TF.js (fused CNN engine unavailable: ${cnn.reason})`),
+          (cnn.available ? `fused oneDNN ${cnn.onednn} engine (${cnn.isa}, ${cnn.threads} threads; ${cnn.origin})` : `TF.js (fused CNN engine unavailable: ${cnn.reason})`),
         'other models: TF.js layers on the backend above' + (chosen === 'wasm' ? ' (with glonet\'s added wasm training kernels)' : ''),
       ];
       process.stdout.write(lines.join('\n') + '\n');

@@ -9,10 +9,13 @@ import { parse } from 'csv-parse';
 import { DataError } from './dataset.js';
 import { fsReason, isFsError, shown, shownList } from '../errors.js';
 
+/** A CSV file's numeric columns. */
 export interface NumericTable {
+  /** Column names, in file order (dropped columns left out). */
   columns: string[];
   /** Column-major values: `values[c][row]`. */
   values: Float64Array[];
+  /** Data rows (the header excluded). */
   rows: number;
   /** The file line each row ends on (1 is the header), for messages. */
   lines: Int32Array;
@@ -82,6 +85,7 @@ export function detectDelimiter(header: string): ',' | ';' {
   return count(';') > count(',') ? ';' : ',';
 }
 
+/** Which columns {@link readNumericCsv} keeps. */
 export interface ReadCsvOptions {
   /** Columns to leave out entirely (non-numeric columns must be listed here). */
   drop?: string[];

@@ -1,19 +1,34 @@
 /** The in-memory form every loader returns and the trainer consumes. */
 
+/** What a data set asks for: a real value (MSE) or a class (softmax cross-entropy). */
 export type Task = 'regression' | 'classification';
 
 /** Per-column z-score statistics, kept with a trained model so new inputs are scaled the same. */
 export interface Standardization {
+  /** The input columns, in model input order. */
   featureNames: string[];
+  /** Each column's training mean. */
   mean: number[];
+  /** Each column's training standard deviation. */
   std: number[];
   /** Regression only: the target's name, mean and std (the model predicts the z-scored target). */
-  target?: { name: string; mean: number; std: number; transform?: 'ln' };
+  target?: {
+    /** The target column's name. */
+    name: string;
+    /** Training mean of the (transformed) target. */
+    mean: number;
+    /** Training standard deviation of the (transformed) target. */
+    std: number;
+    /** 'ln': the model predicts ln(target) (SGEMM run times). */
+    transform?: 'ln';
+  };
 }
 
+/** A loaded data set, split into training and test rows: what every loader returns. */
 export interface Dataset {
   /** 'sgemm', 'csv', 'mnist', 'fashion-mnist', 'cifar10'. */
   name: string;
+  /** 'regression' or 'classification'. */
   task: Task;
   /** Shape of one example, without the batch dimension: [14], [28, 28, 1], [32, 32, 3]. */
   inputShape: number[];
@@ -23,9 +38,13 @@ export interface Dataset {
   xTrain: Float32Array;
   /** Regression: the (standardized) target; classification: class index 0..outputs-1. */
   yTrain: Float32Array;
+  /** Test examples, laid out as `xTrain`. */
   xTest: Float32Array;
+  /** Test targets, as `yTrain`. */
   yTest: Float32Array;
+  /** Training examples. */
   nTrain: number;
+  /** Test examples. */
   nTest: number;
   /** Tabular data: how raw columns map to model inputs. */
   standardization?: Standardization;
@@ -37,9 +56,11 @@ export interface Dataset {
 
 /** A clear, user-facing data error (bad file, bad column, bad option). Never a stack trace. */
 export class DataError extends Error {
+  /** 'DataError'. */
   override name = 'DataError';
 }
 
+/** Values per example: the product of `inputShape` (784 for MNIST, 14 for SGEMM). */
 export function exampleSize(ds: Pick<Dataset, 'inputShape'>): number {
   return ds.inputShape.reduce((a, b) => a * b, 1);
 }

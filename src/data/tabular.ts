@@ -10,10 +10,13 @@ import { readNumericCsv } from './csv.js';
 import { DataError, checkSubset, fitsFloat32, zScore, type Dataset, type Standardization } from './dataset.js';
 import { shown, shownList } from '../errors.js';
 
+/** How a table is sampled and split. */
 export interface TabularOptions {
+  /** Seed of the subset and of the split (default 0). */
   seed?: number;
   /** Keep a seeded random subset of this many rows before the split. */
   subset?: number;
+  /** The share of rows held out for test (default 0.2). */
   testFraction?: number;
 }
 
@@ -100,6 +103,7 @@ function buildRegression(raw: RawRegression, name: string, source: string, opts:
   };
 }
 
+/** The 14 SGEMM kernel parameters, the model's inputs in this order. */
 export const SGEMM_FEATURES = ['MWG', 'NWG', 'KWG', 'MDIMC', 'NDIMC', 'MDIMA', 'NDIMB', 'KWI', 'VWM', 'VWN', 'STRM', 'STRN', 'SA', 'SB'];
 export const SGEMM_RUNS = ['Run1 (ms)', 'Run2 (ms)', 'Run3 (ms)', 'Run4 (ms)'];
 
@@ -107,7 +111,17 @@ export function sgemmPath(): string {
   return bundledData('sgemm', 'sgemm_product.csv.gz');
 }
 
-/** SGEMM GPU kernel performance (UCI, CC BY 4.0): target ln(mean of the 4 runs). */
+/**
+ * SGEMM GPU kernel performance (UCI, CC BY 4.0; bundled, or the file `opts.data`): target
+ * ln(mean of the 4 runs), seeded 80/20 split, features and target z-scored with training statistics.
+ *
+ * @example
+ * ```ts
+ * import { loadSgemm } from 'glonet';
+ * const ds = await loadSgemm({ subset: 20000, seed: 1 });
+ * console.log(ds.nTrain, ds.nTest, ds.inputShape);      // 16000 4000 [ 14 ]
+ * ```
+ */
 export async function loadSgemm(opts: TabularOptions & { data?: string } = {}): Promise<Dataset> {
   const file = opts.data ?? sgemmPath();
   const table = await readNumericCsv(file);

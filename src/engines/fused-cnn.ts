@@ -145,6 +145,8 @@ export interface FusedCnnInfo {
   isa?: string;
   /** oneDNN version the addon runs with. */
   onednn?: string;
+  /** How the addon got here: 'built from source at install', 'built from source (npm prepare)', ... */
+  origin?: string;
   /** Threads a default engine uses. */
   threads: number;
 }
@@ -159,8 +161,10 @@ let cached: AddonLoad<CnnAddon> | undefined;
 
 /** The CNN addon ($GLONET_CNN_ADDON, else native/build/ of this package), loaded once. */
 function loadCnnAddon(): AddonLoad<CnnAddon> {
-  cached ??= loadAddon<CnnAddon>('glonet_cnn.node', 'GLONET_CNN_ADDON', 'native CNN engine',
-    'native CNN engine not built (it needs oneDNN: `apt-get install libdnnl-dev`, then `node scripts/build-native.mjs`)');
+  cached ??= loadAddon<CnnAddon>({
+    name: 'glonet_cnn', engine: 'cnn', envVar: 'GLONET_CNN_ADDON', what: 'native CNN engine',
+    hint: 'it needs oneDNN: `apt-get install libdnnl-dev`, then `node scripts/build-native.mjs`',
+  });
   return cached;
 }
 
@@ -177,7 +181,7 @@ export function fusedCnnInfo(): FusedCnnInfo {
   const l = loadCnnAddon();
   if (l.addon == null) return { available: false, reason: l.reason, threads: 1 };
   const i = l.addon.info();
-  return { available: true, isa: i.isa, onednn: i.onednn, threads: defaultThreads() };
+  return { available: true, isa: i.isa, onednn: i.onednn, origin: l.origin, threads: defaultThreads() };
 }
 
 // ----- layers and parameter layout -----

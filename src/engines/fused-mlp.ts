@@ -19,35 +19,50 @@
  * adaptive default, or on how the OS schedules the threads. The native and
  * JavaScript engines (and the AVX2 and portable kernels) agree to rounding, not bitwise.
  */
-import { createJsCore, paramLayout, type FusedCore, type FusedLoss, type MlpShape, type ParamLayout } from './js-engine.js';
-import { createNativeCore, loadNative } from './native-engine.js';
+import { createJsCore, kernelSquares, paramLayout, type FusedCore, type FusedLoss, type MlpShape, type ParamLayout } from './js-engine.js';
+import { createNativeCore, loadNative, type NativeThreading } from './native-engine.js';
+import { AdamClock } from './adam-clock.js';
 import { defaultThreads } from './addon.js';
 
 export type { FusedLoss } from './js-engine.js';
 
+/** One Dense layer's weights in the TF.js layout. */
 export interface DenseWeights {
   /** [inUnits, outUnits], row-major (TF.js Dense kernel layout). */
   kernel: Float32Array;
+  /** [outUnits]. */
   bias: Float32Array;
 }
 
+/** Every weight of a GloNet MLP, layer by layer. */
 export interface FusedMlpWeights {
+  /** The linear stem, Dense(nIn -> width). */
   stem: DenseWeights;
+  /** The blocks, relu(x K + b), each Dense(width -> width). */
   blocks: DenseWeights[];
+  /** The linear head, Dense(width -> nOut), reading the sum of the block outputs. */
   head: DenseWeights;
 }
 
+/** The GloNet MLP a fused engine trains, and its loss and optimizer (Adam). */
 export interface FusedMlpOptions {
+  /** Inputs per example. */
   nIn: number;
+  /** Units of the stem and of every block. */
   width: number;
   /** Number of GloNet blocks (>= 1). */
   depth: number;
+  /** Outputs: 1 (or more) regression targets, or the number of classes. */
   nOut: number;
+  /** 'mse' or 'softmax-ce'. */
   loss: FusedLoss;
   /** L2 factor on kernels (not biases): penalty `l2 * sum(w^2)`. */
   l2: number;
+  /** Adam learning rate. */
   lr: number;
+  /** Adam beta1; default 0.9. */
   beta1?: number;
+  /** Adam beta2; default 0.999. */
   beta2?: number;
   /** Adam epsilon; default 1e-7 (TF.js's float32 backend epsilon). */
   epsilon?: number;
@@ -69,16 +84,23 @@ export interface FusedMlpOptions {
   simd?: 'auto' | 'portable';
 }
 
+/** Adam's state, for checkpoints. */
 export interface FusedMlpOptimizerState {
   /** Adam steps taken (TF.js `iterations`). */
   step: number;
+  /** First moments, in the weights' layout. */
   m: FusedMlpWeights;
+  /** Second moments, in the weights' layout. */
   v: FusedMlpWeights;
 }
 
+/** A GloNet MLP training on a fused engine: each call runs a whole step on its own copy of the weights. */
 export interface FusedMlp {
+  /** The engine in use: the native addon or the JavaScript twin. */
   readonly engine: 'native' | 'js';
+  /** Threads the native engine uses (1 for the JavaScript engine). */
   readonly threads: number;
+  /** Number of weights. */
   readonly parameterCount: number;
   /**
    * One Adam step on a batch of `rows` rows (x: rows x nIn; y: rows x nOut targets for MSE, or
@@ -88,24 +110,37 @@ export interface FusedMlp {
   step(x: Float32Array, y: Float32Array, rows: number): number;
   /** Outputs, rows x nOut (regression values, or logits for softmax-ce). */
   predict(x: Float32Array, rows: number): Float32Array;
+  /** A copy of the current weights. */
   getWeights(): FusedMlpWeights;
+  /** Replaces the weights (shapes must match). */
   setWeights(w: FusedMlpWeights): void;
+  /** The learning rate of the following steps. */
   setLearningRate(lr: number): void;
   /** Gradient of the loss (with L2) with respect to every weight; no update. */
   gradients(x: Float32Array, y: Float32Array, rows: number): FusedMlpWeights;
   /** Loss (with L2) of a batch at the current weights: forward only, no update. */
   evaluate(x: Float32Array, y: Float32Array, rows: number): number;
+  /** Adam's step count and moments. */
   getOptimizerState(): FusedMlpOptimizerState;
+  /** Restores a state from {@link FusedMlp.getOptimizerState}. */
   setOptimizerState(s: FusedMlpOptimizerState): void;
+  /** Frees the engine (the native engine's threads and buffers); the object is unusable after. */
   dispose(): void;
 }
 
+/** Which fused MLP engine runs on this machine ({@link fastPathInfo}). */
 export interface FastPathInfo {
+  /** 'native' (the addon) or 'js' (the JavaScript fallback). */
   engine: 'native' | 'js';
   /** Why the JavaScript engine is used, when it is. */
   reason?: string;
   /** SIMD kernels of the native engine: 'avx2-fma' or 'portable'. */
   simd?: string;
+  /**
+   * How the native engine got here: 'prebuilt binary prebuilds/linux-x64/glonet_fused.glibc.node',
+   * 'built from source at install', 'built from source (npm prepare)', or '$GLONET_NATIVE_ADDON'.
+   */
+  origin?: string;
   /** Threads a default `createFusedMlp` uses. */
   threads: number;
 }
@@ -121,7 +156,7 @@ export function fastPathInfo(): FastPathInfo {
   const native = loadNative();
   if (forced === 'js') return { engine: 'js', reason: 'GLONET_FAST_ENGINE=js', threads: 1 };
   if (native.addon == null) return { engine: 'js', reason: native.reason, threads: 1 };
-  return { engine: 'native', simd: native.addon.info().simd, threads: defaultThreads() };
+  return { engine: 'native', simd: native.addon.info().simd, origin: native.origin, threads: defaultThreads() };
 }
 
 export class FusedMlpError extends Error {
@@ -184,6 +219,90 @@ function flatten(s: MlpShape, lay: ParamLayout, w: FusedMlpWeights, dst: Float32
   views.forEach(([, o], i) => dst.set(list[i], o));
 }
 
+/**
+ * The engine core a fused engine runs on: the native one when built (unless `opts.engine` or
+ * GLONET_FAST_ENGINE=js asks for JavaScript), else the JavaScript one. `threads` is the native
+ * engine's thread count (1 for JavaScript); its tiles have opts.tileRows rows, else nativeTileRows.
+ */
+export function pickCore(opts: Pick<FusedMlpOptions, 'engine' | 'threads' | 'tileRows' | 'simd'>, nativeTileRows: number,
+  js: () => FusedCore, native: (addon: NonNullable<ReturnType<typeof loadNative>['addon']>, t: NativeThreading) => FusedCore): { core: FusedCore; threads: number } {
+  const requested = opts.engine ?? 'auto';
+  const choice = requested === 'auto' ? envEngine() ?? 'auto' : requested;
+  if (choice === 'js') return { core: js(), threads: 1 };
+  const loaded = loadNative();
+  if (loaded.addon == null) {
+    if (choice === 'native') throw new FusedMlpError(`native engine requested but ${loaded.reason}`);
+    return { core: js(), threads: 1 };
+  }
+  const threads = Math.max(1, Math.min(64, Math.floor(opts.threads ?? defaultThreads())));
+  const t: NativeThreading = { threads, tileRows: opts.tileRows ?? nativeTileRows, simd: (opts.simd ?? 'auto') !== 'portable', adaptive: opts.threads == null };
+  return { core: native(loaded.addon, t), threads };
+}
+
+/** A check of a batch's arrays and row count against a model's shape (a FusedMlpError if wrong). */
+export function batchChecker(shape: { nIn: number; nOut: number; loss: FusedLoss }): (x: Float32Array, y: Float32Array | null, rows: number) => void {
+  const targetsPerRow = shape.loss === 'mse' ? shape.nOut : 1;
+  return (x, y, rows) => {
+    if (!Number.isInteger(rows) || rows < 1) throw new FusedMlpError(`rows must be a positive integer, got ${rows}`);
+    if (!(x instanceof Float32Array) || x.length < rows * shape.nIn) {
+      throw new FusedMlpError(`x must be a Float32Array of at least rows*nIn = ${rows * shape.nIn} values`);
+    }
+    if (y != null && (!(y instanceof Float32Array) || y.length < rows * targetsPerRow)) {
+      throw new FusedMlpError(`y must be a Float32Array of at least ${rows * targetsPerRow} values`);
+    }
+  };
+}
+
+/** The calls every fused MLP engine answers alike, on its core: step, predict, setLearningRate, dispose. */
+export function coreCalls(core: FusedCore, clock: AdamClock, shape: { nIn: number; nOut: number; loss: FusedLoss }) {
+  const checkBatch = batchChecker(shape);
+  return {
+    step(x: Float32Array, y: Float32Array, rows: number): number {
+      checkBatch(x, y, rows);
+      const loss = core.step(x, y, rows, clock.scalars());
+      clock.tick();
+      return loss;
+    },
+    predict(x: Float32Array, rows: number): Float32Array {
+      checkBatch(x, null, rows);
+      const out = new Float32Array(rows * shape.nOut);
+      core.predict(x, rows, out);
+      return out;
+    },
+    setLearningRate(lr: number): void {
+      if (!(lr > 0)) throw new FusedMlpError(`lr must be > 0, got ${lr}`);
+      clock.setLearningRate(lr);
+    },
+    dispose(): void {
+      core.dispose();
+    },
+    checkBatch,
+  };
+}
+
+/**
+ * A fused training engine for a GloNet MLP, starting from `initial` weights (copied): the native
+ * addon when it loads (see {@link fastPathInfo}), else the JavaScript engine.
+ *
+ * @throws FusedMlpError on bad options or weights of the wrong size.
+ * @example
+ * ```ts
+ * import { createFusedMlp, type DenseWeights } from 'glonet';
+ * const dense = (i: number, o: number): DenseWeights => ({
+ *   kernel: Float32Array.from({ length: i * o }, () => (Math.random() - 0.5) * Math.sqrt(24 / i)),
+ *   bias: new Float32Array(o),
+ * });
+ * const mlp = createFusedMlp(
+ *   { nIn: 4, width: 16, depth: 10, nOut: 1, loss: 'mse', l2: 1e-5, lr: 0.01 },
+ *   { stem: dense(4, 16), blocks: Array.from({ length: 10 }, () => dense(16, 16)), head: dense(16, 1) },
+ * );
+ * const x = Float32Array.from({ length: 64 * 4 }, Math.random);
+ * const y = Float32Array.from({ length: 64 }, (_, r) => x[r * 4] - x[r * 4 + 1]);
+ * for (let s = 0; s < 100; s++) mlp.step(x, y, 64);
+ * console.log(mlp.engine, mlp.evaluate(x, y, 64));
+ * mlp.dispose();
+ * ```
+ */
 export function createFusedMlp(opts: FusedMlpOptions, initial: FusedMlpWeights): FusedMlp {
   const shape = checkShape(opts);
   const lay = paramLayout(shape);
@@ -193,112 +312,32 @@ export function createFusedMlp(opts: FusedMlpOptions, initial: FusedMlpWeights):
   const v = new Float32Array(P);
   flatten(shape, lay, initial, params, 'initial weights');
 
-  const beta1 = opts.beta1 ?? 0.9;
-  const beta2 = opts.beta2 ?? 0.999;
-  const epsilon = opts.epsilon ?? 1e-7;
-  let lr = opts.lr;
-  const f = Math.fround;
-  // TF.js keeps accBeta1/accBeta2 as float32 variables, starting at beta and multiplied by beta
-  // after every step; bias correction divides by (1 - accBeta).
-  let steps = 0;
-  let accB1 = f(beta1);
-  let accB2 = f(beta2);
-  const resetAcc = (n: number): void => {
-    accB1 = f(beta1);
-    accB2 = f(beta2);
-    for (let i = 0; i < n; i++) {
-      accB1 = f(accB1 * f(beta1));
-      accB2 = f(accB2 * f(beta2));
-    }
-  };
-  const scalars = new Float64Array(9);
-  const fillScalars = (): Float64Array => {
-    scalars[0] = f(opts.l2);
-    scalars[1] = f(beta1);
-    scalars[2] = f(1 - beta1);
-    scalars[3] = f(beta2);
-    scalars[4] = f(1 - beta2);
-    scalars[5] = f(1 - accB1);
-    scalars[6] = f(1 - accB2);
-    scalars[7] = f(epsilon);
-    scalars[8] = f(-lr);
-    return scalars;
-  };
-
-  const requested = opts.engine ?? 'auto';
-  const choice = requested === 'auto' ? envEngine() ?? 'auto' : requested;
-  let core: FusedCore;
-  let threads = 1;
-  if (choice === 'js') {
-    core = createJsCore(shape, params, m, v, opts.tileRows ?? 64);
-  } else {
-    const native = loadNative();
-    if (native.addon != null) {
-      threads = Math.max(1, Math.min(64, Math.floor(opts.threads ?? defaultThreads())));
-      core = createNativeCore(native.addon, shape, params, m, v, threads, opts.tileRows ?? 48,
-        (opts.simd ?? 'auto') !== 'portable', opts.threads == null);
-    } else if (choice === 'native') {
-      throw new FusedMlpError(`native engine requested but ${native.reason}`);
-    } else {
-      core = createJsCore(shape, params, m, v, opts.tileRows ?? 64);
-    }
-  }
-
-  const targetsPerRow = shape.loss === 'mse' ? shape.nOut : 1;
-  const checkBatch = (x: Float32Array, y: Float32Array | null, rows: number): void => {
-    if (!Number.isInteger(rows) || rows < 1) throw new FusedMlpError(`rows must be a positive integer, got ${rows}`);
-    if (!(x instanceof Float32Array) || x.length < rows * shape.nIn) {
-      throw new FusedMlpError(`x must be a Float32Array of at least rows*nIn = ${rows * shape.nIn} values`);
-    }
-    if (y != null && (!(y instanceof Float32Array) || y.length < rows * targetsPerRow)) {
-      throw new FusedMlpError(`y must be a Float32Array of at least ${rows * targetsPerRow} values`);
-    }
-  };
+  const clock = new AdamClock(opts.lr, opts.l2, opts.beta1, opts.beta2, opts.epsilon);
+  const { core, threads } = pickCore(opts, 48,
+    () => createJsCore(shape, params, m, v, opts.tileRows ?? 64),
+    (addon, t) => createNativeCore(addon, shape, params, m, v, t));
+  const { checkBatch, ...calls } = coreCalls(core, clock, shape);
 
   return {
     engine: core.engine,
     threads,
     parameterCount: P,
-    step(x, y, rows) {
-      checkBatch(x, y, rows);
-      const loss = core.step(x, y, rows, fillScalars());
-      steps++;
-      accB1 = f(accB1 * f(beta1));
-      accB2 = f(accB2 * f(beta2));
-      return loss;
-    },
-    predict(x, rows) {
-      checkBatch(x, null, rows);
-      const out = new Float32Array(rows * shape.nOut);
-      core.predict(x, rows, out);
-      return out;
-    },
+    ...calls,
     getWeights: () => unflatten(shape, lay, params),
     setWeights(w) {
       flatten(shape, lay, w, params, 'setWeights');
     },
-    setLearningRate(x) {
-      if (!(x > 0)) throw new FusedMlpError(`lr must be > 0, got ${x}`);
-      lr = x;
-    },
     gradients(x, y, rows) {
       checkBatch(x, y, rows);
       const g = new Float32Array(P);
-      core.gradients(x, y, rows, fillScalars(), g);
+      core.gradients(x, y, rows, clock.scalars(), g);
       return unflatten(shape, lay, g);
     },
     evaluate(x, y, rows) {
       checkBatch(x, y, rows);
-      let sq = 0;
-      if (opts.l2 !== 0) {
-        for (const [off, len, kernel] of lay.segments) {
-          if (!kernel) continue;
-          for (let i = off; i < off + len; i++) sq += params[i] * params[i];
-        }
-      }
-      return core.loss(x, y, rows) + f(opts.l2) * sq;
+      return core.loss(x, y, rows) + (opts.l2 !== 0 ? Math.fround(opts.l2) * kernelSquares(lay.segments, params) : 0);
     },
-    getOptimizerState: () => ({ step: steps, m: unflatten(shape, lay, m), v: unflatten(shape, lay, v) }),
+    getOptimizerState: () => ({ step: clock.steps, m: unflatten(shape, lay, m), v: unflatten(shape, lay, v) }),
     setOptimizerState(s) {
       if (!Number.isInteger(s.step) || s.step < 0) throw new FusedMlpError(`optimizer step must be >= 0, got ${s.step}`);
       const m2 = new Float32Array(P);
@@ -307,11 +346,7 @@ export function createFusedMlp(opts: FusedMlpOptions, initial: FusedMlpWeights):
       flatten(shape, lay, s.v, v2, 'optimizer state v');
       m.set(m2);
       v.set(v2);
-      steps = s.step;
-      resetAcc(steps);
-    },
-    dispose() {
-      core.dispose();
+      clock.reset(s.step);
     },
   };
 }

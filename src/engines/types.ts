@@ -4,47 +4,68 @@
  *
  * Engines, by name (what metrics.json, the report and `glonet info` print):
  *   tfjs              the TF.js model itself, with a TF.js optimizer, on the active backend
- *   fused-native      the fused MLP engine, native addon (C++, SIMD, every core)
- *   fused-js          the fused MLP engine's portable JavaScript twin (no compiler at install)
+ *   fused-native      the fused MLP engines (every MLP arch), native addon (C++, SIMD, every core)
+ *   fused-js          the fused MLP engines' portable JavaScript twins (no compiler at install)
  *   fused-native-cnn  the fused ResNet20 engine (every arch), native addon on oneDNN
  */
 import type { Task } from '../data/dataset.js';
 
+/**
+ * The engines that train: 'tfjs' (the TF.js model with a TF.js optimizer), 'fused-native' (the
+ * fused MLP engine, native addon), 'fused-js' (its portable JavaScript twin), 'fused-native-cnn'
+ * (the fused GloNet-ResNet20 engine on oneDNN).
+ */
 export const ENGINE_NAMES = ['tfjs', 'fused-native', 'fused-js', 'fused-native-cnn'] as const;
+/** One of {@link ENGINE_NAMES}: the engine `metrics.json` records for a run. */
 export type EngineName = (typeof ENGINE_NAMES)[number];
 
+/** The optimizers a run can use: Adam, or SGD with momentum. */
 export type OptimizerName = 'adam' | 'sgd';
 
 /** A named float array: optimizer slots and checkpoint contents. */
 export interface NamedArray {
+  /** The variable's name (a weight's name, or an optimizer slot such as `dense/kernel/m`). */
   name: string;
+  /** Its shape. */
   shape: number[];
+  /** Its values, row-major. */
   values: Float32Array;
 }
 
+/** What training drives: one engine holding a model's weights and optimizer state. */
 export interface Stepper {
+  /** Which engine this is. */
   readonly engine: EngineName;
   /**
    * One optimization step on `rows` examples; returns the batch's training objective before the
    * update: mean data loss plus the L2 penalty (what Keras' trainOnBatch reports).
    */
   step(x: Float32Array, y: Float32Array, rows: number): number;
+  /** The learning rate of the following steps (schedules call it between epochs). */
   setLearningRate(lr: number): void;
   /** Raw model outputs (regression values or logits), `rows * outputs` values. */
   predict(x: Float32Array, rows: number): Float32Array;
   /** Make the TF.js model's weights current. */
   syncToModel(): void;
+  /** The optimizer's state (step count and slots), for checkpoints. */
   getOptimizerState(): Promise<NamedArray[]>;
+  /** Restores a state from {@link Stepper.getOptimizerState} (resuming a run). */
   setOptimizerState(state: NamedArray[]): Promise<void>;
+  /** Frees the engine's memory (the TF.js model stays usable). */
   dispose(): void;
 }
 
 /** What every engine needs to know about a run beyond its model. */
 export interface StepperOptions {
+  /** 'regression' (MSE) or 'classification' (softmax cross-entropy on class indices). */
   task: Task;
+  /** Classes, or 1 for regression. */
   outputs: number;
+  /** Shape of one example, without the batch dimension. */
   inputShape: number[];
+  /** 'adam' or 'sgd'. */
   optimizer: OptimizerName;
+  /** Initial learning rate. */
   lr: number;
   /** SGD momentum (ignored by Adam). */
   momentum: number;

@@ -8,6 +8,7 @@ import { GloNet } from './glonet.js';
 /** A block: any TF.js layer, or a function from a symbolic tensor to a symbolic tensor. */
 export type Block = tf.layers.Layer | ((x: tf.SymbolicTensor) => tf.SymbolicTensor);
 
+/** A GloNet built from a chain of blocks: what {@link glonet} takes. */
 export interface GloNetChainArgs {
   /** Shape of one example, without the batch dimension. */
   inputShape: number[];
@@ -22,6 +23,7 @@ export interface GloNetChainArgs {
   embed?: (x: tf.SymbolicTensor, index: number) => tf.SymbolicTensor;
   /** The head reading the GloNet sum; typically a Dense layer. */
   head: Block;
+  /** The model's name. */
   name?: string;
 }
 

@@ -8,13 +8,16 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-type Shape = Array<number | null>;
+/** A layer output shape, batch dimension first (null where unknown), as TF.js layers report it. */
+export type LayerShape = Array<number | null>;
 
+/** Block outputs that cannot be summed; the message names the shapes. */
 export class GloNetShapeError extends Error {
+  /** 'GloNetShapeError'. */
   override name = 'GloNetShapeError';
 }
 
-function describe(shape: Shape): string {
+function describe(shape: LayerShape): string {
   return `[${shape.map((d) => (d == null ? 'null' : String(d))).join(', ')}]`;
 }
 
@@ -22,7 +25,7 @@ function describe(shape: Shape): string {
  * Checks the block output shapes and returns the summed output shape; `width`, when given, is the
  * smallest last dimension of the output (a truncated GloNet keeps the full model's width).
  */
-export function gloNetOutputShape(shapes: Shape[], width = 0): Shape {
+export function gloNetOutputShape(shapes: LayerShape[], width = 0): LayerShape {
   if (shapes.length === 0) throw new GloNetShapeError('GloNet layer: needs at least one block output');
   const first = shapes[0];
   let last = 0;
@@ -47,16 +50,27 @@ export function gloNetOutputShape(shapes: Shape[], width = 0): Shape {
   return [...first.slice(0, -1), Math.max(last, width)];
 }
 
+/** Options of the {@link GloNet} layer (and of TF.js layers in general). */
 export interface GloNetArgs {
+  /** The layer's name (unique in a model). */
   name?: string;
+  /** TF.js's flag; the layer has no weights, so it changes nothing. */
   trainable?: boolean;
+  /** The output's data type (default float32). */
   dtype?: tf.DataType;
   /** Pad the sum to at least this last dimension (default: the largest input's). */
   width?: number;
 }
 
+/**
+ * The GloNet layer: the sum of its inputs (the blocks' outputs), each zero-padded in the last
+ * dimension to the largest (or to `width`). No weights. Registered with TF.js's serialization as
+ * 'GloNet', so models containing it save and load once glonet is imported.
+ */
 export class GloNet extends tf.layers.Layer {
+  /** The name TF.js's serialization knows the layer by. */
   static className = 'GloNet';
+  /** The smallest last dimension of the output (0: the largest input's). */
   readonly width: number;
 
   constructor(args: GloNetArgs = {}) {
@@ -65,8 +79,8 @@ export class GloNet extends tf.layers.Layer {
     this.width = args.width ?? 0;
   }
 
-  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
-    const shapes = (Array.isArray(inputShape[0]) ? inputShape : [inputShape]) as Shape[];
+  override computeOutputShape(inputShape: LayerShape | LayerShape[]): LayerShape {
+    const shapes = (Array.isArray(inputShape[0]) ? inputShape : [inputShape]) as LayerShape[];
     return gloNetOutputShape(shapes, this.width);
   }
 
@@ -82,7 +96,7 @@ tf.serialization.registerClass(GloNet);
 
 /** Sum of tensors, zero-padding the last dimension of smaller ones (the GloNet aggregation). */
 export function gloNetSum(xs: tf.Tensor[], minWidth = 0): tf.Tensor {
-  const shape = gloNetOutputShape(xs.map((x) => x.shape as Shape), minWidth);
+  const shape = gloNetOutputShape(xs.map((x) => x.shape as LayerShape), minWidth);
   const width = shape[shape.length - 1] as number;
   const padded = xs.map((x) => {
     const c = x.shape[x.rank - 1];

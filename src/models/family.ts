@@ -13,16 +13,23 @@ import type { HeadInit } from './init.js';
 
 /** A model that cannot be built as asked (bad arch, depth, width or data shape). */
 export class ModelConfigError extends Error {
+  /** 'ModelConfigError'. */
   override name = 'ModelConfigError';
 }
 
 /** What a family builds from: the run's options. */
 export interface BuildOptions {
+  /** The family's name. */
   model: string;
+  /** One of the family's architectures. */
   arch: string;
+  /** The depth in the family's sense (MLP: linear layers after the stem; ResNet20: 6n + 2). */
   depth: number;
+  /** Units (MLP), embedding size (ViT); the ResNet20 family's widths are fixed. */
   width: number;
+  /** L2 coefficient on kernels: penalty l2 * sum(w^2). */
   l2: number;
+  /** Seed of every initializer. */
   seed: number;
   /** GloNet heads: 'paper' (the family's initializer; also when absent), 'scaled' (divided by the number of blocks) or 'zero'. */
   headInit?: HeadInit;
@@ -31,7 +38,9 @@ export interface BuildOptions {
 /** What a family needs to know about the data. */
 export type DataShape = Pick<Dataset, 'inputShape' | 'outputs' | 'task'>;
 
+/** A built model and its metadata. */
 export interface BuiltModel {
+  /** The TF.js model, uncompiled. */
   model: tf.LayersModel;
   /** What analysis needs later, saved in model.json. */
   meta: ModelMetadata;
@@ -39,10 +48,15 @@ export interface BuiltModel {
 
 /** A training protocol: the settings `glonet train` uses when an option is not given. */
 export interface Protocol {
+  /** Units (MLP) or embedding size (ViT). */
   width: number;
+  /** Training epochs. */
   epochs: number;
+  /** Examples per training step. */
   batchSize: number;
+  /** 'adam' or 'sgd'. */
   optimizer: OptimizerName;
+  /** Initial learning rate. */
   lr: number;
   /** SGD momentum (ignored by Adam). */
   momentum: number;
@@ -54,9 +68,11 @@ export interface Protocol {
 
 /** A protocol with the reason for it, in words a user can check (printed by --help and the README). */
 export interface Defaults extends Protocol {
+  /** Why these settings (the paper's protocol, or what was measured). */
   reason: string;
 }
 
+/** A model family: everything `glonet train` and analysis need to build and read its models. */
 export interface ModelFamily {
   /** `--model NAME`. */
   name: string;

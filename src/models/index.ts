@@ -36,6 +36,12 @@ export function familyDefaults(model: string, arch?: string): Protocol {
   return protocol;
 }
 
+/**
+ * Builds a model of a registered family (`o.model`) for data of this shape.
+ *
+ * @throws {@link ModelConfigError} for an unknown family or architecture, a bad depth or width,
+ * or data the family cannot take.
+ */
 export function buildModel(o: BuildOptions, data: DataShape): BuiltModel {
   return getFamily(o.model).build(o, data);
 }

@@ -17,17 +17,26 @@ import { glonet } from '../layers/chain.js';
 import { checkArch, checkHeadInit, ModelConfigError, seedCounter, withMetadata, type ModelFamily } from './family.js';
 import { headInitializer, heNormal, lastDim, type HeadInit } from './init.js';
 
+/** The MLP family's architectures ('glonet' first, the default). */
 export const MLP_ARCHS = ['glonet', 'vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn'] as const;
+/** One of {@link MLP_ARCHS}. */
 export type MlpArch = (typeof MLP_ARCHS)[number];
 
+/** An MLP of the family: architecture, depth and the data's shape. */
 export interface MlpConfig {
+  /** The architecture. */
   arch: MlpArch;
+  /** Linear layers after the stem (even for the two-layer-block baselines). */
   depth: number;
+  /** Units per layer. Default 16. */
   width?: number;
   /** Shape of one example; images are flattened by the model's first layer. */
   inputShape: number[];
+  /** Outputs: classes, or 1 for regression. */
   outputs: number;
+  /** L2 coefficient on kernels. Default 1e-5. */
   l2?: number;
+  /** Seed of the initializers. Default 0. */
   seed?: number;
   /** GloNet only: the head kernel's initialization (default 'paper', He-normal). */
   headInit?: HeadInit;
@@ -60,6 +69,16 @@ export function mlpBlockLayers(arch: MlpArch, depth: number): string[] {
   return Array.from({ length: depth / 2 }, (_, i) => (skip ? `block_${i + 1}` : `block_${i + 1}_dense2`));
 }
 
+/**
+ * Builds an MLP of the family: a linear stem Dense(inputs -> width), the blocks, a linear head.
+ *
+ * @example
+ * ```ts
+ * import { buildMlp } from 'glonet';
+ * const model = buildMlp({ arch: 'glonet', depth: 100, inputShape: [14], outputs: 1 });
+ * model.compile({ optimizer: 'adam', loss: 'meanSquaredError' });
+ * ```
+ */
 export function buildMlp(cfg: MlpConfig): tf.LayersModel {
   validateMlpConfig(cfg);
   const width = cfg.width ?? 16;

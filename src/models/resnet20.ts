@@ -34,20 +34,26 @@ import { glonet } from '../layers/chain.js';
 import { checkArch, checkClassifier, checkHeadInit, checkImageShape, ModelConfigError, seedCounter, withMetadata, type Defaults, type ModelFamily } from './family.js';
 import { headInitializer, heNormal, lastDim, type HeadInit } from './init.js';
 
+/** The ResNet20 family's architectures ('glonet' first, the default). */
 export const RESNET20_ARCHS = ['glonet', 'resnetv2', 'resnetv2-nobn', 'vanilla', 'vanilla-nobn'] as const;
+/** One of {@link RESNET20_ARCHS}. */
 export type ResNet20Arch = (typeof RESNET20_ARCHS)[number];
 /** ResNet naming: 6n + 2 for n = 3, 5, 7, 9, 18 two-conv blocks per stage. */
 export const RESNET_DEPTHS = [20, 32, 44, 56, 110] as const;
 
+/** A ResNet20-shaped CNN of the family: architecture, depth and the data's shape. */
 export interface ResNet20Config {
+  /** The architecture. */
   arch: ResNet20Arch;
   /** 20, 32, 44, 56 or 110. */
   depth: number;
   /** [height, width, channels]. */
   inputShape: number[];
+  /** Classes. */
   outputs: number;
   /** L2 coefficient on kernels. Default 5e-5 (weight decay 1e-4). */
   l2?: number;
+  /** Seed of the initializers. Default 0. */
   seed?: number;
   /** GloNet only: the head kernel's initialization (default 'paper', He-normal). */
   headInit?: HeadInit;
@@ -86,6 +92,7 @@ export function resnet20BlockLayers(arch: ResNet20Arch, depth: number): string[]
   });
 }
 
+/** Builds a ResNet20-shaped CNN of the family (stem, three stages of 16/32/64 channels, head). */
 export function buildResNet20(cfg: ResNet20Config): tf.LayersModel {
   validateResNet20Config(cfg);
   return buildResNetOfDepth(cfg);

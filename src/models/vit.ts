@@ -30,10 +30,14 @@ import { ClassToken, MultiHeadSelfAttention, PositionEmbedding, TokenSlice } fro
 import { checkArch, checkClassifier, checkHeadInit, checkImageShape, ModelConfigError, seedCounter, withMetadata, type ModelFamily } from './family.js';
 import { headInitializer, heNormal, lastDim, type HeadInit } from './init.js';
 
+/** The ViT family's architectures: 'glonet' (the head reads the sum of the encoders' class tokens) and 'plain'. */
 export const VIT_ARCHS = ['glonet', 'plain'] as const;
+/** One of {@link VIT_ARCHS}. */
 export type VitArch = (typeof VIT_ARCHS)[number];
 
+/** A vision transformer of the family: architecture, depth and the data's shape. */
 export interface VitConfig {
+  /** The architecture. */
   arch: VitArch;
   /** Number of encoder layers (the paper: 4, 5, 6). */
   depth: number;
@@ -41,7 +45,9 @@ export interface VitConfig {
   width?: number;
   /** [height, width, channels]; height and width divisible by the patch size. */
   inputShape: number[];
+  /** Classes. */
   outputs: number;
+  /** Seed of the initializers. Default 0. */
   seed?: number;
   /** Attention heads; must divide the width. Default 4. */
   heads?: number;
@@ -83,6 +89,7 @@ export function vitBlockLayers(arch: VitArch, depth: number): string[] {
   return Array.from({ length: depth }, (_, i) => (arch === 'glonet' ? `encoder_${i + 1}_cls` : `encoder_${i + 1}`));
 }
 
+/** Builds a vision transformer of the family (patches, class token, post-norm encoders, head). */
 export function buildViT(cfg: VitConfig): tf.LayersModel {
   validateVitConfig(cfg);
   const width = cfg.width ?? 128;

@@ -5,10 +5,15 @@
 import cliProgress from 'cli-progress';
 import type { EpochMetrics } from '../contracts.js';
 
+/** Receives a run's progress (a terminal progress bar, epoch lines, or your own). */
 export interface Progress {
+  /** An epoch of `batches` steps starts. */
   startEpoch(epoch: number, epochs: number, batches: number): void;
+  /** `done` batches of the epoch are done; `loss` is the last batch's. */
   batch(done: number, loss: number): void;
+  /** The epoch ended with these metrics. */
   endEpoch(m: EpochMetrics, epochs: number, task: 'regression' | 'classification'): void;
+  /** The run is over (or stopped). */
   stop(): void;
 }
 

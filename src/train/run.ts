@@ -27,14 +27,21 @@ import type { NamedArray, StepperOptions } from '../engines/types.js';
 import { DivergedError, trainLoop } from './trainer.js';
 import { commitEpoch, hasOldCheckpoint, lastConsistentEpoch, publishEpoch, pruneEpochs, readEpoch, type CommittedEpoch } from './checkpoint.js';
 
+/** What a finished run leaves in memory (the same is in its folder). */
 export interface RunResult {
+  /** The run's `metrics.json`. */
   metrics: Metrics;
+  /** The run folder. */
   dir: string;
+  /** The trained model (the last epoch's weights). */
   model: tf.LayersModel;
+  /** Its glonet metadata. */
   meta: ModelMetadata;
+  /** The data set it was trained and tested on. */
   dataset: Dataset;
 }
 
+/** How {@link runTraining} runs and reports. */
 export interface RunOptions {
   /**
    * Continue the run in `dir` from its last consistent epoch (going back past damaged ones, and
@@ -50,7 +57,9 @@ export interface RunOptions {
   overwrite?: boolean;
   /** Aborting stops training before the next batch: the epoch in progress is dropped (InterruptedError). */
   signal?: AbortSignal;
+  /** Where progress goes (default: a progress bar on a terminal, epoch lines otherwise). */
   progress?: Progress;
+  /** Where messages go (default: standard output). */
   log?: (line: string) => void;
   /** Called after each epoch's files are committed and published. */
   onEpoch?: (m: EpochMetrics) => void;
@@ -59,7 +68,9 @@ export interface RunOptions {
 /** Options that must match for --resume to continue a run. */
 const RESUME_KEYS: Array<keyof RunConfig> = ['model', 'arch', 'dataset', 'data', 'target', 'depth', 'width', 'batchSize', 'optimizer', 'lr', 'momentum', 'l2', 'schedule', 'seed', 'subset', 'augment', 'headInit'];
 
+/** A run that cannot go as asked (for example `--resume` with settings that differ from the run's). */
 export class RunError extends Error {
+  /** 'RunError'. */
   override name = 'RunError';
 }
 
@@ -103,6 +114,13 @@ function planRun(dir: string, opts: RunOptions, log: (l: string) => void): { fro
   return {};
 }
 
+/**
+ * Trains a model as `glonet train` does: loads the data, builds the model (or resumes it), picks
+ * the engine, and after every epoch commits `dir/model/`, the checkpoint and `dir/metrics.json`.
+ *
+ * @throws {@link RunError} for settings that cannot run; {@link OutFolderError} for a folder it
+ * must not write; {@link DataError} and {@link ModelConfigError} for bad data and model options.
+ */
 export async function runTraining(cfg: RunConfig, dir: string, opts: RunOptions = {}): Promise<RunResult> {
   const log = opts.log ?? ((l: string) => process.stdout.write(l + '\n'));
   checkWritableFolder(dir, '--out');

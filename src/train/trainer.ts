@@ -6,14 +6,25 @@ import type { EpochMetrics } from '../contracts.js';
 import type { Progress } from './progress.js';
 import type { Stepper } from '../engines/types.js';
 
+/** A model's scores on a set of examples. */
 export interface Evaluation {
+  /** Mean data loss (MSE, or softmax cross-entropy). */
   loss: number;
+  /** MSE (regression) or 1 - accuracy (classification). */
   error: number;
+  /** Classification only: accuracy in [0, 1]. */
   accuracy?: number;
 }
 
 /** Loss and error of raw outputs against targets, computed in float64 in JavaScript. */
-export function scoreOutputs(task: Task, outputs: number, pred: Float32Array, y: Float32Array, rows: number): { lossSum: number; errSum: number; correct: number } {
+export function scoreOutputs(task: Task, outputs: number, pred: Float32Array, y: Float32Array, rows: number): {
+  /** Sum over the rows of the data loss (squared error, or cross-entropy). */
+  lossSum: number;
+  /** Sum over the rows of the error (squared error, or 1 for a wrong class). */
+  errSum: number;
+  /** Classification: rows whose arg-max is the label. */
+  correct: number;
+} {
   let lossSum = 0;
   let errSum = 0;
   let correct = 0;
@@ -38,6 +49,10 @@ export function scoreOutputs(task: Task, outputs: number, pred: Float32Array, y:
   return { lossSum, errSum, correct };
 }
 
+/**
+ * Scores a predictor on `n` examples (`x`, `y` laid out as in a {@link Dataset}), `chunk` rows at a
+ * time, in float64.
+ */
 export function evaluate(
   predict: (x: Float32Array, rows: number) => Float32Array,
   ds: Pick<Dataset, 'task' | 'outputs' | 'inputShape'>,
@@ -60,8 +75,15 @@ export function evaluate(
   return { loss: lossSum / n, error: 1 - accuracy, accuracy };
 }
 
+/** The loss became NaN or infinite: training stopped; the files of earlier epochs stay valid. */
 export class DivergedError extends Error {
+  /** 'DivergedError'. */
   override name = 'DivergedError';
+  /**
+   * @param epoch the epoch it happened in
+   * @param batch the 0-based batch within that epoch
+   * @param loss the loss seen (NaN or infinite)
+   */
   constructor(readonly epoch: number, readonly batch: number, readonly loss: number) {
     super(`training diverged: the loss became ${loss} at epoch ${epoch}, batch ${batch}; ` +
       'try a smaller --lr (the files written for earlier epochs are kept and valid)');
@@ -70,7 +92,9 @@ export class DivergedError extends Error {
 
 /** Training was asked to stop (SIGINT, SIGTERM, an AbortSignal); `epoch` is the last one saved. */
 export class InterruptedError extends Error {
+  /** 'InterruptedError'. */
   override name = 'InterruptedError';
+  /** @param epoch the last epoch saved (0: none) */
   constructor(readonly epoch: number) {
     super(epoch > 0
       ? `interrupted after epoch ${epoch}; continue with --resume`
