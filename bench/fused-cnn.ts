@@ -1,21 +1,28 @@
 /**
- * Training throughput of the fused GloNet-ResNet20 engine (oneDNN, native addon) at batch 128 on
- * CIFAR-10-shaped random data (32x32x3, 10 classes), SGD lr 0.1 momentum 0.9, L2 5e-5 (weight
- * decay 1e-4), against the PyTorch peer (`pytorch_peer.py cnn --arch glonet`) when `import torch`
- * works.
+ * Training throughput of the fused ResNet20 engine (oneDNN, native addon) at batch 128 on
+ * CIFAR-10-shaped random data (32x32x3, 10 classes), L2 5e-5 (weight decay 1e-4), for any arch
+ * and optimizer (SGD lr 0.1 momentum 0.9, or Adam lr 1e-3), against the PyTorch peer
+ * (`pytorch_peer.py cnn --arch ARCH`, SGD: the peer has no other optimizer for cnn) when
+ * `import torch` works.
  *
- *   node dist/bench/fused-cnn.js [--depth 20] [--reps 5] [--steps 10] [--threads N] [--chunk 16]
- *                                [--no-torch] [--json]
+ *   node dist/bench/fused-cnn.js [--arch glonet] [--optimizer sgd] [--depth 20] [--reps 5]
+ *                                [--steps 10] [--threads N] [--chunk 16] [--no-torch] [--json]
  *
  * Each figure is the median over `reps` runs of `steps` steps (the machine may be shared:
  * medians, not minimums); our runs and PyTorch's alternate, so both see the same load.
  */
+import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../src/random.js';
-import { createFusedResNet20, fusedCnnInfo, type FusedCnnWeights } from '../src/engines/fused-cnn.js';
+import { buildResNetOfDepth, RESNET20_ARCHS, type ResNet20Arch } from '../src/models/resnet20.js';
+import { createFusedResNet20, fusedCnnInfo, fusedCnnLayers } from '../src/engines/fused-cnn.js';
+import { readLayers } from '../src/engines/fused-stepper.js';
+import type { OptimizerName } from '../src/engines/types.js';
 import { peerStatus, runPeer } from './peer.js';
-import { gaussian, heNormalArray, median } from './util.js';
+import { gaussian, median } from './util.js';
 
 interface Args {
+  arch: ResNet20Arch;
+  optimizer: OptimizerName;
   depth: number;
   reps: number;
   steps: number;
@@ -25,8 +32,10 @@ interface Args {
   json: boolean;
 }
 
+const USAGE = 'node dist/bench/fused-cnn.js [--arch glonet] [--optimizer sgd|adam] [--depth 20] [--reps 5] [--steps 10] [--threads N] [--chunk 16] [--no-torch] [--json]';
+
 function parseArgs(argv: string[]): Args {
-  const a: Args = { depth: 20, reps: 5, steps: 10, torch: true, json: false };
+  const a: Args = { arch: 'glonet', optimizer: 'sgd', depth: 20, reps: 5, steps: 10, torch: true, json: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const next = (): number => {
@@ -34,7 +43,15 @@ function parseArgs(argv: string[]): Args {
       if (v == null || !Number.isFinite(Number(v))) throw new Error(`${k} needs a number`);
       return Number(v);
     };
-    if (k === '--depth') a.depth = next();
+    if (k === '--arch') {
+      const v = argv[++i];
+      if (!(RESNET20_ARCHS as readonly string[]).includes(v)) throw new Error(`--arch must be one of ${RESNET20_ARCHS.join(', ')}`);
+      a.arch = v as ResNet20Arch;
+    } else if (k === '--optimizer') {
+      const v = argv[++i];
+      if (v !== 'sgd' && v !== 'adam') throw new Error('--optimizer must be sgd or adam');
+      a.optimizer = v;
+    } else if (k === '--depth') a.depth = next();
     else if (k === '--reps') a.reps = next();
     else if (k === '--steps') a.steps = next();
     else if (k === '--threads') a.threads = next();
@@ -42,9 +59,9 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--no-torch') a.torch = false;
     else if (k === '--json') a.json = true;
     else if (k === '--help' || k === '-h') {
-      console.log('node dist/bench/fused-cnn.js [--depth 20] [--reps 5] [--steps 10] [--threads N] [--chunk 16] [--no-torch] [--json]');
+      console.log(USAGE);
       process.exit(0);
-    } else throw new Error(`unknown option ${k}`);
+    } else throw new Error(`unknown option ${k}\n${USAGE}`);
   }
   if (!Number.isInteger((a.depth - 2) / 6) || a.depth < 8) throw new Error(`--depth must be 6n + 2 (8, 14, 20, ...), got ${a.depth}`);
   return a;
@@ -53,23 +70,6 @@ function parseArgs(argv: string[]): Args {
 const BATCH = 128;
 const SHAPE: [number, number, number] = [32, 32, 3];
 const CLASSES = 10;
-
-function weights(n: number): FusedCnnWeights {
-  const rng = new Rng(n);
-  const blocks = [];
-  let cin = 16;
-  for (const cout of [16, 32, 64]) {
-    for (let i = 0; i < 2 * n; i++) {
-      blocks.push({ kernel: heNormalArray(rng, 9 * cin, 9 * cin * cout), bias: new Float32Array(cout) });
-      cin = cout;
-    }
-  }
-  return {
-    stem: { kernel: heNormalArray(rng, 9 * SHAPE[2], 9 * SHAPE[2] * 16) },
-    blocks,
-    head: { kernel: heNormalArray(rng, 64, 64 * CLASSES), bias: new Float32Array(CLASSES) },
-  };
-}
 
 function main(): void {
   const args = parseArgs(process.argv.slice(2));
@@ -85,10 +85,16 @@ function main(): void {
   const y = new Float32Array(2 * BATCH);
   for (let i = 0; i < x.length; i++) x[i] = gaussian(rng);
   for (let i = 0; i < y.length; i++) y[i] = rng.int(CLASSES);
+  // The model's own initial weights (He-normal kernels, BN gamma 1, beta 0).
+  const model = buildResNetOfDepth({ arch: args.arch, depth: args.depth, inputShape: SHAPE, outputs: CLASSES, l2: 5e-5, seed: 1 });
+  const shape = { arch: args.arch, inputShape: SHAPE, classes: CLASSES, blocksPerStage: n };
+  const initial = readLayers(model, fusedCnnLayers(shape).map((l) => l.name));
+  model.dispose();
+  tf.disposeVariables();
   const engine = createFusedResNet20({
-    inputShape: SHAPE, classes: CLASSES, blocksPerStage: n, l2: 5e-5, lr: 0.1, momentum: 0.9,
+    ...shape, l2: 5e-5, optimizer: args.optimizer, lr: args.optimizer === 'adam' ? 1e-3 : 0.1, momentum: 0.9,
     threads: args.threads, chunkRows: args.chunk,
-  }, weights(n));
+  }, initial);
   const size = BATCH * SHAPE[0] * SHAPE[1] * SHAPE[2];
   const batches = [0, 1].map((j) => ({ x: x.subarray(j * size, (j + 1) * size), y: y.subarray(j * BATCH, (j + 1) * BATCH) }));
   let k = 0;
@@ -98,9 +104,9 @@ function main(): void {
   };
   for (let w = 0; w < 2; w++) step();
   if (!args.json) {
-    console.log(`GloNet-ResNet${args.depth} training step, batch ${BATCH}, ${SHAPE.join('x')}, ${CLASSES} classes, SGD momentum + L2; ` +
+    console.log(`${args.arch}-ResNet${args.depth} training step, batch ${BATCH}, ${SHAPE.join('x')}, ${CLASSES} classes, ${args.optimizer} + L2; ` +
       `ours: oneDNN ${info.onednn} ${engine.kernel}, ${engine.threads} threads; ` +
-      `PyTorch: ${peer == null ? 'skipped' : peer.ok ? peer.version : `unavailable (${peer.reason})`}; median of ${args.reps} runs of ${args.steps} steps`);
+      `PyTorch (SGD): ${peer == null ? 'skipped' : peer.ok ? peer.version : `unavailable (${peer.reason})`}; median of ${args.reps} runs of ${args.steps} steps`);
   }
   const ours: number[] = [];
   const torch: number[] = [];
@@ -109,7 +115,7 @@ function main(): void {
     for (let s = 0; s < args.steps; s++) step();
     ours.push((performance.now() - t0) / args.steps);
     if (peer?.ok) {
-      const p = runPeer(['cnn', '--arch', 'glonet', '--blocks', String(n), '--batch', String(BATCH), '--steps', String(args.steps)]);
+      const p = runPeer(['cnn', '--arch', args.arch, '--blocks', String(n), '--batch', String(BATCH), '--steps', String(args.steps)]);
       if (p) torch.push(p.msPerStep);
     }
   }
@@ -117,7 +123,7 @@ function main(): void {
   const oursMs = median(ours);
   const torchMs = torch.length ? median(torch) : null;
   const row = {
-    depth: args.depth, batch: BATCH, threads: engine.threads, kernel: engine.kernel,
+    arch: args.arch, optimizer: args.optimizer, depth: args.depth, batch: BATCH, threads: engine.threads, kernel: engine.kernel,
     oursMsPerStep: +oursMs.toFixed(2), oursImagesPerSec: +(BATCH / oursMs * 1000).toFixed(1),
     pytorchMsPerStep: torchMs == null ? null : +torchMs.toFixed(2),
     pytorchImagesPerSec: torchMs == null ? null : +(BATCH / torchMs * 1000).toFixed(1),

@@ -1,4 +1,11 @@
-/** The PyTorch peer (shared/peers/pytorch_peer.py), run with Debian's /usr/bin/python3. */
+/**
+ * The PyTorch peer (shared/peers/pytorch_peer.py), run with Debian's /usr/bin/python3.
+ *
+ * Debian's python3-torch multiplies matrices through the system's libblas.so.3, which is the
+ * reference BLAS unless an optimized one is installed (`apt-get install libopenblas0-pthread`):
+ * about 14x slower at matrix products, a peer no ratio should be taken against. The peer reports
+ * the BLAS it has loaded; a peer on the reference BLAS is refused here (not run, with the reason).
+ */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
@@ -12,24 +19,28 @@ export function peerPath(): string | null {
   return candidates.find((p): p is string => !!p && existsSync(p)) ?? null;
 }
 
-/** torch's version, or why the peer cannot run. */
-export function peerStatus(): { ok: true; version: string; path: string } | { ok: false; reason: string } {
-  const p = peerPath();
-  if (!p) return { ok: false, reason: 'the PyTorch peer script was not found (set GLONET_PYTORCH_PEER to pytorch_peer.py)' };
-  if (!existsSync(PYTHON)) return { ok: false, reason: `${PYTHON} is missing` };
-  const r = spawnSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8', timeout: 180000 });
-  if (r.status !== 0) return { ok: false, reason: 'torch is not installed for /usr/bin/python3 (apt-get install -y python3-torch)' };
-  return { ok: true, version: r.stdout.trim(), path: p };
-}
-
 export interface PeerResult {
   msPerStep: number;
   samplesPerSec: number;
   params: number;
   threads: number;
+  version: string;
+  /** The BLAS library (or libraries) the peer's process loaded. */
+  blas: string;
 }
 
+/** Whether the peer's BLAS is an optimized one (OpenBLAS, MKL, BLIS), not the reference BLAS. */
+export function optimizedBlas(blas: string): boolean {
+  return /openblas|mkl|blis/i.test(blas);
+}
+
+/** Runs the peer; its result line, or null (no peer, a failure, or the reference BLAS). */
 export function runPeer(args: string[]): PeerResult | null {
+  const r = runPeerRaw(args);
+  return r != null && optimizedBlas(r.blas) ? r : null;
+}
+
+function runPeerRaw(args: string[]): PeerResult | null {
   const p = peerPath();
   if (!p) return null;
   const r = spawnSync(PYTHON, [p, ...args], { encoding: 'utf8', timeout: 1800000 });
@@ -40,4 +51,20 @@ export function runPeer(args: string[]): PeerResult | null {
   } catch {
     return null;
   }
+}
+
+/** torch's version and BLAS, or why the peer cannot run (or must not be compared against). */
+export function peerStatus(): { ok: true; version: string; blas: string; path: string } | { ok: false; reason: string } {
+  const p = peerPath();
+  if (!p) return { ok: false, reason: 'the PyTorch peer script was not found (set GLONET_PYTORCH_PEER to pytorch_peer.py)' };
+  if (!existsSync(PYTHON)) return { ok: false, reason: `${PYTHON} is missing` };
+  const r = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8', timeout: 180000 });
+  if (r.status !== 0) return { ok: false, reason: 'torch is not installed for /usr/bin/python3 (apt-get install -y python3-torch libopenblas0-pthread)' };
+  // A one-step run of the peer reports its torch version and the BLAS it loaded.
+  const probe = runPeerRaw(['mlp', '--arch', 'glonet', '--depth', '2', '--steps', '1', '--warmup', '0']);
+  if (probe == null) return { ok: false, reason: `the PyTorch peer (${p}) failed to run` };
+  if (!optimizedBlas(probe.blas)) {
+    return { ok: false, reason: `PyTorch multiplies matrices with the reference BLAS (${probe.blas}), about 14x slower than it can; no ratio is taken against it (apt-get install -y libopenblas0-pthread)` };
+  }
+  return { ok: true, version: probe.version, blas: probe.blas, path: p };
 }

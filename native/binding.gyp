@@ -1,5 +1,5 @@
 {
-  # glonet_cnn (the GloNet-ResNet20 engine) needs oneDNN's headers and library (Debian/Ubuntu:
+  # glonet_cnn (the ResNet20 engine) needs oneDNN's headers and library (Debian/Ubuntu:
   # libdnnl-dev). scripts/build-native.mjs sets glonet_cnn=1 (through GYP_DEFINES) only when a
   # test compile finds them, and dnnl_dir to a prefix holding include/ and lib/ when oneDNN is
   # not in the compiler's default paths; without it only glonet_fused is built.
@@ -10,7 +10,7 @@
   "targets": [
     {
       "target_name": "glonet_fused",
-      "sources": ["src/glonet_fused.cc"],
+      "sources": ["src/glonet_fused.cc", "src/block_mlp.cc"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags": ["-O3", "-ffp-contract=off", "-fno-math-errno"],

@@ -2,11 +2,11 @@
 // Builds the optional native training engines with the node-gyp that ships inside npm, using node
 // headers found on this machine (no download when they are present):
 //   native/build/Release/glonet_fused.node   the GloNet MLP engine (no dependencies)
-//   native/build/Release/glonet_cnn.node     the GloNet-ResNet20 engine, only when oneDNN's
+//   native/build/Release/glonet_cnn.node     the ResNet20 engine (every arch), only when oneDNN's
 //                                            headers and library are found (Debian/Ubuntu:
 //                                            `apt-get install libdnnl-dev`)
 // It never fails the install: on any problem it prints one line per engine and exits 0; glonet
-// then uses its portable JavaScript MLP engine, and TF.js for GloNet-ResNet20. A CNN engine that
+// then uses its portable JavaScript MLP engine, and TF.js for ResNet20 models. A CNN engine that
 // does not build never costs the MLP engine: the build is retried without it.
 //
 //   node scripts/build-native.mjs            build (quiet; one line of outcome per engine)
@@ -32,7 +32,7 @@ const addon = path.join(nativeDir, 'build', 'Release', 'glonet_fused.node');
 const cnnAddon = path.join(nativeDir, 'build', 'Release', 'glonet_cnn.node');
 const verbose = !!process.env.GLONET_NATIVE_VERBOSE;
 const FALLBACK = 'the portable JavaScript engine will be used';
-const CNN_FALLBACK = 'GloNet-ResNet20 trains with TF.js';
+const CNN_FALLBACK = 'ResNet20 models train with TF.js';
 
 /** Why the CNN engine was not built (printed once the MLP engine's outcome is known). */
 let cnnNote = null;

@@ -13,27 +13,15 @@ import { gunzipSync } from 'node:zlib';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
 import { Rng } from '../src/random.js';
+import { assertBitwise, assertRelClose, ENGINES, info, nativeSkip, randn, SHAPES } from './fused-helpers.js';
 import {
   createFusedMlp, fastPathInfo, type FusedMlpOptions, type FusedMlpWeights, type FusedLoss,
 } from '../src/engines/fused-mlp.js';
 
 await initBackend('cpu');
 
-const info = fastPathInfo();
-const nativeSkip = info.engine === 'native' ? false : `native addon unavailable: ${info.reason}`;
 
 // ----- helpers -----
-
-function gaussian(rng: Rng): number {
-  const u = Math.max(rng.next(), 1e-12);
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.next());
-}
-
-function randn(rng: Rng, n: number, scale: number): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = gaussian(rng) * scale;
-  return a;
-}
 
 /** He-normal kernels; small random biases so bias gradients are exercised from a nonzero start. */
 function initWeights(o: { nIn: number; width: number; depth: number; nOut: number }, seed: number): FusedMlpWeights {
@@ -79,10 +67,6 @@ function assertClose(actual: Float32Array, expected: Float32Array, rtol: number,
       assert.fail(`${what}[${i}]: ${a} vs ${e} (relative error ${(Math.abs(a - e) / (Math.abs(e) || 1)).toExponential(2)}, tensor scale ${scale.toExponential(2)})`);
     }
   }
-}
-
-function assertRelClose(a: number, e: number, rtol: number, what: string): void {
-  assert.ok(Math.abs(a - e) <= rtol * Math.abs(e), `${what}: ${a} vs ${e} (relative ${(Math.abs(a - e) / Math.abs(e)).toExponential(2)})`);
 }
 
 /** The same model in plain TF.js Layers, with the given weights. */
@@ -171,17 +155,6 @@ function fusedTrajectory(o: FusedMlpOptions, w: FusedMlpWeights, x: Float32Array
   m.dispose();
   return losses;
 }
-
-const ENGINES: Array<{ name: string; opts: Partial<FusedMlpOptions>; skip: string | false }> = [
-  { name: 'js', opts: { engine: 'js' }, skip: false },
-  { name: 'native', opts: { engine: 'native', threads: 2 }, skip: nativeSkip },
-  { name: 'native portable kernels', opts: { engine: 'native', threads: 2, simd: 'portable' }, skip: nativeSkip },
-];
-
-const SHAPES: Record<FusedLoss, { nIn: number; nOut: number }> = {
-  'mse': { nIn: 14, nOut: 1 }, // SGEMM-shaped regression
-  'softmax-ce': { nIn: 40, nOut: 10 }, // small MNIST-shaped classification
-};
 
 // ----- gradients -----
 
@@ -273,16 +246,6 @@ test('predict matches model.predict, both engines', () => {
     m.dispose();
   }
 });
-
-/** Bitwise equality of two float arrays, reporting the first differing element. */
-function assertBitwise(actual: Float32Array | Float64Array, expected: Float32Array | Float64Array, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  const a = new Uint8Array(actual.buffer, actual.byteOffset, actual.byteLength);
-  const e = new Uint8Array(expected.buffer, expected.byteOffset, expected.byteLength);
-  if (Buffer.compare(a, e) === 0) return;
-  const i = actual.findIndex((v, k) => !Object.is(v, expected[k]));
-  assert.fail(`${what}[${i}]: ${actual[i]} vs ${expected[i]} (not bitwise equal)`);
-}
 
 const KERNELS: Array<[string, Partial<FusedMlpOptions>]> = [
   [`${info.simd ?? 'auto'} kernels`, {}],

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { RunResult } from '../src/train/run.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = path.join(ROOT, 'bin', 'glonet.js');
@@ -40,4 +41,17 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
     scale = Math.max(scale, Math.abs(b[i]));
   }
   return diff / Math.max(1e-6, scale);
+}
+
+/** The test MSE of the model a run saved in DIR/model, computed in TF.js from the run's test set. */
+export async function savedModelTestMse(dir: string, r: Pick<RunResult, 'dataset'>): Promise<number> {
+  const tf = await import('@tensorflow/tfjs');
+  const { loadModel } = await import('../src/model-io.js');
+  const { model } = await loadModel(path.join(dir, 'model'));
+  const ds = r.dataset;
+  const pred = tf.tidy(() => (model.predict(tf.tensor(ds.xTest, [ds.nTest, ...ds.inputShape])) as import('@tensorflow/tfjs').Tensor).dataSync());
+  model.dispose();
+  let mse = 0;
+  for (let i = 0; i < ds.nTest; i++) mse += (pred[i] - ds.yTest[i]) ** 2;
+  return mse / ds.nTest;
 }

@@ -5,11 +5,11 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { familyDefaults } from '../src/models/index.js';
 import type { RunConfig } from '../src/train/config.js';
-import { runTraining, type RunResult } from '../src/train/run.js';
+import { runTraining } from '../src/train/run.js';
 import { DivergedError } from '../src/train/trainer.js';
 import { createProgress } from '../src/train/progress.js';
 import type { Metrics } from '../src/contracts.js';
-import { tmpDir } from './helpers.js';
+import { savedModelTestMse, tmpDir } from './helpers.js';
 
 const quiet = { progress: createProgress({ quiet: true }), log: () => {}, report: false };
 
@@ -38,16 +38,6 @@ test('same seed, backend and data give the same metrics; outputs follow the cont
   const c = await runTraining(cfg({ seed: 8 }), tmpDir(), quiet);
   assert.notDeepEqual(strip(a.metrics), strip(c.metrics));
 });
-
-/** The test MSE of the model saved in DIR/model, computed in TF.js from the run's test set. */
-async function savedModelTestMse(dir: string, r: RunResult): Promise<number> {
-  const { loadModel } = await import('../src/model-io.js');
-  const { model } = await loadModel(path.join(dir, 'model'));
-  const pred = tf.tidy(() => (model.predict(tf.tensor(r.dataset.xTest, [r.dataset.nTest, 14])) as tf.Tensor).dataSync());
-  let mse = 0;
-  for (let i = 0; i < r.dataset.nTest; i++) mse += (pred[i] - r.dataset.yTest[i]) ** 2;
-  return mse / r.dataset.nTest;
-}
 
 test('the saved weights are the last epoch\'s and reproduce its test error', async () => {
   const dir = tmpDir();

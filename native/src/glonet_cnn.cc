@@ -1,41 +1,50 @@
-// Fused training engine for the GloNet-ResNet20 family (src/models/resnet20.ts, arch 'glonet';
-// the `CNN` class of peers/pytorch_peer.py): one call runs a whole SGD-with-momentum step.
+// Fused training engine for the ResNet20 family (src/models/resnet20.ts; the `CNN` class of
+// peers/pytorch_peer.py), all five archs: one call runs a whole training step (forward, backward,
+// batch-normalization statistics, L2, and momentum SGD or Adam exactly as TF.js 4.22's).
 //
-//   stem     conv3x3 c -> 16, no bias, linear                           A_0
-//   block k  conv3x3 + bias + ReLU, k = 1..6n; 16/32/64 channels; stride 2 (1 pixel of zero
-//            padding on every side, PyTorch padding=1) entering stages 2 and 3     A_k
-//   GloNet   S = sum_k pad64(mean_hw(A_k))                              (batch x 64)
-//   head     logits = S Wh + bh;  loss = mean softmax cross-entropy + l2 * sum(kernel^2)
-//   update   TF.js tf.train.momentum: acc = momentum * acc + g;  w = (-lr) * acc + w
+//   glonet         stem conv3x3 (no bias, linear); 6n blocks conv3x3 + bias + ReLU (16/32/64
+//                  channels, stride 2 entering stages 2 and 3); S = sum_k pad64(mean_hw(block k))
+//   vanilla        stem; 3n blocks h = conv(relu(BN(conv(relu(BN(x)))))); final BN + ReLU; pool
+//   vanilla-nobn   the same without BN (every conv is then followed by a ReLU)
+//   resnetv2       pre-activation blocks x = shortcut(x) + h (shortcut: identity, or a 1x1 conv
+//                  with stride 2 where the stage changes); final BN + ReLU; pool
+//   resnetv2-nobn  the same without BN
+//   head           logits = S Wh + bh; loss = mean softmax cross-entropy + l2 * sum(kernel^2)
 //
-// Convolutions (forward with fused bias + ReLU, backward data, backward weights with the bias
-// gradient) are oneDNN primitives: its JIT kernels pick the CPU's ISA at run time (AVX-512, AVX2,
-// SSE4.1), so nothing here is compiled for a particular machine. The input batch is read in place
-// (NHWC, the layout of TF.js). Activations are NHWC too, except on AVX-512 CPUs, where they are
-// oneDNN's native nChw16c (16-channel blocks; for 16 channels the same bytes as NHWC). Kernels
-// stay in the TF.js layout [kh, kw, in, out] (oneDNN's hwio) and are reordered into each
-// primitive's preferred layout once per call (a few hundred thousand floats).
+// Baseline convs have no bias; stride-2 3x3 convs pad one pixel on every side (PyTorch's
+// padding=1; TF.js's zeroPadding2d + 'valid'). Batch normalization in training is TF.js's
+// BatchNormalization layer: batch mean and biased variance, y = (x - mean) * gamma /
+// sqrt(var + eps) + beta, moving statistics m = m - (m - batch) * (1 - momentum) in float32;
+// predictions use the moving statistics.
 //
-// Forward convolutions are always direct: the ReLU masks (A > 0) then come from exact zeros, as
-// in TF.js. With algorithm 0 (the default) the backward passes of the stride-1 block convs use
-// oneDNN's Winograd F(4x4, 3x3) kernels where it has them (AVX-512): about 1.5x faster there,
-// linear in the gradient (no masks), rounding ~1e-6 relative. A Winograd forward is not used: it
-// turns exact zeros (MNIST's background, zero biases) into +-1e-9 and so flips ReLU masks.
+// Convolutions (forward with fused bias, ReLU or residual sum; backward data; backward weights
+// with the bias gradient) are oneDNN primitives (./cnn_onednn.h): its JIT kernels pick the
+// CPU's ISA at run time. Everything else (batch normalization, ReLUs, pooling, the head, the
+// update) is plain C++ (./cnn_kernels.h), vectorized for AVX-512, AVX2 and SSE2 and picked at
+// run time. Activations are NHWC (the layout of TF.js; the input batch is read in place), or on
+// AVX-512 CPUs oneDNN's nChw16c (16-channel blocks; for 16 channels the same bytes as NHWC).
+// Kernels stay in the TF.js layout [kh, kw, in, out] (oneDNN's hwio) and are reordered into each
+// primitive's preferred layout once per call.
 //
-// Everything else (pooling, the GloNet sum, the head, the softmax, the ReLU and pooling backward,
-// the update) is plain C++ below, with AVX-512 / SSE2 versions of the element-wise loops.
+// Forward convolutions are always direct: ReLU masks then come from exact zeros, as in TF.js.
+// With algorithm 0 (the default) the backward passes of the stride-1 3x3 convs use oneDNN's
+// Winograd F(4x4, 3x3) kernels where it has them (AVX-512): about 1.5x faster there, linear in
+// the gradient (no masks), rounding ~1e-6 relative.
 //
 // Parallelism is over the batch, not inside a convolution: the batch is cut into chunks of
-// `chunk` rows (16 by default), and each worker thread runs the full forward and backward pass of
-// the chunks it claims with single-threaded primitives, writing the chunk's weight gradient to a
-// slot of its own. The update then sums the slots in chunk order (split across the threads by
-// parameter range). Hence:
-//   - no barrier inside the step: a thread the OS preempts (a busy machine) only delays the chunk
-//     it holds, and the others take the remaining chunks;
-//   - results do not depend on the thread count: 1 or 8 threads give bit-identical weights.
-// oneDNN built with the OpenMP runtime (Debian's libdnnl) is told to use one thread
-// (omp_set_num_threads(1)) on every thread that creates or runs primitives, so no OpenMP team is
-// ever started (libgomp's functions are found with dlsym: no OpenMP flags at build time).
+// `chunk` rows (16 by default), and a thread runs a chunk through a stretch of the network with
+// single-threaded primitives (./cnn_threads.h). The network is compiled into a program of
+// micro-ops cut into segments at the points where the whole batch must meet: a batch
+// normalization needs the batch's statistics before it can normalize (forward) and the batch's
+// sums of the gradient before it can pass a gradient on (backward). Between segments the calling
+// thread combines the chunks' partial sums in chunk order. Without batch normalization (glonet,
+// the -nobn archs, and every prediction) the program is one segment: a chunk runs the whole
+// forward and backward pass without waiting for anyone. Each chunk writes its weight gradient to
+// a slot of its own, and the update sums the slots in chunk order. Hence results do not depend on
+// the thread count: 1 or 8 threads give bit-identical weights.
+//
+// oneDNN built with the OpenMP runtime (Debian's libdnnl) is told to use one thread on every
+// thread that creates or runs primitives, so no OpenMP team is ever started.
 
 #include <node_api.h>
 
@@ -59,28 +68,21 @@
 #include <unordered_map>
 #include <vector>
 
-#if defined(DNNL_CPU_RUNTIME) && defined(DNNL_RUNTIME_OMP) && DNNL_CPU_RUNTIME == DNNL_RUNTIME_OMP
-#define GLONET_OMP 1
+#if defined(__unix__) || defined(__APPLE__)
 #include <dlfcn.h>
-#else
-#define GLONET_OMP 0
 #endif
-
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
-#define GLONET_PAUSE() _mm_pause()
-#else
-#define GLONET_PAUSE() std::this_thread::yield()
 #endif
 
 namespace {
 
-namespace dn = dnnl;
-using tag = dn::memory::format_tag;
-using dt = dn::memory::data_type;
+#include "cnn_onednn.h"
+#include "cnn_threads.h"
+#include "cnn_kernels.h"
 
 // ---------------------------------------------------------------------------------------------
-// Utilities
+// Buffers
 
 struct AlignedDeleter {
   void operator()(float* p) const { ::operator delete(p, std::align_val_t(64)); }
@@ -99,475 +101,82 @@ FloatBuf alloc_floats(size_t count) {
 struct Buffer {
   FloatBuf p;
   size_t floats = 0;
-  void reserveBytes(size_t bytes) {
-    const size_t n = (bytes + sizeof(float) - 1) / sizeof(float);
+  void reserve(size_t n) {
     if (n > floats) {
       p = alloc_floats(n);
       floats = n;
     }
   }
+  void reserveBytes(size_t bytes) { reserve((bytes + sizeof(float) - 1) / sizeof(float)); }
   float* get() const { return p.get(); }
 };
 
-// oneDNN with the OpenMP runtime runs a primitive on omp_get_max_threads() threads of the calling
-// thread; one is what every thread of this engine wants. The OpenMP functions are looked up in
-// the process (libdnnl has loaded the OpenMP library), so this addon needs no OpenMP link flags.
-#if GLONET_OMP
-struct OmpApi {
-  void (*set)(int) = nullptr;
-  int (*get)() = nullptr;
-  OmpApi() {
-    set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
-    get = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
-    if (!set || !get) set = nullptr, get = nullptr;
-  }
-};
-const OmpApi& omp_api() {
-  static const OmpApi api;
-  return api;
-}
-#endif
-
-void single_threaded_onednn() {
-#if GLONET_OMP
-  if (omp_api().set) omp_api().set(1);
-#endif
-}
-
-struct OneThreadScope {  // on the calling (JavaScript) thread: restore the setting afterwards
-#if GLONET_OMP
-  int prev = 0;
-  OneThreadScope() {
-    if (omp_api().get) {
-      prev = omp_api().get();
-      omp_api().set(1);
-    }
-  }
-  ~OneThreadScope() {
-    if (omp_api().set && prev > 0) omp_api().set(prev);
-  }
-#endif
-};
-
-// ----- oneDNN 2.x / 3.x primitive descriptors -----
-
-dn::primitive_attr make_attr(bool relu) {
-  dn::primitive_attr a;
-  a.set_scratchpad_mode(dn::scratchpad_mode::user);
-  if (relu) {
-    dn::post_ops po;
-#if DNNL_VERSION_MAJOR >= 3
-    po.append_eltwise(dn::algorithm::eltwise_relu, 0.f, 0.f);
-#else
-    po.append_eltwise(1.f, dn::algorithm::eltwise_relu, 0.f, 0.f);
-#endif
-    a.set_post_ops(po);
-  }
-  return a;
-}
-
-struct Geometry {
-  dn::memory::dims strides, padL, padR;
-};
-
-dn::convolution_forward::primitive_desc fwd_pd(const dn::engine& eng, dn::algorithm al,
-                                               const dn::memory::desc& src, const dn::memory::desc& w,
-                                               const dn::memory::desc* b, const dn::memory::desc& dst,
-                                               const Geometry& g, bool relu) {
-  const auto attr = make_attr(relu);
-  const auto pk = dn::prop_kind::forward_training;
-#if DNNL_VERSION_MAJOR >= 3
-  if (b) return {eng, pk, al, src, w, *b, dst, g.strides, g.padL, g.padR, attr};
-  return {eng, pk, al, src, w, dst, g.strides, g.padL, g.padR, attr};
-#else
-  if (b) return {dn::convolution_forward::desc(pk, al, src, w, *b, dst, g.strides, g.padL, g.padR), attr, eng};
-  return {dn::convolution_forward::desc(pk, al, src, w, dst, g.strides, g.padL, g.padR), attr, eng};
-#endif
-}
-
-dn::convolution_backward_data::primitive_desc bwd_data_pd(
-    const dn::engine& eng, dn::algorithm al, const dn::memory::desc& diffSrc,
-    const dn::memory::desc& w, const dn::memory::desc& diffDst, const Geometry& g,
-    const dn::convolution_forward::primitive_desc& hint) {
-  const auto attr = make_attr(false);
-#if DNNL_VERSION_MAJOR >= 3
-  return {eng, al, diffSrc, w, diffDst, g.strides, g.padL, g.padR, hint, attr};
-#else
-  return {dn::convolution_backward_data::desc(al, diffSrc, w, diffDst, g.strides, g.padL, g.padR), attr, eng, hint};
-#endif
-}
-
-dn::convolution_backward_weights::primitive_desc bwd_weights_pd(
-    const dn::engine& eng, dn::algorithm al, const dn::memory::desc& src,
-    const dn::memory::desc& diffW, const dn::memory::desc* diffB, const dn::memory::desc& diffDst,
-    const Geometry& g, const dn::convolution_forward::primitive_desc& hint) {
-  const auto attr = make_attr(false);
-#if DNNL_VERSION_MAJOR >= 3
-  if (diffB) return {eng, al, src, diffW, *diffB, diffDst, g.strides, g.padL, g.padR, hint, attr};
-  return {eng, al, src, diffW, diffDst, g.strides, g.padL, g.padR, hint, attr};
-#else
-  if (diffB) {
-    return {dn::convolution_backward_weights::desc(al, src, diffW, *diffB, diffDst, g.strides, g.padL, g.padR), attr, eng, hint};
-  }
-  return {dn::convolution_backward_weights::desc(al, src, diffW, diffDst, g.strides, g.padL, g.padR), attr, eng, hint};
-#endif
-}
-
-dn::reorder::primitive_desc reorder_pd(const dn::engine& eng, const dn::memory::desc& from,
-                                       const dn::memory::desc& to) {
-  dn::primitive_attr attr;
-  attr.set_scratchpad_mode(dn::scratchpad_mode::user);
-  return dn::reorder::primitive_desc(eng, from, eng, to, attr);
-}
-
-// AVX-512 machines get 16-channel blocked activations (nChw16c, oneDNN's native layout there,
-// which its Winograd kernels require); others keep NHWC, which oneDNN's AVX2 kernels read.
-bool isa_is_avx512() {
-  switch (static_cast<int>(dn::get_effective_cpu_isa())) {
-    case dnnl_cpu_isa_avx512_core:
-    case dnnl_cpu_isa_avx512_core_vnni:
-    case dnnl_cpu_isa_avx512_core_bf16:
-    case dnnl_cpu_isa_avx512_core_amx:
-      return true;
-    default:
-      return false;
-  }
-}
-
-const char* isa_name() {
-  switch (static_cast<int>(dn::get_effective_cpu_isa())) {
-    case dnnl_cpu_isa_sse41: return "sse41";
-    case dnnl_cpu_isa_avx: return "avx";
-    case dnnl_cpu_isa_avx2: return "avx2";
-    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
-    case dnnl_cpu_isa_avx512_core: return "avx512_core";
-    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
-    default: return "other";
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
-// Element-wise kernels over activations of C channels stored in blocks of B channels:
-// element (image i, block cb, pixel p, channel j) is at ((i * C/B + cb) * hw + p) * B + j.
-// B = C is NHWC; B = 16 is oneDNN's nChw16c. B is 16, 32 or 64 in this network, so the SIMD
-// versions work on whole vectors. AVX-512 versions are compiled for that target only inside
-// their functions and chosen at run time; SSE2 is the x86-64 baseline.
+// The network
 
-// S[i][c] += scale * sum_p A[i][p][c]   (S rows are 64 wide)
-void pool_add_portable(const float* A, int m, int hw, int C, int B, float scale, float* S) {
-  float acc[64];
-  for (int i = 0; i < m; ++i) {
-    for (int cb = 0; cb < C / B; ++cb) {
-      const float* a = A + ((size_t)i * C + (size_t)cb * B) * hw;
-      for (int j = 0; j < B; ++j) acc[j] = 0.f;
-      for (int p = 0; p < hw; ++p) {
-        for (int j = 0; j < B; ++j) acc[j] += a[(size_t)p * B + j];
-      }
-      float* s = S + (size_t)i * 64 + cb * B;
-      for (int j = 0; j < B; ++j) s[j] += acc[j] * scale;
-    }
-  }
-}
+enum class Arch : int { GloNet = 0, Vanilla = 1, VanillaNoBn = 2, ResNetV2 = 3, ResNetV2NoBn = 4 };
 
-// Gradient at a block's pre-activation, in place: G = (A > 0) * (G + scale * dS broadcast over
-// the pixels); without `accumulate` G's old contents are ignored (the last block, whose output
-// feeds only the pooling).
-void relu_pool_bwd_portable(float* G, bool accumulate, const float* A, const float* dS, int m,
-                            int hw, int C, int B, float scale) {
-  float d[64];
-  for (int i = 0; i < m; ++i) {
-    for (int cb = 0; cb < C / B; ++cb) {
-      for (int j = 0; j < B; ++j) d[j] = dS[(size_t)i * 64 + cb * B + j] * scale;
-      const size_t base = ((size_t)i * C + (size_t)cb * B) * hw;
-      float* g = G + base;
-      const float* a = A + base;
-      for (int p = 0; p < hw; ++p) {
-        for (int j = 0; j < B; ++j) {
-          const size_t o = (size_t)p * B + j;
-          const float v = (accumulate ? g[o] : 0.f) + d[j];
-          g[o] = a[o] > 0.f ? v : 0.f;
-        }
-      }
-    }
-  }
-}
-
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
-#define GLONET_SIMD 1
-
-// NV vectors of 4 (SSE) or 16 (AVX-512) floats per block row, unrolled by the template.
-template <int NV>
-void pool_add_sse_t(const float* A, int m, int hw, int C, float scale, float* S) {
-  constexpr int B = NV * 4;
-  const __m128 sc = _mm_set1_ps(scale);
-  for (int i = 0; i < m; ++i) {
-    for (int cb = 0; cb < C / B; ++cb) {
-      const float* a = A + ((size_t)i * C + (size_t)cb * B) * hw;
-      __m128 acc[NV];
-      for (int v = 0; v < NV; ++v) acc[v] = _mm_setzero_ps();
-      for (int p = 0; p < hw; ++p) {
-        for (int v = 0; v < NV; ++v) acc[v] = _mm_add_ps(acc[v], _mm_loadu_ps(a + (size_t)p * B + 4 * v));
-      }
-      float* s = S + (size_t)i * 64 + cb * B;
-      for (int v = 0; v < NV; ++v) _mm_storeu_ps(s + 4 * v, _mm_add_ps(_mm_loadu_ps(s + 4 * v), _mm_mul_ps(acc[v], sc)));
-    }
-  }
-}
-
-template <int NV>
-void relu_pool_bwd_sse_t(float* G, bool accumulate, const float* A, const float* dS, int m, int hw,
-                         int C, float scale) {
-  constexpr int B = NV * 4;
-  const __m128 zero = _mm_setzero_ps();
-  for (int i = 0; i < m; ++i) {
-    for (int cb = 0; cb < C / B; ++cb) {
-      __m128 d[NV];
-      for (int v = 0; v < NV; ++v) d[v] = _mm_mul_ps(_mm_loadu_ps(dS + (size_t)i * 64 + cb * B + 4 * v), _mm_set1_ps(scale));
-      const size_t base = ((size_t)i * C + (size_t)cb * B) * hw;
-      float* g = G + base;
-      const float* a = A + base;
-      for (int p = 0; p < hw; ++p) {
-        for (int v = 0; v < NV; ++v) {
-          const size_t o = (size_t)p * B + 4 * v;
-          const __m128 val = accumulate ? _mm_add_ps(_mm_loadu_ps(g + o), d[v]) : d[v];
-          _mm_storeu_ps(g + o, _mm_and_ps(_mm_cmpgt_ps(_mm_loadu_ps(a + o), zero), val));
-        }
-      }
-    }
-  }
-}
-
-template <int NV>
-__attribute__((target("avx512f"))) void pool_add_avx512_t(const float* A, int m, int hw, int C,
-                                                          float scale, float* S) {
-  constexpr int B = NV * 16;
-  const __m512 sc = _mm512_set1_ps(scale);
-  for (int i = 0; i < m; ++i) {
-    for (int cb = 0; cb < C / B; ++cb) {
-      const float* a = A + ((size_t)i * C + (size_t)cb * B) * hw;
-      __m512 acc[NV];
-      for (int v = 0; v < NV; ++v) acc[v] = _mm512_setzero_ps();
-      for (int p = 0; p < hw; ++p) {
-        for (int v = 0; v < NV; ++v) acc[v] = _mm512_add_ps(acc[v], _mm512_loadu_ps(a + (size_t)p * B + 16 * v));
-      }
-      float* s = S + (size_t)i * 64 + cb * B;
-      for (int v = 0; v < NV; ++v) {
-        _mm512_storeu_ps(s + 16 * v, _mm512_add_ps(_mm512_loadu_ps(s + 16 * v), _mm512_mul_ps(acc[v], sc)));
-      }
-    }
-  }
-}
-
-template <int NV>
-__attribute__((target("avx512f"))) void relu_pool_bwd_avx512_t(float* G, bool accumulate, const float* A,
-                                                               const float* dS, int m, int hw, int C,
-                                                               float scale) {
-  constexpr int B = NV * 16;
-  const __m512 zero = _mm512_setzero_ps();
-  for (int i = 0; i < m; ++i) {
-    for (int cb = 0; cb < C / B; ++cb) {
-      __m512 d[NV];
-      for (int v = 0; v < NV; ++v) {
-        d[v] = _mm512_mul_ps(_mm512_loadu_ps(dS + (size_t)i * 64 + cb * B + 16 * v), _mm512_set1_ps(scale));
-      }
-      const size_t base = ((size_t)i * C + (size_t)cb * B) * hw;
-      float* g = G + base;
-      const float* a = A + base;
-      for (int p = 0; p < hw; ++p) {
-        for (int v = 0; v < NV; ++v) {
-          const size_t o = (size_t)p * B + 16 * v;
-          const __m512 val = accumulate ? _mm512_add_ps(_mm512_loadu_ps(g + o), d[v]) : d[v];
-          const __mmask16 pos = _mm512_cmp_ps_mask(_mm512_loadu_ps(a + o), zero, _CMP_GT_OQ);
-          _mm512_storeu_ps(g + o, _mm512_maskz_mov_ps(pos, val));
-        }
-      }
-    }
-  }
-}
-
-bool has_avx512() {
-  static const bool yes = __builtin_cpu_supports("avx512f");
-  return yes;
-}
-#else
-#define GLONET_SIMD 0
-#endif
-
-void pool_add(const float* A, int m, int hw, int C, int B, float scale, float* S) {
-#if GLONET_SIMD
-  if (has_avx512()) {
-    if (B == 16) return pool_add_avx512_t<1>(A, m, hw, C, scale, S);
-    if (B == 32) return pool_add_avx512_t<2>(A, m, hw, C, scale, S);
-    if (B == 64) return pool_add_avx512_t<4>(A, m, hw, C, scale, S);
-  }
-  if (B == 16) return pool_add_sse_t<4>(A, m, hw, C, scale, S);
-  if (B == 32) return pool_add_sse_t<8>(A, m, hw, C, scale, S);
-  if (B == 64) return pool_add_sse_t<16>(A, m, hw, C, scale, S);
-#endif
-  pool_add_portable(A, m, hw, C, B, scale, S);
-}
-
-void relu_pool_bwd(float* G, bool accumulate, const float* A, const float* dS, int m, int hw, int C,
-                   int B, float scale) {
-#if GLONET_SIMD
-  if (has_avx512()) {
-    if (B == 16) return relu_pool_bwd_avx512_t<1>(G, accumulate, A, dS, m, hw, C, scale);
-    if (B == 32) return relu_pool_bwd_avx512_t<2>(G, accumulate, A, dS, m, hw, C, scale);
-    if (B == 64) return relu_pool_bwd_avx512_t<4>(G, accumulate, A, dS, m, hw, C, scale);
-  }
-  if (B == 16) return relu_pool_bwd_sse_t<4>(G, accumulate, A, dS, m, hw, C, scale);
-  if (B == 32) return relu_pool_bwd_sse_t<8>(G, accumulate, A, dS, m, hw, C, scale);
-  if (B == 64) return relu_pool_bwd_sse_t<16>(G, accumulate, A, dS, m, hw, C, scale);
-#endif
-  relu_pool_bwd_portable(G, accumulate, A, dS, m, hw, C, B, scale);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Thread pool: the calling thread works too; units are claimed from an atomic word holding
-// (phase << 32 | next unit), so a helper that wakes late can never claim a unit of a newer phase
-// with stale parameters. The caller never waits for a helper that has not claimed anything.
-
-class Pool {
- public:
-  using Fn = std::function<void(int, uint32_t)>;
-
-  explicit Pool(int threads) : T_(std::max(1, threads)) {
-    for (int t = 1; t < T_; ++t) threads_.emplace_back([this, t] { helper(t); });
-  }
-
-  ~Pool() {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
-      gen_.fetch_add(1, std::memory_order_release);
-    }
-    cv_.notify_all();
-    for (auto& th : threads_) th.join();
-  }
-
-  int threads() const { return T_; }
-
-  // Runs fn(thread, unit) for unit = 0..units-1; rethrows the first error.
-  void run(uint32_t units, const Fn& fn) {
-    if (units == 0) return;
-    fn_ = &fn;
-    units_ = units;
-    error_.clear();
-    done_.store(0, std::memory_order_relaxed);
-    phase_ = (phase_ + 1) & 0xffffffffu;
-    if (phase_ == 0) phase_ = 1;
-    claim_.store(phase_ << 32, std::memory_order_release);
-    if (T_ > 1 && units > 1) {
-      {
-        std::lock_guard<std::mutex> lk(mu_);
-        gen_.fetch_add(1, std::memory_order_release);
-      }
-      cv_.notify_all();
-    }
-    work(0);
-    if (done_.load(std::memory_order_acquire) != units) {
-      // Spin briefly, then sleep, so a preempted helper can have this core to finish its unit.
-      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(100);
-      for (unsigned i = 0; done_.load(std::memory_order_acquire) != units; ++i) {
-        GLONET_PAUSE();
-        if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) {
-          std::unique_lock<std::mutex> lk(mu_);
-          waiting_ = true;
-          doneCv_.wait(lk, [&] { return done_.load(std::memory_order_acquire) == units; });
-          waiting_ = false;
-          break;
-        }
-      }
-    }
-    fn_ = nullptr;
-    if (!error_.empty()) throw std::runtime_error(error_);
-  }
-
- private:
-  bool claim(uint64_t phase, uint32_t* idx) {
-    uint64_t c = claim_.load(std::memory_order_acquire);
-    for (;;) {
-      if ((c >> 32) != phase) return false;
-      const uint32_t i = (uint32_t)c;
-      if (i >= units_) return false;
-      if (claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
-        *idx = i;
-        return true;
-      }
-    }
-  }
-
-  void work(int t) {
-    const uint64_t phase = claim_.load(std::memory_order_acquire) >> 32;
-    uint32_t idx;
-    while (claim(phase, &idx)) {
-      // A successful claim means the caller is still in `phase`: fn_ and units_ are current.
-      try {
-        (*fn_)(t, idx);
-      } catch (const std::exception& e) {
-        std::lock_guard<std::mutex> lk(errMu_);
-        if (error_.empty()) error_ = e.what();
-      } catch (...) {
-        std::lock_guard<std::mutex> lk(errMu_);
-        if (error_.empty()) error_ = "unknown error";
-      }
-      const uint32_t n = units_;
-      if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == n && t != 0) {
-        std::lock_guard<std::mutex> lk(mu_);
-        if (waiting_) doneCv_.notify_one();
-      }
-    }
-  }
-
-  void helper(int t) {
-    single_threaded_onednn();
-    uint64_t seen = 0;
-    for (;;) {
-      // Spin a little for the next phase (the update follows the chunks at once), then sleep.
-      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
-      unsigned i = 0;
-      while (gen_.load(std::memory_order_acquire) == seen) {
-        GLONET_PAUSE();
-        if ((++i & 63) == 0 && std::chrono::steady_clock::now() > until) {
-          std::unique_lock<std::mutex> lk(mu_);
-          cv_.wait(lk, [&] { return gen_.load(std::memory_order_acquire) != seen; });
-          break;
-        }
-      }
-      seen = gen_.load(std::memory_order_acquire);
-      {
-        std::lock_guard<std::mutex> lk(mu_);
-        if (stop_) return;
-      }
-      work(t);
-    }
-  }
-
-  const int T_;
-  std::vector<std::thread> threads_;
-  std::mutex mu_, errMu_;
-  std::condition_variable cv_, doneCv_;
-  bool stop_ = false, waiting_ = false;
-  std::atomic<uint64_t> gen_{0};
-  std::atomic<uint64_t> claim_{0};
-  std::atomic<uint32_t> done_{0};
-  uint64_t phase_ = 0;
-  const Fn* fn_ = nullptr;
-  uint32_t units_ = 0;
-  std::string error_;
+// An activation: C channels of H x W pixels per image. Tensor 0 is the input batch.
+struct Tensor {
+  int C = 0, H = 0, W = 0;
+  int hw() const { return H * W; }
+  size_t perImage() const { return (size_t)C * H * W; }
 };
-
-// ---------------------------------------------------------------------------------------------
-// The engine
 
 struct Conv {
-  int cin, cout, hin, win, hout, wout, stride;
-  bool bias;  // and ReLU: every conv but the stem
-  size_t kOff, kLen, bOff;
+  int src = 0, dst = 0;
+  int cin = 0, cout = 0, hin = 0, win = 0, hout = 0, wout = 0, k = 3, stride = 1;
+  bool bias = false;  // a bias (glonet's convs)
+  bool relu = false;  // a ReLU after it (post-op)
+  bool sum = false;   // dst += conv(src) (post-op: the residual add onto the shortcut's output)
+  size_t kOff = 0, kLen = 0, bOff = 0;
   Geometry geo;
-  size_t outPerImage() const { return (size_t)hout * wout * cout; }
+};
+
+// Weights at off: gamma, beta, moving mean, moving variance (C each, the TF.js order).
+struct Bn {
+  int C = 0;
+  size_t off = 0;
+  size_t statOff = 0;  // where its per-chunk statistics start in a chunk's statistics record
+};
+
+// The batch normalization's coefficients for the current pass (batch statistics in training,
+// moving statistics in predictions): y = (x - mean) * k + beta, k = gamma * rstd; backward:
+// dx = k * dZ + c1 * (x - mean) + c0.
+struct BnCoef {
+  std::vector<float> mean, k, rstd, c1, c0;
+};
+
+// Micro-ops. Forward: Conv, Stats (a chunk's partial batch statistics of `src`), BnRelu
+// (dst = relu(BN(src))), Relu, Copy, Pool (S += mean_hw(src)), Head (logits; in training the
+// loss, the head's gradients and dS). Backward: ConvBwd (the mask of its ReLU, with the pool's
+// gradient when `pooled`; weight gradient; data gradient to src), PoolBwd, BnSums (dZ and the
+// chunk's partial sums), BnDx, ReluBwd, CopyBwd. `acc`: add to the gradient of src (or, for
+// ConvBwd, to the gradient of dst) rather than overwrite it.
+enum class Op : uint8_t { Conv, Stats, BnRelu, Relu, Copy, Pool, Head, ConvBwd, PoolBwd, BnSums, BnDx, ReluBwd, CopyBwd };
+
+struct MicroOp {
+  Op op;
+  int idx = -1;  // conv or batch-normalization index
+  int src = -1, dst = -1;
+  bool acc = false, pooled = false;
+};
+
+// What the calling thread does after a segment: combine the chunks' statistics of a batch
+// normalization (forward), or its gradient sums (backward).
+enum class Sync : uint8_t { None, Stats, Sums };
+
+struct Segment {
+  std::vector<MicroOp> ops;
+  Sync sync = Sync::None;
+  int bn = -1;
+};
+
+struct Program {
+  std::vector<Segment> segs;
+  std::vector<int> gradSlot;  // per tensor: its gradient buffer (-1: none)
+  int gradBuffers = 0;
+  bool persistent = false;  // several segments: chunks keep their activations between them
 };
 
 // oneDNN memory descriptors and primitives of one conv at one chunk size.
@@ -576,7 +185,7 @@ struct ConvPrims {
   dn::memory::desc bsrc, bdst;  // backward (same bytes, maybe described in another layout)
   dn::memory::desc bias, plainW, fwdW, bdW, diffW;
   dn::convolution_forward fwd;
-  dn::convolution_backward_data bwdData;  // not for the stem
+  dn::convolution_backward_data bwdData;  // not when src is the input
   dn::convolution_backward_weights bwdWeights;
   dn::reorder toFwdW, toBdW, fromDiffW;
   dn::memory::desc fwdScratch, bdScratch, bwScratch, toFwdScratch, toBdScratch, fromDiffScratch;
@@ -588,100 +197,66 @@ struct PrimSet {
   int mb = 0;
   std::vector<ConvPrims> conv;
   size_t scratchBytes = 0, diffTmpBytes = 0;
-  std::string kernel;  // oneDNN's implementation of a block convolution (for info)
+  std::string kernel;  // oneDNN's implementations of the block convolutions (for info)
 };
 
 struct alignas(64) Workspace {
   dn::stream stream;
-  std::vector<FloatBuf> acts;  // per conv: chunk x hout x wout x cout
-  FloatBuf g0, g1;             // gradient ping-pong, the largest activation
-  FloatBuf S, dS, logits;      // chunk x 64, chunk x 64, chunk x classes
-  FloatBuf sum;                // update: kUnit floats
+  std::vector<FloatBuf> acts;   // per tensor, one chunk (one-segment programs)
+  std::vector<FloatBuf> grads;  // gradient buffers, one chunk of the largest tensor
+  FloatBuf sum;                 // update: kUnit floats
   Buffer scratch, diffTmp;
 };
 
+enum class ParamKind : uint8_t { Kernel, Plain, Frozen };  // L2 + update, update, neither
+
 struct UpdateUnit {
   size_t off, len;
-  bool kernel;
+  ParamKind kind;
 };
 
+// Per step, from JavaScript (float32 values, as TF.js's scalars are).
 struct StepParams {
-  float l2, momentum, negLr;
+  float l2;
+  bool adam;
+  float momentum, negLr;                        // SGD
+  float b1, omb1, b2, omb2, omab1, omab2, eps;  // Adam: beta1, 1 - beta1, ..., 1 - beta^t, epsilon
 };
 
 class Engine {
  public:
   // algorithm: 0 = Winograd backward passes where oneDNN implements them (AVX-512), direct
-  // elsewhere; 1 = direct only.
-  Engine(int H, int W, int C, int classes, int n, int threads, int chunk, int algorithm, float* params,
-         float* accum)
-      : H_(H), W_(W), C_(C), classes_(classes), n_(n), CH_(std::max(1, chunk)), params_(params),
-        accum_(accum), eng_(dn::engine::kind::cpu, 0), pool_(threads) {
+  // elsewhere; 1 = direct only. bnDecay = 1 - momentum of the BatchNormalization layers.
+  Engine(Arch arch, int H, int W, int C, int classes, int n, int threads, int chunk, int algorithm,
+         double bnEps, float bnDecay)
+      : H_(H), W_(W), C_(C), classes_(classes), n_(n), CH_(std::max(1, chunk)), arch_(arch),
+        bnEps_(bnEps), bnDecay_(bnDecay), eng_(dn::engine::kind::cpu, 0), pool_(threads, single_threaded_onednn) {
     OneThreadScope one;
     blocked_ = isa_is_avx512();
     winograd_ = blocked_ && algorithm == 0;
-    // Layers and the flat parameter layout (TF.js weight order).
-    size_t off = 0;
-    auto addConv = [&](int cin, int cout, int hin, int win, int stride, bool bias) {
-      Conv c{};
-      c.cin = cin;
-      c.cout = cout;
-      c.hin = hin;
-      c.win = win;
-      c.stride = stride;
-      c.hout = (hin + 2 - 3) / stride + 1;
-      c.wout = (win + 2 - 3) / stride + 1;
-      c.bias = bias;
-      c.kOff = off;
-      c.kLen = (size_t)9 * cin * cout;
-      off += c.kLen;
-      segs_.push_back({c.kOff, c.kLen, true});
-      if (bias) {
-        c.bOff = off;
-        off += cout;
-        segs_.push_back({c.bOff, (size_t)cout, false});
-      }
-      // oneDNN: pad 1 before; after, whatever makes (hin + padL + padR - 3) / stride + 1 = hout.
-      const int64_t prH = (int64_t)(c.hout - 1) * stride + 3 - hin - 1;
-      const int64_t prW = (int64_t)(c.wout - 1) * stride + 3 - win - 1;
-      c.geo = Geometry{{stride, stride}, {1, 1}, {prH, prW}};
-      conv_.push_back(c);
-      return c;
-    };
-    Conv prev = addConv(C, 16, H, W, 1, false);
-    const int channels[3] = {16, 32, 64};
-    for (int stage = 0; stage < 3; ++stage) {
-      for (int i = 0; i < 2 * n; ++i) {
-        const int stride = stage > 0 && i == 0 ? 2 : 1;
-        prev = addConv(prev.cout, channels[stage], prev.hout, prev.wout, stride, true);
-      }
-    }
-    L_ = (int)conv_.size();
-    headK_ = off;
-    off += (size_t)64 * classes;
-    segs_.push_back({headK_, (size_t)64 * classes, true});
-    headB_ = off;
-    off += classes;
-    segs_.push_back({headB_, (size_t)classes, false});
-    P_ = off;
+    buildNetwork();
+    buildPrograms();
     for (const auto& s : segs_) {
-      for (size_t o = 0; o < s.len; o += kUnit) units_.push_back({s.off + o, std::min(kUnit, s.len - o), s.kernel});
+      for (size_t o = 0; o < s.len; o += kUnit) units_.push_back({s.off + o, std::min(kUnit, s.len - o), s.kind});
     }
-    size_t maxAct = 0;
-    for (const auto& c : conv_) maxAct = std::max(maxAct, c.outPerImage());
     for (int t = 0; t < pool_.threads(); ++t) {
       auto w = std::make_unique<Workspace>();
       w->stream = dn::stream(eng_);
-      for (const auto& c : conv_) w->acts.push_back(alloc_floats(c.outPerImage() * CH_));
-      w->g0 = alloc_floats(maxAct * CH_);
-      w->g1 = alloc_floats(maxAct * CH_);
-      w->S = alloc_floats((size_t)64 * CH_);
-      w->dS = alloc_floats((size_t)64 * CH_);
-      w->logits = alloc_floats((size_t)classes * CH_);
+      w->acts.resize(tensors_.size());
+      for (size_t i = 1; i < tensors_.size(); ++i) w->acts[i] = alloc_floats(tensors_[i].perImage() * CH_);
+      if (!train_.persistent) {
+        for (int g = 0; g < train_.gradBuffers; ++g) w->grads.push_back(alloc_floats(maxPerImage_ * CH_));
+      }
       w->sum = alloc_floats(kUnit);
       ws_.push_back(std::move(w));
     }
     setFor(CH_);  // build the primitives of a full chunk now: errors surface at creation
+  }
+
+  void bind(float* params, float* slotA, float* slotB) {
+    params_ = params;
+    slotA_ = slotA;
+    slotB_ = slotB;
   }
 
   size_t paramCount() const { return P_; }
@@ -690,20 +265,23 @@ class Engine {
   int classes() const { return classes_; }
   const std::string& kernelInfo() { return setFor(CH_).kernel; }
 
-  // One training step (gradOut null) or the gradient only (gradOut = P floats). Returns the
-  // data loss plus the L2 penalty at the weights before the update.
+  // One training step (gradOut null; the moving statistics are updated too) or the gradient
+  // only (gradOut = P floats; nothing changes). Returns the data loss plus the L2 penalty at the
+  // weights before the update.
   double train(const float* x, const float* y, int rows, const StepParams& sp, float* gradOut) {
     OneThreadScope one;
     checkLabels(y, rows);
+    prog_ = &train_;
     const uint32_t chunks = (uint32_t)((rows + CH_ - 1) / CH_);
-    prepare(rows);
+    prepare(rows, chunks);
     while (slots_.size() < chunks) slots_.push_back(alloc_floats(P_));
     x_ = x;
     y_ = y;
     rows_ = rows;
-    chunkLoss_.assign(chunks, 0.0);
-    pool_.run(chunks, chunkFn_);
     nChunks_ = chunks;
+    updateStats_ = gradOut == nullptr;
+    chunkLoss_.assign(chunks, 0.0);
+    runProgram();
     sp_ = sp;
     gradOut_ = gradOut;
     unitSq_.assign(units_.size(), 0.0);
@@ -717,20 +295,317 @@ class Engine {
 
   void predict(const float* x, int rows, float* out) {
     OneThreadScope one;
+    prog_ = &eval_;
     const uint32_t chunks = (uint32_t)((rows + CH_ - 1) / CH_);
-    prepare(rows);
+    prepare(rows, chunks);
+    movingCoefficients();
     x_ = x;
     y_ = nullptr;
     rows_ = rows;
+    nChunks_ = chunks;
     predOut_ = out;
-    pool_.run(chunks, chunkFn_);
+    runProgram();
     predOut_ = nullptr;
   }
 
  private:
   static constexpr size_t kUnit = 16384;
 
-  // Channels per block of the activation layout (see the element-wise kernels).
+  // ----- the network: tensors, convs, batch normalizations, forward micro-ops, parameters -----
+
+  int addTensor(int C, int H, int W) {
+    tensors_.push_back(Tensor{C, H, W});
+    return (int)tensors_.size() - 1;
+  }
+
+  void addParams(size_t len, ParamKind kind) {
+    segs_.push_back({P_, len, kind});
+    P_ += len;
+  }
+
+  // A conv's weights (kernel, then bias) at the current end of the parameters; its output is a
+  // new tensor, or `dst` (a sum onto the shortcut's output).
+  int addConv(int src, int cout, int k, int stride, bool bias, bool relu, bool sum = false, int dst = -1) {
+    const Tensor in = tensors_[src];
+    Conv c;
+    c.src = src;
+    c.cin = in.C;
+    c.cout = cout;
+    c.hin = in.H;
+    c.win = in.W;
+    c.k = k;
+    c.stride = stride;
+    const int pad = (k - 1) / 2;
+    c.hout = (in.H + 2 * pad - k) / stride + 1;
+    c.wout = (in.W + 2 * pad - k) / stride + 1;
+    c.bias = bias;
+    c.relu = relu;
+    c.sum = sum;
+    c.kOff = P_;
+    c.kLen = (size_t)k * k * c.cin * cout;
+    addParams(c.kLen, ParamKind::Kernel);
+    if (bias) {
+      c.bOff = P_;
+      addParams((size_t)cout, ParamKind::Plain);
+    }
+    // oneDNN: pad `pad` before; after, whatever makes (hin + padL + padR - k) / stride + 1 = hout.
+    const int64_t prH = std::max<int64_t>(0, (int64_t)(c.hout - 1) * stride + k - in.H - pad);
+    const int64_t prW = std::max<int64_t>(0, (int64_t)(c.wout - 1) * stride + k - in.W - pad);
+    c.geo = Geometry{{stride, stride}, {pad, pad}, {prH, prW}};
+    if (dst < 0) {
+      dst = addTensor(cout, c.hout, c.wout);
+    } else {
+      const Tensor& d = tensors_[dst];
+      if (d.C != cout || d.H != c.hout || d.W != c.wout) throw std::logic_error("conv output shape mismatch");
+    }
+    c.dst = dst;
+    conv_.push_back(c);
+    return (int)conv_.size() - 1;
+  }
+
+  int addBn(int C) {
+    Bn b;
+    b.C = C;
+    b.off = P_;
+    b.statOff = statDoubles_;
+    statDoubles_ += 3 * (size_t)C;  // sum, sum of deviations, sum of squared deviations
+    addParams(2 * (size_t)C, ParamKind::Plain);   // gamma, beta
+    addParams(2 * (size_t)C, ParamKind::Frozen);  // moving mean, moving variance
+    bn_.push_back(b);
+    BnCoef coef;
+    for (auto* v : {&coef.mean, &coef.k, &coef.rstd, &coef.c1, &coef.c0}) v->assign(C, 0.f);
+    coef_.push_back(coef);
+    return (int)bn_.size() - 1;
+  }
+
+  void fwd(Op op, int idx, int src, int dst) { fwd_.push_back(MicroOp{op, idx, src, dst}); }
+
+  void addConvOp(int c) { fwd(Op::Conv, c, conv_[c].src, conv_[c].dst); }
+
+  // The layers in the order of the TF.js model's weights (fused-cnn.ts, fusedCnnLayers).
+  void buildNetwork() {
+    addTensor(C_, H_, W_);
+    const int channels[3] = {16, 32, 64};
+    if (arch_ == Arch::GloNet) {
+      int t = conv_[addConv(0, 16, 3, 1, false, false)].dst;
+      addConvOp(0);
+      for (int stage = 0; stage < 3; ++stage) {
+        for (int i = 0; i < 2 * n_; ++i) {
+          const int c = addConv(t, channels[stage], 3, stage > 0 && i == 0 ? 2 : 1, true, true);
+          addConvOp(c);
+          t = conv_[c].dst;
+          fwd(Op::Pool, -1, t, -1);
+        }
+      }
+    } else {
+      const bool bn = arch_ == Arch::Vanilla || arch_ == Arch::ResNetV2;
+      const bool skip = arch_ == Arch::ResNetV2 || arch_ == Arch::ResNetV2NoBn;
+      // vanilla-nobn: every conv is followed by a ReLU (the next block's first, or the final one).
+      const bool chainRelu = arch_ == Arch::VanillaNoBn;
+      int t = conv_[addConv(0, 16, 3, 1, false, chainRelu)].dst;
+      addConvOp(0);
+      for (int stage = 0; stage < 3; ++stage) {
+        for (int i = 0; i < n_; ++i) {
+          const int stride = stage > 0 && i == 0 ? 2 : 1;
+          const Tensor x = tensors_[t];
+          int a1 = t;
+          if (bn) {
+            const int b1 = addBn(x.C);
+            a1 = addTensor(x.C, x.H, x.W);
+            fwd(Op::BnRelu, b1, t, a1);
+          } else if (skip) {
+            a1 = addTensor(x.C, x.H, x.W);
+            fwd(Op::Relu, -1, t, a1);
+          }
+          const int c1 = addConv(a1, channels[stage], 3, stride, false, !bn);
+          addConvOp(c1);
+          int a2 = conv_[c1].dst;
+          if (bn) {
+            const int b2 = addBn(channels[stage]);
+            const Tensor y1 = tensors_[a2];
+            const int z = addTensor(y1.C, y1.H, y1.W);
+            fwd(Op::BnRelu, b2, a2, z);
+            a2 = z;
+          }
+          const int c2 = addConv(a2, channels[stage], 3, 1, false, chainRelu, skip);
+          if (skip) {
+            const int out = conv_[c2].dst;
+            if (stride != 1 || x.C != channels[stage]) {
+              addConvOp(addConv(t, channels[stage], 1, stride, false, false, false, out));
+            } else {
+              fwd(Op::Copy, -1, t, out);
+            }
+          }
+          addConvOp(c2);
+          t = conv_[c2].dst;
+        }
+      }
+      const Tensor x = tensors_[t];
+      if (bn) {
+        const int fb = addBn(x.C);
+        const int a = addTensor(x.C, x.H, x.W);
+        fwd(Op::BnRelu, fb, t, a);
+        t = a;
+      } else if (skip) {
+        const int a = addTensor(x.C, x.H, x.W);
+        fwd(Op::Relu, -1, t, a);
+        t = a;
+      }
+      fwd(Op::Pool, -1, t, -1);
+    }
+    headK_ = P_;
+    addParams((size_t)64 * classes_, ParamKind::Kernel);
+    headB_ = P_;
+    addParams((size_t)classes_, ParamKind::Plain);
+    for (size_t i = 1; i < tensors_.size(); ++i) maxPerImage_ = std::max(maxPerImage_, tensors_[i].perImage());
+    for (const Tensor& t : tensors_) {
+      if (&t != &tensors_[0] && t.C != 16 && t.C != 32 && t.C != 64) throw std::logic_error("channels must be 16, 32 or 64");
+    }
+  }
+
+  // ----- programs: the forward micro-ops, and in training the backward ones, cut at syncs -----
+
+  void buildPrograms() {
+    // Predictions: the forward pass with the moving statistics, one segment.
+    eval_.segs.emplace_back();
+    for (const MicroOp& f : fwd_) eval_.segs.back().ops.push_back(f);
+    eval_.segs.back().ops.push_back(MicroOp{Op::Head});
+    eval_.gradSlot.assign(tensors_.size(), -1);
+
+    // Training: a batch normalization first needs the batch's statistics of its input.
+    std::vector<Segment>& segs = train_.segs;
+    segs.emplace_back();
+    auto cut = [&](Sync s, int bn) {
+      segs.back().sync = s;
+      segs.back().bn = bn;
+      segs.emplace_back();
+    };
+    for (const MicroOp& f : fwd_) {
+      if (f.op == Op::BnRelu) {
+        segs.back().ops.push_back(MicroOp{Op::Stats, f.idx, f.src, -1});
+        cut(Sync::Stats, f.idx);
+      }
+      segs.back().ops.push_back(f);
+    }
+    segs.back().ops.push_back(MicroOp{Op::Head});
+    // Backward, last op first. A tensor's gradient is written by the first contribution and
+    // added to by the others.
+    std::vector<bool> written(tensors_.size(), false);
+    auto contribute = [&](int t) {
+      const bool acc = written[t];
+      written[t] = true;
+      return acc;
+    };
+    auto need = [&](int t) {
+      if (!written[t]) throw std::logic_error("a tensor's gradient is read before it is written");
+    };
+    for (auto it = fwd_.rbegin(); it != fwd_.rend(); ++it) {
+      const MicroOp& f = *it;
+      std::vector<MicroOp>& ops = segs.back().ops;
+      switch (f.op) {
+        case Op::Pool:
+          ops.push_back(MicroOp{Op::PoolBwd, -1, f.src, -1, contribute(f.src)});
+          break;
+        case Op::Conv: {
+          const Conv& c = conv_[f.idx];
+          MicroOp b{Op::ConvBwd, f.idx, c.src, c.dst};
+          if (c.relu && !ops.empty() && ops.back().op == Op::PoolBwd && ops.back().src == c.dst) {
+            b.pooled = true;  // fuse the pool's gradient with the ReLU's mask
+            b.acc = ops.back().acc;
+            ops.pop_back();
+          } else {
+            need(c.dst);
+            b.acc = true;
+          }
+          if (c.src != 0) {
+            // oneDNN's backward-data writes its output: it must be the first contribution.
+            if (written[c.src]) throw std::logic_error("a conv's data gradient would overwrite another");
+            written[c.src] = true;
+          }
+          ops.push_back(b);
+          break;
+        }
+        case Op::BnRelu:
+          need(f.dst);
+          ops.push_back(MicroOp{Op::BnSums, f.idx, f.src, f.dst});
+          cut(Sync::Sums, f.idx);
+          segs.back().ops.push_back(MicroOp{Op::BnDx, f.idx, f.src, f.dst, contribute(f.src)});
+          break;
+        case Op::Relu:
+          need(f.dst);
+          ops.push_back(MicroOp{Op::ReluBwd, -1, f.src, f.dst, contribute(f.src)});
+          break;
+        case Op::Copy:
+          need(f.dst);
+          ops.push_back(MicroOp{Op::CopyBwd, -1, f.src, f.dst, contribute(f.src)});
+          break;
+        default:
+          throw std::logic_error("unexpected forward op");
+      }
+    }
+    train_.persistent = segs.size() > 1;
+    assignGradientBuffers(train_);
+  }
+
+  // Gradient buffers by liveness: a tensor's gradient takes a free buffer at its first use and
+  // frees it after its last.
+  void assignGradientBuffers(Program& pr) {
+    pr.gradSlot.assign(tensors_.size(), -1);
+    std::vector<const MicroOp*> ops;
+    for (const Segment& s : pr.segs) {
+      for (const MicroOp& o : s.ops) ops.push_back(&o);
+    }
+    auto uses = [](const MicroOp& o) {
+      std::vector<int> u;
+      switch (o.op) {
+        case Op::ConvBwd:
+          u.push_back(o.dst);
+          if (o.src != 0) u.push_back(o.src);
+          break;
+        case Op::PoolBwd:
+          u.push_back(o.src);
+          break;
+        case Op::BnSums:
+          u.push_back(o.dst);
+          break;
+        case Op::BnDx:
+        case Op::ReluBwd:
+        case Op::CopyBwd:
+          u.push_back(o.dst);
+          u.push_back(o.src);
+          break;
+        default:
+          break;
+      }
+      return u;
+    };
+    std::vector<size_t> last(tensors_.size(), 0);
+    for (size_t i = 0; i < ops.size(); ++i) {
+      for (int t : uses(*ops[i])) last[t] = i;
+    }
+    std::vector<int> freeList;
+    for (size_t i = 0; i < ops.size(); ++i) {
+      const std::vector<int> u = uses(*ops[i]);
+      for (int t : u) {
+        if (pr.gradSlot[t] >= 0) continue;
+        if (freeList.empty()) {
+          pr.gradSlot[t] = pr.gradBuffers++;
+        } else {
+          pr.gradSlot[t] = freeList.back();
+          freeList.pop_back();
+        }
+      }
+      for (int t : u) {
+        if (last[t] == i && std::find(freeList.begin(), freeList.end(), pr.gradSlot[t]) == freeList.end()) {
+          freeList.push_back(pr.gradSlot[t]);
+        }
+      }
+    }
+  }
+
+  // ----- helpers -----
+
+  // Channels per block of the activation layout (see ./cnn_kernels.h).
   int blockOf(int C) const { return blocked_ ? 16 : C; }
 
   void checkLabels(const float* y, int rows) const {
@@ -740,6 +615,22 @@ class Engine {
         throw std::runtime_error("label at row " + std::to_string(r) + " is not a class index");
       }
     }
+  }
+
+  float* act(int id, int t, int r0) const {
+    if (id == 0) return const_cast<float*>(x_) + (size_t)r0 * inSize();
+    if (prog_->persistent) return full_[id].get() + (size_t)r0 * tensors_[id].perImage();
+    return ws_[t]->acts[id].get();
+  }
+
+  float* grad(int id, int t, int r0) const {
+    const int s = prog_->gradSlot[id];
+    if (prog_->persistent) return gradFull_[s].get() + (size_t)r0 * maxPerImage_;
+    return ws_[t]->grads[s].get();
+  }
+
+  dn::memory mem(const dn::memory::desc& d, const void* p) const {
+    return dn::memory(d, eng_, const_cast<void*>(p));
   }
 
   // ----- primitives -----
@@ -762,34 +653,31 @@ class Engine {
     std::vector<std::string> kernels;
     for (size_t l = 0; l < conv_.size(); ++l) {
       const Conv& c = conv_[l];
+      const bool fromInput = c.src == 0;
       ConvPrims p;
       // Backward layouts: the stem reads the NHWC input and writes 16 channels, which are NHWC
-      // and nChw16c alike; the blocks use `act`. The forward of a 16 -> 16 conv reads and writes
-      // the same bytes described as NHWC, where oneDNN has a faster forward kernel (brgconv).
-      const tag act = l == 0 || !blocked_ ? tag::nhwc : tag::nChw16c;
+      // and nChw16c alike; the other convs use `act`. The forward of a 16 -> 16 conv reads and
+      // writes the same bytes described as NHWC, where oneDNN has a faster forward kernel.
+      const tag act = fromInput || !blocked_ ? tag::nhwc : tag::nChw16c;
       const tag fwdAct = c.cin == 16 && c.cout == 16 ? tag::nhwc : act;
-      p.bsrc = dn::memory::desc({N, c.cin, c.hin, c.win}, dt::f32, l == 0 ? tag::nhwc : act);
+      p.bsrc = dn::memory::desc({N, c.cin, c.hin, c.win}, dt::f32, fromInput ? tag::nhwc : act);
       p.bdst = dn::memory::desc({N, c.cout, c.hout, c.wout}, dt::f32, act);
-      p.src = dn::memory::desc({N, c.cin, c.hin, c.win}, dt::f32, l == 0 ? tag::nhwc : fwdAct);
+      p.src = dn::memory::desc({N, c.cin, c.hin, c.win}, dt::f32, fromInput ? tag::nhwc : fwdAct);
       p.dst = dn::memory::desc({N, c.cout, c.hout, c.wout}, dt::f32, fwdAct);
       p.bias = dn::memory::desc({c.cout}, dt::f32, tag::x);
-      p.plainW = dn::memory::desc({c.cout, c.cin, 3, 3}, dt::f32, tag::hwio);
-      const dn::memory::desc anyW({c.cout, c.cin, 3, 3}, dt::f32, tag::any);
+      p.plainW = dn::memory::desc({c.cout, c.cin, c.k, c.k}, dt::f32, tag::hwio);
+      const dn::memory::desc anyW({c.cout, c.cin, c.k, c.k}, dt::f32, tag::any);
       const dn::memory::desc* bias = c.bias ? &p.bias : nullptr;
-      // The forward is always a direct convolution: ReLU masks come from its exact zeros (a
-      // Winograd forward turns many exact zeros, e.g. MNIST's background, into +-1e-9, and so
-      // flips the masks). The backward of the stride-1 block convs uses Winograd F(4x4, 3x3)
-      // where oneDNN has it (AVX-512) and it is allowed: linear, no masks, ~1e-6 rounding.
-      auto fpd = fwd_pd(eng_, dn::algorithm::convolution_direct, p.src, anyW, bias, p.dst, c.geo, c.bias);
-      const bool tryWino = winograd_ && l > 0 && c.stride == 1;
+      auto fpd = fwd_pd(eng_, dn::algorithm::convolution_direct, p.src, anyW, bias, p.dst, c.geo, c.relu, c.sum);
+      const bool tryWino = winograd_ && !fromInput && c.stride == 1 && c.k == 3;
       dn::convolution_backward_data::primitive_desc bpd;
       dn::convolution_backward_weights::primitive_desc wpd;
       for (int attempt = tryWino ? 0 : 1; attempt < 2; ++attempt) {
         const auto al = attempt == 0 ? dn::algorithm::convolution_winograd : dn::algorithm::convolution_direct;
         try {
-          const bool sameAsFwd = attempt == 1 && p.bsrc == p.src && p.bdst == p.dst;
-          const auto hint = sameAsFwd ? fpd : fwd_pd(eng_, al, p.bsrc, anyW, bias, p.bdst, c.geo, c.bias);
-          if (l > 0) bpd = bwd_data_pd(eng_, al, p.bsrc, anyW, p.bdst, c.geo, hint);
+          const bool sameAsFwd = attempt == 1 && !c.sum && p.bsrc == p.src && p.bdst == p.dst;
+          const auto hint = sameAsFwd ? fpd : fwd_pd(eng_, al, p.bsrc, anyW, bias, p.bdst, c.geo, c.relu);
+          if (!fromInput) bpd = bwd_data_pd(eng_, al, p.bsrc, anyW, p.bdst, c.geo, hint);
           wpd = bwd_weights_pd(eng_, al, p.bsrc, anyW, bias, p.bdst, c.geo, hint);
           break;
         } catch (const dn::error&) {
@@ -800,7 +688,7 @@ class Engine {
       p.fwdW = fpd.weights_desc();
       p.fwdScratch = fpd.scratchpad_desc();
       size_t scratch = p.fwdScratch.get_size();
-      if (l > 0) {
+      if (!fromInput && c.k == 3) {
         for (const std::string& k : {std::string("fwd ") + fpd.impl_info_str(), std::string("bwd ") + bpd.impl_info_str()}) {
           if (std::find(kernels.begin(), kernels.end(), k) == kernels.end()) kernels.push_back(k);
         }
@@ -813,7 +701,7 @@ class Engine {
         scratch = std::max(scratch, p.toFwdScratch.get_size());
         p.fwdWBuf = alloc_floats(p.fwdW.get_size() / sizeof(float) + 1);
       }
-      if (l > 0) {
+      if (!fromInput) {
         p.bwdData = dn::convolution_backward_data(bpd);
         p.bdW = bpd.weights_desc();
         p.bdScratch = bpd.scratchpad_desc();
@@ -848,13 +736,9 @@ class Engine {
     return ref;
   }
 
-  dn::memory mem(const dn::memory::desc& d, const void* p) const {
-    return dn::memory(d, eng_, const_cast<void*>(p));
-  }
-
-  // Before a phase (helpers idle): the primitive sets of this batch's chunk sizes, workspace
-  // sizes, and the kernels reordered into the primitives' layouts.
-  void prepare(int rows) {
+  // Before a call (helpers idle): the primitive sets of this batch's chunk sizes, buffers, and
+  // the kernels reordered into the primitives' layouts.
+  void prepare(int rows, uint32_t chunks) {
     const int full = std::min(rows, CH_);
     const int rest = rows % CH_;
     setFull_ = &setFor(full);
@@ -864,6 +748,23 @@ class Engine {
         w->scratch.reserveBytes(s->scratchBytes);
         w->diffTmp.reserveBytes(s->diffTmpBytes);
       }
+    }
+    if (prog_->persistent && rows > fullRows_) {
+      full_.clear();
+      full_.resize(tensors_.size());
+      for (size_t i = 1; i < tensors_.size(); ++i) full_[i] = alloc_floats(tensors_[i].perImage() * rows);
+      gradFull_.clear();
+      for (int g = 0; g < prog_->gradBuffers; ++g) gradFull_.push_back(alloc_floats(maxPerImage_ * rows));
+      fullRows_ = rows;
+    }
+    S_.reserve((size_t)64 * rows);
+    dS_.reserve((size_t)64 * rows);
+    logits_.reserve((size_t)classes_ * rows);
+    std::memset(S_.get(), 0, sizeof(float) * 64 * rows);
+    if (stats_.size() < chunks) stats_.resize(chunks);
+    for (uint32_t c = 0; c < chunks; ++c) {
+      stats_[c].sums.resize(statDoubles_);
+      stats_[c].center.resize(statDoubles_ / 3);
     }
     Workspace& w0 = *ws_[0];
     std::vector<PrimSet*> distinct{setFull_};
@@ -877,7 +778,7 @@ class Engine {
                                        {DNNL_ARG_TO, mem(p.fwdW, p.fwdWBuf.get())},
                                        {DNNL_ARG_SCRATCHPAD, mem(p.toFwdScratch, w0.scratch.get())}});
         }
-        if (l > 0 && !p.bdPlain) {
+        if (conv_[l].src != 0 && !p.bdPlain) {
           p.toBdW.execute(w0.stream, {{DNNL_ARG_FROM, mem(p.plainW, k)},
                                       {DNNL_ARG_TO, mem(p.bdW, p.bdWBuf.get())},
                                       {DNNL_ARG_SCRATCHPAD, mem(p.toBdScratch, w0.scratch.get())}});
@@ -887,41 +788,247 @@ class Engine {
     w0.stream.wait();
   }
 
-  // ----- one chunk: forward, and (training) loss, backward and the chunk's weight gradient -----
+  void runProgram() {
+    for (const Segment& seg : prog_->segs) {
+      seg_ = &seg;
+      pool_.run(nChunks_, chunkFn_);
+      if (seg.sync == Sync::Stats) combineStats(seg.bn);
+      if (seg.sync == Sync::Sums) combineSums(seg.bn);
+    }
+    seg_ = nullptr;
+  }
+
+  // ----- batch normalization between segments (the calling thread) -----
+
+  // The batch's mean and biased variance from the chunks' sums around their own centers (exact
+  // for any centers), then the coefficients and, in a training step, the moving statistics.
+  void combineStats(int bi) {
+    const Bn& b = bn_[bi];
+    BnCoef& cf = coef_[bi];
+    const int C = b.C;
+    const Tensor& T = tensors_[statTensor(bi)];
+    const double N = (double)rows_ * T.hw();
+    const float* gamma = params_ + b.off;
+    float* movingMean = params_ + b.off + 2 * C;
+    float* movingVar = params_ + b.off + 3 * C;
+    for (int ch = 0; ch < C; ++ch) {
+      double total = 0;
+      for (uint32_t c = 0; c < nChunks_; ++c) {
+        const int m = std::min(CH_, rows_ - (int)c * CH_);
+        const double n = (double)m * T.hw();
+        total += n * stats_[c].center[b.statOff / 3 + ch] + stats_[c].sums[b.statOff + C + ch];
+      }
+      const double mu = total / N;
+      double m2 = 0;
+      for (uint32_t c = 0; c < nChunks_; ++c) {
+        const int m = std::min(CH_, rows_ - (int)c * CH_);
+        const double n = (double)m * T.hw();
+        const double d = (double)stats_[c].center[b.statOff / 3 + ch] - mu;
+        m2 += stats_[c].sums[b.statOff + 2 * C + ch] + 2 * d * stats_[c].sums[b.statOff + C + ch] + n * d * d;
+      }
+      // As TF.js: float32 mean and variance, normalized in double: (x - mean) * gamma / sqrt(var + eps).
+      const float mean = (float)mu;
+      const float var = (float)std::max(0.0, m2 / N);
+      const double rstd = 1.0 / std::sqrt((double)var + bnEps_);
+      cf.mean[ch] = mean;
+      cf.rstd[ch] = (float)rstd;
+      cf.k[ch] = (float)((double)gamma[ch] * rstd);
+      if (updateStats_) {
+        movingMean[ch] = movingMean[ch] - (movingMean[ch] - mean) * bnDecay_;
+        movingVar[ch] = movingVar[ch] - (movingVar[ch] - var) * bnDecay_;
+      }
+    }
+  }
+
+  // The batch's sums of dZ and dZ * xhat (the chunks' gradients of beta and gamma, added in
+  // chunk order as the update adds them) give the backward coefficients.
+  void combineSums(int bi) {
+    const Bn& b = bn_[bi];
+    BnCoef& cf = coef_[bi];
+    const int C = b.C;
+    const double N = (double)rows_ * tensors_[statTensor(bi)].hw();
+    for (int ch = 0; ch < C; ++ch) {
+      float dgamma = slots_[0][b.off + ch], dbeta = slots_[0][b.off + C + ch];
+      for (uint32_t c = 1; c < nChunks_; ++c) {
+        dgamma += slots_[c][b.off + ch];
+        dbeta += slots_[c][b.off + C + ch];
+      }
+      const double a = cf.k[ch];
+      cf.c1[ch] = (float)(-a * cf.rstd[ch] * (dgamma / N));
+      cf.c0[ch] = (float)(-a * (dbeta / N));
+    }
+  }
+
+  // Predictions: the moving statistics.
+  void movingCoefficients() {
+    for (size_t bi = 0; bi < bn_.size(); ++bi) {
+      const Bn& b = bn_[bi];
+      BnCoef& cf = coef_[bi];
+      for (int ch = 0; ch < b.C; ++ch) {
+        const double rstd = 1.0 / std::sqrt((double)params_[b.off + 3 * b.C + ch] + bnEps_);
+        cf.mean[ch] = params_[b.off + 2 * b.C + ch];
+        cf.rstd[ch] = (float)rstd;
+        cf.k[ch] = (float)((double)params_[b.off + ch] * rstd);
+      }
+    }
+  }
+
+  // The tensor a batch normalization normalizes.
+  int statTensor(int bi) const {
+    for (const MicroOp& f : fwd_) {
+      if (f.op == Op::BnRelu && f.idx == bi) return f.src;
+    }
+    throw std::logic_error("batch normalization without input");
+  }
+
+  // ----- one chunk through one segment -----
 
   void chunk(int t, uint32_t idx) {
     Workspace& w = *ws_[t];
     const int r0 = (int)idx * CH_;
     const int m = std::min(CH_, rows_ - r0);
     PrimSet& ps = m == setFull_->mb ? *setFull_ : *setRest_;
-    dn::stream& st = w.stream;
-    void* scratch = w.scratch.get();
-    const float* x = x_ + (size_t)r0 * H_ * W_ * C_;
-
-    // Forward.
-    float* S = w.S.get();
-    std::memset(S, 0, sizeof(float) * 64 * m);
-    for (int l = 0; l < L_; ++l) {
-      const Conv& c = conv_[l];
-      ConvPrims& p = ps.conv[l];
-      const void* k = p.fwdPlain ? (const void*)(params_ + c.kOff) : (const void*)p.fwdWBuf.get();
-      std::unordered_map<int, dn::memory> args{
-          {DNNL_ARG_SRC, mem(p.src, l == 0 ? x : w.acts[l - 1].get())},
-          {DNNL_ARG_WEIGHTS, mem(p.fwdW, k)},
-          {DNNL_ARG_DST, mem(p.dst, w.acts[l].get())},
-          {DNNL_ARG_SCRATCHPAD, mem(p.fwdScratch, scratch)}};
-      if (c.bias) args.insert({DNNL_ARG_BIAS, mem(p.bias, params_ + c.bOff)});
-      p.fwd.execute(st, args);
-      st.wait();
-      if (l > 0) {
-        const int hw = c.hout * c.wout;
-        pool_add(w.acts[l].get(), m, hw, c.cout, blockOf(c.cout), 1.f / (float)hw, S);
+    for (const MicroOp& op : seg_->ops) {
+      switch (op.op) {
+        case Op::Conv: convForward(op, ps.conv[op.idx], w, t, r0); break;
+        case Op::Stats: chunkStats(op, idx, t, r0, m); break;
+        case Op::BnRelu: {
+          const Bn& b = bn_[op.idx];
+          const Tensor& T = tensors_[op.src];
+          const BnCoef& cf = coef_[op.idx];
+          ew::blocked<ew::BnRelu>(blockOf(T.C), (const float*)act(op.src, t, r0), act(op.dst, t, r0), m, T.hw(), T.C,
+                                  (const float*)cf.mean.data(), (const float*)cf.k.data(), (const float*)(params_ + b.off + b.C));
+          break;
+        }
+        case Op::Relu:
+          ew::flat<ew::Relu>((const float*)act(op.src, t, r0), act(op.dst, t, r0), tensors_[op.src].perImage() * m);
+          break;
+        case Op::Copy:
+          std::memcpy(act(op.dst, t, r0), act(op.src, t, r0), sizeof(float) * tensors_[op.src].perImage() * m);
+          break;
+        case Op::Pool: {
+          const Tensor& T = tensors_[op.src];
+          ew::blocked<ew::PoolAdd>(blockOf(T.C), (const float*)act(op.src, t, r0), m, T.hw(), T.C, 1.f / (float)T.hw(),
+                                   S_.get() + (size_t)r0 * 64);
+          break;
+        }
+        case Op::Head: head(idx, r0, m); break;
+        case Op::ConvBwd: convBackward(op, ps.conv[op.idx], w, t, idx, r0, m); break;
+        case Op::PoolBwd: {
+          const Tensor& T = tensors_[op.src];
+          ew::blocked<ew::PoolBwd>(blockOf(T.C), grad(op.src, t, r0), (const float*)(dS_.get() + (size_t)r0 * 64), op.acc, m,
+                                   T.hw(), T.C, 1.f / (float)T.hw());
+          break;
+        }
+        case Op::BnSums: bnSums(op, idx, t, r0, m); break;
+        case Op::BnDx: {
+          const Tensor& T = tensors_[op.src];
+          const BnCoef& cf = coef_[op.idx];
+          ew::blocked<ew::BnBwdDx>(blockOf(T.C), (const float*)grad(op.dst, t, r0), (const float*)act(op.src, t, r0),
+                                   grad(op.src, t, r0), op.acc, m, T.hw(), T.C, (const float*)cf.k.data(),
+                                   (const float*)cf.c1.data(), (const float*)cf.mean.data(), (const float*)cf.c0.data());
+          break;
+        }
+        case Op::ReluBwd:
+          ew::flat<ew::ReluBwd>((const float*)grad(op.dst, t, r0), (const float*)act(op.dst, t, r0), grad(op.src, t, r0),
+                                op.acc, tensors_[op.src].perImage() * m);
+          break;
+        case Op::CopyBwd: {
+          const size_t n = tensors_[op.src].perImage() * m;
+          if (op.acc) {
+            ew::flat<ew::Add>((const float*)grad(op.dst, t, r0), grad(op.src, t, r0), n);
+          } else {
+            std::memcpy(grad(op.src, t, r0), grad(op.dst, t, r0), sizeof(float) * n);
+          }
+          break;
+        }
       }
     }
-    // Head.
+  }
+
+  void convForward(const MicroOp& op, ConvPrims& p, Workspace& w, int t, int r0) {
+    const Conv& c = conv_[op.idx];
+    const void* k = p.fwdPlain ? (const void*)(params_ + c.kOff) : (const void*)p.fwdWBuf.get();
+    std::unordered_map<int, dn::memory> args{{DNNL_ARG_SRC, mem(p.src, act(c.src, t, r0))},
+                                             {DNNL_ARG_WEIGHTS, mem(p.fwdW, k)},
+                                             {DNNL_ARG_DST, mem(p.dst, act(c.dst, t, r0))},
+                                             {DNNL_ARG_SCRATCHPAD, mem(p.fwdScratch, w.scratch.get())}};
+    if (c.bias) args.insert({DNNL_ARG_BIAS, mem(p.bias, params_ + c.bOff)});
+    p.fwd.execute(w.stream, args);
+    w.stream.wait();
+  }
+
+  void convBackward(const MicroOp& op, ConvPrims& p, Workspace& w, int t, uint32_t idx, int r0, int m) {
+    const Conv& c = conv_[op.idx];
+    float* gdst = grad(c.dst, t, r0);
+    if (c.relu) {
+      const Tensor& T = tensors_[c.dst];
+      ew::blocked<ew::MaskPoolBwd>(blockOf(T.C), gdst, (const float*)act(c.dst, t, r0),
+                                   op.pooled ? (const float*)(dS_.get() + (size_t)r0 * 64) : (const float*)nullptr,
+                                   op.acc, m, T.hw(), T.C, 1.f / (float)T.hw());
+    }
+    float* gslot = slots_[idx].get();
+    void* dW = p.diffPlain ? (void*)(gslot + c.kOff) : (void*)w.diffTmp.get();
+    std::unordered_map<int, dn::memory> args{{DNNL_ARG_SRC, mem(p.bsrc, act(c.src, t, r0))},
+                                             {DNNL_ARG_DIFF_DST, mem(p.bdst, gdst)},
+                                             {DNNL_ARG_DIFF_WEIGHTS, mem(p.diffW, dW)},
+                                             {DNNL_ARG_SCRATCHPAD, mem(p.bwScratch, w.scratch.get())}};
+    if (c.bias) args.insert({DNNL_ARG_DIFF_BIAS, mem(p.bias, gslot + c.bOff)});
+    p.bwdWeights.execute(w.stream, args);
+    if (!p.diffPlain) {
+      p.fromDiffW.execute(w.stream, {{DNNL_ARG_FROM, mem(p.diffW, dW)},
+                                     {DNNL_ARG_TO, mem(p.plainW, gslot + c.kOff)},
+                                     {DNNL_ARG_SCRATCHPAD, mem(p.fromDiffScratch, w.scratch.get())}});
+    }
+    if (c.src != 0) {
+      const void* k = p.bdPlain ? (const void*)(params_ + c.kOff) : (const void*)p.bdWBuf.get();
+      p.bwdData.execute(w.stream, {{DNNL_ARG_DIFF_DST, mem(p.bdst, gdst)},
+                                   {DNNL_ARG_WEIGHTS, mem(p.bdW, k)},
+                                   {DNNL_ARG_DIFF_SRC, mem(p.bsrc, grad(c.src, t, r0))},
+                                   {DNNL_ARG_SCRATCHPAD, mem(p.bdScratch, w.scratch.get())}});
+    }
+    w.stream.wait();
+  }
+
+  // A chunk's statistics of a batch normalization's input: its sum, then the sums of deviations
+  // and squared deviations around its own (float) mean.
+  void chunkStats(const MicroOp& op, uint32_t idx, int t, int r0, int m) {
+    const Bn& b = bn_[op.idx];
+    const Tensor& T = tensors_[op.src];
+    const int C = b.C;
+    double* sum = stats_[idx].sums.data() + b.statOff;
+    float* center = stats_[idx].center.data() + b.statOff / 3;
+    std::fill(sum, sum + 3 * C, 0.0);
+    const float* x = act(op.src, t, r0);
+    ew::blocked<ew::ChannelSum>(blockOf(C), x, m, T.hw(), C, sum);
+    const double n = (double)m * T.hw();
+    for (int ch = 0; ch < C; ++ch) center[ch] = (float)(sum[ch] / n);
+    ew::blocked<ew::ChannelDeviation>(blockOf(C), x, m, T.hw(), C, (const float*)center, sum + C, sum + 2 * C);
+  }
+
+  // dZ at the normalization's output (in place) and the chunk's sums: its gradients of beta
+  // (sum dZ) and gamma (sum dZ * xhat), in its gradient slot.
+  void bnSums(const MicroOp& op, uint32_t idx, int t, int r0, int m) {
+    const Bn& b = bn_[op.idx];
+    const Tensor& T = tensors_[op.src];
+    const BnCoef& cf = coef_[op.idx];
+    double sdz[64] = {}, sdzx[64] = {};
+    ew::blocked<ew::BnBwdSums>(blockOf(b.C), grad(op.dst, t, r0), (const float*)act(op.dst, t, r0),
+                               (const float*)act(op.src, t, r0), m, T.hw(), T.C, (const float*)cf.mean.data(),
+                               (const float*)cf.rstd.data(), sdz, sdzx);
+    float* g = slots_[idx].get();
+    for (int ch = 0; ch < b.C; ++ch) {
+      g[b.off + ch] = (float)sdzx[ch];
+      g[b.off + b.C + ch] = (float)sdz[ch];
+    }
+  }
+
+  // The head on the chunk's S; in training, the loss, dlogits, the head's gradients and dS.
+  void head(uint32_t idx, int r0, int m) {
     const float* Wh = params_ + headK_;
     const float* bh = params_ + headB_;
-    float* logits = w.logits.get();
+    const float* S = S_.get() + (size_t)r0 * 64;
+    float* logits = logits_.get() + (size_t)r0 * classes_;
     for (int i = 0; i < m; ++i) {
       float* z = logits + (size_t)i * classes_;
       for (int k = 0; k < classes_; ++k) z[k] = 0.f;
@@ -937,7 +1044,6 @@ class Engine {
       std::memcpy(predOut_ + (size_t)r0 * classes_, logits, sizeof(float) * m * classes_);
       return;
     }
-
     // Softmax cross-entropy; logits become dLoss/dlogits (mean over the batch).
     double lossSum = 0;
     const float invRows = 1.f / (float)rows_;
@@ -956,14 +1062,12 @@ class Engine {
       }
     }
     chunkLoss_[idx] = lossSum;
-
     float* grad = slots_[idx].get();
-    // Head gradients and dS = dlogits Wh^T.
     float* dWh = grad + headK_;
     float* dbh = grad + headB_;
     std::memset(dWh, 0, sizeof(float) * 64 * classes_);
     std::memset(dbh, 0, sizeof(float) * classes_);
-    float* dS = w.dS.get();
+    float* dS = dS_.get() + (size_t)r0 * 64;
     for (int i = 0; i < m; ++i) {
       const float* g = logits + (size_t)i * classes_;
       const float* s = S + (size_t)i * 64;
@@ -981,46 +1085,16 @@ class Engine {
       }
       for (int k = 0; k < classes_; ++k) dbh[k] += g[k];
     }
-
-    // Backward through the blocks, last to first; then the stem's kernel gradient.
-    float* gcur = w.g0.get();
-    float* gnext = w.g1.get();
-    for (int l = L_ - 1; l >= 0; --l) {
-      const Conv& c = conv_[l];
-      ConvPrims& p = ps.conv[l];
-      if (l > 0) {
-        const int hw = c.hout * c.wout;
-        relu_pool_bwd(gcur, l != L_ - 1, w.acts[l].get(), dS, m, hw, c.cout, blockOf(c.cout), 1.f / (float)hw);
-      }
-      void* dW = p.diffPlain ? (void*)(grad + c.kOff) : (void*)w.diffTmp.get();
-      std::unordered_map<int, dn::memory> args{
-          {DNNL_ARG_SRC, mem(p.bsrc, l == 0 ? x : w.acts[l - 1].get())},
-          {DNNL_ARG_DIFF_DST, mem(p.bdst, gcur)},
-          {DNNL_ARG_DIFF_WEIGHTS, mem(p.diffW, dW)},
-          {DNNL_ARG_SCRATCHPAD, mem(p.bwScratch, scratch)}};
-      if (c.bias) args.insert({DNNL_ARG_DIFF_BIAS, mem(p.bias, grad + c.bOff)});
-      p.bwdWeights.execute(st, args);
-      if (!p.diffPlain) {
-        p.fromDiffW.execute(st, {{DNNL_ARG_FROM, mem(p.diffW, dW)},
-                                 {DNNL_ARG_TO, mem(p.plainW, grad + c.kOff)},
-                                 {DNNL_ARG_SCRATCHPAD, mem(p.fromDiffScratch, scratch)}});
-      }
-      if (l > 0) {
-        const void* k = p.bdPlain ? (const void*)(params_ + c.kOff) : (const void*)p.bdWBuf.get();
-        p.bwdData.execute(st, {{DNNL_ARG_DIFF_DST, mem(p.bdst, gcur)},
-                               {DNNL_ARG_WEIGHTS, mem(p.bdW, k)},
-                               {DNNL_ARG_DIFF_SRC, mem(p.bsrc, gnext)},
-                               {DNNL_ARG_SCRATCHPAD, mem(p.bdScratch, scratch)}});
-        std::swap(gcur, gnext);
-      }
-      st.wait();
-    }
   }
 
-  // ----- update: sum the chunk gradients in chunk order, L2, momentum SGD -----
+  // ----- update: sum the chunk gradients in chunk order, L2, then momentum SGD or Adam -----
 
   void update(int t, uint32_t u) {
     const UpdateUnit& U = units_[u];
+    if (U.kind == ParamKind::Frozen) {
+      if (gradOut_) std::memset(gradOut_ + U.off, 0, sizeof(float) * U.len);
+      return;
+    }
     float* g = ws_[t]->sum.get();
     std::memcpy(g, slots_[0].get() + U.off, sizeof(float) * U.len);
     for (uint32_t c = 1; c < nChunks_; ++c) {
@@ -1028,10 +1102,9 @@ class Engine {
       for (size_t i = 0; i < U.len; ++i) g[i] += s[i];
     }
     float* w = params_ + U.off;
-    float* a = accum_ + U.off;
-    const float l2 = sp_.l2, mom = sp_.momentum, negLr = sp_.negLr;
+    const float l2 = sp_.l2;
     double sq = 0;
-    if (U.kernel) {
+    if (U.kind == ParamKind::Kernel) {
       for (size_t i = 0; i < U.len; ++i) {
         sq += (double)w[i] * w[i];
         g[i] += l2 * (w[i] * 2.f);
@@ -1042,28 +1115,66 @@ class Engine {
       std::memcpy(gradOut_ + U.off, g, sizeof(float) * U.len);
       return;
     }
+    float* a = slotA_ + U.off;
+    if (!sp_.adam) {
+      // tf.train.momentum: acc = momentum * acc + g; w = (-lr) * acc + w
+      const float mom = sp_.momentum, negLr = sp_.negLr;
+      for (size_t i = 0; i < U.len; ++i) {
+        const float acc = mom * a[i] + g[i];
+        a[i] = acc;
+        w[i] = negLr * acc + w[i];
+      }
+      return;
+    }
+    // tf.train.adam: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+    // w = (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps) * (-lr) + w
+    float* v = slotB_ + U.off;
+    const StepParams& p = sp_;
     for (size_t i = 0; i < U.len; ++i) {
-      const float acc = mom * a[i] + g[i];
-      a[i] = acc;
-      w[i] = negLr * acc + w[i];
+      const float mNew = a[i] * p.b1 + g[i] * p.omb1;
+      const float vNew = v[i] * p.b2 + (g[i] * g[i]) * p.omb2;
+      const float mh = mNew / p.omab1;
+      const float vh = vNew / p.omab2;
+      a[i] = mNew;
+      v[i] = vNew;
+      w[i] = (mh / (std::sqrt(vh) + p.eps)) * p.negLr + w[i];
     }
   }
 
+  struct ChunkStats {
+    std::vector<double> sums;   // per batch normalization: sum, sum of deviations, of squares
+    std::vector<float> center;  // per batch normalization: the chunk's mean, as float
+  };
+
   const int H_, W_, C_, classes_, n_, CH_;
+  const Arch arch_;
+  const double bnEps_;
+  const float bnDecay_;
   bool blocked_ = false, winograd_ = false;
-  int L_ = 0;
+  std::vector<Tensor> tensors_;
   std::vector<Conv> conv_;
+  std::vector<Bn> bn_;
+  std::vector<BnCoef> coef_;
+  std::vector<MicroOp> fwd_;
+  Program train_, eval_;
   std::vector<UpdateUnit> segs_, units_;
-  size_t headK_ = 0, headB_ = 0, P_ = 0;
-  float* params_;
-  float* accum_;
+  size_t headK_ = 0, headB_ = 0, P_ = 0, maxPerImage_ = 0, statDoubles_ = 0;
+  float* params_ = nullptr;
+  float* slotA_ = nullptr;  // SGD accumulators, or Adam's first moments
+  float* slotB_ = nullptr;  // Adam's second moments
   dn::engine eng_;
   std::map<int, std::unique_ptr<PrimSet>> sets_;
   std::vector<std::unique_ptr<Workspace>> ws_;
-  std::vector<FloatBuf> slots_;
+  std::vector<FloatBuf> slots_;  // per chunk: its gradient (P floats)
+  std::vector<FloatBuf> full_, gradFull_;  // whole-batch activations and gradients (several segments)
+  int fullRows_ = 0;
+  Buffer S_, dS_, logits_;
+  std::vector<ChunkStats> stats_;
   Pool pool_;
 
   // The current call (written by the calling thread before a phase starts).
+  const Program* prog_ = nullptr;
+  const Segment* seg_ = nullptr;
   PrimSet* setFull_ = nullptr;
   PrimSet* setRest_ = nullptr;
   const float* x_ = nullptr;
@@ -1072,6 +1183,7 @@ class Engine {
   float* predOut_ = nullptr;
   float* gradOut_ = nullptr;
   uint32_t nChunks_ = 0;
+  bool updateStats_ = false;
   StepParams sp_{};
   std::vector<double> chunkLoss_, unitSq_;
   const Pool::Fn chunkFn_ = [this](int t, uint32_t i) { chunk(t, i); };
@@ -1084,57 +1196,57 @@ class Engine {
 #define GLONET_MODULE "glonet_cnn"
 #include "napi_util.h"
 
-using EngineHandle = Handle<Engine, 2>;  // params and accum stay referenced while the engine lives
+// params and both optimizer slots stay referenced while the engine lives
+using EngineHandle = Handle<Engine, 3>;
 
 Engine* get_engine(napi_env env, napi_value v) { return EngineHandle::engine_of(env, v); }
 
-size_t param_count(int C, int classes, int n) {
-  size_t p = (size_t)9 * C * 16;
-  int cin = 16;
-  const int channels[3] = {16, 32, 64};
-  for (int s = 0; s < 3; ++s) {
-    for (int i = 0; i < 2 * n; ++i) {
-      p += (size_t)9 * cin * channels[s] + channels[s];
-      cin = channels[s];
-    }
-  }
-  return p + (size_t)64 * classes + classes;
-}
-
-// create(params, accum, {height, width, channels, classes, blocksPerStage, threads, chunk, algorithm})
+// create(params, slotA, slotB, config, bn: Float64Array [epsilon, 1 - momentum])
+// config: {arch, height, width, channels, classes, blocksPerStage, threads, chunk, algorithm}
 napi_value Create(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 5;
+  napi_value argv[5];
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 3) return throw_error(env, "create: expected (params, accum, config)");
-  float *p, *a;
-  size_t np, na;
-  if (!get_f32(env, argv[0], &p, &np) || !get_f32(env, argv[1], &a, &na))
-    return throw_error(env, "create: params and accum must be Float32Arrays");
-  int32_t h, w, c, classes, n, threads, chunk, algorithm = 0;
-  if (!get_int_prop(env, argv[2], "height", &h) || !get_int_prop(env, argv[2], "width", &w) ||
-      !get_int_prop(env, argv[2], "channels", &c) || !get_int_prop(env, argv[2], "classes", &classes) ||
-      !get_int_prop(env, argv[2], "blocksPerStage", &n) || !get_int_prop(env, argv[2], "threads", &threads) ||
-      !get_int_prop(env, argv[2], "chunk", &chunk))
+  if (argc < 5) return throw_error(env, "create: expected (params, slotA, slotB, config, bn)");
+  float *p, *a, *b;
+  size_t np, na, nb;
+  if (!get_f32(env, argv[0], &p, &np) || !get_f32(env, argv[1], &a, &na) || !get_f32(env, argv[2], &b, &nb))
+    return throw_error(env, "create: params and optimizer slots must be Float32Arrays");
+  int32_t arch, h, w, c, classes, n, threads, chunk, algorithm = 0;
+  if (!get_int_prop(env, argv[3], "arch", &arch) || !get_int_prop(env, argv[3], "height", &h) ||
+      !get_int_prop(env, argv[3], "width", &w) || !get_int_prop(env, argv[3], "channels", &c) ||
+      !get_int_prop(env, argv[3], "classes", &classes) || !get_int_prop(env, argv[3], "blocksPerStage", &n) ||
+      !get_int_prop(env, argv[3], "threads", &threads) || !get_int_prop(env, argv[3], "chunk", &chunk))
     return throw_error(env, "create: bad config");
-  get_int_prop(env, argv[2], "algorithm", &algorithm);  // optional
-  if (h < 1 || w < 1 || c < 1 || classes < 2 || n < 1 || threads < 1 || threads > 64 || chunk < 1 ||
-      chunk > 4096 || (int64_t)h * w * c > (1 << 24))
+  get_int_prop(env, argv[3], "algorithm", &algorithm);  // optional
+  void* bnv = nullptr;
+  size_t nbn = 0;
+  if (!get_typed(env, argv[4], napi_float64_array, &bnv, &nbn) || nbn < 2)
+    return throw_error(env, "create: bn must be a Float64Array [epsilon, 1 - momentum]");
+  const double* bn = static_cast<const double*>(bnv);
+  if (arch < 0 || arch > 4 || h < 1 || w < 1 || c < 1 || classes < 2 || n < 1 || threads < 1 || threads > 64 ||
+      chunk < 1 || chunk > 4096 || (int64_t)h * w * c > (1 << 24) || !(bn[0] > 0) || !(bn[1] >= 0 && bn[1] <= 1))
     return throw_error(env, "create: bad dimensions");
-  const size_t P = param_count(c, classes, n);
-  if (np != P || na != P) return throw_error(env, "create: params/accum length mismatch");
-  EngineHandle* hd = new EngineHandle();
+  Engine* e;
   try {
-    hd->engine = new Engine(h, w, c, classes, n, threads, chunk, algorithm, p, a);
-  } catch (const std::exception& e) {
-    delete hd;
-    return throw_error(env, std::string("create: ") + e.what());
+    e = new Engine(static_cast<Arch>(arch), h, w, c, classes, n, threads, chunk, algorithm, bn[0], (float)bn[1]);
+  } catch (const std::exception& ex) {
+    return throw_error(env, std::string("create: ") + ex.what());
   }
+  if (np != e->paramCount() || na != e->paramCount() || nb != e->paramCount()) {
+    const size_t P = e->paramCount();
+    delete e;
+    return throw_error(env, "create: params/slots length mismatch (expected " + std::to_string(P) + ")");
+  }
+  e->bind(p, a, b);
+  EngineHandle* hd = new EngineHandle();
+  hd->engine = e;
   return EngineHandle::wrap(env, hd, argv);
 }
 
-// step(handle, x, y, rows, hp: Float64Array [l2, momentum, -lr])
-// gradients(handle, x, y, rows, hp, gradOut)
+// step(handle, x, y, rows, hp) / gradients(handle, x, y, rows, hp, gradOut), with
+// hp: Float64Array [l2, adam (0/1), momentum, -lr, beta1, 1 - beta1, beta2, 1 - beta2,
+//                   1 - beta1^t, 1 - beta2^t, epsilon]
 napi_value StepOrGrad(napi_env env, napi_callback_info info, bool grad) {
   size_t argc = 6;
   napi_value argv[6];
@@ -1151,8 +1263,8 @@ napi_value StepOrGrad(napi_env env, napi_callback_info info, bool grad) {
     return throw_error(env, "step: bad x/y/rows (Float32Arrays of rows*h*w*c values and rows labels)");
   void* hpv = nullptr;
   size_t nhp = 0;
-  if (!get_typed(env, argv[4], napi_float64_array, &hpv, &nhp) || nhp < 3)
-    return throw_error(env, "step: hyper-parameters must be a Float64Array [l2, momentum, -lr]");
+  if (!get_typed(env, argv[4], napi_float64_array, &hpv, &nhp) || nhp < 11)
+    return throw_error(env, "step: hyper-parameters must be a Float64Array of 11 values");
   const double* hp = static_cast<const double*>(hpv);
   float* gradOut = nullptr;
   if (grad) {
@@ -1160,9 +1272,11 @@ napi_value StepOrGrad(napi_env env, napi_callback_info info, bool grad) {
     if (!get_f32(env, argv[5], &gradOut, &ng) || ng != e->paramCount())
       return throw_error(env, "gradients: out must be a Float32Array of the parameter count");
   }
+  const StepParams sp{(float)hp[0], hp[1] != 0, (float)hp[2], (float)hp[3], (float)hp[4], (float)hp[5],
+                      (float)hp[6], (float)hp[7], (float)hp[8], (float)hp[9], (float)hp[10]};
   double loss;
   try {
-    loss = e->train(x, y, rows, StepParams{(float)hp[0], (float)hp[1], (float)hp[2]}, gradOut);
+    loss = e->train(x, y, rows, sp, gradOut);
   } catch (const std::exception& ex) {
     return throw_error(env, ex.what());
   }
@@ -1197,7 +1311,7 @@ napi_value Predict(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// kernel(handle) -> oneDNN's implementation of a block convolution, e.g. "brgconv:avx512_core"
+// kernel(handle) -> oneDNN's implementations of the block convolutions, e.g. "fwd brgconv:avx512_core, ..."
 napi_value Kernel(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import { BACKENDS, initBackend } from '../backend/index.js';
 import { fastPathInfo, fusedCnnInfo } from '../engines/select.js';
+import { RESNET20_ARCHS } from '../models/resnet20.js';
 import { VERSION } from '../version.js';
 
 export function infoCommand(): Command {
@@ -23,7 +24,8 @@ export function infoCommand(): Command {
       await initBackend(chosen);
       const fast = fastPathInfo();
       const cnn = fusedCnnInfo();
-      const info = { version: VERSION, tfjs: tf.version.tfjs, node: process.version, backend: chosen, backends: loads, fusedEngine: fast, fusedCnnEngine: cnn };
+      const info = { version: VERSION, tfjs: tf.version.tfjs, node: process.version, backend: chosen, backends: loads, fusedEngine: fast,
+        fusedCnnEngine: { ...cnn, archs: RESNET20_ARCHS, optimizers: ['sgd', 'adam'] } };
       if (o.json) {
         process.stdout.write(JSON.stringify(info, null, 2) + '\n');
         return;
@@ -31,9 +33,10 @@ export function infoCommand(): Command {
       const lines = [
         `glonet ${VERSION} (TF.js ${tf.version.tfjs}, Node ${process.version})`,
         `backend: ${chosen} (loads: ${BACKENDS.map((b) => `${b} ${loads[b] ? 'yes' : 'no'}`).join(', ')})`,
-        `GloNet MLP training: fused ${fast.engine} engine` +
+        `MLP training (Adam, every arch): fused ${fast.engine} engine` +
           (fast.engine === 'native' ? ` (${fast.simd} kernels, ${fast.threads} threads; ${fast.origin})` : ` (JavaScript fallback: ${fast.reason})`),
-        `GloNet-ResNet20 training (SGD): ` + (cnn.available ? `fused oneDNN ${cnn.onednn} engine (${cnn.isa}, ${cnn.threads} threads; ${cnn.origin})` : `TF.js (fused CNN engine unavailable: ${cnn.reason})`),
+        `ResNet20 training (${RESNET20_ARCHS.join(', ')}; SGD or Adam): ` +
+          (cnn.available ? `fused oneDNN ${cnn.onednn} engine (${cnn.isa}, ${cnn.threads} threads; ${cnn.origin})` : `TF.js (fused CNN engine unavailable: ${cnn.reason})`),
         'other models: TF.js layers on the backend above' + (chosen === 'wasm' ? ' (with glonet\'s added wasm training kernels)' : ''),
       ];
       process.stdout.write(lines.join('\n') + '\n');

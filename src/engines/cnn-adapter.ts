@@ -1,42 +1,59 @@
 /**
- * The fused CNN engine (./fused-cnn.ts) as a {@link FusedEngine}: GloNet-ResNet20 models trained
- * with momentum SGD run their whole step in one native call (oneDNN convolutions). Augmentation
- * happens on the batch before `step`, so it applies unchanged.
- * Layout: `stem` [kernel], `block_1` .. `block_6n` [kernel, bias], `head` [kernel, bias].
+ * The fused CNN engine (./fused-cnn.ts) as a {@link FusedEngine}: ResNet20-family models of every
+ * arch (glonet, vanilla, vanilla-nobn, resnetv2, resnetv2-nobn) trained with momentum SGD or Adam
+ * run their whole step in one native call (oneDNN convolutions). Augmentation happens on the
+ * batch before `step`, so it applies unchanged.
+ * Layout: fusedCnnLayers() (the model's conv, BN and head layers in the engine's order); the
+ * BN layers' moving statistics travel with their weights, so they are written back to the model
+ * with them; optimizer slots cover the trainable arrays only.
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { ModelMetadata } from '../model-io.js';
+import { RESNET20_ARCHS, type ResNet20Arch } from '../models/resnet20.js';
 import type { StepperOptions } from './types.js';
 import { fusedEngine, readLayers, type FusedEngine, type LayerArrays } from './fused-stepper.js';
-import { createFusedResNet20, fusedCnnInfo, type FusedCnnWeights } from './fused-cnn.js';
+import { createFusedResNet20, fusedCnnInfo, fusedCnnLayers, fusedCnnSlots } from './fused-cnn.js';
 
 /**
- * Whether the fused CNN engine can train this model with these options: GloNet-ResNet20 image
- * classifiers (any depth 6n + 2, any image size) trained with SGD, when the addon is built.
+ * Whether the fused CNN engine can train this model with these options: ResNet20-family image
+ * classifiers of any arch (any depth 6n + 2, any image size) trained with SGD or Adam, when the
+ * addon is built.
  */
 export function fusedCnnApplies(meta: ModelMetadata, opts: Pick<StepperOptions, 'optimizer'>): boolean {
-  return meta.model === 'resnet20' && meta.arch === 'glonet' && opts.optimizer === 'sgd' && meta.task === 'classification' &&
+  return meta.model === 'resnet20' && (RESNET20_ARCHS as readonly string[]).includes(meta.arch) &&
+    (opts.optimizer === 'sgd' || opts.optimizer === 'adam') && meta.task === 'classification' &&
     meta.inputShape.length === 3 && meta.truncatedFrom == null && Number.isInteger((meta.depth - 2) / 6) && meta.depth >= 8 &&
     fusedCnnInfo().available;
 }
 
-const toLayers = (w: FusedCnnWeights): LayerArrays => [[w.stem.kernel], ...w.blocks.map((b) => [b.kernel, b.bias]), [w.head.kernel, w.head.bias]];
-
-function fromLayers(a: LayerArrays): FusedCnnWeights {
-  return {
-    stem: { kernel: a[0][0] },
-    blocks: a.slice(1, -1).map(([kernel, bias]) => ({ kernel, bias })),
-    head: { kernel: a[a.length - 1][0], bias: a[a.length - 1][1] },
-  };
+/** The momentum and epsilon of the model's BatchNormalization layers (one setting for all). */
+function bnSettings(model: tf.LayersModel, names: string[]): { bnMomentum?: number; bnEpsilon?: number } {
+  const settings = names.map((n) => {
+    const c = model.getLayer(n).getConfig() as { momentum?: number; epsilon?: number };
+    return { bnMomentum: c.momentum, bnEpsilon: c.epsilon };
+  });
+  const first = settings[0];
+  if (first && settings.some((s) => s.bnMomentum !== first.bnMomentum || s.bnEpsilon !== first.bnEpsilon)) {
+    throw new Error('fused CNN engine: the BatchNormalization layers differ in momentum or epsilon');
+  }
+  return first ?? {};
 }
 
 export function createCnnEngine(model: tf.LayersModel, meta: ModelMetadata, opts: StepperOptions): FusedEngine {
-  const blocks = (meta.depth - 2) / 6;
-  const layers = ['stem', ...Array.from({ length: 6 * blocks }, (_, i) => `block_${i + 1}`), 'head'];
-  const initial = readLayers(model, layers);
+  const arch = meta.arch as ResNet20Arch;
   const [h, w, c] = opts.inputShape;
+  const shape = { arch, inputShape: [h, w, c] as [number, number, number], classes: opts.outputs, blocksPerStage: (meta.depth - 2) / 6 };
+  const spec = fusedCnnLayers(shape);
+  const layers = spec.map((l) => l.name);
+  const initial = readLayers(model, layers);
   const fused = createFusedResNet20({
-    inputShape: [h, w, c], classes: opts.outputs, blocksPerStage: blocks, l2: opts.l2, lr: opts.lr, momentum: opts.momentum,
-  }, fromLayers(initial));
-  return fusedEngine({ engine: 'fused-native-cnn', layers, initial, core: fused, slots: ['accum'], toLayers, fromLayers });
+    ...shape, l2: opts.l2, optimizer: opts.optimizer, lr: opts.lr, momentum: opts.momentum,
+    ...bnSettings(model, spec.filter((l) => l.kind === 'bn').map((l) => l.name)),
+  }, initial);
+  // The engine's weights are already per-layer arrays; its optimizer slots cover the trainable ones.
+  const trainable = initial.map((arrays, i) => arrays.slice(0, spec[i].trainable));
+  const same = (a: LayerArrays) => a;
+  return fusedEngine({
+    engine: 'fused-native-cnn', layers, initial: trainable, core: fused, slots: fusedCnnSlots(opts.optimizer), toLayers: same, fromLayers: same,
+  });
 }

@@ -1,28 +1,38 @@
 /**
- * Fused training engine for the GloNet-ResNet20 family (src/models/resnet20.ts, arch 'glonet'):
- * stem conv3x3 (16, no bias), 6n conv3x3 + bias + ReLU blocks in three stages of 16/32/64
- * channels (stride 2 with one pixel of zero padding entering stages 2 and 3), each block output
- * global-average-pooled, the pooled vectors zero-padded to 64 and summed (the GloNet layer),
- * Dense head. Mean softmax cross-entropy on integer labels, L2 on kernels (`l2 * sum(w^2)`), and
- * SGD with momentum exactly as `tf.train.momentum(lr, momentum)` in TF.js 4.22
- * (`acc = momentum * acc + g; w = -lr * acc + w`).
+ * Fused training engine for the ResNet20 family (src/models/resnet20.ts), all five archs:
+ * glonet (6n conv + bias + ReLU blocks whose pooled outputs are summed), vanilla and resnetv2
+ * (pre-activation blocks conv(relu(BN(conv(relu(BN(x)))))), resnetv2 with identity or 1x1
+ * stride-2 shortcuts, a final BN + ReLU, global average pool) and their -nobn variants (ReLU
+ * without BN), each with a Dense head. Mean softmax cross-entropy on integer labels, L2 on
+ * kernels (`l2 * sum(w^2)`, not biases or BN gamma/beta), and either optimizer exactly as TF.js
+ * 4.22 has it:
+ *   'sgd'   tf.train.momentum(lr, momentum): acc = momentum * acc + g; w = -lr * acc + w
+ *   'adam'  tf.train.adam(lr): float32 running products beta^t for the bias correction, epsilon
+ *           (1e-7) outside the square root: w = -lr * m^ / (sqrt(v^) + eps) + w
+ * Batch normalization trains as TF.js's BatchNormalization layer does (batch mean and biased
+ * variance; moving statistics m = m - (m - batch) * (1 - momentum)); `predict` uses the moving
+ * statistics.
  *
  * One `step()` runs forward, backward, L2 and the update in the native addon
  * native/build/Release/glonet_cnn.node (oneDNN convolutions, every core). There is no JavaScript
  * twin: when the addon is missing (oneDNN was not installed at build time) `fusedCnnInfo()` says
  * why and training uses the TF.js model.
  *
- * Weights use the TF.js layouts: conv kernels [kh, kw, in, out], Dense [in, out], so they move
- * to and from the tf.layers model unchanged. Inputs are NHWC float32 batches, as TF.js holds them.
+ * Weights are the model's layers' `getWeights()` arrays, layer by layer in the order of
+ * {@link fusedCnnLayers} (conv kernels [kh, kw, in, out], Dense [in, out], BN gamma, beta, moving
+ * mean, moving variance), so they move to and from the tf.layers model unchanged. Inputs are NHWC
+ * float32 batches, as TF.js holds them.
  */
+import { STAGE_CHANNELS, type ResNet20Arch } from '../models/resnet20.js';
 import { defaultThreads, loadAddon, type AddonLoad } from './addon.js';
-import { STAGE_CHANNELS } from '../models/resnet20.js';
+import type { LayerArrays } from './fused-stepper.js';
+import type { OptimizerName } from './types.js';
 
 interface CnnAddon {
-  create(params: Float32Array, accum: Float32Array, config: {
-    height: number; width: number; channels: number; classes: number; blocksPerStage: number;
+  create(params: Float32Array, slotA: Float32Array, slotB: Float32Array, config: {
+    arch: number; height: number; width: number; channels: number; classes: number; blocksPerStage: number;
     threads: number; chunk: number; algorithm: number;
-  }): unknown;
+  }, bn: Float64Array): unknown;
   step(h: unknown, x: Float32Array, y: Float32Array, rows: number, hp: Float64Array): number;
   gradients(h: unknown, x: Float32Array, y: Float32Array, rows: number, hp: Float64Array, out: Float32Array): number;
   predict(h: unknown, x: Float32Array, rows: number, out: Float32Array): void;
@@ -31,17 +41,29 @@ interface CnnAddon {
   info(): { isa: string; onednn: string; runtime: string; hardwareThreads: number };
 }
 
+/** The addon's code for each arch. */
+const ARCH_CODE: Record<ResNet20Arch, number> = { glonet: 0, vanilla: 1, 'vanilla-nobn': 2, resnetv2: 3, 'resnetv2-nobn': 4 };
+
 export interface FusedCnnOptions {
+  arch: ResNet20Arch;
   /** [height, width, channels] of an example (NHWC). */
   inputShape: [number, number, number];
   classes: number;
-  /** n: two-conv blocks per stage (depth 6n + 2; 3 = ResNet20). */
+  /** n: blocks per stage (depth 6n + 2; 3 = ResNet20). */
   blocksPerStage: number;
-  /** L2 factor on kernels (not biases): penalty `l2 * sum(w^2)`. */
+  /** L2 factor on kernels (not biases, not BN): penalty `l2 * sum(w^2)`. */
   l2: number;
+  optimizer: OptimizerName;
   lr: number;
-  /** SGD momentum (0 = plain SGD). */
-  momentum: number;
+  /** SGD momentum (0 = plain SGD); ignored by Adam. */
+  momentum?: number;
+  /** Adam's beta1, beta2, epsilon (TF.js defaults 0.9, 0.999, 1e-7). */
+  beta1?: number;
+  beta2?: number;
+  epsilon?: number;
+  /** The BatchNormalization layers' momentum and epsilon (resnet20.ts: 0.9 and 1e-5). */
+  bnMomentum?: number;
+  bnEpsilon?: number;
   /** Worker threads. Default: the available cores (at most 8). Results do not depend on it. */
   threads?: number;
   /**
@@ -50,55 +72,66 @@ export interface FusedCnnOptions {
    */
   chunkRows?: number;
   /**
-   * 'auto' (default): Winograd F(4x4, 3x3) for the stride-1 convolutions where oneDNN has it
-   * (AVX-512 CPUs), about 1.5x faster there, with float rounding that differs from a direct
-   * convolution by about 1e-6 relative; 'direct': direct convolutions only.
+   * 'auto' (default): Winograd F(4x4, 3x3) for the backward passes of stride-1 convolutions where
+   * oneDNN has it (AVX-512 CPUs), about 1.5x faster there, with float rounding that differs from
+   * a direct convolution by about 1e-6 relative; 'direct': direct convolutions only.
    */
   convAlgorithm?: 'auto' | 'direct';
 }
 
-export interface ConvWeights {
-  /** [kh, kw, in, out] (TF.js conv2d kernel layout). */
-  kernel: Float32Array;
-  bias: Float32Array;
+/** A layer of the model whose weights the engine holds. */
+export interface FusedCnnLayer {
+  /** The TF.js layer's name (src/models/resnet20.ts). */
+  name: string;
+  kind: 'conv' | 'bn' | 'dense';
+  /** Sizes of the layer's weights, in getWeights() order. */
+  sizes: number[];
+  /** How many of them (the first ones) are trainable: all but BN's moving statistics. */
+  trainable: number;
+  /** Whether the first array is a kernel (under L2). */
+  kernel: boolean;
 }
 
-export interface FusedCnnWeights {
-  /** [3, 3, channels, 16]; the stem has no bias. */
-  stem: { kernel: Float32Array };
-  /** The 6n blocks, `block_1` .. `block_6n`. */
-  blocks: ConvWeights[];
-  /** [64, classes] and [classes]. */
-  head: { kernel: Float32Array; bias: Float32Array };
-}
+/** The optimizer's slots, over the layers' trainable arrays. */
+export type FusedCnnSlot = 'accum' | 'm' | 'v';
 
 export interface FusedCnnOptimizerState {
   /** Steps taken (TF.js `iterations`). */
   step: number;
-  /** Momentum accumulators, in the weights' layout. */
-  accum: FusedCnnWeights;
+  /** Momentum SGD's accumulators. */
+  accum?: LayerArrays;
+  /** Adam's first and second moments. */
+  m?: LayerArrays;
+  v?: LayerArrays;
+}
+
+/** The slots an optimizer keeps. */
+export function fusedCnnSlots(optimizer: OptimizerName): FusedCnnSlot[] {
+  return optimizer === 'adam' ? ['m', 'v'] : ['accum'];
 }
 
 export interface FusedCnn {
   readonly engine: 'native';
   readonly threads: number;
   readonly parameterCount: number;
-  /** oneDNN's implementations of the block convolutions, e.g. 'jit_wino_4x3:avx512_core, jit:avx512_core'. */
+  readonly layers: readonly FusedCnnLayer[];
+  /** oneDNN's implementations of the block convolutions, e.g. 'fwd brgconv:avx512_core, ...'. */
   readonly kernel: string;
   /**
-   * One momentum-SGD step on `rows` examples (x: rows * h * w * c NHWC values, y: rows class
+   * One training step on `rows` examples (x: rows * h * w * c NHWC values, y: rows class
    * indices). Returns the mean cross-entropy plus the L2 penalty, before the update.
    */
   step(x: Float32Array, y: Float32Array, rows: number): number;
-  /** Logits, rows * classes. */
+  /** Logits, rows * classes (batch normalization with the moving statistics). */
   predict(x: Float32Array, rows: number): Float32Array;
-  /** Loss (with L2) at the current weights; no update. */
+  /** The training loss (batch statistics, with L2) at the current weights; nothing changes. */
   evaluate(x: Float32Array, y: Float32Array, rows: number): number;
-  getWeights(): FusedCnnWeights;
-  setWeights(w: FusedCnnWeights): void;
+  /** Every layer's weights, BN moving statistics included. */
+  getWeights(): LayerArrays;
+  setWeights(w: LayerArrays): void;
   setLearningRate(lr: number): void;
-  /** Gradient of the loss (with L2) for every weight; no update. */
-  gradients(x: Float32Array, y: Float32Array, rows: number): FusedCnnWeights;
+  /** Gradient of the training loss (with L2) for every trainable array; nothing changes. */
+  gradients(x: Float32Array, y: Float32Array, rows: number): LayerArrays;
   getOptimizerState(): FusedCnnOptimizerState;
   setOptimizerState(s: FusedCnnOptimizerState): void;
   dispose(): void;
@@ -151,66 +184,67 @@ export function fusedCnnInfo(): FusedCnnInfo {
   return { available: true, isa: i.isa, onednn: i.onednn, origin: l.origin, threads: defaultThreads() };
 }
 
-// ----- parameter layout -----
+// ----- layers and parameter layout -----
 
-interface View {
-  name: string;
-  offset: number;
-  length: number;
-  kernel: boolean;
-}
-
-function layout(o: FusedCnnOptions): { views: View[]; size: number } {
-  const views: View[] = [];
-  let off = 0;
-  const add = (name: string, length: number, kernel: boolean) => {
-    views.push({ name, offset: off, length, kernel });
-    off += length;
-  };
-  add('stem.kernel', 9 * o.inputShape[2] * 16, true);
+/**
+ * The layers whose weights the engine holds, in its order (the native engine lays its
+ * parameters out the same way): for glonet `stem`, `block_1` .. `block_6n`, `head`; for the
+ * baselines `stem`, then per block `block_b_bn1`, `block_b_conv1`, `block_b_bn2`, `block_b_conv2`
+ * (no BN layers for -nobn) and, for resnetv2 where the stage changes, `block_b_shortcut`; then
+ * `final_bn` (BN archs) and `head`.
+ */
+export function fusedCnnLayers(o: Pick<FusedCnnOptions, 'arch' | 'inputShape' | 'classes' | 'blocksPerStage'>): FusedCnnLayer[] {
+  const out: FusedCnnLayer[] = [];
+  const conv = (name: string, k: number, cin: number, cout: number, bias: boolean) =>
+    out.push({ name, kind: 'conv', sizes: bias ? [k * k * cin * cout, cout] : [k * k * cin * cout], trainable: bias ? 2 : 1, kernel: true });
+  const bn = (name: string, c: number) => out.push({ name, kind: 'bn', sizes: [c, c, c, c], trainable: 2, kernel: false });
+  conv('stem', 3, o.inputShape[2], 16, false);
+  const n = o.blocksPerStage;
   let cin = 16;
-  let b = 0;
-  for (const cout of STAGE_CHANNELS) {
-    for (let i = 0; i < 2 * o.blocksPerStage; i++) {
-      add(`blocks[${b}].kernel`, 9 * cin * cout, true);
-      add(`blocks[${b}].bias`, cout, false);
-      cin = cout;
-      b++;
+  if (o.arch === 'glonet') {
+    let b = 0;
+    for (const cout of STAGE_CHANNELS) {
+      for (let i = 0; i < 2 * n; i++) {
+        conv(`block_${++b}`, 3, cin, cout, true);
+        cin = cout;
+      }
     }
+  } else {
+    const useBn = o.arch === 'vanilla' || o.arch === 'resnetv2';
+    const skip = o.arch.startsWith('resnetv2');
+    let b = 0;
+    STAGE_CHANNELS.forEach((cout, stage) => {
+      for (let i = 0; i < n; i++) {
+        b++;
+        const stride = stage > 0 && i === 0 ? 2 : 1;
+        if (useBn) bn(`block_${b}_bn1`, cin);
+        conv(`block_${b}_conv1`, 3, cin, cout, false);
+        if (useBn) bn(`block_${b}_bn2`, cout);
+        conv(`block_${b}_conv2`, 3, cout, cout, false);
+        if (skip && (stride !== 1 || cin !== cout)) conv(`block_${b}_shortcut`, 1, cin, cout, false);
+        cin = cout;
+      }
+    });
+    if (useBn) bn('final_bn', cin);
   }
-  add('head.kernel', 64 * o.classes, true);
-  add('head.bias', o.classes, false);
-  return { views, size: off };
+  out.push({ name: 'head', kind: 'dense', sizes: [64 * o.classes, o.classes], trainable: 2, kernel: true });
+  return out;
 }
 
-function toList(w: FusedCnnWeights): unknown[] {
-  const list: unknown[] = [w?.stem?.kernel];
-  for (const b of w?.blocks ?? []) list.push(b?.kernel, b?.bias);
-  list.push(w?.head?.kernel, w?.head?.bias);
-  return list;
-}
-
-function flatten(o: FusedCnnOptions, views: View[], w: FusedCnnWeights, dst: Float32Array, what: string): void {
-  const blocks = 6 * o.blocksPerStage;
-  if (w?.blocks?.length !== blocks) throw new FusedCnnError(`${what}: expected ${blocks} blocks, got ${w?.blocks?.length}`);
-  const list = toList(w);
-  views.forEach((v, i) => {
-    const a = list[i];
-    if (!(a instanceof Float32Array)) throw new FusedCnnError(`${what}: ${v.name} must be a Float32Array`);
-    if (a.length !== v.length) throw new FusedCnnError(`${what}: ${v.name} has ${a.length} values, expected ${v.length}`);
-  });
-  views.forEach((v, i) => dst.set(list[i] as Float32Array, v.offset));
-}
-
-function unflatten(views: View[], flat: Float32Array): FusedCnnWeights {
-  const part = (i: number) => flat.slice(views[i].offset, views[i].offset + views[i].length);
-  const blocks: ConvWeights[] = [];
-  for (let i = 1; i < views.length - 2; i += 2) blocks.push({ kernel: part(i), bias: part(i + 1) });
-  return { stem: { kernel: part(0) }, blocks, head: { kernel: part(views.length - 2), bias: part(views.length - 1) } };
+/** Offsets of every layer's arrays in the flat parameter vector. */
+function offsets(layers: readonly FusedCnnLayer[]): { at: number[][]; size: number } {
+  let off = 0;
+  const at = layers.map((l) => l.sizes.map((s) => {
+    const o = off;
+    off += s;
+    return o;
+  }));
+  return { at, size: off };
 }
 
 function check(o: FusedCnnOptions): void {
   const s = o.inputShape;
+  if (!(o.arch in ARCH_CODE)) throw new FusedCnnError(`arch must be one of ${Object.keys(ARCH_CODE).join(', ')}, got ${String(o.arch)}`);
   if (!Array.isArray(s) || s.length !== 3 || s.some((d) => !Number.isInteger(d) || d < 1)) {
     throw new FusedCnnError(`inputShape must be [height, width, channels] of positive integers, got ${JSON.stringify(s)}`);
   }
@@ -219,8 +253,11 @@ function check(o: FusedCnnOptions): void {
     throw new FusedCnnError(`blocksPerStage must be a positive integer, got ${o.blocksPerStage}`);
   }
   if (!(o.l2 >= 0)) throw new FusedCnnError(`l2 must be >= 0, got ${o.l2}`);
+  if (o.optimizer !== 'sgd' && o.optimizer !== 'adam') throw new FusedCnnError(`optimizer must be 'sgd' or 'adam', got ${String(o.optimizer)}`);
   if (!(o.lr > 0)) throw new FusedCnnError(`lr must be > 0, got ${o.lr}`);
-  if (!(o.momentum >= 0)) throw new FusedCnnError(`momentum must be >= 0, got ${o.momentum}`);
+  if (!((o.momentum ?? 0) >= 0)) throw new FusedCnnError(`momentum must be >= 0, got ${o.momentum}`);
+  if (!((o.bnMomentum ?? 0.9) >= 0 && (o.bnMomentum ?? 0.9) <= 1)) throw new FusedCnnError(`bnMomentum must be in [0, 1], got ${o.bnMomentum}`);
+  if (!((o.bnEpsilon ?? 1e-5) > 0)) throw new FusedCnnError(`bnEpsilon must be > 0, got ${o.bnEpsilon}`);
   if (o.chunkRows != null && !(Number.isInteger(o.chunkRows) && o.chunkRows >= 1 && o.chunkRows <= 4096)) {
     throw new FusedCnnError(`chunkRows must be an integer in [1, 4096], got ${o.chunkRows}`);
   }
@@ -229,32 +266,68 @@ function check(o: FusedCnnOptions): void {
   }
 }
 
-/** The fused engine for a GloNet-ResNet (depth 6n + 2) with these initial weights. */
-export function createFusedResNet20(opts: FusedCnnOptions, initial: FusedCnnWeights): FusedCnn {
+/** The fused engine for a ResNet of depth 6n + 2 with these initial weights (every layer's arrays). */
+export function createFusedResNet20(opts: FusedCnnOptions, initial: LayerArrays): FusedCnn {
   check(opts);
   const load = loadCnnAddon();
   if (load.addon == null) throw new FusedCnnError(`fused CNN engine unavailable: ${load.reason}`);
   const addon = load.addon;
-  const { views, size: P } = layout(opts);
+  const layers = fusedCnnLayers(opts);
+  const { at, size: P } = offsets(layers);
+
+  /** Copy per-layer arrays (all of each layer's, or only its trainable ones) into `dst`. */
+  const flatten = (w: LayerArrays, dst: Float32Array, what: string, trainableOnly: boolean): void => {
+    if (!Array.isArray(w) || w.length !== layers.length) throw new FusedCnnError(`${what}: expected ${layers.length} layers, got ${Array.isArray(w) ? w.length : typeof w}`);
+    layers.forEach((l, i) => {
+      const count = trainableOnly ? l.trainable : l.sizes.length;
+      if (!Array.isArray(w[i]) || w[i].length !== count) throw new FusedCnnError(`${what}: layer ${l.name} needs ${count} arrays`);
+      w[i].forEach((a, j) => {
+        if (!(a instanceof Float32Array)) throw new FusedCnnError(`${what}: ${l.name}[${j}] must be a Float32Array`);
+        if (a.length !== l.sizes[j]) throw new FusedCnnError(`${what}: ${l.name}[${j}] has ${a.length} values, expected ${l.sizes[j]}`);
+      });
+    });
+    layers.forEach((l, i) => w[i].forEach((a, j) => dst.set(a, at[i][j])));
+  };
+  const unflatten = (flat: Float32Array, trainableOnly: boolean): LayerArrays =>
+    layers.map((l, i) => l.sizes.slice(0, trainableOnly ? l.trainable : l.sizes.length).map((s, j) => flat.slice(at[i][j], at[i][j] + s)));
+
   const params = new Float32Array(P);
-  const accum = new Float32Array(P);
-  flatten(opts, views, initial, params, 'initial weights');
+  const slotA = new Float32Array(P);
+  const slotB = new Float32Array(P);
+  flatten(initial, params, 'initial weights', false);
   const [h, w, c] = opts.inputShape;
   const inSize = h * w * c;
   const threads = Math.max(1, Math.min(64, Math.floor(opts.threads ?? defaultThreads())));
-  let handle: unknown = addon.create(params, accum, {
-    height: h, width: w, channels: c, classes: opts.classes, blocksPerStage: opts.blocksPerStage,
+  const bnMomentum = opts.bnMomentum ?? 0.9;
+  let handle: unknown = addon.create(params, slotA, slotB, {
+    arch: ARCH_CODE[opts.arch], height: h, width: w, channels: c, classes: opts.classes, blocksPerStage: opts.blocksPerStage,
     threads, chunk: opts.chunkRows ?? 16, algorithm: (opts.convAlgorithm ?? envAlgorithm()) === 'direct' ? 1 : 0,
-  });
+  }, Float64Array.of(opts.bnEpsilon ?? 1e-5, 1 - bnMomentum));
   const kernel = addon.kernel(handle);
+
+  // The hyper-parameters as TF.js's float32 scalars; Adam's beta^t as TF.js's float32 running
+  // products (accBeta = beta, multiplied by beta after every step).
   const f = Math.fround;
+  const adam = opts.optimizer === 'adam';
+  const beta1 = opts.beta1 ?? 0.9;
+  const beta2 = opts.beta2 ?? 0.999;
   let lr = opts.lr;
   let steps = 0;
-  const hp = new Float64Array(3);
+  let accB1 = f(beta1);
+  let accB2 = f(beta2);
+  const setSteps = (n: number): void => {
+    steps = n;
+    accB1 = f(beta1);
+    accB2 = f(beta2);
+    for (let i = 0; i < n; i++) {
+      accB1 = f(accB1 * f(beta1));
+      accB2 = f(accB2 * f(beta2));
+    }
+  };
+  const hp = new Float64Array(11);
   const fillHp = (): Float64Array => {
-    hp[0] = f(opts.l2);
-    hp[1] = f(opts.momentum);
-    hp[2] = f(-lr);
+    hp.set([f(opts.l2), adam ? 1 : 0, f(opts.momentum ?? 0), f(-lr), f(beta1), f(1 - beta1), f(beta2), f(1 - beta2),
+      f(1 - accB1), f(1 - accB2), f(opts.epsilon ?? 1e-7)]);
     return hp;
   };
   const live = (): unknown => {
@@ -275,65 +348,57 @@ export function createFusedResNet20(opts: FusedCnnOptions, initial: FusedCnnWeig
       }
     }
   };
-  const predict = (x: Float32Array, rows: number): Float32Array => {
-    checkBatch(x, null, rows);
-    const out = new Float32Array(rows * opts.classes);
-    addon.predict(live(), x, rows, out);
-    return out;
+  const gradient = (x: Float32Array, y: Float32Array, rows: number): { loss: number; g: Float32Array } => {
+    checkBatch(x, y, rows);
+    const g = new Float32Array(P);
+    const loss = addon.gradients(live(), x, y, rows, fillHp(), g);
+    return { loss, g };
   };
+  const slotNames = fusedCnnSlots(opts.optimizer);
+  const slotArrays = adam ? [slotA, slotB] : [slotA];
 
   return {
     engine: 'native',
     threads,
     parameterCount: P,
+    layers,
     kernel,
     step(x, y, rows) {
       checkBatch(x, y, rows);
       const loss = addon.step(live(), x, y, rows, fillHp());
+      if (adam) {
+        accB1 = f(accB1 * f(beta1));
+        accB2 = f(accB2 * f(beta2));
+      }
       steps++;
       return loss;
     },
-    predict,
-    evaluate(x, y, rows) {
-      checkBatch(x, y, rows);
-      const logits = predict(x, rows);
-      const K = opts.classes;
-      let ce = 0;
-      for (let r = 0; r < rows; r++) {
-        let mx = -Infinity;
-        for (let k = 0; k < K; k++) mx = Math.max(mx, logits[r * K + k]);
-        let se = 0;
-        for (let k = 0; k < K; k++) se += Math.exp(logits[r * K + k] - mx);
-        ce += Math.log(se) + mx - logits[r * K + y[r]];
-      }
-      let sq = 0;
-      for (const v of views) {
-        if (!v.kernel) continue;
-        for (let i = v.offset; i < v.offset + v.length; i++) sq += params[i] * params[i];
-      }
-      return ce / rows + f(opts.l2) * sq;
+    predict(x, rows) {
+      checkBatch(x, null, rows);
+      const out = new Float32Array(rows * opts.classes);
+      addon.predict(live(), x, rows, out);
+      return out;
     },
-    getWeights: () => unflatten(views, params),
+    evaluate: (x, y, rows) => gradient(x, y, rows).loss,
+    getWeights: () => unflatten(params, false),
     setWeights(wts) {
-      flatten(opts, views, wts, params, 'setWeights');
+      flatten(wts, params, 'setWeights', false);
     },
     setLearningRate(x) {
       if (!(x > 0)) throw new FusedCnnError(`lr must be > 0, got ${x}`);
       lr = x;
     },
-    gradients(x, y, rows) {
-      checkBatch(x, y, rows);
-      const g = new Float32Array(P);
-      addon.gradients(live(), x, y, rows, fillHp(), g);
-      return unflatten(views, g);
-    },
-    getOptimizerState: () => ({ step: steps, accum: unflatten(views, accum) }),
+    gradients: (x, y, rows) => unflatten(gradient(x, y, rows).g, true),
+    getOptimizerState: () => ({ step: steps, ...Object.fromEntries(slotNames.map((s, i) => [s, unflatten(slotArrays[i], true)])) }),
     setOptimizerState(s) {
       if (!Number.isInteger(s?.step) || s.step < 0) throw new FusedCnnError(`optimizer step must be >= 0, got ${s?.step}`);
-      const a = new Float32Array(P);
-      flatten(opts, views, s.accum, a, 'optimizer state');
-      accum.set(a);
-      steps = s.step;
+      const fresh = slotNames.map((name) => {
+        const a = new Float32Array(P);
+        flatten(s[name] as LayerArrays, a, `optimizer state '${name}'`, true);
+        return a;
+      });
+      fresh.forEach((a, i) => slotArrays[i].set(a));
+      setSteps(s.step);
     },
     dispose() {
       if (handle != null) addon.destroy(handle);

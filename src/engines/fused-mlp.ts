@@ -19,8 +19,9 @@
  * adaptive default, or on how the OS schedules the threads. The native and
  * JavaScript engines (and the AVX2 and portable kernels) agree to rounding, not bitwise.
  */
-import { createJsCore, paramLayout, type FusedCore, type FusedLoss, type MlpShape, type ParamLayout } from './js-engine.js';
-import { createNativeCore, loadNative } from './native-engine.js';
+import { createJsCore, kernelSquares, paramLayout, type FusedCore, type FusedLoss, type MlpShape, type ParamLayout } from './js-engine.js';
+import { createNativeCore, loadNative, type NativeThreading } from './native-engine.js';
+import { AdamClock } from './adam-clock.js';
 import { defaultThreads } from './addon.js';
 
 export type { FusedLoss } from './js-engine.js';
@@ -219,6 +220,67 @@ function flatten(s: MlpShape, lay: ParamLayout, w: FusedMlpWeights, dst: Float32
 }
 
 /**
+ * The engine core a fused engine runs on: the native one when built (unless `opts.engine` or
+ * GLONET_FAST_ENGINE=js asks for JavaScript), else the JavaScript one. `threads` is the native
+ * engine's thread count (1 for JavaScript); its tiles have opts.tileRows rows, else nativeTileRows.
+ */
+export function pickCore(opts: Pick<FusedMlpOptions, 'engine' | 'threads' | 'tileRows' | 'simd'>, nativeTileRows: number,
+  js: () => FusedCore, native: (addon: NonNullable<ReturnType<typeof loadNative>['addon']>, t: NativeThreading) => FusedCore): { core: FusedCore; threads: number } {
+  const requested = opts.engine ?? 'auto';
+  const choice = requested === 'auto' ? envEngine() ?? 'auto' : requested;
+  if (choice === 'js') return { core: js(), threads: 1 };
+  const loaded = loadNative();
+  if (loaded.addon == null) {
+    if (choice === 'native') throw new FusedMlpError(`native engine requested but ${loaded.reason}`);
+    return { core: js(), threads: 1 };
+  }
+  const threads = Math.max(1, Math.min(64, Math.floor(opts.threads ?? defaultThreads())));
+  const t: NativeThreading = { threads, tileRows: opts.tileRows ?? nativeTileRows, simd: (opts.simd ?? 'auto') !== 'portable', adaptive: opts.threads == null };
+  return { core: native(loaded.addon, t), threads };
+}
+
+/** A check of a batch's arrays and row count against a model's shape (a FusedMlpError if wrong). */
+export function batchChecker(shape: { nIn: number; nOut: number; loss: FusedLoss }): (x: Float32Array, y: Float32Array | null, rows: number) => void {
+  const targetsPerRow = shape.loss === 'mse' ? shape.nOut : 1;
+  return (x, y, rows) => {
+    if (!Number.isInteger(rows) || rows < 1) throw new FusedMlpError(`rows must be a positive integer, got ${rows}`);
+    if (!(x instanceof Float32Array) || x.length < rows * shape.nIn) {
+      throw new FusedMlpError(`x must be a Float32Array of at least rows*nIn = ${rows * shape.nIn} values`);
+    }
+    if (y != null && (!(y instanceof Float32Array) || y.length < rows * targetsPerRow)) {
+      throw new FusedMlpError(`y must be a Float32Array of at least ${rows * targetsPerRow} values`);
+    }
+  };
+}
+
+/** The calls every fused MLP engine answers alike, on its core: step, predict, setLearningRate, dispose. */
+export function coreCalls(core: FusedCore, clock: AdamClock, shape: { nIn: number; nOut: number; loss: FusedLoss }) {
+  const checkBatch = batchChecker(shape);
+  return {
+    step(x: Float32Array, y: Float32Array, rows: number): number {
+      checkBatch(x, y, rows);
+      const loss = core.step(x, y, rows, clock.scalars());
+      clock.tick();
+      return loss;
+    },
+    predict(x: Float32Array, rows: number): Float32Array {
+      checkBatch(x, null, rows);
+      const out = new Float32Array(rows * shape.nOut);
+      core.predict(x, rows, out);
+      return out;
+    },
+    setLearningRate(lr: number): void {
+      if (!(lr > 0)) throw new FusedMlpError(`lr must be > 0, got ${lr}`);
+      clock.setLearningRate(lr);
+    },
+    dispose(): void {
+      core.dispose();
+    },
+    checkBatch,
+  };
+}
+
+/**
  * A fused training engine for a GloNet MLP, starting from `initial` weights (copied): the native
  * addon when it loads (see {@link fastPathInfo}), else the JavaScript engine.
  *
@@ -250,112 +312,32 @@ export function createFusedMlp(opts: FusedMlpOptions, initial: FusedMlpWeights):
   const v = new Float32Array(P);
   flatten(shape, lay, initial, params, 'initial weights');
 
-  const beta1 = opts.beta1 ?? 0.9;
-  const beta2 = opts.beta2 ?? 0.999;
-  const epsilon = opts.epsilon ?? 1e-7;
-  let lr = opts.lr;
-  const f = Math.fround;
-  // TF.js keeps accBeta1/accBeta2 as float32 variables, starting at beta and multiplied by beta
-  // after every step; bias correction divides by (1 - accBeta).
-  let steps = 0;
-  let accB1 = f(beta1);
-  let accB2 = f(beta2);
-  const resetAcc = (n: number): void => {
-    accB1 = f(beta1);
-    accB2 = f(beta2);
-    for (let i = 0; i < n; i++) {
-      accB1 = f(accB1 * f(beta1));
-      accB2 = f(accB2 * f(beta2));
-    }
-  };
-  const scalars = new Float64Array(9);
-  const fillScalars = (): Float64Array => {
-    scalars[0] = f(opts.l2);
-    scalars[1] = f(beta1);
-    scalars[2] = f(1 - beta1);
-    scalars[3] = f(beta2);
-    scalars[4] = f(1 - beta2);
-    scalars[5] = f(1 - accB1);
-    scalars[6] = f(1 - accB2);
-    scalars[7] = f(epsilon);
-    scalars[8] = f(-lr);
-    return scalars;
-  };
-
-  const requested = opts.engine ?? 'auto';
-  const choice = requested === 'auto' ? envEngine() ?? 'auto' : requested;
-  let core: FusedCore;
-  let threads = 1;
-  if (choice === 'js') {
-    core = createJsCore(shape, params, m, v, opts.tileRows ?? 64);
-  } else {
-    const native = loadNative();
-    if (native.addon != null) {
-      threads = Math.max(1, Math.min(64, Math.floor(opts.threads ?? defaultThreads())));
-      core = createNativeCore(native.addon, shape, params, m, v, threads, opts.tileRows ?? 48,
-        (opts.simd ?? 'auto') !== 'portable', opts.threads == null);
-    } else if (choice === 'native') {
-      throw new FusedMlpError(`native engine requested but ${native.reason}`);
-    } else {
-      core = createJsCore(shape, params, m, v, opts.tileRows ?? 64);
-    }
-  }
-
-  const targetsPerRow = shape.loss === 'mse' ? shape.nOut : 1;
-  const checkBatch = (x: Float32Array, y: Float32Array | null, rows: number): void => {
-    if (!Number.isInteger(rows) || rows < 1) throw new FusedMlpError(`rows must be a positive integer, got ${rows}`);
-    if (!(x instanceof Float32Array) || x.length < rows * shape.nIn) {
-      throw new FusedMlpError(`x must be a Float32Array of at least rows*nIn = ${rows * shape.nIn} values`);
-    }
-    if (y != null && (!(y instanceof Float32Array) || y.length < rows * targetsPerRow)) {
-      throw new FusedMlpError(`y must be a Float32Array of at least ${rows * targetsPerRow} values`);
-    }
-  };
+  const clock = new AdamClock(opts.lr, opts.l2, opts.beta1, opts.beta2, opts.epsilon);
+  const { core, threads } = pickCore(opts, 48,
+    () => createJsCore(shape, params, m, v, opts.tileRows ?? 64),
+    (addon, t) => createNativeCore(addon, shape, params, m, v, t));
+  const { checkBatch, ...calls } = coreCalls(core, clock, shape);
 
   return {
     engine: core.engine,
     threads,
     parameterCount: P,
-    step(x, y, rows) {
-      checkBatch(x, y, rows);
-      const loss = core.step(x, y, rows, fillScalars());
-      steps++;
-      accB1 = f(accB1 * f(beta1));
-      accB2 = f(accB2 * f(beta2));
-      return loss;
-    },
-    predict(x, rows) {
-      checkBatch(x, null, rows);
-      const out = new Float32Array(rows * shape.nOut);
-      core.predict(x, rows, out);
-      return out;
-    },
+    ...calls,
     getWeights: () => unflatten(shape, lay, params),
     setWeights(w) {
       flatten(shape, lay, w, params, 'setWeights');
     },
-    setLearningRate(x) {
-      if (!(x > 0)) throw new FusedMlpError(`lr must be > 0, got ${x}`);
-      lr = x;
-    },
     gradients(x, y, rows) {
       checkBatch(x, y, rows);
       const g = new Float32Array(P);
-      core.gradients(x, y, rows, fillScalars(), g);
+      core.gradients(x, y, rows, clock.scalars(), g);
       return unflatten(shape, lay, g);
     },
     evaluate(x, y, rows) {
       checkBatch(x, y, rows);
-      let sq = 0;
-      if (opts.l2 !== 0) {
-        for (const [off, len, kernel] of lay.segments) {
-          if (!kernel) continue;
-          for (let i = off; i < off + len; i++) sq += params[i] * params[i];
-        }
-      }
-      return core.loss(x, y, rows) + f(opts.l2) * sq;
+      return core.loss(x, y, rows) + (opts.l2 !== 0 ? Math.fround(opts.l2) * kernelSquares(lay.segments, params) : 0);
     },
-    getOptimizerState: () => ({ step: steps, m: unflatten(shape, lay, m), v: unflatten(shape, lay, v) }),
+    getOptimizerState: () => ({ step: clock.steps, m: unflatten(shape, lay, m), v: unflatten(shape, lay, v) }),
     setOptimizerState(s) {
       if (!Number.isInteger(s.step) || s.step < 0) throw new FusedMlpError(`optimizer step must be >= 0, got ${s.step}`);
       const m2 = new Float32Array(P);
@@ -364,11 +346,7 @@ export function createFusedMlp(opts: FusedMlpOptions, initial: FusedMlpWeights):
       flatten(shape, lay, s.v, v2, 'optimizer state v');
       m.set(m2);
       v.set(v2);
-      steps = s.step;
-      resetAcc(steps);
-    },
-    dispose() {
-      core.dispose();
+      clock.reset(s.step);
     },
   };
 }

@@ -87,7 +87,8 @@ export interface StructuredEngine<W, S extends { step: number }> {
 
 /**
  * A {@link FusedEngine} over a structured engine: `toLayers`/`fromLayers` map its structure to
- * and from the per-layer arrays of `layers` (whose current values are `initial`).
+ * and from the per-layer arrays of `layers`; `initial` has, per layer, the arrays an optimizer
+ * slot holds (the layers' current values, or their trainable ones where a layer also has others).
  */
 export function fusedEngine<W, S extends { step: number }>(o: {
   engine: EngineName;

@@ -6,6 +6,9 @@
  * the same length. Rows are processed in tiles of `tileRows`: forward through the whole chain,
  * loss, backward through the whole chain, so the activations kept are depth x tileRows x width
  * floats whatever the batch size, and nothing is allocated per step.
+ *
+ * The pieces the two JavaScript MLP engines share (this one and ./block-mlp-js.ts) live here too:
+ * the dense-layer kernels, the loss, the linear head, L2 and TF.js's Adam update.
  */
 
 /** The fused MLP engine's losses: mean squared error, or softmax cross-entropy on class indices. */
@@ -72,6 +75,127 @@ export interface FusedCore {
 const f = Math.fround;
 
 type F32 = Float32Array;
+
+/**
+ * Loss of the R output rows in `out` (rows r0 .. r0+R of a batch of `totalRows`) and, into
+ * `dOut`, its gradient with respect to them: the sum of squared errors (MSE, gradient scaled for
+ * the mean over totalRows x nOut) or of softmax cross-entropies on the integer labels in `y`.
+ */
+export function outputLoss(isCe: boolean, nOut: number, out: F32, y: F32, r0: number, R: number, totalRows: number, dOut: F32): number {
+  let loss = 0;
+  if (!isCe) {
+    const scale = 2 / (totalRows * nOut);
+    const y0 = r0 * nOut;
+    for (let i = 0; i < R * nOut; i++) {
+      const d = out[i] - y[y0 + i];
+      loss += d * d;
+      dOut[i] = d * scale;
+    }
+  } else {
+    for (let r = 0; r < R; r++) {
+      const o = r * nOut;
+      const label = y[r0 + r];
+      let mx = out[o];
+      for (let j = 1; j < nOut; j++) if (out[o + j] > mx) mx = out[o + j];
+      let sum = 0;
+      for (let j = 0; j < nOut; j++) sum += Math.exp(out[o + j] - mx);
+      const lse = mx + Math.log(sum);
+      loss += lse - out[o + label];
+      for (let j = 0; j < nOut; j++) {
+        dOut[o + j] = (Math.exp(out[o + j] - lse) - (j === label ? 1 : 0)) / totalRows;
+      }
+    }
+  }
+  return loss;
+}
+
+/** Throws unless y[0..rows) are class indices in [0, nOut). */
+export function checkLabels(y: F32, rows: number, nOut: number): void {
+  for (let r = 0; r < rows; r++) {
+    const c = y[r];
+    if (!(c >= 0 && c < nOut && Number.isInteger(c))) {
+      throw new RangeError(`label ${c} at row ${r} is not a class index in [0, ${nOut})`);
+    }
+  }
+}
+
+/** The linear head: dst (R x nOut) = src rows (R x W, from s0) . headK + headB. */
+export function headForward(params: F32, headK: number, headB: number, W: number, nOut: number, src: F32, s0: number, R: number, dst: F32): void {
+  for (let r = 0; r < R; r++) {
+    for (let o = 0; o < nOut; o++) {
+      let a = params[headB + o];
+      for (let j = 0; j < W; j++) a += src[s0 + r * W + j] * params[headK + j * nOut + o];
+      dst[r * nOut + o] = a;
+    }
+  }
+}
+
+/**
+ * The head's backward: grad[headK] += src^T dOut, grad[headB] += colsum(dOut), and the gradient
+ * with respect to its input, dIn (R x W) = dOut . headK^T.
+ */
+export function headBackward(params: F32, headK: number, headB: number, W: number, nOut: number, src: F32, s0: number, R: number,
+  dOut: F32, grad: F32, dIn: F32): void {
+  for (let r = 0; r < R; r++) {
+    for (let o = 0; o < nOut; o++) {
+      const d = dOut[r * nOut + o];
+      grad[headB + o] += d;
+      if (d === 0) continue;
+      for (let j = 0; j < W; j++) grad[headK + j * nOut + o] += src[s0 + r * W + j] * d;
+    }
+    for (let j = 0; j < W; j++) {
+      let a = 0;
+      for (let o = 0; o < nOut; o++) a += dOut[r * nOut + o] * params[headK + j * nOut + o];
+      dIn[r * W + j] = a;
+    }
+  }
+}
+
+/** The sum of squares of the kernel segments of `params` (the L2 penalty is l2 times it). */
+export function kernelSquares(segments: Array<[number, number, boolean]>, params: F32): number {
+  let sq = 0;
+  for (const [off, len, kernel] of segments) {
+    if (!kernel) continue;
+    for (let i = off; i < off + len; i++) sq += params[i] * params[i];
+  }
+  return sq;
+}
+
+/**
+ * The L2 gradient on kernels, then Adam on every segment [offset, length, isKernel] of `params`
+ * with the batch gradient `grad` (or, with `gradOut`, the full gradient copied out and nothing
+ * updated). Returns the L2 penalty before the update.
+ */
+export function adamUpdate(segments: Array<[number, number, boolean]>, params: F32, m: F32, v: F32, grad: F32, s: StepScalars, gradOut: F32 | null): number {
+  const l2 = f(s[0]);
+  const b1 = f(s[1]), omb1 = f(s[2]), b2 = f(s[3]), omb2 = f(s[4]);
+  const omab1 = f(s[5]), omab2 = f(s[6]), eps = f(s[7]), neglr = f(s[8]);
+  let sq = 0;
+  for (const [off, len, kernel] of segments) {
+    for (let i = off; i < off + len; i++) {
+      let g = grad[i];
+      const w = params[i];
+      if (kernel) {
+        sq += w * w;
+        g = f(g + f(l2 * f(w * 2)));
+      }
+      if (gradOut) {
+        gradOut[i] = g;
+        continue;
+      }
+      // Float32 operations in TF.js's order: m' = m b1 + g (1-b1), v' = v b2 + g^2 (1-b2),
+      // w' = (m'/(1-b1^t)) / (sqrt(v'/(1-b2^t)) + eps) * -lr + w.
+      const mNew = f(f(m[i] * b1) + f(g * omb1));
+      const vNew = f(f(v[i] * b2) + f(f(g * g) * omb2));
+      const mh = f(mNew / omab1);
+      const vh = f(vNew / omab2);
+      m[i] = mNew;
+      v[i] = vNew;
+      params[i] = f(f(f(mh / f(f(Math.sqrt(vh)) + eps)) * neglr) + w);
+    }
+  }
+  return l2 * sq;
+}
 
 /**
  * The four hot loops, all with output width W (the block width). Offsets (`a0`, `b0`, ...) index
@@ -210,7 +334,7 @@ function unrolledKernels(W: number): JsKernels {
 }
 
 /** Unrolled kernels for widths up to 32 when the runtime allows code generation; else loops. */
-function kernelsFor(W: number, codegen: boolean): { k: JsKernels; unrolled: boolean } {
+export function kernelsFor(W: number, codegen: boolean): { k: JsKernels; unrolled: boolean } {
   const env = typeof process === 'undefined' ? undefined : process.env?.GLONET_JS_CODEGEN;
   if (codegen && W <= 32 && env !== '0') {
     try {
@@ -247,17 +371,6 @@ export function createJsCore(
   const { k: K, unrolled } = kernelsFor(W, codegen);
   let disposed = false;
 
-  /** Head: out[R x nOut] = S . headK + headB. */
-  function head(R: number): void {
-    for (let r = 0; r < R; r++) {
-      for (let o = 0; o < nOut; o++) {
-        let a = params[lay.headBias + o];
-        for (let j = 0; j < W; j++) a += S[r * W + j] * params[lay.headKernel + j * nOut + o];
-        out[r * nOut + o] = a;
-      }
-    }
-  }
-
   function forward(x: Float32Array, r0: number, R: number): void {
     K.dense(x, r0 * nIn, nIn, R, nIn, params, lay.stemKernel, lay.stemBias, acts, 0);
     const act = RT * W;
@@ -265,55 +378,13 @@ export function createJsCore(
       const kOff = lay.blocks + lay.blockStride * l;
       K.fwd(acts, act * l, R, params, kOff, kOff + W * W, acts, act * (l + 1), S, l === 0);
     }
-    head(R);
-  }
-
-  /** Loss of the R rows in `out` and (into dOut) its gradient with respect to the outputs. */
-  function outputLoss(y: Float32Array, r0: number, R: number, totalRows: number): number {
-    let loss = 0;
-    if (!isCe) {
-      const scale = 2 / (totalRows * nOut);
-      const y0 = r0 * nOut;
-      for (let i = 0; i < R * nOut; i++) {
-        const d = out[i] - y[y0 + i];
-        loss += d * d;
-        dOut[i] = d * scale;
-      }
-    } else {
-      for (let r = 0; r < R; r++) {
-        const o = r * nOut;
-        const label = y[r0 + r];
-        let mx = out[o];
-        for (let j = 1; j < nOut; j++) if (out[o + j] > mx) mx = out[o + j];
-        let sum = 0;
-        for (let j = 0; j < nOut; j++) sum += Math.exp(out[o + j] - mx);
-        const lse = mx + Math.log(sum);
-        loss += lse - out[o + label];
-        for (let j = 0; j < nOut; j++) {
-          dOut[o + j] = (Math.exp(out[o + j] - lse) - (j === label ? 1 : 0)) / totalRows;
-        }
-      }
-    }
-    return loss;
+    headForward(params, lay.headKernel, lay.headBias, W, nOut, S, 0, R, out);
   }
 
   function tile(x: Float32Array, y: Float32Array, r0: number, R: number, totalRows: number): number {
     forward(x, r0, R);
-    const loss = outputLoss(y, r0, R, totalRows);
-    // Head: dK += S^T dOut, db += colsum(dOut), dS = dOut . headK^T.
-    for (let r = 0; r < R; r++) {
-      for (let o = 0; o < nOut; o++) {
-        const d = dOut[r * nOut + o];
-        grad[lay.headBias + o] += d;
-        if (d === 0) continue;
-        for (let j = 0; j < W; j++) grad[lay.headKernel + j * nOut + o] += S[r * W + j] * d;
-      }
-      for (let j = 0; j < W; j++) {
-        let a = 0;
-        for (let o = 0; o < nOut; o++) a += dOut[r * nOut + o] * params[lay.headKernel + j * nOut + o];
-        dS[r * W + j] = a;
-      }
-    }
+    const loss = outputLoss(isCe, nOut, out, y, r0, R, totalRows, dOut);
+    headBackward(params, lay.headKernel, lay.headBias, W, nOut, S, 0, R, dOut, grad, dS);
     G.set(dS.subarray(0, R * W));
     const act = RT * W;
     for (let l = L - 1; l >= 0; l--) {
@@ -342,69 +413,27 @@ export function createJsCore(
     return isCe ? loss / rows : loss / (rows * nOut);
   }
 
-  /** L2 gradient on kernels and Adam (or copy the gradient out); returns the L2 penalty. */
-  function finish(s: StepScalars, gradOut: Float32Array | null): number {
-    const l2 = f(s[0]);
-    const b1 = f(s[1]), omb1 = f(s[2]), b2 = f(s[3]), omb2 = f(s[4]);
-    const omab1 = f(s[5]), omab2 = f(s[6]), eps = f(s[7]), neglr = f(s[8]);
-    let sq = 0;
-    for (const [off, len, kernel] of lay.segments) {
-      for (let i = off; i < off + len; i++) {
-        let g = grad[i];
-        const w = params[i];
-        if (kernel) {
-          sq += w * w;
-          g = f(g + f(l2 * f(w * 2)));
-        }
-        if (gradOut) {
-          gradOut[i] = g;
-          continue;
-        }
-        // Float32 operations in TF.js's order: m' = m b1 + g (1-b1), v' = v b2 + g^2 (1-b2),
-        // w' = (m'/(1-b1^t)) / (sqrt(v'/(1-b2^t)) + eps) * -lr + w.
-        const mNew = f(f(m[i] * b1) + f(g * omb1));
-        const vNew = f(f(v[i] * b2) + f(f(g * g) * omb2));
-        const mh = f(mNew / omab1);
-        const vh = f(vNew / omab2);
-        m[i] = mNew;
-        v[i] = vNew;
-        params[i] = f(f(f(mh / f(f(Math.sqrt(vh)) + eps)) * neglr) + w);
-      }
-    }
-    return l2 * sq;
-  }
-
-  function checkLabels(y: Float32Array, rows: number): void {
-    if (!isCe) return;
-    for (let r = 0; r < rows; r++) {
-      const c = y[r];
-      if (!(c >= 0 && c < nOut && Number.isInteger(c))) {
-        throw new RangeError(`label ${c} at row ${r} is not a class index in [0, ${nOut})`);
-      }
-    }
-  }
-
   return {
     engine: 'js',
     unrolled,
     step(x, y, rows, scalars) {
-      checkLabels(y, rows);
+      if (isCe) checkLabels(y, rows, nOut);
       const loss = computeGradients(x, y, rows);
-      return loss + finish(scalars, null);
+      return loss + adamUpdate(lay.segments, params, m, v, grad, scalars, null);
     },
     gradients(x, y, rows, scalars, gradOut) {
-      checkLabels(y, rows);
+      if (isCe) checkLabels(y, rows, nOut);
       const loss = computeGradients(x, y, rows);
-      return loss + finish(scalars, gradOut);
+      return loss + adamUpdate(lay.segments, params, m, v, grad, scalars, gradOut);
     },
     loss(x, y, rows) {
       if (disposed) throw new Error('fused MLP engine is disposed');
-      checkLabels(y, rows);
+      if (isCe) checkLabels(y, rows, nOut);
       let loss = 0;
       for (let r = 0; r < rows; r += RT) {
         const R = Math.min(RT, rows - r);
         forward(x, r, R);
-        loss += outputLoss(y, r, R, rows);
+        loss += outputLoss(isCe, nOut, out, y, r, R, rows, dOut);
       }
       return isCe ? loss / rows : loss / (rows * nOut);
     },

@@ -1,21 +1,38 @@
 /**
- * Loader for the optional native engine glonet_fused (a source build in native/build/Release, or
- * the prebuilt binary in prebuilds/; see ./addon.ts). Absent or unloadable addon: `loadNative()`
- * says why, and the caller falls back to the JavaScript engine.
+ * Loader for the optional native engines of the fused MLP, both in the addon glonet_fused (a
+ * source build in native/build/Release, or the prebuilt binary in prebuilds/; see ./addon.ts):
+ * the GloNet MLP engine (native/src/glonet_fused.cc) and the two-layer-block baselines' engine
+ * (native/src/block_mlp.cc). Absent or unloadable addon: `loadNative()` says why, and the caller
+ * falls back to the JavaScript engines.
  */
 import { loadAddon, type AddonLoad } from './addon.js';
-import type { FusedCore, MlpShape, StepScalars } from './js-engine.js';
+import { checkLabels, type FusedCore, type MlpShape, type StepScalars } from './js-engine.js';
+import type { BlockMlpShape } from './block-mlp-js.js';
 
-interface NativeAddon {
-  create(params: Float32Array, m: Float32Array, v: Float32Array, config: {
-    nIn: number; width: number; depth: number; nOut: number; loss: number;
-    threads: number; tileRows: number; simd: number; adaptive: number;
-  }): unknown;
+/** What both native engines answer, on the handle their create function returns. */
+interface CoreFns {
   step(h: unknown, x: Float32Array, y: Float32Array, rows: number, scalars: Float64Array): number;
   gradients(h: unknown, x: Float32Array, y: Float32Array, rows: number, scalars: Float64Array, out: Float32Array): number;
   predict(h: unknown, x: Float32Array, y: null, rows: number, out: Float32Array): void;
   evaluate(h: unknown, x: Float32Array, y: Float32Array, rows: number): number;
   destroy(h: unknown): void;
+}
+
+interface Threading { threads: number; tileRows: number; simd: number; adaptive: number }
+
+interface NativeAddon extends CoreFns {
+  create(params: Float32Array, m: Float32Array, v: Float32Array, config: {
+    nIn: number; width: number; depth: number; nOut: number; loss: number;
+  } & Threading): unknown;
+  blockCreate(params: Float32Array, m: Float32Array, v: Float32Array, moving: Float32Array, config: {
+    nIn: number; width: number; blocks: number; nOut: number; loss: number; bn: number; skip: number;
+    epsilon: number; decay: number;
+  } & Threading): unknown;
+  blockStep: CoreFns['step'];
+  blockGradients: CoreFns['gradients'];
+  blockPredict: CoreFns['predict'];
+  blockEvaluate: CoreFns['evaluate'];
+  blockDestroy: CoreFns['destroy'];
   info(): { simd: string; hardwareThreads: number };
 }
 
@@ -32,55 +49,68 @@ export function loadNative(): NativeLoad {
   return cached;
 }
 
-export function createNativeCore(
-  addon: NativeAddon,
-  shape: MlpShape,
-  params: Float32Array,
-  m: Float32Array,
-  v: Float32Array,
-  threads: number,
-  tileRows: number,
-  simd: boolean,
-  adaptive: boolean,
-): FusedCore {
-  let handle: unknown = addon.create(params, m, v, {
-    nIn: shape.nIn, width: shape.width, depth: shape.depth, nOut: shape.nOut,
-    loss: shape.loss === 'mse' ? 0 : 1, threads, tileRows, simd: simd ? 1 : 0, adaptive: adaptive ? 1 : 0,
-  });
-  const isCe = shape.loss === 'softmax-ce';
+/** How a native engine runs: threads (fixed, or adaptive), rows per tile, SIMD kernels or not. */
+export interface NativeThreading {
+  threads: number;
+  tileRows: number;
+  simd: boolean;
+  adaptive: boolean;
+}
+
+function threading(t: NativeThreading): Threading {
+  return { threads: t.threads, tileRows: t.tileRows, simd: t.simd ? 1 : 0, adaptive: t.adaptive ? 1 : 0 };
+}
+
+/** A native handle as a {@link FusedCore}: labels checked here, disposal made idempotent. */
+function wrapCore(handle: unknown, fns: CoreFns, nOut: number, isCe: boolean): FusedCore {
+  let h: unknown = handle;
   const live = (): unknown => {
-    if (handle == null) throw new Error('fused MLP engine is disposed');
-    return handle;
-  };
-  const checkLabels = (y: Float32Array, rows: number): void => {
-    if (!isCe) return;
-    for (let r = 0; r < rows; r++) {
-      const c = y[r];
-      if (!(c >= 0 && c < shape.nOut && Number.isInteger(c))) {
-        throw new RangeError(`label ${c} at row ${r} is not a class index in [0, ${shape.nOut})`);
-      }
-    }
+    if (h == null) throw new Error('fused MLP engine is disposed');
+    return h;
   };
   return {
     engine: 'native',
     step(x: Float32Array, y: Float32Array, rows: number, scalars: StepScalars) {
-      checkLabels(y, rows);
-      return addon.step(live(), x, y, rows, scalars);
+      if (isCe) checkLabels(y, rows, nOut);
+      return fns.step(live(), x, y, rows, scalars);
     },
     gradients(x, y, rows, scalars, out) {
-      checkLabels(y, rows);
-      return addon.gradients(live(), x, y, rows, scalars, out);
+      if (isCe) checkLabels(y, rows, nOut);
+      return fns.gradients(live(), x, y, rows, scalars, out);
     },
     predict(x, rows, out) {
-      addon.predict(live(), x, null, rows, out);
+      fns.predict(live(), x, null, rows, out);
     },
     loss(x, y, rows) {
-      checkLabels(y, rows);
-      return addon.evaluate(live(), x, y, rows);
+      if (isCe) checkLabels(y, rows, nOut);
+      return fns.evaluate(live(), x, y, rows);
     },
     dispose() {
-      if (handle != null) addon.destroy(handle);
-      handle = null;
+      if (h != null) fns.destroy(h);
+      h = null;
     },
   };
+}
+
+/** The native GloNet MLP engine on these arrays (updated in place). */
+export function createNativeCore(addon: NativeAddon, shape: MlpShape, params: Float32Array, m: Float32Array, v: Float32Array,
+  t: NativeThreading): FusedCore {
+  const handle = addon.create(params, m, v, {
+    nIn: shape.nIn, width: shape.width, depth: shape.depth, nOut: shape.nOut, loss: shape.loss === 'mse' ? 0 : 1, ...threading(t),
+  });
+  return wrapCore(handle, addon, shape.nOut, shape.loss === 'softmax-ce');
+}
+
+/** The native two-layer-block MLP engine on these arrays (updated in place). */
+export function createNativeBlockCore(addon: NativeAddon, shape: BlockMlpShape, params: Float32Array, m: Float32Array,
+  v: Float32Array, moving: Float32Array, t: NativeThreading): FusedCore {
+  const handle = addon.blockCreate(params, m, v, moving, {
+    nIn: shape.nIn, width: shape.width, blocks: shape.blocks, nOut: shape.nOut, loss: shape.loss === 'mse' ? 0 : 1,
+    bn: shape.bn ? 1 : 0, skip: shape.skip ? 1 : 0, epsilon: shape.epsilon, decay: shape.decay, ...threading(t),
+  });
+  const fns: CoreFns = {
+    step: addon.blockStep, gradients: addon.blockGradients, predict: addon.blockPredict, evaluate: addon.blockEvaluate,
+    destroy: addon.blockDestroy,
+  };
+  return wrapCore(handle, fns, shape.nOut, shape.loss === 'softmax-ce');
 }

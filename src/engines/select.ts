@@ -2,10 +2,10 @@
  * Which engine trains a run: the one decision, made here from the model (its family, arch and
  * shape, recorded in its metadata), the run's optimizer and what this machine has built.
  *
- *   family    arch     optimizer  engine                          when
- *   mlp       glonet   adam       fused-native, else fused-js     always (the JS twin needs nothing)
- *   resnet20  glonet   sgd        fused-native-cnn                the oneDNN addon is built
- *   anything else                 tfjs
+ *   family    arch            optimizer  engine                          when
+ *   mlp       all five        adam       fused-native, else fused-js     always (the JS twins need nothing)
+ *   resnet20  all five        sgd, adam  fused-native-cnn                the oneDNN addon is built
+ *   anything else                        tfjs
  *
  * `--fast off` (cfg.fast) forces tfjs. Training (src/train) imports only this module's functions
  * and ./types.ts from src/engines.

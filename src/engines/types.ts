@@ -4,9 +4,9 @@
  *
  * Engines, by name (what metrics.json, the report and `glonet info` print):
  *   tfjs              the TF.js model itself, with a TF.js optimizer, on the active backend
- *   fused-native      the fused MLP engine, native addon (C++, SIMD, every core)
- *   fused-js          the fused MLP engine's portable JavaScript twin (no compiler at install)
- *   fused-native-cnn  the fused ResNet20 engine, native addon on oneDNN
+ *   fused-native      the fused MLP engines (every MLP arch), native addon (C++, SIMD, every core)
+ *   fused-js          the fused MLP engines' portable JavaScript twins (no compiler at install)
+ *   fused-native-cnn  the fused ResNet20 engine (every arch), native addon on oneDNN
  */
 import type { Task } from '../data/dataset.js';
 

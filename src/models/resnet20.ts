@@ -95,6 +95,18 @@ export function resnet20BlockLayers(arch: ResNet20Arch, depth: number): string[]
 /** Builds a ResNet20-shaped CNN of the family (stem, three stages of 16/32/64 channels, head). */
 export function buildResNet20(cfg: ResNet20Config): tf.LayersModel {
   validateResNet20Config(cfg);
+  return buildResNetOfDepth(cfg);
+}
+
+/**
+ * The same network at any depth 6n + 2 >= 8 (n >= 1 blocks per stage), for tests and benchmarks
+ * that want a shallower one than the ResNet depths `--depth` accepts.
+ */
+export function buildResNetOfDepth(cfg: ResNet20Config): tf.LayersModel {
+  checkArch('resnet20', RESNET20_ARCHS, cfg.arch);
+  checkHeadInit(cfg.arch, cfg.headInit);
+  if (!(Number.isInteger((cfg.depth - 2) / 6) && cfg.depth >= 8)) throw new ModelConfigError(`depth must be 6n + 2 >= 8, got ${cfg.depth}`);
+  checkImageShape('resnet20', cfg.inputShape);
   const l2 = cfg.l2 ?? 5e-5;
   const n = resnetBlocksPerStage(cfg.depth);
   const nextSeed = seedCounter(cfg.seed);

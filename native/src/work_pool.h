@@ -1,0 +1,225 @@
+// The threads of a fused MLP engine (glonet_fused.cc, block_mlp.cc): the calling (JavaScript)
+// thread plus persistent helpers, running phases of work units.
+//
+// A phase (e.g. the row tiles of a batch, or the parameter chunks of the Adam update) is a list
+// of units claimed one at a time from an atomic word holding (phase id, next unit). It has two
+// such lists, units [0, mid) and [mid, n): thread t claims from list t % 2 first, then from the
+// other, so that with two threads consecutive units mostly run on the same thread.
+// The caller (thread 0) always works and finishes the phase as soon as every unit is done: it
+// never waits for a helper that has not claimed anything, so a helper that the OS has preempted
+// (a busy machine) costs nothing but its share of the speed-up. Helpers spin briefly between
+// phases, then sleep.
+//
+// Which thread runs which unit is left to chance: an engine that wants results independent of
+// the thread count makes every unit's work and every sum over units a function of the unit
+// index alone.
+//
+// Adaptive thread use (when the engine's caller did not fix the thread count): on a machine whose
+// other cores are busy, helpers only add overhead. Every kPeriod steps the other choice (all
+// threads / the calling thread alone) is timed for kProbe steps, per row, and kept if it is
+// faster (tuneBefore / tuneAfter around each step).
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "mlp_kernels.h"  // GLONET_X86
+
+namespace {
+
+inline void cpu_relax() {
+#if GLONET_X86
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+class WorkPool {
+ public:
+  // One unit of the current phase, on thread `thread` (0 = the caller). `phase` is the phase's
+  // id: never 0, different from the previous phase's (for caches a thread keeps per phase).
+  using UnitFn = void (*)(void* ctx, int thread, uint32_t unit, uint64_t phase);
+
+  WorkPool(int threads, bool adaptive) : T_(std::max(1, threads)) {
+    adaptive_ = adaptive && T_ > 1;
+    sinceProbe_ = kPeriod - kFirstProbe;
+    for (int t = 1; t < T_; ++t) threads_.emplace_back([this, t] { helperLoop(t); });
+  }
+
+  ~WorkPool() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_.store(true, std::memory_order_relaxed);
+      wake_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    for (auto& th : threads_) th.join();
+  }
+
+  WorkPool(const WorkPool&) = delete;
+  WorkPool& operator=(const WorkPool&) = delete;
+
+  int size() const { return T_; }
+
+  // Runs units [0, n) ([0, mid) and [mid, n) claimed separately) of fn to completion on this
+  // thread plus whichever helpers join.
+  void run(uint32_t n, uint32_t mid, UnitFn fn, void* ctx) {
+    fn_ = fn;
+    ctx_ = ctx;
+    units_.store(n, std::memory_order_relaxed);
+    mid_.store(mid, std::memory_order_relaxed);
+    // Phase ids are 32-bit (they share claim_ with the unit index) and never 0.
+    phase_ = (phase_ + 1) & 0xffffffffu;
+    if (phase_ == 0) phase_ = 1;
+    done_.store(0, std::memory_order_relaxed);
+    claim1_.store((phase_ << 32) | mid, std::memory_order_relaxed);
+    claim_.store(phase_ << 32, std::memory_order_release);
+    if (T_ > 1 && !single_ && n > 1) {
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        wake_.fetch_add(1, std::memory_order_release);
+      }
+      cv_.notify_all();
+    }
+    work(0);
+    // Wait for units still running on helpers: spin briefly, then sleep, so that on a busy
+    // machine a preempted helper can have this core back to finish its unit.
+    if (done_.load(std::memory_order_acquire) == n) return;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+    for (unsigned i = 0; done_.load(std::memory_order_acquire) != n; ++i) {
+      cpu_relax();
+      if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) {
+        std::unique_lock<std::mutex> lk(mu_);
+        waiting_ = true;
+        doneCv_.wait(lk, [&] { return done_.load(std::memory_order_acquire) == n; });
+        waiting_ = false;
+        break;
+      }
+    }
+  }
+
+  // Before a step: which choice (all threads, or the caller alone) runs it.
+  void tuneBefore() {
+    if (!adaptive_) return;
+    if (probeLeft_ == 0 && sinceProbe_ >= kPeriod) {
+      probeLeft_ = kProbe;
+      probe_.clear();
+    }
+    single_ = probeLeft_ > 0 ? !preferSingle_ : preferSingle_;
+  }
+
+  // After a step: record its time per row; at the end of a probe, keep the faster choice.
+  void tuneAfter(double msPerRow) {
+    if (!adaptive_) return;
+    if (probeLeft_ > 0) {
+      if (probeLeft_ < kProbe) probe_.push_back(msPerRow);  // the first probe step warms up
+      if (--probeLeft_ == 0) {
+        sinceProbe_ = 0;
+        if (!recent_.empty() && median(probe_) < 0.97 * median(recent_)) {
+          preferSingle_ = !preferSingle_;
+          recent_ = probe_;
+        }
+      }
+      return;
+    }
+    ++sinceProbe_;
+    recent_.push_back(msPerRow);
+    if (recent_.size() > 8) recent_.erase(recent_.begin());
+  }
+
+ private:
+  const int T_;
+  // The current phase (written by thread 0 before it publishes the phase in claim_).
+  UnitFn fn_ = nullptr;
+  void* ctx_ = nullptr;
+  std::atomic<uint32_t> units_{0};  // read by helpers before they claim, hence atomic
+  std::atomic<uint32_t> mid_{0};    // units [0, mid_) are claimed from claim_, the rest from claim1_
+  std::atomic<uint64_t> claim_{0};   // (phase << 32) | next unit of [0, mid_)
+  std::atomic<uint64_t> claim1_{0};  // (phase << 32) | next unit of [mid_, units_)
+  std::atomic<uint32_t> done_{0};
+  uint64_t phase_ = 0;
+
+  bool adaptive_ = false;
+  bool single_ = false;  // this step runs on the calling thread only
+  bool preferSingle_ = false;
+  int sinceProbe_ = 0, probeLeft_ = 0;
+  std::vector<double> recent_, probe_;
+  static constexpr int kPeriod = 64, kProbe = 4, kFirstProbe = 6;
+
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable cv_, doneCv_;
+  bool waiting_ = false;  // thread 0 sleeps on doneCv_ (guarded by mu_)
+  std::atomic<uint64_t> wake_{0};
+  // Read by a helper right after it sees wake_ move (published by that release), without the
+  // mutex: the caller often still holds it then, and a helper blocking on it for every phase
+  // costs a futex round trip per phase.
+  std::atomic<bool> stop_{false};
+
+  static double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n == 0 ? 0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
+  }
+
+  // Claims the next unit of list h ([0, mid_) or [mid_, units_)).
+  bool claimUnit(uint64_t phase, int h, uint32_t* idx) {
+    std::atomic<uint64_t>& word = h ? claim1_ : claim_;
+    uint64_t c = word.load(std::memory_order_acquire);
+    for (;;) {
+      if ((c >> 32) != phase) return false;
+      const uint32_t i = (uint32_t)c;
+      // (a stale `units_` / `mid_` read here only makes the CAS below fail)
+      if (i >= (h ? units_ : mid_).load(std::memory_order_relaxed)) return false;
+      if (word.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel,
+                                     std::memory_order_acquire)) {
+        *idx = i;
+        return true;
+      }
+    }
+  }
+
+  void work(int t) {
+    const uint64_t phase = claim_.load(std::memory_order_acquire) >> 32;
+    const int home = t & 1;
+    uint32_t idx;
+    while (claimUnit(phase, home, &idx) || claimUnit(phase, home ^ 1, &idx)) {
+      // A successful claim means thread 0 is still in `phase`: fn_, ctx_ and whatever the
+      // engine set up for the phase are stable.
+      fn_(ctx_, t, idx, phase);
+      if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == units_.load(std::memory_order_relaxed) &&
+          t != 0) {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (waiting_) doneCv_.notify_one();
+      }
+    }
+  }
+
+  void helperLoop(int t) {
+    uint64_t seen = 0;
+    for (;;) {
+      uint64_t g = wake_.load(std::memory_order_acquire);
+      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(250);
+      for (unsigned i = 0; g == seen; ++i) {
+        cpu_relax();
+        if ((i & 255) == 255 && std::chrono::steady_clock::now() > until) {
+          std::unique_lock<std::mutex> lk(mu_);
+          cv_.wait(lk, [&] { return wake_.load(std::memory_order_acquire) != seen; });
+        }
+        g = wake_.load(std::memory_order_acquire);
+      }
+      seen = g;
+      if (stop_.load(std::memory_order_relaxed)) return;
+      work(t);
+    }
+  }
+};
+
+}  // namespace
