@@ -129,6 +129,7 @@ export interface ContributionSample {
  * writes into the prediction and how much test error it removes when it joins the sum.
  */
 export interface BlockEffect {
+  /** The block, 1-based. */
   block: number;
   /** Mean over test samples and outputs of |x_l K| (K the head's kernel): the block's additive contribution. */
   contribution: number;
@@ -141,9 +142,15 @@ export interface EffectiveDepth {
   /** Smallest k whose test error is within the tolerance of the full model's (GloNet only). */
   byError: number | null;
   /** Smallest k whose first k blocks hold `share` of the summed mean L1 block norm. */
-  normShare: { share: number; blocks: number };
+  normShare: {
+    /** The share of the summed norm asked for (0.95). */
+    share: number;
+    /** The smallest k that holds it. */
+    blocks: number;
+  };
   /** Last block whose mean norm is at least 1% of the largest block's (a tail detector: scattered small blocks move it). */
   byNorm: number;
+  /** The tolerance of `byError`, of kind `toleranceKind`. */
   tolerance: number;
   /** 'relative' (MSE: err_k <= err_L * (1 + tolerance)) or 'accuracy-points' (acc_k >= acc_L - tolerance). */
   toleranceKind: 'relative' | 'accuracy-points';
@@ -277,6 +284,8 @@ export interface ClaimResult {
   verdict: Verdict;
   /** The rule that turned our numbers into the verdict, as the code applies it. */
   rule: string;
+  /** Present (true) when the verdict rests on wall-clock times, which differ between runs and machines. */
+  timed?: boolean;
 }
 
 /** `DIR/results.json`: every finished cell, the missing and failed ones by id, the claims. */

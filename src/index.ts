@@ -29,5 +29,5 @@ export { blockView, blockOutputs, applyHead, linearHead, AnalysisError, type Blo
 export { writeReport } from './report/report.js';
 export { learningRateAt, DATASETS, type DatasetName, type RunConfig } from './train/config.js';
 export { evaluate, scoreOutputs, type Evaluation } from './train/trainer.js';
-export type { Metrics, EpochMetrics, Analysis, BlockNorm, TruncationPoint, ContributionSample } from './contracts.js';
+export type { Metrics, EpochMetrics, Analysis, BlockNorm, BlockEffect, EffectiveDepth, TruncationPoint, ContributionSample } from './contracts.js';
 export { Rng } from './random.js';

@@ -81,6 +81,8 @@ export interface Claim {
   paper: string;
   /** The rule in words; its thresholds are the constants the judge uses. */
   rule: string;
+  /** Judged on wall-clock times: its verdict can differ between runs and machines, unlike the others. */
+  timed?: boolean;
   judge(cells: ExperimentCell[]): { verdict: Verdict; ours: string };
 }
 
@@ -159,5 +161,5 @@ export function gridCells(exp: Experiment, preset: PresetName, data: DataChoice,
 /** A claim result for the report: the claim's words beside what the judge found. */
 export function judgeClaim(claim: Claim, cells: ExperimentCell[]): ClaimResult {
   const { verdict, ours } = claim.judge(cells);
-  return { id: claim.id, text: claim.text, paper: claim.paper, ours, verdict, rule: claim.rule };
+  return { id: claim.id, text: claim.text, paper: claim.paper, ours, verdict, rule: claim.rule, ...(claim.timed ? { timed: true } : {}) };
 }
