@@ -26,7 +26,7 @@ import { runTraining } from '../src/train/run.js';
 import { createProgress } from '../src/train/progress.js';
 import type { Metrics } from '../src/contracts.js';
 import { savedModelTestMse, tmpDir } from './helpers.js';
-import { assertBitwise, assertRelClose, ENGINES, nativeSkip, randn, SHAPES, withEngineEnv, type Loss } from './fused-helpers.js';
+import { assertBitwise, assertRelClose, ENGINES, nativeSkip, randn, SHAPES, withEngineEnv, type Loss } from './fixtures.js';
 
 await initBackend('cpu');
 

@@ -13,7 +13,7 @@ import { gunzipSync } from 'node:zlib';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
 import { Rng } from '../src/random.js';
-import { assertBitwise, assertRelClose, ENGINES, info, nativeSkip, randn, SHAPES } from './fused-helpers.js';
+import { assertBitwise, assertClose, assertRelClose, ENGINES, info, nativeSkip, randn, SHAPES } from './fixtures.js';
 import {
   createFusedMlp, fastPathInfo, type FusedMlpOptions, type FusedMlpWeights, type FusedLoss,
 } from '../src/engines/fused-mlp.js';
@@ -50,23 +50,6 @@ function flat(w: FusedMlpWeights): Array<[string, Float32Array]> {
   w.blocks.forEach((b, i) => out.push([`blocks[${i}].kernel`, b.kernel], [`blocks[${i}].bias`, b.bias]));
   out.push(['head.kernel', w.head.kernel], ['head.bias', w.head.bias]);
   return out;
-}
-
-/**
- * Every element within `rtol` relative, with an absolute floor of `rtol` times the tensor's largest
- * magnitude (so elements that are zero up to rounding compare on the tensor's own scale).
- */
-function assertClose(actual: Float32Array, expected: Float32Array, rtol: number, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  let scale = 0;
-  for (const e of expected) scale = Math.max(scale, Math.abs(e));
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i];
-    const e = expected[i];
-    if (!(Math.abs(a - e) <= rtol * (Math.abs(e) + scale) + 1e-12)) {
-      assert.fail(`${what}[${i}]: ${a} vs ${e} (relative error ${(Math.abs(a - e) / (Math.abs(e) || 1)).toExponential(2)}, tensor scale ${scale.toExponential(2)})`);
-    }
-  }
 }
 
 /** The same model in plain TF.js Layers, with the given weights. */

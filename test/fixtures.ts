@@ -1,6 +1,7 @@
 /**
- * Shared by the tests of the fused MLP engines (fused-mlp, fused-block-mlp): the engine variants
- * every test runs on, the data shapes, random data and exact / relative comparisons.
+ * Fixtures shared by the fused-engine tests (fused-mlp, fused-block-mlp, fused-cnn via
+ * cnn-fixtures): random data, exact and relative comparisons, and the MLP engine variants every
+ * MLP test runs on with its data shapes.
  */
 import assert from 'node:assert/strict';
 import type { Rng } from '../src/random.js';
@@ -23,6 +24,7 @@ export const SHAPES: Record<Loss, { nIn: number; nOut: number }> = {
   'softmax-ce': { nIn: 40, nOut: 10 }, // small MNIST-shaped classification
 };
 
+/** A standard normal draw (Box-Muller). */
 export function gaussian(rng: Rng): number {
   const u = Math.max(rng.next(), 1e-12);
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.next());
@@ -35,6 +37,28 @@ export function randn(rng: Rng, n: number, scale = 1, shift = 0): Float32Array {
   return a;
 }
 
+/**
+ * Every element within `rtol` relative, with an absolute floor of `rtol` times the tensor's largest
+ * magnitude (so elements that are zero up to rounding compare on the tensor's own scale).
+ * `nonZeroReference` also fails when the reference is all zeros but the actual is not (a
+ * comparison against nothing).
+ */
+export function assertClose(actual: Float32Array, expected: Float32Array, rtol: number, what: string,
+  { nonZeroReference = false } = {}): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  let scale = 0;
+  for (const e of expected) scale = Math.max(scale, Math.abs(e));
+  if (nonZeroReference) assert.ok(scale > 0 || actual.every((a) => a === 0), `${what}: reference is all zeros`);
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i];
+    const e = expected[i];
+    if (!(Math.abs(a - e) <= rtol * (Math.abs(e) + scale) + 1e-12)) {
+      assert.fail(`${what}[${i}]: ${a} vs ${e} (relative error ${(Math.abs(a - e) / (Math.abs(e) || 1)).toExponential(2)}, tensor scale ${scale.toExponential(2)})`);
+    }
+  }
+}
+
+/** |a - e| <= rtol |e|. */
 export function assertRelClose(a: number, e: number, rtol: number, what: string): void {
   assert.ok(Math.abs(a - e) <= rtol * Math.abs(e), `${what}: ${a} vs ${e} (relative ${(Math.abs(a - e) / Math.abs(e)).toExponential(2)})`);
 }
