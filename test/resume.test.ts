@@ -192,11 +192,17 @@ function libraryCfg(csv: string, over: Partial<RunConfig> = {}): RunConfig {
   return { model: 'mlp', arch: 'glonet', dataset: 'csv', data: csv, target: 'y', depth: 4, width: 16, epochs: 4, batchSize: 32, optimizer: 'adam', lr: 0.01, momentum: 0.9, l2: 1e-5, schedule: 'constant', seed: 3, augment: false, backend: 'cpu', fast: 'off', ...over };
 }
 
-test('resume: true takes a folder that is new, half done or finished, without asking; the TF.js engine resumes bit for bit', async () => {
+/** A fresh folder with a 300-row CSV and the uninterrupted 4-epoch run on it (`whole`), the reference. */
+async function uninterrupted(): Promise<{ dir: string; csv: string; whole: string }> {
   const dir = tmpDir();
   const csv = dataCsv(dir, 300);
   const whole = path.join(dir, 'whole');
   await runTraining(libraryCfg(csv), whole, quiet);
+  return { dir, csv, whole };
+}
+
+test('resume: true takes a folder that is new, half done or finished, without asking; the TF.js engine resumes bit for bit', async () => {
+  const { dir, csv, whole } = await uninterrupted();
   const cell = path.join(dir, 'cell');
   await runTraining(libraryCfg(csv, { epochs: 2 }), cell, { ...quiet, resume: true });      // new
   const lines: string[] = [];
@@ -213,10 +219,7 @@ test('resume: true takes a folder that is new, half done or finished, without as
 });
 
 test('a damaged newest epoch: --resume goes back to the last consistent one and says so; none at all: refused unless --overwrite', async () => {
-  const dir = tmpDir();
-  const csv = dataCsv(dir, 300);
-  const whole = path.join(dir, 'whole');
-  await runTraining(libraryCfg(csv), whole, quiet);
+  const { dir, csv, whole } = await uninterrupted();
   const run = path.join(dir, 'run');
   await runTraining(libraryCfg(csv, { epochs: 2 }), run, quiet);
   // An epoch 3 folder whose weights were damaged after the commit (a disk error, a bad copy).

@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataError, checkSubset, type Dataset } from './dataset.js';
-import { BYTE_TO_UNIT, pickIndices } from './idx.js';
+import { BYTE_TO_UNIT, pickIndices, splitFields } from './idx.js';
 import { Rng } from '../random.js';
 
 export const CIFAR10_CLASS_NAMES = [
@@ -182,12 +182,7 @@ export function loadCifar10(opts: Cifar10Options): Dataset {
     task: 'classification',
     inputShape: [SIDE, SIDE, 3],
     outputs: 10,
-    xTrain: tr.x,
-    yTrain: tr.y,
-    xTest: te.x,
-    yTest: te.y,
-    nTrain: trainIdx.length,
-    nTest: testIdx.length,
+    ...splitFields(tr, trainIdx.length, te, testIdx.length),
     standardization: { featureNames: ['red', 'green', 'blue'], mean, std },
     classNames: CIFAR10_CLASS_NAMES.slice(),
     source: `${dir} (${used.join(', ')}${note}; ${CIFAR10_TEST_FILE})`,

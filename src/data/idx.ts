@@ -196,6 +196,12 @@ export function pickIndices(count: number, want: number | undefined, rng: Rng, s
   return rng.permutation(count).subarray(0, want);
 }
 
+/** The train/test fields of a Dataset from gathered examples (`gatherIdx`, CIFAR-10's `gather`). */
+export function splitFields(tr: { x: Float32Array; y: Float32Array }, nTrain: number, te: { x: Float32Array; y: Float32Array }, nTest: number):
+  Pick<Dataset, 'xTrain' | 'yTrain' | 'xTest' | 'yTest' | 'nTrain' | 'nTest'> {
+  return { xTrain: tr.x, yTrain: tr.y, xTest: te.x, yTest: te.y, nTrain, nTest };
+}
+
 /** Copies the chosen examples of an IDX split into float32 pixels in [0, 1] (NHWC, one channel). */
 export function gatherIdx(split: IdxSplit, idx: Int32Array): { x: Float32Array; y: Float32Array } {
   const size = split.rows * split.cols;
@@ -246,12 +252,7 @@ export function loadIdxFolder(opts: {
     task: 'classification',
     inputShape: [train.rows, train.cols, 1],
     outputs: classes,
-    xTrain: tr.x,
-    yTrain: tr.y,
-    xTest: te.x,
-    yTest: te.y,
-    nTrain: trainIdx.length,
-    nTest: testIdx.length,
+    ...splitFields(tr, trainIdx.length, te, testIdx.length),
     classNames: opts.classNames.slice(),
     source: opts.dir,
   };

@@ -25,7 +25,7 @@ import type { LayerArrays } from './fused-stepper.js';
 import { blockLayout, createBlockJsCore, type BlockLayout, type BlockMlpShape } from './block-mlp-js.js';
 import { createNativeBlockCore } from './native-engine.js';
 import { AdamClock } from './adam-clock.js';
-import { coreCalls, FusedMlpError, pickCore, type FusedMlpOptions } from './fused-mlp.js';
+import { checkMlpOptions, coreCalls, FusedMlpError, pickCore, type FusedMlpOptions } from './fused-mlp.js';
 import { kernelSquares } from './js-engine.js';
 
 export interface FusedBlockMlpOptions extends Omit<BlockMlpShape, 'epsilon' | 'decay'>,
@@ -72,13 +72,7 @@ export interface FusedBlockMlp {
 }
 
 function checkShape(o: FusedBlockMlpOptions): BlockMlpShape {
-  for (const k of ['nIn', 'width', 'blocks', 'nOut'] as const) {
-    if (!Number.isInteger(o[k]) || o[k] < 1) throw new FusedMlpError(`${k} must be a positive integer, got ${o[k]}`);
-  }
-  if (o.loss !== 'mse' && o.loss !== 'softmax-ce') throw new FusedMlpError(`loss must be 'mse' or 'softmax-ce'`);
-  if (o.loss === 'softmax-ce' && o.nOut < 2) throw new FusedMlpError('softmax-ce needs nOut >= 2');
-  if (!(o.l2 >= 0)) throw new FusedMlpError(`l2 must be >= 0, got ${o.l2}`);
-  if (!(o.lr > 0)) throw new FusedMlpError(`lr must be > 0, got ${o.lr}`);
+  checkMlpOptions(o, ['nIn', 'width', 'blocks', 'nOut'] as const);
   const epsilon = o.bnEpsilon ?? 1e-3;
   const momentum = o.bnMomentum ?? 0.99;
   if (!(epsilon > 0)) throw new FusedMlpError(`bnEpsilon must be > 0, got ${epsilon}`);

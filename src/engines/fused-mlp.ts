@@ -163,14 +163,24 @@ export class FusedMlpError extends Error {
   override name = 'FusedMlpError';
 }
 
-function checkShape(o: FusedMlpOptions): MlpShape {
-  for (const k of ['nIn', 'width', 'depth', 'nOut'] as const) {
+/**
+ * The option checks both fused MLP engines make: each of `sizes` a positive integer, a known loss
+ * (softmax-ce with at least 2 outputs), l2 >= 0 and lr > 0.
+ */
+export function checkMlpOptions<K extends string>(
+  o: Record<K, number> & { nOut: number; loss: string; l2: number; lr: number }, sizes: readonly K[],
+): void {
+  for (const k of sizes) {
     if (!Number.isInteger(o[k]) || o[k] < 1) throw new FusedMlpError(`${k} must be a positive integer, got ${o[k]}`);
   }
   if (o.loss !== 'mse' && o.loss !== 'softmax-ce') throw new FusedMlpError(`loss must be 'mse' or 'softmax-ce'`);
   if (o.loss === 'softmax-ce' && o.nOut < 2) throw new FusedMlpError('softmax-ce needs nOut >= 2');
   if (!(o.l2 >= 0)) throw new FusedMlpError(`l2 must be >= 0, got ${o.l2}`);
   if (!(o.lr > 0)) throw new FusedMlpError(`lr must be > 0, got ${o.lr}`);
+}
+
+function checkShape(o: FusedMlpOptions): MlpShape {
+  checkMlpOptions(o, ['nIn', 'width', 'depth', 'nOut'] as const);
   return { nIn: o.nIn, width: o.width, depth: o.depth, nOut: o.nOut, loss: o.loss };
 }
 
