@@ -284,8 +284,9 @@ function charts(kind: ChartKind, r: ExperimentResults, files: Map<string, CellFi
         'The best epoch of every cell: a point per seed, a line through their mean.', (c) => headline(c, cls))];
     case 'epoch-time-vs-depth': {
       const engines = [...new Set(r.cells.map((c) => `${pretty(c.arch)}: ${c.engine}`))].join(', ');
-      return [perDepthChart(r, 'epoch-time', 'Seconds per epoch against depth', 'seconds per epoch',
-        `Mean epoch time of every cell (training and test evaluation). Engines: ${engines}; times on different engines compare the engines, not the architectures.`, (c) => c.meanEpochSeconds)];
+      return [perDepthChart(r, 'epoch-time', 'Epoch time per 1,000 training rows against depth', 'seconds per epoch per 1,000 training rows',
+        `Mean epoch time of every cell (training and test evaluation) divided by the thousands of rows it trained on, since a preset may give the architectures different numbers of rows. Engines: ${engines}; times on different engines compare the engines, not the architectures.`,
+        (c) => (c.nTrain > 0 ? (c.meanEpochSeconds / c.nTrain) * 1000 : c.meanEpochSeconds))];
     }
     case 'norms':
       return normCharts(r, files, kind.depth);

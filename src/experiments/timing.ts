@@ -31,6 +31,7 @@ export function measuredQuick(name: string): ExperimentResults | null {
 }
 
 function hours(seconds: number): string {
+  if (seconds < 90) return `${Math.max(1, Math.round(seconds))} s`;
   return seconds < 5400 ? `${(seconds / 60).toFixed(0)} min` : `${(seconds / 3600).toFixed(1)} h`;
 }
 
