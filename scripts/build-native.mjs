@@ -46,8 +46,8 @@ export function recordOutcome(outcome) {
 }
 
 function unavailable(reason) {
-  console.log(`glonet: native fast path unavailable (${reason}); ${FALLBACK}`);
-  if (cnnNote) console.log(`glonet: native CNN engine unavailable (${cnnNote}); ${CNN_FALLBACK}`);
+  console.error(`glonet: native fast path unavailable (${reason}); ${FALLBACK}`);
+  if (cnnNote) console.error(`glonet: native CNN engine unavailable (${cnnNote}); ${CNN_FALLBACK}`);
   // Addons left by an earlier build must not be loaded as if this one had built them.
   for (const f of [addon, cnnAddon]) rmSync(f, { force: true });
   recordOutcome({ mlp: { built: false, reason }, cnn: { built: false, reason: cnnNote ?? reason } });
@@ -239,14 +239,14 @@ function main() {
     cnnNote ??= 'the MLP engine does not load';
     unavailable('the built addon does not load');
   }
-  console.log(`glonet: native fast path built (${path.relative(root, addon)}, ${simd})`);
+  console.error(`glonet: native fast path built (${path.relative(root, addon)}, ${simd})`);
   if (!cnnNote) {
     const info = existsSync(cnnAddon) ? checkLoads(cnnAddon, '`oneDNN ${a.info().onednn}, ${a.info().isa}`') : null;
-    if (info != null) console.log(`glonet: native CNN engine built (${path.relative(root, cnnAddon)}, ${info})`);
+    if (info != null) console.error(`glonet: native CNN engine built (${path.relative(root, cnnAddon)}, ${info})`);
     else cnnNote = existsSync(cnnAddon) ? 'the built addon does not load' : 'the build produced no addon';
   }
   if (cnnNote) {
-    console.log(`glonet: native CNN engine unavailable (${cnnNote}); ${CNN_FALLBACK}`);
+    console.error(`glonet: native CNN engine unavailable (${cnnNote}); ${CNN_FALLBACK}`);
     rmSync(cnnAddon, { force: true });
   }
   recordOutcome({ mlp: { built: true }, cnn: cnnNote ? { built: false, reason: cnnNote } : { built: true } });

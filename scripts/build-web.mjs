@@ -30,4 +30,4 @@ const result = await esbuild.build({
 fs.copyFileSync(path.join(root, 'web', 'index.html'), path.join(out, 'index.html'));
 fs.copyFileSync(path.join(root, 'web', 'page.css'), path.join(out, 'glonet-web.css'));
 const bytes = fs.statSync(path.join(out, 'glonet-web.js')).size;
-process.stdout.write(`glonet: web page built (dist/web/glonet-web.js, ${(bytes / 1e6).toFixed(1)} MB, ${Object.keys(result.metafile.inputs).length} modules)\n`);
+process.stderr.write(`glonet: web page built (dist/web/glonet-web.js, ${(bytes / 1e6).toFixed(1)} MB, ${Object.keys(result.metafile.inputs).length} modules)\n`);

@@ -41,26 +41,26 @@ function prebuilt() {
 
 function main() {
   if (process.env.INIT_CWD && path.resolve(process.env.INIT_CWD) === root && existsSync(path.join(root, 'tsconfig.json'))) {
-    console.log('glonet: installing the repository itself; `prepare` builds the native engines');
+    console.error('glonet: installing the repository itself; `prepare` builds the native engines');
     return;
   }
   const pre = prebuilt();
-  if (pre.file) console.log(`glonet: native MLP engine: prebuilt binary ${path.relative(root, pre.file)} (${pre.simd} kernels)`);
+  if (pre.file) console.error(`glonet: native MLP engine: prebuilt binary ${path.relative(root, pre.file)} (${pre.simd} kernels)`);
   const dnnl = pre.file ? findOneDnn() : null;
   if (pre.file && dnnl.reason) {
     // Nothing to build: the MLP engine is prebuilt and the CNN engine cannot be built.
-    console.log(`glonet: native CNN engine unavailable (${dnnl.reason}); GloNet-ResNet20 trains with TF.js`);
+    console.error(`glonet: native CNN engine unavailable (${dnnl.reason}); GloNet-ResNet20 trains with TF.js`);
     recordOutcome({ prebuilt: path.relative(root, pre.file), mlp: { built: false, reason: 'the prebuilt binary is used' }, cnn: { built: false, reason: dnnl.reason } });
     return;
   }
-  if (!pre.file) console.log(`glonet: ${pre.reason}; building the native engines from source`);
+  if (!pre.file) console.error(`glonet: ${pre.reason}; building the native engines from source`);
   // The source build prints its own outcome lines and records them; it never exits non-zero
   // on a failed build, and a crash of it must not fail the install either.
   const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'build-native.mjs')], { stdio: 'inherit', env: process.env });
   const outcomeFile = path.join(root, 'native', 'build', 'outcome.json');
   if (r.status !== 0 || !existsSync(outcomeFile)) {
     const reason = `the source build stopped (${r.error?.message ?? `exit code ${r.status}`})`;
-    console.log(`glonet: ${reason}; ${pre.file ? 'the prebuilt MLP engine is used' : 'the portable JavaScript engine will be used'}`);
+    console.error(`glonet: ${reason}; ${pre.file ? 'the prebuilt MLP engine is used' : 'the portable JavaScript engine will be used'}`);
     recordOutcome({ prebuilt: pre.file ? path.relative(root, pre.file) : null, prebuiltReason: pre.reason, mlp: { built: false, reason }, cnn: { built: false, reason } });
     return;
   }
@@ -72,6 +72,6 @@ function main() {
 try {
   main();
 } catch (e) {
-  console.log(`glonet: install step failed (${e instanceof Error ? e.message : String(e)}); the native engines may be unavailable`);
+  console.error(`glonet: install step failed (${e instanceof Error ? e.message : String(e)}); the native engines may be unavailable`);
 }
 process.exit(0);

@@ -127,7 +127,7 @@ async function build(target, gyp, nodeDir) {
     }
     const needs = runtimeNeeds(file, target.prefix ?? '');
     const kb = Math.round(statSync(file).size / 1024);
-    console.log(`glonet: prebuilt ${path.relative(root, file)} (${kb} KiB, ${what}${needs ? `, needs ${needs}` : ''})`);
+    console.error(`glonet: prebuilt ${path.relative(root, file)} (${kb} KiB, ${what}${needs ? `, needs ${needs}` : ''})`);
   } finally {
     restoreEnv(saved);
     rmSync(work, { recursive: true, force: true });
@@ -147,7 +147,7 @@ async function main() {
   const builds = [];
   for (const target of targets()) {
     if (target.prefix && spawnSync(`${target.prefix}g++`, ['--version']).status !== 0) {
-      console.log(`glonet: no prebuilt binary for ${target.platform}-${target.arch}: no ${target.prefix}g++ (${target.hint})`);
+      console.error(`glonet: no prebuilt binary for ${target.platform}-${target.arch}: no ${target.prefix}g++ (${target.hint})`);
       continue;
     }
     builds.push(build(target, gyp, nodeDir));
