@@ -377,7 +377,7 @@ test('fastPathInfo reports the engine in use', () => {
   const i = fastPathInfo();
   assert.ok(i.engine === 'native' || i.engine === 'js');
   assert.ok(i.threads >= 1);
-  if (i.engine === 'native') assert.match(i.simd ?? '', /^(avx2-fma|portable)$/);
+  if (i.engine === 'native') assert.match(i.simd ?? '', /^(avx512|avx2-fma|portable)$/);
   else assert.ok(i.reason);
 });
 

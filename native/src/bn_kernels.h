@@ -278,7 +278,8 @@ const BnKernels kBnAvx2 = {bn_relu_avx2, moments_avx2, dgamma_avx2, bn_back_avx2
 // The BN kernels that go with the dense kernels `K` (mlp_kernels.h's pick_kernels).
 const BnKernels& bn_kernels_for(const Kernels& K) {
 #if GLONET_X86
-  if (&K == &kAvx2) return kBnAvx2;
+  // (The AVX-512 dense kernels agree with the AVX2 ones bit for bit: same BN kernels.)
+  if (&K == &kAvx2 || &K == &kAvx512) return kBnAvx2;
 #endif
   (void)K;
   return kBnPortable;

@@ -27,9 +27,10 @@
 // primitive's preferred layout once per call.
 //
 // Forward convolutions are always direct: ReLU masks then come from exact zeros, as in TF.js.
-// With algorithm 0 (the default) the backward passes of the stride-1 3x3 convs use oneDNN's
-// Winograd F(4x4, 3x3) kernels where it has them (AVX-512): about 1.5x faster there, linear in
-// the gradient (no masks), rounding ~1e-6 relative.
+// With algorithm 0 (the default) the backward passes of the stride-1 3x3 convs of 32 and 64
+// channels use oneDNN's Winograd F(4x4, 3x3) kernels where it has them (AVX-512): faster there,
+// linear in the gradient (no masks), rounding ~1e-6 relative. The 16-channel ones stay direct
+// (faster, see tryWino).
 //
 // Parallelism is over the batch, not inside a convolution: the batch is cut into chunks of
 // `chunk` rows (16 by default), and a thread runs a chunk through a stretch of the network with
@@ -669,7 +670,11 @@ class Engine {
       const dn::memory::desc anyW({c.cout, c.cin, c.k, c.k}, dt::f32, tag::any);
       const dn::memory::desc* bias = c.bias ? &p.bias : nullptr;
       auto fpd = fwd_pd(eng_, dn::algorithm::convolution_direct, p.src, anyW, bias, p.dst, c.geo, c.relu, c.sum);
-      const bool tryWino = winograd_ && !fromInput && c.stride == 1 && c.k == 3;
+      // Winograd only from 32 input channels: with 16 (the first stage, the largest images)
+      // its transforms outweigh the saved multiplications, and oneDNN's direct backward kernels
+      // were ~1.4x faster there on an AVX-512 EPYC (ONEDNN_VERBOSE times, batch 128 in chunks
+      // of 16), while Winograd stayed faster at 32 and 64 channels.
+      const bool tryWino = winograd_ && !fromInput && c.stride == 1 && c.k == 3 && c.cin >= 32;
       dn::convolution_backward_data::primitive_desc bpd;
       dn::convolution_backward_weights::primitive_desc wpd;
       for (int attempt = tryWino ? 0 : 1; attempt < 2; ++attempt) {

@@ -71,10 +71,20 @@ class WorkPool {
   // Runs units [0, n) ([0, mid) and [mid, n) claimed separately) of fn to completion on this
   // thread plus whichever helpers join.
   void run(uint32_t n, uint32_t mid, UnitFn fn, void* ctx) {
+    // Close the previous phase's lists before anything of the new phase is written: a helper
+    // that read a claim word of the previous phase and then this phase's larger units_ / mid_
+    // could otherwise claim a unit past the previous phase's end (its CAS on the old word
+    // succeeding), run it with this phase's state and count it in done_, which then never
+    // equals n (the likely cause of a hang seen once, GloNet/ResNetv2 MLPs at depth 1000). A closed
+    // word's index is past every bound, and a helper that sees the new bounds (acquire) sees
+    // the closed words, so its CAS fails.
+    const uint64_t closed = (phase_ << 32) | 0xffffffffu;
+    claim_.store(closed, std::memory_order_seq_cst);
+    claim1_.store(closed, std::memory_order_seq_cst);
     fn_ = fn;
     ctx_ = ctx;
-    units_.store(n, std::memory_order_relaxed);
-    mid_.store(mid, std::memory_order_relaxed);
+    units_.store(n, std::memory_order_release);
+    mid_.store(mid, std::memory_order_release);
     // Phase ids are 32-bit (they share claim_ with the unit index) and never 0.
     phase_ = (phase_ + 1) & 0xffffffffu;
     if (phase_ == 0) phase_ = 1;
@@ -176,8 +186,9 @@ class WorkPool {
     for (;;) {
       if ((c >> 32) != phase) return false;
       const uint32_t i = (uint32_t)c;
-      // (a stale `units_` / `mid_` read here only makes the CAS below fail)
-      if (i >= (h ? units_ : mid_).load(std::memory_order_relaxed)) return false;
+      // A bound of the next phase (acquire) implies the closed words are visible (see run):
+      // then the CAS below fails, and the reloaded word is closed or of another phase.
+      if (i >= (h ? units_ : mid_).load(std::memory_order_acquire)) return false;
       if (word.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel,
                                      std::memory_order_acquire)) {
         *idx = i;

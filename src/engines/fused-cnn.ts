@@ -72,8 +72,9 @@ export interface FusedCnnOptions {
    */
   chunkRows?: number;
   /**
-   * 'auto' (default): Winograd F(4x4, 3x3) for the backward passes of stride-1 convolutions where
-   * oneDNN has it (AVX-512 CPUs), about 1.5x faster there, with float rounding that differs from
+   * 'auto' (default): Winograd F(4x4, 3x3) for the backward passes of stride-1 convolutions of 32
+   * or more input channels where oneDNN has it (AVX-512 CPUs), faster there (the 16-channel ones
+   * are faster direct), with float rounding that differs from
    * a direct convolution by about 1e-6 relative; 'direct': direct convolutions only.
    */
   convAlgorithm?: 'auto' | 'direct';

@@ -134,7 +134,7 @@ export interface FastPathInfo {
   engine: 'native' | 'js';
   /** Why the JavaScript engine is used, when it is. */
   reason?: string;
-  /** SIMD kernels of the native engine: 'avx2-fma' or 'portable'. */
+  /** SIMD kernels of the native engine: 'avx512', 'avx2-fma' or 'portable'. */
   simd?: string;
   /**
    * How the native engine got here: 'prebuilt binary prebuilds/linux-x64/glonet_fused.glibc.node',
