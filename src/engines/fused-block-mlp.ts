@@ -25,7 +25,7 @@ import type { LayerArrays } from './fused-stepper.js';
 import { blockLayout, createBlockJsCore, type BlockLayout, type BlockMlpShape } from './block-mlp-js.js';
 import { createNativeBlockCore } from './native-engine.js';
 import { AdamClock } from './adam-clock.js';
-import { checkMlpOptions, coreCalls, FusedMlpError, pickCore, type FusedMlpOptions } from './fused-mlp.js';
+import { adamBuffers, checkMlpOptions, coreCalls, FusedMlpError, pickCore, type FusedMlpOptions } from './fused-mlp.js';
 import { kernelSquares } from './js-engine.js';
 
 export interface FusedBlockMlpOptions extends Omit<BlockMlpShape, 'epsilon' | 'decay'>,
@@ -122,9 +122,7 @@ export function createFusedBlockMlp(opts: FusedBlockMlpOptions, initial: LayerAr
   const lay = blockLayout(shape);
   const codec = layerCodec(lay);
   const P = lay.size;
-  const params = new Float32Array(P);
-  const m = new Float32Array(P);
-  const v = new Float32Array(P);
+  const { params, m, v } = adamBuffers(P);
   const moving = new Float32Array(lay.movingSize);
   codec.write(initial, 'initial weights', params, moving);
 

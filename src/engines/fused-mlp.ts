@@ -179,6 +179,11 @@ export function checkMlpOptions<K extends string>(
   if (!(o.lr > 0)) throw new FusedMlpError(`lr must be > 0, got ${o.lr}`);
 }
 
+/** The parameters and Adam's two moment vectors of a fused engine, `size` floats each, zeroed. */
+export function adamBuffers(size: number): { params: Float32Array; m: Float32Array; v: Float32Array } {
+  return { params: new Float32Array(size), m: new Float32Array(size), v: new Float32Array(size) };
+}
+
 function checkShape(o: FusedMlpOptions): MlpShape {
   checkMlpOptions(o, ['nIn', 'width', 'depth', 'nOut'] as const);
   return { nIn: o.nIn, width: o.width, depth: o.depth, nOut: o.nOut, loss: o.loss };
@@ -317,9 +322,7 @@ export function createFusedMlp(opts: FusedMlpOptions, initial: FusedMlpWeights):
   const shape = checkShape(opts);
   const lay = paramLayout(shape);
   const P = lay.size;
-  const params = new Float32Array(P);
-  const m = new Float32Array(P);
-  const v = new Float32Array(P);
+  const { params, m, v } = adamBuffers(P);
   flatten(shape, lay, initial, params, 'initial weights');
 
   const clock = new AdamClock(opts.lr, opts.l2, opts.beta1, opts.beta2, opts.epsilon);
