@@ -41,12 +41,14 @@ export interface RunExperimentResult {
 }
 
 /** The settings a finished cell must have been trained with to count for this run. */
-const SAME_CELL_KEYS = ['model', 'arch', 'dataset', 'data', 'target', 'drop', 'depth', 'width', 'epochs', 'batchSize', 'optimizer', 'lr', 'momentum', 'l2', 'schedule', 'seed', 'subset', 'augment'] as const;
+const SAME_CELL_KEYS = ['model', 'arch', 'dataset', 'data', 'target', 'drop', 'depth', 'width', 'epochs', 'batchSize', 'optimizer', 'lr', 'momentum', 'l2', 'schedule', 'seed', 'subset', 'augment', 'headInit'] as const;
+/** Settings whose absence means their default (runs written before the setting existed). */
+const DEFAULTS: Partial<Record<(typeof SAME_CELL_KEYS)[number], unknown>> = { headInit: 'paper' };
 
 function checkFinishedCell(dir: string, cell: CellSpec): void {
   const m = readJson<Metrics>(path.join(cellDir(dir, cell.id), 'metrics.json'), 'metrics');
   for (const k of SAME_CELL_KEYS) {
-    if (JSON.stringify(m.config[k] ?? null) !== JSON.stringify(cell.config[k] ?? null)) {
+    if (JSON.stringify(m.config[k] ?? DEFAULTS[k] ?? null) !== JSON.stringify(cell.config[k] ?? DEFAULTS[k] ?? null)) {
       throw new ExperimentError(`${cellDir(dir, cell.id)} was trained with ${k} = ${JSON.stringify(m.config[k])}, this run asks ${JSON.stringify(cell.config[k])}; pass another --out`);
     }
   }
