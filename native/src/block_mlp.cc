@@ -165,7 +165,7 @@ struct BlockEngine {
       w->G = alloc_floats((size_t)RT * W);
       w->out = alloc_floats((size_t)RT * nOut);
       w->dOut = alloc_floats((size_t)RT * nOut);
-      w->scratch = alloc_floats((size_t)std::max(3 * RT * W, W));
+      w->scratch = alloc_floats(std::max((size_t)3 * RT * W, (size_t)W));
       w->KT = alloc_floats((size_t)D * W * W);
       w->ktStep.assign(D, 0);
       if (!bn) w->chain = alloc_floats((size_t)(D + 3) * RT * W);
@@ -592,7 +592,8 @@ napi_value BlockCreate(napi_env env, napi_callback_info info) {
     return throw_error(env, "blockCreate: bad config");
   get_int_prop(env, c, "adaptive", &adaptive);  // optional
   if (nIn < 1 || width < 1 || blocks < 1 || nOut < 1 || threads < 1 || threads > 64 || tileRows < 1 ||
-      (loss != kMse && loss != kSoftmaxCe))
+      tileRows > kMaxTileRows || (loss != kMse && loss != kSoftmaxCe) || !(eps > 0) ||
+      !(decay >= 0 && decay <= 1))
     return throw_error(env, "blockCreate: bad dimensions");
   const size_t W = width, layer = W * W + W + (bn ? 2 * W : 0);
   const size_t P = (size_t)nIn * W + W + layer * 2 * blocks + W * nOut + nOut;

@@ -278,8 +278,9 @@ const BnKernels kBnAvx2 = {bn_relu_avx2, moments_avx2, dgamma_avx2, bn_back_avx2
 // The BN kernels that go with the dense kernels `K` (mlp_kernels.h's pick_kernels).
 const BnKernels& bn_kernels_for(const Kernels& K) {
 #if GLONET_X86
-  // (The AVX-512 dense kernels agree with the AVX2 ones bit for bit: same BN kernels.)
-  if (&K == &kAvx2 || &K == &kAvx512) return kBnAvx2;
+  // Every x86 SIMD set (AVX2, AVX-512; each needs at least AVX2) goes with the AVX2 BN kernels, so
+  // a new set cannot silently fall back to the portable ones (which sum in another order).
+  if (&K != &kPortable) return kBnAvx2;
 #endif
   (void)K;
   return kBnPortable;

@@ -24,7 +24,7 @@ class Pool {
   ~Pool() {
     {
       std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
+      stop_.store(true, std::memory_order_release);
       gen_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
@@ -43,7 +43,7 @@ class Pool {
     // (index ~0) until it is opened below, with fn_, units_ and done_ in place.
     claim_.store(phase_ << 32 | 0xffffffffu, std::memory_order_seq_cst);
     fn_ = &fn;
-    units_ = units;
+    units_.store(units, std::memory_order_relaxed);  // published by claim_'s release below
     error_.clear();
     done_.store(0, std::memory_order_relaxed);
     claim_.store(phase_ << 32, std::memory_order_release);
@@ -79,7 +79,9 @@ class Pool {
     for (;;) {
       if ((c >> 32) != phase) return false;
       const uint32_t i = (uint32_t)c;
-      if (i >= units_) return false;
+      // A helper still in the previous phase may read units_ while run() writes it (atomic, so no
+      // data race); its compare-and-swap then fails, since claim_ was closed first.
+      if (i >= units_.load(std::memory_order_relaxed)) return false;
       if (claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
         *idx = i;
         return true;
@@ -101,7 +103,7 @@ class Pool {
         std::lock_guard<std::mutex> lk(errMu_);
         if (error_.empty()) error_ = "unknown error";
       }
-      const uint32_t n = units_;
+      const uint32_t n = units_.load(std::memory_order_relaxed);
       if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == n && t != 0) {
         std::lock_guard<std::mutex> lk(mu_);
         if (waiting_) doneCv_.notify_one();
@@ -125,10 +127,7 @@ class Pool {
         }
       }
       seen = gen_.load(std::memory_order_acquire);
-      {
-        std::lock_guard<std::mutex> lk(mu_);
-        if (stop_) return;
-      }
+      if (stop_.load(std::memory_order_acquire)) return;  // no lock per phase: set once, at destruction
       work(t);
     }
   }
@@ -138,12 +137,13 @@ class Pool {
   std::vector<std::thread> threads_;
   std::mutex mu_, errMu_;
   std::condition_variable cv_, doneCv_;
-  bool stop_ = false, waiting_ = false;
+  std::atomic<bool> stop_{false};
+  bool waiting_ = false;
   std::atomic<uint64_t> gen_{0};
   std::atomic<uint64_t> claim_{0};
   std::atomic<uint32_t> done_{0};
   uint64_t phase_ = 0;
   const Fn* fn_ = nullptr;
-  uint32_t units_ = 0;
+  std::atomic<uint32_t> units_{0};
   std::string error_;
 };

@@ -16,7 +16,7 @@
 // adds L2 and runs Adam. Every sum has a fixed order: results are bitwise identical whatever the
 // thread count and the scheduling.
 //
-// The SIMD kernels (portable and AVX2+FMA, picked at run time) are in mlp_kernels.h, the loss in
+// The SIMD kernels (portable, AVX2+FMA and AVX-512F, picked at run time) are in mlp_kernels.h, the loss in
 // mlp_loss.h, the threads in work_pool.h; all three are shared with block_mlp.cc.
 
 #include <node_api.h>
@@ -580,7 +580,7 @@ napi_value Create(napi_env env, napi_callback_info info) {
     return throw_error(env, "create: bad config");
   get_int_prop(env, argv[3], "adaptive", &adaptive);  // optional
   if (nIn < 1 || width < 1 || depth < 1 || nOut < 1 || threads < 1 || threads > 64 ||
-      (loss != kMse && loss != kSoftmaxCe))
+      tileRows < 1 || tileRows > kMaxTileRows || (loss != kMse && loss != kSoftmaxCe))
     return throw_error(env, "create: bad dimensions");
   const size_t P = (size_t)nIn * width + width + ((size_t)width * width + width) * depth +
                    (size_t)width * nOut + nOut;

@@ -1,11 +1,12 @@
 // SIMD kernels and the Adam update shared by the fused MLP engines (glonet_fused.cc, the GloNet
 // MLP; block_mlp.cc, the two-layer-block baselines): dense layers, their backward passes, partial
-// gradient folds and TF.js's Adam, each in portable C++ and, on x86-64, in AVX2+FMA compiled with
-// __attribute__((target("avx2,fma"))) and chosen at run time with __builtin_cpu_supports, so the
-// binary runs on any x86-64 (and the file builds on other architectures without them).
+// gradient folds and TF.js's Adam, each in portable C++ and, on x86-64, in AVX2+FMA and AVX-512F
+// compiled with __attribute__((target(...))) and chosen at run time with __builtin_cpu_supports,
+// so the binary runs on any x86-64 (and the file builds on other architectures without them).
 //
-// Every kernel takes any row count R. The two kernel sets agree to rounding, not bitwise (FMA);
-// each one is deterministic.
+// Every kernel takes any row count R. The portable and SIMD sets agree to rounding, not bitwise
+// (FMA); the AVX-512 kernels do each output's operations in the AVX2 kernels' order, so those two
+// agree bitwise; each set is deterministic.
 #pragma once
 
 #include <cmath>

@@ -11,6 +11,10 @@
 //
 // Include after <string>, <type_traits>, napi_util.h, mlp_kernels.h and mlp_loss.h, inside the engine's anonymous namespace.
 
+// The most rows per tile a fused MLP engine accepts (a tile's activations are depth x tileRows x
+// width floats per thread; the defaults are 48 to 64).
+constexpr int kMaxTileRows = 4096;
+
 template <class Engine>
 bool read_xy(napi_env env, Engine* e, napi_value* argv, bool needY, const float** x,
              const float** y, int32_t* rows) {
@@ -60,7 +64,7 @@ napi_value mlp_step_or_grad(napi_env env, napi_callback_info info, bool grad) {
   size_t nhp = 0;
   void* hpv = nullptr;
   if (!get_typed(env, argv[4], napi_float64_array, &hpv, &nhp) || nhp < 9)
-    return throw_error(env, "step: hyper-parameters must be a Float64Array of 9");
+    return throw_error(env, std::string(grad ? "gradients" : "step") + ": hyper-parameters must be a Float64Array of 9");
   const double* hp = static_cast<const double*>(hpv);
   AdamParams ap{(float)hp[0], (float)hp[1], (float)hp[2], (float)hp[3], (float)hp[4],
                 (float)hp[5], (float)hp[6], (float)hp[7], (float)hp[8]};
@@ -97,7 +101,11 @@ napi_value mlp_predict(napi_env env, napi_callback_info info) {
   size_t n;
   if (!get_f32(env, argv[4], &out, &n) || n < (size_t)rows * e->nOut)
     return throw_error(env, "predict: out must be a Float32Array of rows*nOut");
-  e->predict(x, rows, out);
+  try {
+    e->predict(x, rows, out);
+  } catch (const std::exception& ex) {
+    return throw_error(env, ex.what());
+  }
   return nullptr;
 }
 
@@ -108,7 +116,13 @@ napi_value mlp_evaluate(napi_env env, napi_callback_info info) {
   int32_t rows;
   auto* e = engine_args<H>(env, info, argv, 4, true, "evaluate", &x, &y, &rows);
   if (!e) return nullptr;
+  double loss;
+  try {
+    loss = e->lossOnly(x, y, rows);
+  } catch (const std::exception& ex) {
+    return throw_error(env, ex.what());
+  }
   napi_value result;
-  CHECK(napi_create_double(env, e->lossOnly(x, y, rows), &result));
+  CHECK(napi_create_double(env, loss, &result));
   return result;
 }
