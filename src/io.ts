@@ -17,7 +17,7 @@ let counter = 0;
  * shards of an experiment; every pod of a Kubernetes Job may have the same pid) can write the same
  * file at the same moment, so the name carries random bytes besides the pid and a counter.
  */
-function tempName(file: string): string {
+export function tempName(file: string): string {
   return path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${counter++}-${randomBytes(4).toString('hex')}`);
 }
 

@@ -19,9 +19,9 @@ import { createFusedResNet20, fusedCnnInfo, fusedCnnLayers, fusedCnnSlots } from
  * classifiers of any arch (any depth 6n + 2, any image size) trained with SGD or Adam, when the
  * addon is built.
  */
-export function fusedCnnApplies(meta: ModelMetadata, opts: Pick<StepperOptions, 'optimizer'>): boolean {
-  return meta.model === 'resnet20' && (RESNET20_ARCHS as readonly string[]).includes(meta.arch) &&
-    (opts.optimizer === 'sgd' || opts.optimizer === 'adam') && meta.task === 'classification' &&
+export function fusedCnnApplies(meta: ModelMetadata, _opts: Pick<StepperOptions, 'optimizer'>): boolean {
+  // Both optimizers (OptimizerName: 'sgd' | 'adam') run on the engine.
+  return meta.model === 'resnet20' && (RESNET20_ARCHS as readonly string[]).includes(meta.arch) && meta.task === 'classification' &&
     meta.inputShape.length === 3 && meta.truncatedFrom == null && Number.isInteger((meta.depth - 2) / 6) && meta.depth >= 8 &&
     fusedCnnInfo().available;
 }

@@ -24,6 +24,7 @@
  * float32 batches, as TF.js holds them.
  */
 import { STAGE_CHANNELS, type ResNet20Arch } from '../models/resnet20.js';
+import { AdamClock } from './adam-clock.js';
 import { defaultThreads, loadAddon, type AddonLoad } from './addon.js';
 import type { LayerArrays } from './fused-stepper.js';
 import type { OptimizerName } from './types.js';
@@ -306,29 +307,17 @@ export function createFusedResNet20(opts: FusedCnnOptions, initial: LayerArrays)
   }, Float64Array.of(opts.bnEpsilon ?? 1e-5, 1 - bnMomentum));
   const kernel = addon.kernel(handle);
 
-  // The hyper-parameters as TF.js's float32 scalars; Adam's beta^t as TF.js's float32 running
-  // products (accBeta = beta, multiplied by beta after every step).
-  const f = Math.fround;
+  // The hyper-parameters as TF.js's float32 scalars, Adam's bookkeeping as the MLP engines keep it
+  // (AdamClock: the step count and the float32 running products beta^t; SGD reads neither).
   const adam = opts.optimizer === 'adam';
-  const beta1 = opts.beta1 ?? 0.9;
-  const beta2 = opts.beta2 ?? 0.999;
-  let lr = opts.lr;
-  let steps = 0;
-  let accB1 = f(beta1);
-  let accB2 = f(beta2);
-  const setSteps = (n: number): void => {
-    steps = n;
-    accB1 = f(beta1);
-    accB2 = f(beta2);
-    for (let i = 0; i < n; i++) {
-      accB1 = f(accB1 * f(beta1));
-      accB2 = f(accB2 * f(beta2));
-    }
-  };
+  const clock = new AdamClock(opts.lr, opts.l2, opts.beta1 ?? 0.9, opts.beta2 ?? 0.999, opts.epsilon ?? 1e-7);
+  const momentum = Math.fround(opts.momentum ?? 0);
   const hp = new Float64Array(11);
   const fillHp = (): Float64Array => {
-    hp.set([f(opts.l2), adam ? 1 : 0, f(opts.momentum ?? 0), f(-lr), f(beta1), f(1 - beta1), f(beta2), f(1 - beta2),
-      f(1 - accB1), f(1 - accB2), f(opts.epsilon ?? 1e-7)]);
+    // AdamClock's order: [l2, b1, 1-b1, b2, 1-b2, 1-b1^t, 1-b2^t, eps, -lr]; the addon's:
+    // [l2, adam?, momentum, -lr, b1, 1-b1, b2, 1-b2, 1-b1^t, 1-b2^t, eps].
+    const s = clock.scalars();
+    hp.set([s[0], adam ? 1 : 0, momentum, s[8], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]);
     return hp;
   };
   const live = (): unknown => {
@@ -367,11 +356,7 @@ export function createFusedResNet20(opts: FusedCnnOptions, initial: LayerArrays)
     step(x, y, rows) {
       checkBatch(x, y, rows);
       const loss = addon.step(live(), x, y, rows, fillHp());
-      if (adam) {
-        accB1 = f(accB1 * f(beta1));
-        accB2 = f(accB2 * f(beta2));
-      }
-      steps++;
+      clock.tick();
       return loss;
     },
     predict(x, rows) {
@@ -387,10 +372,10 @@ export function createFusedResNet20(opts: FusedCnnOptions, initial: LayerArrays)
     },
     setLearningRate(x) {
       if (!(x > 0)) throw new FusedCnnError(`lr must be > 0, got ${x}`);
-      lr = x;
+      clock.setLearningRate(x);
     },
     gradients: (x, y, rows) => unflatten(gradient(x, y, rows).g, true),
-    getOptimizerState: () => ({ step: steps, ...Object.fromEntries(slotNames.map((s, i) => [s, unflatten(slotArrays[i], true)])) }),
+    getOptimizerState: () => ({ step: clock.steps, ...Object.fromEntries(slotNames.map((s, i) => [s, unflatten(slotArrays[i], true)])) }),
     setOptimizerState(s) {
       if (!Number.isInteger(s?.step) || s.step < 0) throw new FusedCnnError(`optimizer step must be >= 0, got ${s?.step}`);
       const fresh = slotNames.map((name) => {
@@ -399,7 +384,7 @@ export function createFusedResNet20(opts: FusedCnnOptions, initial: LayerArrays)
         return a;
       });
       fresh.forEach((a, i) => slotArrays[i].set(a));
-      setSteps(s.step);
+      clock.reset(s.step);
     },
     dispose() {
       if (handle != null) addon.destroy(handle);

@@ -12,8 +12,8 @@ import type { Task } from '../data/dataset.js';
 
 /**
  * The engines that train: 'tfjs' (the TF.js model with a TF.js optimizer), 'fused-native' (the
- * fused MLP engine, native addon), 'fused-js' (its portable JavaScript twin), 'fused-native-cnn'
- * (the fused GloNet-ResNet20 engine on oneDNN).
+ * fused MLP engines, every MLP arch, native addon), 'fused-js' (their portable JavaScript twins),
+ * 'fused-native-cnn' (the fused ResNet20 engine, every arch, on oneDNN).
  */
 export const ENGINE_NAMES = ['tfjs', 'fused-native', 'fused-js', 'fused-native-cnn'] as const;
 /** One of {@link ENGINE_NAMES}: the engine `metrics.json` records for a run. */

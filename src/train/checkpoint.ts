@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
-import { readJson, syncDir, writeDirAtomic, writeFileAtomic, writeFileDurable, writing } from '../io.js';
+import { readJson, syncDir, tempName, writeDirAtomic, writeFileAtomic, writeFileDurable, writing } from '../io.js';
 import { loadModel, modelFiles, type ModelMetadata } from '../model-io.js';
 import type { NamedArray } from '../engines/types.js';
 import type { Metrics } from '../contracts.js';
@@ -68,7 +68,7 @@ export async function commitEpoch(runDir: string, epoch: number, c: EpochContent
   const root = path.join(runDir, CHECKPOINT_DIR);
   const name = epochFolderName(epoch);
   const final = path.join(root, name);
-  const tmp = path.join(root, `.${name}.tmp-${process.pid}-0`);
+  const tmp = tempName(final);
   const { json, weights } = await modelFiles(c.model, { ...c.meta, epoch });
   const { state, bin } = optimizerFiles(epoch, c.engine, c.slots);
   const files: Array<[string, string | Uint8Array]> = [
