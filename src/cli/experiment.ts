@@ -49,7 +49,7 @@ function runCommand(): Command {
   return new Command('run')
     .description('run an experiment\'s cells (each a run folder under DIR/cells/: train + analyze), skipping finished ones, then write the report')
     .argument('<name>', `experiment: ${EXPERIMENTS.map((e) => e.name).join(', ')}`)
-    .addOption(new Option('--preset <p>', 'smoke: each experiment under a minute (for tests); quick: every experiment together sized for about an hour on 2 cores (experiment list prints the measured time); paper: the paper\'s grids and epochs').choices(PRESETS).default('quick'))
+    .addOption(new Option('--preset <p>', 'smoke: each experiment under a minute (for tests); quick: every experiment together, about 15 minutes on 2 cores (experiment list prints the measured times); paper: the paper\'s grids and epochs').choices(PRESETS).default('quick'))
     .option('--out <dir>', 'experiment folder (default runs/NAME-PRESET); shards and reruns share it')
     .option('--shard <I/N>', 'run the cells whose index is I-1 modulo N (default: from SLURM_ARRAY_TASK_* or JOB_COMPLETION_INDEX)', shard)
     .option('--shard-count <n>', 'Kubernetes Indexed Jobs: the number of shards (the Job\'s completions; or set GLONET_SHARD_COUNT)', positiveInt)
@@ -96,6 +96,6 @@ function reportCommand(): Command {
 
 export function experimentCommand(): Command {
   const cmd = new Command('experiment').description('re-measure the paper\'s claims: list the experiments, run one (resumable, shardable), report a folder');
-  for (const sub of [listCommand(), runCommand(), reportCommand()]) cmd.addCommand(sub.exitOverride().showHelpAfterError('(run with --help for usage)'));
+  for (const sub of [listCommand(), runCommand(), reportCommand()]) cmd.addCommand(sub.exitOverride());
   return cmd;
 }

@@ -32,9 +32,12 @@ const RUNTIME_ERRORS = [DivergedError, WriteFailedError];
 
 /** Commander's messages ("error: ...", sometimes with a second line of suggestions) as one line. */
 function oneLineErrors(cmd: Command, name: string): Command {
-  return cmd.configureOutput({
+  cmd.configureOutput({
     outputError: (text, write) => write(`${name}: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see ${name} --help)\n`),
   });
+  // Nested commands (glonet experiment run ...) answer the same way.
+  for (const sub of cmd.commands) oneLineErrors(sub, `${name} ${sub.name()}`);
+  return cmd;
 }
 
 export function buildProgram(): Command {

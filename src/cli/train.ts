@@ -85,7 +85,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--l2 <x>', `L2 coefficient on kernels, penalty l2*sum(w^2); default ${defaultsHelp('l2')}`, nonNegativeNumber)
     .addOption(new Option('--schedule <s>', `learning-rate schedule: step = x0.1 every quarter of the epochs; default ${defaultsHelp('schedule')}`).choices(['constant', 'step']))
     .option('--seed <s>', 'random seed: same seed, backend and data give the same metrics', nonNegativeInt, 0)
-    .option('--subset <n>', 'train and test on a seeded random subset of n examples', positiveInt)
+    .option('--subset <n>', 'train and test on a seeded random subset of n examples (at least 10, at most the data\'s size)', positiveInt)
     .option('--augment', 'cifar10: random flips and 4-pixel crops')
     .addOption(new Option('--backend <name>', 'TF.js backend (default: the fastest that loads)').choices(BACKENDS))
     .addOption(new Option('--head-init <kind>', 'glonet: the head kernel at initialization: paper (the family\'s He-normal, Glorot-uniform for vit), scaled (that divided by the number of blocks summed), zero').choices(HEAD_INITS).default('paper'))
