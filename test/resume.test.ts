@@ -84,8 +84,10 @@ function startTrain(args: string[], onLine: (line: string, child: ReturnType<typ
 
 test('SIGKILL, SIGINT and SIGTERM at seeded random moments: resumed runs end bit-identical to an uninterrupted one', async () => {
   const dir = tmpDir();
-  const csv = dataCsv(dir);
-  const EPOCHS = 10;
+  // Epochs long enough (9,600 training rows) that a kill lands in the epoch after the one a line
+  // reports: stdout reaches the test in chunks several epochs late when epochs take a few ms.
+  const csv = dataCsv(dir, 12000);
+  const EPOCHS = 40;
   const ref = path.join(dir, 'ref');
   const r = runCli(trainArgs(csv, ref, EPOCHS));
   assert.equal(r.code, 0, r.stderr);
@@ -93,15 +95,22 @@ test('SIGKILL, SIGINT and SIGTERM at seeded random moments: resumed runs end bit
   const out = path.join(dir, 'killed');
   const rng = new Rng(12);
   const kills: NodeJS.Signals[] = ['SIGKILL', 'SIGKILL', 'SIGKILL', 'SIGINT', 'SIGKILL', 'SIGTERM', 'SIGKILL', 'SIGKILL'];
+  const interrupted: NodeJS.Signals[] = [];
   let finished = false;
   for (const [i, sig] of kills.entries()) {
     if (finished) break;
-    // A moment after training starts: somewhere in an epoch, or in a commit, or after the end.
-    const delay = Math.floor(rng.next() * 300);
+    // A seeded moment inside the training that is left: 0-3 ms after the run reports its k-th
+    // epoch, k in the first quarter of what is left (so every kill leaves room for the next), so
+    // in the next epoch or in a commit. (Fixed delays after the
+    // start missed the whole run on a fast machine, where 10 epochs took 72 ms.)
+    const left = EPOCHS - (fs.existsSync(out) ? (lastConsistentEpoch(out).found?.epoch ?? 0) : 0);
+    const after = 1 + Math.floor(rng.next() * Math.max(1, Math.floor((left - 1) / 4)));
+    const delay = Math.floor(rng.next() * 4);
+    let seen = 0;
     const res = await startTrain([...trainArgs(csv, out, EPOCHS), '--resume'], (line, child) => {
-      if (line.startsWith('glonet: training')) setTimeout(() => child.kill(sig), delay);
+      if (line.startsWith('epoch ') && ++seen === after) setTimeout(() => child.kill(sig), delay);
     });
-    const where = `kill ${i + 1} (${sig} ${delay} ms after training started)`;
+    const where = `kill ${i + 1} (${sig} ${delay} ms after epoch ${after} of this run)`;
     const committed = assertCommittedIntact(out, where);
     if (res.code === 0 || (res.signal === sig && sig !== 'SIGKILL')) {
       // Ended, or stopped by the signal after training had ended (the handler is gone by then).
@@ -109,6 +118,7 @@ test('SIGKILL, SIGINT and SIGTERM at seeded random moments: resumed runs end bit
       finished = true;
       continue;
     }
+    interrupted.push(sig);
     if (sig === 'SIGKILL') {
       assert.equal(res.signal, 'SIGKILL', `${where}: ${res.stderr}`);
     } else {
@@ -119,6 +129,9 @@ test('SIGKILL, SIGINT and SIGTERM at seeded random moments: resumed runs end bit
       assert.deepEqual(leftovers(out), [], `${where}: a clean stop leaves nothing behind`);
     }
   }
+  // The test means something only if the signals landed: SIGKILL at least twice, and a graceful stop.
+  assert.ok(interrupted.filter((s) => s === 'SIGKILL').length >= 2, `runs interrupted: ${interrupted.join(', ') || 'none'}`);
+  assert.ok(interrupted.some((s) => s !== 'SIGKILL'), `no SIGINT or SIGTERM landed during training: ${interrupted.join(', ')}`);
   const last = runCli([...trainArgs(csv, out, EPOCHS), '--resume']);
   assert.equal(last.code, 0, last.stderr);
   assertSameAsReference(out, ref, EPOCHS, 'after the kills');
