@@ -10,7 +10,7 @@
   "targets": [
     {
       "target_name": "glonet_fused",
-      "sources": ["src/glonet_fused.cc", "src/block_mlp.cc"],
+      "sources": ["src/mlp/fused_mlp.cc", "src/mlp/block_mlp.cc"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags": ["-O3", "-ffp-contract=off", "-fno-math-errno"],
@@ -29,7 +29,7 @@
       "targets": [
         {
           "target_name": "glonet_cnn",
-          "sources": ["src/glonet_cnn.cc"],
+          "sources": ["src/cnn/cnn_engine.cc"],
           "cflags!": ["-fno-exceptions"],
           "cflags_cc!": ["-fno-exceptions"],
           "cflags": ["-O3", "-ffp-contract=off", "-fno-math-errno"],

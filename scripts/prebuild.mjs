@@ -9,7 +9,7 @@
 //
 // Portability of the binary:
 // - any x86-64 CPU: the engine is compiled for the baseline ISA and picks its AVX2/FMA kernels at
-//   run time (native/src/glonet_fused.cc), so no -march flag is passed here; on arm64 the
+//   run time (native/src/mlp/mlp_kernels.h), so no -march flag is passed here; on arm64 the
 //   portable kernels run (compiled for ARMv8-A, whose NEON the compiler may use);
 // - the C and C++ runtimes are linked as usual (dynamically): the binary needs a glibc and a
 //   libstdc++ at least as new as the symbol versions it uses (printed below; built on Debian 12:

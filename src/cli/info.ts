@@ -6,6 +6,11 @@ import { fastPathInfo, fusedCnnInfo } from '../engines/select.js';
 import { RESNET20_ARCHS } from '../models/resnet20.js';
 import { VERSION } from '../version.js';
 
+/** Said only where an engine cannot flush subnormal floats (then slow on Intel cores once they appear). */
+function flushNote(flush: boolean | undefined): string {
+  return flush === false ? ', subnormal floats not flushed on this CPU' : '';
+}
+
 export function infoCommand(): Command {
   return new Command('info')
     .description('show the TF.js backend glonet picks, the backends that load, and the fused training engine in use')
@@ -34,9 +39,9 @@ export function infoCommand(): Command {
         `glonet ${VERSION} (TF.js ${tf.version.tfjs}, Node ${process.version})`,
         `backend: ${chosen} (loads: ${BACKENDS.map((b) => `${b} ${loads[b] ? 'yes' : 'no'}`).join(', ')})`,
         `MLP training (Adam, every arch): fused ${fast.engine} engine` +
-          (fast.engine === 'native' ? ` (${fast.simd} kernels, ${fast.threads} threads; ${fast.origin})` : ` (JavaScript fallback: ${fast.reason})`),
+          (fast.engine === 'native' ? ` (${fast.simd} kernels, ${fast.threads} threads${flushNote(fast.flushSubnormals)}; ${fast.origin})` : ` (JavaScript fallback: ${fast.reason})`),
         `ResNet20 training (${RESNET20_ARCHS.join(', ')}; SGD or Adam): ` +
-          (cnn.available ? `fused oneDNN ${cnn.onednn} engine (${cnn.isa}, ${cnn.threads} threads; ${cnn.origin})` : `TF.js (fused CNN engine unavailable: ${cnn.reason})`),
+          (cnn.available ? `fused oneDNN ${cnn.onednn} engine (${cnn.isa}, ${cnn.threads} threads${flushNote(cnn.flushSubnormals)}; ${cnn.origin})` : `TF.js (fused CNN engine unavailable: ${cnn.reason})`),
         'other models: TF.js layers on the backend above' + (chosen === 'wasm' ? ' (with glonet\'s added wasm training kernels)' : ''),
       ];
       process.stdout.write(lines.join('\n') + '\n');

@@ -1,5 +1,5 @@
 /**
- * Portable twin of the native two-layer-block MLP engine (native/src/block_mlp.cc): the paper's
+ * Portable twin of the native two-layer-block MLP engine (native/src/mlp/block_mlp.cc): the paper's
  * baselines vanilla, vanilla-nobn, resnetv2 and resnetv2-nobn (src/models/mlp.ts), trained with
  * Adam, batch normalization as TF.js's BatchNormalization layer does it. The same algorithm in
  * plain Float32Array loops on one thread, used when the addon is not built; it goes layer by layer
@@ -317,6 +317,7 @@ export function createBlockJsCore(shape: BlockMlpShape, params: Float32Array, m:
 
   return {
     engine: 'js',
+    flushStates: () => [false],
     step: (x, y, rows, scalars) => train(x, y, rows, scalars, null),
     gradients: (x, y, rows, scalars, gradOut) => train(x, y, rows, scalars, gradOut),
     loss(x, y, rows) {

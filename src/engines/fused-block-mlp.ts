@@ -17,7 +17,7 @@
  * its getWeights() order (Dense: kernel, bias; BN: gamma, beta, moving mean, moving variance).
  * Optimizer slots hold the trainable arrays only (BN: gamma, beta).
  *
- * One `step()` runs the whole training step: the native engine (native/src/block_mlp.cc; AVX2/FMA
+ * One `step()` runs the whole training step: the native engine (native/src/mlp/block_mlp.cc; AVX2/FMA
  * when the CPU has it, every core, bitwise the same for any thread count) when built, otherwise
  * the JavaScript twin (./block-mlp-js.ts), which agrees with it up to float rounding.
  */
@@ -68,6 +68,8 @@ export interface FusedBlockMlp {
   evaluate(x: Float32Array, y: Float32Array, rows: number): number;
   getOptimizerState(): FusedBlockMlpOptimizerState;
   setOptimizerState(s: FusedBlockMlpOptimizerState): void;
+  /** As {@link FusedMlp.flushStates}. */
+  flushStates(): Array<boolean | null>;
   dispose(): void;
 }
 

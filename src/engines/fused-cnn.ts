@@ -38,8 +38,9 @@ interface CnnAddon {
   gradients(h: unknown, x: Float32Array, y: Float32Array, rows: number, hp: Float64Array, out: Float32Array): number;
   predict(h: unknown, x: Float32Array, rows: number, out: Float32Array): void;
   kernel(h: unknown): string;
+  flushStates(h: unknown): Array<boolean | null>;
   destroy(h: unknown): void;
-  info(): { isa: string; onednn: string; runtime: string; hardwareThreads: number };
+  info(): { isa: string; onednn: string; runtime: string; hardwareThreads: number; flushSubnormals: boolean };
 }
 
 /** The addon's code for each arch. */
@@ -136,6 +137,11 @@ export interface FusedCnn {
   gradients(x: Float32Array, y: Float32Array, rows: number): LayerArrays;
   getOptimizerState(): FusedCnnOptimizerState;
   setOptimizerState(s: FusedCnnOptimizerState): void;
+  /**
+   * Whether each of the engine's threads computes with subnormal floats flushed to zero ([the
+   * calling thread during its last call, helper 1, ...]; null where not known).
+   */
+  flushStates(): Array<boolean | null>;
   dispose(): void;
 }
 
@@ -151,6 +157,8 @@ export interface FusedCnnInfo {
   origin?: string;
   /** Threads a default engine uses. */
   threads: number;
+  /** Whether its threads compute with subnormal floats flushed to zero (native/src/common/float_mode.h). */
+  flushSubnormals?: boolean;
 }
 
 export class FusedCnnError extends Error {
@@ -183,7 +191,7 @@ export function fusedCnnInfo(): FusedCnnInfo {
   const l = loadCnnAddon();
   if (l.addon == null) return { available: false, reason: l.reason, threads: 1 };
   const i = l.addon.info();
-  return { available: true, isa: i.isa, onednn: i.onednn, origin: l.origin, threads: defaultThreads() };
+  return { available: true, isa: i.isa, onednn: i.onednn, origin: l.origin, threads: defaultThreads(), flushSubnormals: i.flushSubnormals };
 }
 
 // ----- layers and parameter layout -----
@@ -386,6 +394,7 @@ export function createFusedResNet20(opts: FusedCnnOptions, initial: LayerArrays)
       fresh.forEach((a, i) => slotArrays[i].set(a));
       clock.reset(s.step);
     },
+    flushStates: () => addon.flushStates(live()),
     dispose() {
       if (handle != null) addon.destroy(handle);
       handle = null;

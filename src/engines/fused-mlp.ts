@@ -124,6 +124,12 @@ export interface FusedMlp {
   getOptimizerState(): FusedMlpOptimizerState;
   /** Restores a state from {@link FusedMlp.getOptimizerState}. */
   setOptimizerState(s: FusedMlpOptimizerState): void;
+  /**
+   * Whether each of the engine's threads computes with subnormal floats flushed to zero ([the
+   * calling thread during its last step, helper 1, ...]; null where not known). The native engine
+   * flushes them (on Intel cores a subnormal costs about a hundred cycles); JavaScript cannot: [false].
+   */
+  flushStates(): Array<boolean | null>;
   /** Frees the engine (the native engine's threads and buffers); the object is unusable after. */
   dispose(): void;
 }
@@ -143,6 +149,8 @@ export interface FastPathInfo {
   origin?: string;
   /** Threads a default `createFusedMlp` uses. */
   threads: number;
+  /** Whether the native engine's threads compute with subnormal floats flushed to zero (native/src/common/float_mode.h). */
+  flushSubnormals?: boolean;
 }
 
 function envEngine(): 'native' | 'js' | undefined {
@@ -156,7 +164,8 @@ export function fastPathInfo(): FastPathInfo {
   const native = loadNative();
   if (forced === 'js') return { engine: 'js', reason: 'GLONET_FAST_ENGINE=js', threads: 1 };
   if (native.addon == null) return { engine: 'js', reason: native.reason, threads: 1 };
-  return { engine: 'native', simd: native.addon.info().simd, origin: native.origin, threads: defaultThreads() };
+  const i = native.addon.info();
+  return { engine: 'native', simd: i.simd, origin: native.origin, threads: defaultThreads(), flushSubnormals: i.flushSubnormals };
 }
 
 export class FusedMlpError extends Error {
@@ -288,6 +297,7 @@ export function coreCalls(core: FusedCore, clock: AdamClock, shape: { nIn: numbe
       if (!(lr > 0)) throw new FusedMlpError(`lr must be > 0, got ${lr}`);
       clock.setLearningRate(lr);
     },
+    flushStates: (): Array<boolean | null> => core.flushStates(),
     dispose(): void {
       core.dispose();
     },

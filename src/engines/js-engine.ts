@@ -1,5 +1,5 @@
 /**
- * Portable twin of the native fused GloNet MLP engine (native/src/glonet_fused.cc): the same
+ * Portable twin of the native fused GloNet MLP engine (native/src/mlp/fused_mlp.cc): the same
  * algorithm in plain Float32Array loops on one thread, used when the addon is not built.
  *
  * Parameters live in one flat Float32Array (see {@link paramLayout}); Adam moments in two more of
@@ -69,6 +69,12 @@ export interface FusedCore {
   predict(x: Float32Array, rows: number, out: Float32Array): void;
   /** Data loss (without the L2 penalty) at the current weights: forward only. */
   loss(x: Float32Array, y: Float32Array, rows: number): number;
+  /**
+   * Whether each thread computes with subnormal floats flushed to zero: [the calling thread,
+   * helper 1, ...], null where not known. The native engines flush (native/src/common/float_mode.h);
+   * JavaScript cannot, so its engines answer [false].
+   */
+  flushStates(): Array<boolean | null>;
   dispose(): void;
 }
 
@@ -415,6 +421,7 @@ export function createJsCore(
 
   return {
     engine: 'js',
+    flushStates: () => [false],
     unrolled,
     step(x, y, rows, scalars) {
       if (isCe) checkLabels(y, rows, nOut);

@@ -1,8 +1,8 @@
 /**
  * Loader for the optional native engines of the fused MLP, both in the addon glonet_fused (a
  * source build in native/build/Release, or the prebuilt binary in prebuilds/; see ./addon.ts):
- * the GloNet MLP engine (native/src/glonet_fused.cc) and the two-layer-block baselines' engine
- * (native/src/block_mlp.cc). Absent or unloadable addon: `loadNative()` says why, and the caller
+ * the GloNet MLP engine (native/src/mlp/fused_mlp.cc) and the two-layer-block baselines' engine
+ * (native/src/mlp/block_mlp.cc). Absent or unloadable addon: `loadNative()` says why, and the caller
  * falls back to the JavaScript engines.
  */
 import { loadAddon, type AddonLoad } from './addon.js';
@@ -15,6 +15,7 @@ interface CoreFns {
   gradients(h: unknown, x: Float32Array, y: Float32Array, rows: number, scalars: Float64Array, out: Float32Array): number;
   predict(h: unknown, x: Float32Array, y: null, rows: number, out: Float32Array): void;
   evaluate(h: unknown, x: Float32Array, y: Float32Array, rows: number): number;
+  flushStates(h: unknown): Array<boolean | null>;
   destroy(h: unknown): void;
 }
 
@@ -33,7 +34,8 @@ interface NativeAddon extends CoreFns {
   blockPredict: CoreFns['predict'];
   blockEvaluate: CoreFns['evaluate'];
   blockDestroy: CoreFns['destroy'];
-  info(): { simd: string; hardwareThreads: number };
+  blockFlushStates: CoreFns['flushStates'];
+  info(): { simd: string; hardwareThreads: number; flushSubnormals: boolean };
 }
 
 export type NativeLoad = AddonLoad<NativeAddon>;
@@ -85,6 +87,7 @@ function wrapCore(handle: unknown, fns: CoreFns, nOut: number, isCe: boolean): F
       if (isCe) checkLabels(y, rows, nOut);
       return fns.evaluate(live(), x, y, rows);
     },
+    flushStates: () => fns.flushStates(live()),
     dispose() {
       if (h != null) fns.destroy(h);
       h = null;
@@ -110,7 +113,7 @@ export function createNativeBlockCore(addon: NativeAddon, shape: BlockMlpShape, 
   });
   const fns: CoreFns = {
     step: addon.blockStep, gradients: addon.blockGradients, predict: addon.blockPredict, evaluate: addon.blockEvaluate,
-    destroy: addon.blockDestroy,
+    destroy: addon.blockDestroy, flushStates: addon.blockFlushStates,
   };
   return wrapCore(handle, fns, shape.nOut, shape.loss === 'softmax-ce');
 }

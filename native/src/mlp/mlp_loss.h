@@ -1,5 +1,5 @@
 // The loss of a fused MLP engine's output rows and its gradient with respect to them (and through
-// the linear head), shared by glonet_fused.cc and block_mlp.cc: mean squared error over rows x outputs, or softmax
+// the linear head), shared by fused_mlp.cc and block_mlp.cc: mean squared error over rows x outputs, or softmax
 // cross-entropy on integer labels (mean over rows), the means taken over the whole batch.
 #pragma once
 

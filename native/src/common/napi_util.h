@@ -1,8 +1,9 @@
-// Node-API glue shared by the native engines (glonet_fused.cc, glonet_cnn.cc): error reporting,
-// typed-array access and the engine handle that JavaScript holds as an external value.
+// Node-API glue shared by the native engines (mlp/, cnn/): error reporting, typed-array access,
+// the engine handle that JavaScript holds as an external value, and the float-mode query.
 //
 // Each engine defines GLONET_MODULE (its addon name, the prefix of every error message) before
-// including this file, and includes it inside its own anonymous namespace.
+// including this file, and includes it inside its own anonymous namespace, after <string>, <vector>
+// and common/float_mode.h.
 #ifndef GLONET_MODULE
 #error "define GLONET_MODULE (the addon's name) before including napi_util.h"
 #endif
@@ -98,6 +99,31 @@ struct Handle {
     return nullptr;
   }
 };
+
+// flushStates(handle) -> [caller, helper 1, ...]: whether each thread of the engine computes with
+// subnormal floats flushed (common/float_mode.h; null where not known), for the tests. The
+// engine answers flushStates() (its thread pool's).
+template <class H>
+napi_value flush_states(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  auto* e = argc >= 1 ? H::engine_of(env, argv[0]) : nullptr;
+  if (!e) return throw_error(env, "engine is disposed");
+  const std::vector<int> states = e->flushStates();
+  napi_value arr;
+  CHECK(napi_create_array_with_length(env, states.size(), &arr));
+  for (size_t i = 0; i < states.size(); ++i) {
+    napi_value v;
+    if (states[i] < 0) {
+      CHECK(napi_get_null(env, &v));
+    } else {
+      CHECK(napi_get_boolean(env, states[i] == 1, &v));
+    }
+    CHECK(napi_set_element(env, arr, (uint32_t)i, v));
+  }
+  return arr;
+}
 
 // An exported function's descriptor.
 inline napi_property_descriptor method(const char* name, napi_callback fn) {

@@ -1,4 +1,4 @@
-// Element-wise kernels of the fused CNN engine (glonet_cnn.cc): global average pooling, ReLU
+// Element-wise kernels of the fused CNN engine (cnn_engine.cc): global average pooling, ReLU
 // masks, batch normalization (statistics, normalize + ReLU, and the two backward passes), over
 // activations of C channels stored in blocks of B channels:
 //
@@ -12,7 +12,7 @@
 //
 // Sums that feed batch statistics accumulate 16 pixels in float, then in double.
 //
-// Included by glonet_cnn.cc inside its anonymous namespace.
+// Included by cnn_engine.cc inside its anonymous namespace.
 
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
 #define GLONET_EW_X86 1

@@ -17,7 +17,7 @@
 // thread count and the scheduling.
 //
 // The SIMD kernels (portable, AVX2+FMA and AVX-512F, picked at run time) are in mlp_kernels.h, the loss in
-// mlp_loss.h, the threads in work_pool.h; all three are shared with block_mlp.cc.
+// mlp_loss.h, the threads in common/thread_pool.h; all three are shared with block_mlp.cc.
 
 #include <node_api.h>
 
@@ -38,14 +38,14 @@
 #include "block_mlp.h"
 #include "mlp_kernels.h"
 #include "mlp_loss.h"
-#include "work_pool.h"
+#include "../common/thread_pool.h"
 
 namespace {
 
 // ---------------------------------------------------------------------------------------------
 // The engine
 //
-// Threads (work_pool.h). A phase (the tiles of a batch, or the parameter chunks of the Adam
+// Threads (common/thread_pool.h). A phase (the tiles of a batch, or the parameter chunks of the Adam
 // update) is a list of units the threads claim one at a time; a training phase has two such
 // lists, the two halves of the batch: thread t claims from half t % 2 first, then from the
 // other, so that with two threads consecutive units mostly run on the same thread (see
@@ -142,7 +142,9 @@ struct Engine {
   static constexpr size_t kSlotBudget = size_t(64) << 20;
   static constexpr uint32_t kLeft = 1u << 31;
 
-  WorkPool pool;  // last: its threads stop before anything they use goes
+  ThreadPool pool;  // last: its threads stop before anything they use goes
+
+  std::vector<int> flushStates() { return pool.flushStates(); }
 
   Engine(int nIn_, int W_, int L_, int nOut_, int loss_, int threads, int tileRows, bool simd,
          bool adaptive_, float* p, float* m_, float* v_)
@@ -553,7 +555,7 @@ struct Engine {
 // Node-API glue
 
 #define GLONET_MODULE "glonet_fused"
-#include "napi_util.h"
+#include "../common/napi_util.h"
 #include "mlp_napi.h"
 
 using EngineHandle = Handle<Engine, 3>;  // params, m and v stay referenced while the engine lives
@@ -597,11 +599,13 @@ napi_value Create(napi_env env, napi_callback_info info) {
 }
 
 napi_value Info(napi_env env, napi_callback_info) {
-  napi_value obj, simd, hw;
+  napi_value obj, simd, hw, flush;
   CHECK(napi_create_object(env, &obj));
   CHECK(napi_create_string_utf8(env, pick_kernels(true).name, NAPI_AUTO_LENGTH, &simd));
   CHECK(napi_create_uint32(env, std::max(1u, std::thread::hardware_concurrency()), &hw));
   CHECK(napi_set_named_property(env, obj, "simd", simd));
+  CHECK(napi_get_boolean(env, glonet_fp::kFlushSupported, &flush));
+  CHECK(napi_set_named_property(env, obj, "flushSubnormals", flush));
   CHECK(napi_set_named_property(env, obj, "hardwareThreads", hw));
   return obj;
 }
@@ -614,6 +618,7 @@ napi_value Init(napi_env env, napi_value exports) {
       method("predict", mlp_predict<EngineHandle>),
       method("evaluate", mlp_evaluate<EngineHandle>),
       method("destroy", EngineHandle::destroy),
+      method("flushStates", flush_states<EngineHandle>),
       method("info", Info),
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -34,7 +34,7 @@
 //
 // Parallelism is over the batch, not inside a convolution: the batch is cut into chunks of
 // `chunk` rows (16 by default), and a thread runs a chunk through a stretch of the network with
-// single-threaded primitives (./cnn_threads.h). The network is compiled into a program of
+// single-threaded primitives (../common/thread_pool.h). The network is compiled into a program of
 // micro-ops cut into segments at the points where the whole batch must meet: a batch
 // normalization needs the batch's statistics before it can normalize (forward) and the batch's
 // sums of the gradient before it can pass a gradient on (backward). Between segments the calling
@@ -76,10 +76,12 @@
 #include <immintrin.h>
 #endif
 
+#include "../common/float_mode.h"
+#include "../common/thread_pool.h"
+
 namespace {
 
 #include "cnn_onednn.h"
-#include "cnn_threads.h"
 #include "cnn_kernels.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -231,7 +233,7 @@ class Engine {
   Engine(Arch arch, int H, int W, int C, int classes, int n, int threads, int chunk, int algorithm,
          double bnEps, float bnDecay)
       : H_(H), W_(W), C_(C), classes_(classes), n_(n), CH_(std::max(1, chunk)), arch_(arch),
-        bnEps_(bnEps), bnDecay_(bnDecay), eng_(dn::engine::kind::cpu, 0), pool_(threads, single_threaded_onednn) {
+        bnEps_(bnEps), bnDecay_(bnDecay), eng_(dn::engine::kind::cpu, 0), pool_(threads, false, single_threaded_onednn) {
     OneThreadScope one;
     blocked_ = isa_is_avx512();
     winograd_ = blocked_ && algorithm == 0;
@@ -263,6 +265,7 @@ class Engine {
   size_t paramCount() const { return P_; }
   size_t inSize() const { return (size_t)H_ * W_ * C_; }
   int threads() const { return pool_.threads(); }
+  std::vector<int> flushStates() { return pool_.flushStates(); }
   int classes() const { return classes_; }
   const std::string& kernelInfo() { return setFor(CH_).kernel; }
 
@@ -286,7 +289,7 @@ class Engine {
     sp_ = sp;
     gradOut_ = gradOut;
     unitSq_.assign(units_.size(), 0.0);
-    pool_.run((uint32_t)units_.size(), updateFn_);
+    pool_.runEach((uint32_t)units_.size(), updateFn_);
     gradOut_ = nullptr;
     double data = 0, sq = 0;
     for (double l : chunkLoss_) data += l;
@@ -796,7 +799,7 @@ class Engine {
   void runProgram() {
     for (const Segment& seg : prog_->segs) {
       seg_ = &seg;
-      pool_.run(nChunks_, chunkFn_);
+      pool_.runEach(nChunks_, chunkFn_);
       if (seg.sync == Sync::Stats) combineStats(seg.bn);
       if (seg.sync == Sync::Sums) combineSums(seg.bn);
     }
@@ -1175,7 +1178,7 @@ class Engine {
   int fullRows_ = 0;
   Buffer S_, dS_, logits_;
   std::vector<ChunkStats> stats_;
-  Pool pool_;
+  ThreadPool pool_;
 
   // The current call (written by the calling thread before a phase starts).
   const Program* prog_ = nullptr;
@@ -1191,15 +1194,15 @@ class Engine {
   bool updateStats_ = false;
   StepParams sp_{};
   std::vector<double> chunkLoss_, unitSq_;
-  const Pool::Fn chunkFn_ = [this](int t, uint32_t i) { chunk(t, i); };
-  const Pool::Fn updateFn_ = [this](int t, uint32_t u) { update(t, u); };
+  const std::function<void(int, uint32_t)> chunkFn_ = [this](int t, uint32_t i) { chunk(t, i); };
+  const std::function<void(int, uint32_t)> updateFn_ = [this](int t, uint32_t u) { update(t, u); };
 };
 
 // ---------------------------------------------------------------------------------------------
 // Node-API glue
 
 #define GLONET_MODULE "glonet_cnn"
-#include "napi_util.h"
+#include "../common/napi_util.h"
 
 // params and both optimizer slots stay referenced while the engine lives
 using EngineHandle = Handle<Engine, 3>;
@@ -1281,6 +1284,7 @@ napi_value StepOrGrad(napi_env env, napi_callback_info info, bool grad) {
                       (float)hp[6], (float)hp[7], (float)hp[8], (float)hp[9], (float)hp[10]};
   double loss;
   try {
+    glonet_fp::FlushScope flush;
     loss = e->train(x, y, rows, sp, gradOut);
   } catch (const std::exception& ex) {
     return throw_error(env, ex.what());
@@ -1309,6 +1313,7 @@ napi_value Predict(napi_env env, napi_callback_info info) {
       no < (size_t)rows * e->classes())
     return throw_error(env, "predict: bad x/rows/out");
   try {
+    glonet_fp::FlushScope flush;
     e->predict(x, rows, out);
   } catch (const std::exception& ex) {
     return throw_error(env, ex.what());
@@ -1329,7 +1334,7 @@ napi_value Kernel(napi_env env, napi_callback_info info) {
 }
 
 napi_value Info(napi_env env, napi_callback_info) {
-  napi_value obj, isa, ver, rt, hw;
+  napi_value obj, isa, ver, rt, hw, flush;
   CHECK(napi_create_object(env, &obj));
   CHECK(napi_create_string_utf8(env, isa_name(), NAPI_AUTO_LENGTH, &isa));
   const dnnl_version_t* v = dnnl_version();
@@ -1341,6 +1346,8 @@ napi_value Info(napi_env env, napi_callback_info) {
   CHECK(napi_set_named_property(env, obj, "onednn", ver));
   CHECK(napi_set_named_property(env, obj, "runtime", rt));
   CHECK(napi_set_named_property(env, obj, "hardwareThreads", hw));
+  CHECK(napi_get_boolean(env, glonet_fp::kFlushSupported, &flush));
+  CHECK(napi_set_named_property(env, obj, "flushSubnormals", flush));
   return obj;
 }
 
@@ -1348,7 +1355,7 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       method("create", Create),   method("step", Step),     method("gradients", Gradients),
       method("predict", Predict), method("kernel", Kernel), method("destroy", EngineHandle::destroy),
-      method("info", Info),
+      method("flushStates", flush_states<EngineHandle>), method("info", Info),
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

@@ -1,4 +1,4 @@
-// Node-API entry points shared by the fused MLP engines (glonet_fused.cc, block_mlp.cc), for a
+// Node-API entry points shared by the fused MLP engines (fused_mlp.cc, block_mlp.cc), for a
 // handle type H (napi_util.h's Handle) whose engine has nIn, nOut, lossKind, P and
 //   double trainStep(x, y, rows, AdamParams, gradOut)   (gradOut null: a training step)
 //   double lossOnly(x, y, rows)
@@ -8,6 +8,11 @@
 //   gradients(handle, x, y, rows, hp, gradOut)
 //   predict(handle, x, _, rows, out)
 //   evaluate(handle, x, y, rows) -> data loss without the L2 penalty
+//
+//   flushStates(handle) -> napi_util.h's flush_states
+//
+// Every call that computes holds a glonet_fp::FlushScope (common/float_mode.h): subnormal floats
+// are flushed on the calling thread for the call only.
 //
 // Include after <string>, <type_traits>, napi_util.h, mlp_kernels.h and mlp_loss.h, inside the engine's anonymous namespace.
 
@@ -76,6 +81,7 @@ napi_value mlp_step_or_grad(napi_env env, napi_callback_info info, bool grad) {
   }
   double loss;
   try {
+    glonet_fp::FlushScope flush;
     loss = e->trainStep(x, y, rows, ap, gradOut);
   } catch (const std::exception& ex) {
     return throw_error(env, ex.what());
@@ -102,6 +108,7 @@ napi_value mlp_predict(napi_env env, napi_callback_info info) {
   if (!get_f32(env, argv[4], &out, &n) || n < (size_t)rows * e->nOut)
     return throw_error(env, "predict: out must be a Float32Array of rows*nOut");
   try {
+    glonet_fp::FlushScope flush;
     e->predict(x, rows, out);
   } catch (const std::exception& ex) {
     return throw_error(env, ex.what());
@@ -118,6 +125,7 @@ napi_value mlp_evaluate(napi_env env, napi_callback_info info) {
   if (!e) return nullptr;
   double loss;
   try {
+    glonet_fp::FlushScope flush;
     loss = e->lossOnly(x, y, rows);
   } catch (const std::exception& ex) {
     return throw_error(env, ex.what());

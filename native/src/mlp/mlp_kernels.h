@@ -1,4 +1,4 @@
-// SIMD kernels and the Adam update shared by the fused MLP engines (glonet_fused.cc, the GloNet
+// SIMD kernels and the Adam update shared by the fused MLP engines (fused_mlp.cc, the GloNet
 // MLP; block_mlp.cc, the two-layer-block baselines): dense layers, their backward passes, partial
 // gradient folds and TF.js's Adam, each in portable C++ and, on x86-64, in AVX2+FMA and AVX-512F
 // compiled with __attribute__((target(...))) and chosen at run time with __builtin_cpu_supports,

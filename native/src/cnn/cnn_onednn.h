@@ -1,8 +1,8 @@
-// oneDNN glue for the fused CNN engine (glonet_cnn.cc): one-thread primitives under the OpenMP
+// oneDNN glue for the fused CNN engine (cnn_engine.cc): one-thread primitives under the OpenMP
 // runtime, convolution primitive descriptors for oneDNN 2.x and 3.x (bias, ReLU and sum
 // post-ops), reorders, and the CPU instruction set oneDNN dispatches to.
 //
-// Included by glonet_cnn.cc inside its anonymous namespace, after <oneapi/dnnl/dnnl.hpp>.
+// Included by cnn_engine.cc inside its anonymous namespace, after <oneapi/dnnl/dnnl.hpp>.
 
 namespace dn = dnnl;
 using tag = dn::memory::format_tag;

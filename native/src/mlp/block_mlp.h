@@ -1,5 +1,5 @@
 // The two-layer-block MLP engine (block_mlp.cc) lives in the glonet_fused addon beside the GloNet
-// MLP engine: glonet_fused.cc's module initializer adds its functions with this.
+// MLP engine: fused_mlp.cc's module initializer adds its functions with this.
 #pragma once
 
 #include <node_api.h>

@@ -21,7 +21,7 @@
 // row-major [in, out]); the moving statistics in a second vector, per BN [mean, variance].
 //
 // Work. The batch is cut into fixed tiles of tileRows rows and the tiles into fixed units (one
-// tile, or for large batches a run of consecutive tiles), which the threads claim (work_pool.h).
+// tile, or for large batches a run of consecutive tiles), which the threads claim (common/thread_pool.h).
 //   - With BN, every BN needs statistics over the whole batch, so a training step goes layer by
 //     layer: a phase per dense layer forward (each tile: normalize + relu its input, the dense
 //     layer, the residual add, the tile's mean and sum of squared deviations of the output), a
@@ -55,7 +55,7 @@
 #include "bn_kernels.h"
 #include "mlp_kernels.h"
 #include "mlp_loss.h"
-#include "work_pool.h"
+#include "../common/thread_pool.h"
 
 namespace {
 
@@ -124,7 +124,9 @@ struct BlockEngine {
   uint32_t unitCap = 0, maxUnits = 64;
   static constexpr size_t kPartialBudget = size_t(64) << 20;
 
-  WorkPool pool;  // last: its threads stop before anything they use goes
+  ThreadPool pool;  // last: its threads stop before anything they use goes
+
+  std::vector<int> flushStates() { return pool.flushStates(); }
 
   BlockEngine(int nIn_, int W_, int nb_, int nOut_, int loss_, bool bn_, bool skip_, float eps_,
               float decay_, int threads, int tileRows, bool simd, bool adaptive, float* p,
@@ -556,7 +558,7 @@ struct BlockEngine {
 // Node-API glue
 
 #define GLONET_MODULE "glonet_fused"
-#include "napi_util.h"
+#include "../common/napi_util.h"
 #include "mlp_napi.h"
 
 // params, m, v and the moving statistics stay referenced while the engine lives
@@ -621,6 +623,7 @@ void glonet_define_block_mlp(napi_env env, napi_value exports) {
       method("blockPredict", mlp_predict<BlockHandle>),
       method("blockEvaluate", mlp_evaluate<BlockHandle>),
       method("blockDestroy", BlockHandle::destroy),
+      method("blockFlushStates", flush_states<BlockHandle>),
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 }
