@@ -11,7 +11,8 @@
  * of the native addon (e.g. before/after a change), point GLONET_NATIVE_ADDON at its .node file.
  */
 import { Rng } from '../src/random.js';
-import { createFusedMlp, fastPathInfo, type FusedMlpWeights } from '../src/engines/fused-mlp.js';
+import { createFusedMlp, type FusedMlpWeights } from '../src/engines/mlp/glonet-mlp.js';
+import { fastPathInfo } from '../src/engines/mlp/pick-core.js';
 import { peerStatus, runPeer } from './peer.js';
 import { gaussian, heNormalArray, median } from './util.js';
 

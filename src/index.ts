@@ -20,7 +20,8 @@ export { runTraining, RunError, type RunResult, type RunOptions } from './train/
 export { DivergedError, InterruptedError } from './train/trainer.js';
 export { BadFileError, OutFolderError, WriteFailedError } from './errors.js';
 export type { Progress } from './train/progress.js';
-export { createFusedMlp, fastPathInfo, type DenseWeights, type FastPathInfo, type FusedLoss, type FusedMlp, type FusedMlpOptions, type FusedMlpOptimizerState, type FusedMlpWeights } from './engines/fused-mlp.js';
+export { fastPathInfo, type FastPathInfo } from './engines/mlp/pick-core.js';
+export { createFusedMlp, type DenseWeights, type FusedLoss, type FusedMlp, type FusedMlpOptions, type FusedMlpOptimizerState, type FusedMlpWeights } from './engines/mlp/glonet-mlp.js';
 export { ENGINE_NAMES, type EngineName, type NamedArray, type OptimizerName, type Stepper, type StepperOptions } from './engines/types.js';
 export { analyzeModel, truncationCurve, blockNorms, type AnalyzeOptions } from './analysis/analyze.js';
 export { explain, type Explanation } from './analysis/explain.js';

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { loadImageDataset } from '../src/data/images.js';
 import { buildResNetOfDepth, type ResNet20Arch } from '../src/models/resnet20.js';
 import { Rng } from '../src/random.js';
-import { fusedCnnLayers, type FusedCnnOptions } from '../src/engines/fused-cnn.js';
+import { fusedCnnLayers, type FusedCnnOptions } from '../src/engines/cnn/fused-native-cnn.js';
 import { readLayers, type LayerArrays } from '../src/engines/fused-stepper.js';
 import { assertClose, randn } from './fixtures.js';
 

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import type { Rng } from '../src/random.js';
-import { fastPathInfo } from '../src/engines/fused-mlp.js';
+import { fastPathInfo } from '../src/engines/mlp/pick-core.js';
 
 export const info = fastPathInfo();
 export const nativeSkip: string | false = info.engine === 'native' ? false : `native addon unavailable: ${info.reason}`;

@@ -9,9 +9,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend } from '../src/backend/index.js';
 import { Rng } from '../src/random.js';
-import { createFusedMlp, type FusedMlpWeights } from '../src/engines/fused-mlp.js';
-import { createFusedBlockMlp } from '../src/engines/fused-block-mlp.js';
-import { createFusedResNet20, fusedCnnInfo } from '../src/engines/fused-cnn.js';
+import { createFusedMlp, type FusedMlpWeights } from '../src/engines/mlp/glonet-mlp.js';
+import { createFusedBlockMlp } from '../src/engines/mlp/block-mlp.js';
+import { createFusedResNet20, fusedCnnInfo } from '../src/engines/cnn/fused-native-cnn.js';
 import { nativeSkip, randn } from './fixtures.js';
 import { mnist14, prepareWeights, tfModel } from './cnn-fixtures.js';
 

@@ -4,6 +4,7 @@
  * predictions, bitwise thread-count independence (native), ragged batches, checkpoints of the
  * optimizer state.
  */
+import { fastPathInfo } from '../src/engines/mlp/pick-core.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -15,8 +16,8 @@ import { initBackend } from '../src/backend/index.js';
 import { Rng } from '../src/random.js';
 import { assertBitwise, assertClose, assertRelClose, ENGINES, info, nativeSkip, randn, SHAPES } from './fixtures.js';
 import {
-  createFusedMlp, fastPathInfo, type FusedMlpOptions, type FusedMlpWeights, type FusedLoss,
-} from '../src/engines/fused-mlp.js';
+  createFusedMlp, type FusedMlpOptions, type FusedMlpWeights, type FusedLoss,
+} from '../src/engines/mlp/glonet-mlp.js';
 
 await initBackend('cpu');
 

@@ -4,7 +4,11 @@
  * multiplied by beta after every step; bias correction divides by 1 - accBeta), and the scalars
  * an engine core takes for one step, as float32 values in TF.js's order (see StepScalars).
  */
-import type { StepScalars } from './js-engine.js';
+/**
+ * Adam's scalars for one step, as TF.js 4.22's AdamOptimizer uses them (float32 scalars):
+ * `[l2, beta1, 1-beta1, beta2, 1-beta2, 1-beta1^t, 1-beta2^t, epsilon, -lr]`.
+ */
+export type StepScalars = Float64Array;
 
 const f = Math.fround;
 

@@ -12,9 +12,9 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { ModelMetadata } from '../model-io.js';
-import { createCnnEngine, fusedCnnApplies } from './cnn-adapter.js';
+import { createCnnEngine, fusedCnnApplies } from './cnn/adapter.js';
 import { FusedStepper } from './fused-stepper.js';
-import { createMlpEngine, fusedMlpApplies } from './mlp-adapter.js';
+import { createMlpEngine, fusedMlpApplies } from './mlp/adapter.js';
 import { TfjsStepper } from './tfjs.js';
 import type { Stepper, StepperOptions } from './types.js';
 
@@ -27,5 +27,5 @@ export function createStepper(model: tf.LayersModel, meta: ModelMetadata, opts: 
   return new TfjsStepper(model, opts);
 }
 
-export { fastPathInfo } from './fused-mlp.js';
-export { fusedCnnInfo } from './fused-cnn.js';
+export { fastPathInfo } from './mlp/pick-core.js';
+export { fusedCnnInfo } from './cnn/fused-native-cnn.js';

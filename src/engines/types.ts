@@ -2,19 +2,22 @@
  * The seam between training and the engines that run its steps. Training (src/train) drives a
  * {@link Stepper}; which one a run gets is decided once, in ./select.ts.
  *
- * Engines, by name (what metrics.json, the report and `glonet info` print):
- *   tfjs              the TF.js model itself, with a TF.js optimizer, on the active backend
- *   fused-native      the fused MLP engines (every MLP arch), native addon (C++, SIMD, every core)
- *   fused-js          the fused MLP engines' portable JavaScript twins (no compiler at install)
- *   fused-native-cnn  the fused ResNet20 engine (every arch), native addon on oneDNN
+ * Engines, by name (what metrics.json, the report and `glonet info` print), and where they are:
+ *   tfjs              ./tfjs.ts             the TF.js model itself, with a TF.js optimizer, on the
+ *                                           active backend
+ *   fused-native      ./mlp/fused-native.ts the fused MLP engines (every MLP arch), native addon
+ *                                           (native/src/mlp: C++, SIMD, every core)
+ *   fused-js          ./mlp/fused-js.ts,    their portable JavaScript twins (no compiler needed)
+ *                     ./mlp/fused-js-block.ts
+ *   fused-native-cnn  ./cnn/fused-native-cnn.ts  the fused ResNet20 engine (every arch), native
+ *                                           addon on oneDNN (native/src/cnn)
+ * Each fused family's folder also has its adapter (./mlp/adapter.ts, ./cnn/adapter.ts: the model's
+ * layers in the engine's order), and the MLP folder the public engine objects
+ * (./mlp/glonet-mlp.ts, ./mlp/block-mlp.ts) over the cores ./mlp/pick-core.ts chooses between.
  */
 import type { Task } from '../data/dataset.js';
 
-/**
- * The engines that train: 'tfjs' (the TF.js model with a TF.js optimizer), 'fused-native' (the
- * fused MLP engines, every MLP arch, native addon), 'fused-js' (their portable JavaScript twins),
- * 'fused-native-cnn' (the fused ResNet20 engine, every arch, on oneDNN).
- */
+/** The engines that train (the file comment says what each is). */
 export const ENGINE_NAMES = ['tfjs', 'fused-native', 'fused-js', 'fused-native-cnn'] as const;
 /** One of {@link ENGINE_NAMES}: the engine `metrics.json` records for a run. */
 export type EngineName = (typeof ENGINE_NAMES)[number];

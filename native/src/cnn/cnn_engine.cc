@@ -82,6 +82,7 @@
 namespace {
 
 #include "cnn_onednn.h"
+#include "cnn_program.h"
 #include "cnn_kernels.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -117,69 +118,11 @@ struct Buffer {
 // ---------------------------------------------------------------------------------------------
 // The network
 
-enum class Arch : int { GloNet = 0, Vanilla = 1, VanillaNoBn = 2, ResNetV2 = 3, ResNetV2NoBn = 4 };
-
-// An activation: C channels of H x W pixels per image. Tensor 0 is the input batch.
-struct Tensor {
-  int C = 0, H = 0, W = 0;
-  int hw() const { return H * W; }
-  size_t perImage() const { return (size_t)C * H * W; }
-};
-
-struct Conv {
-  int src = 0, dst = 0;
-  int cin = 0, cout = 0, hin = 0, win = 0, hout = 0, wout = 0, k = 3, stride = 1;
-  bool bias = false;  // a bias (glonet's convs)
-  bool relu = false;  // a ReLU after it (post-op)
-  bool sum = false;   // dst += conv(src) (post-op: the residual add onto the shortcut's output)
-  size_t kOff = 0, kLen = 0, bOff = 0;
-  Geometry geo;
-};
-
-// Weights at off: gamma, beta, moving mean, moving variance (C each, the TF.js order).
-struct Bn {
-  int C = 0;
-  size_t off = 0;
-  size_t statOff = 0;  // where its per-chunk statistics start in a chunk's statistics record
-};
-
 // The batch normalization's coefficients for the current pass (batch statistics in training,
 // moving statistics in predictions): y = (x - mean) * k + beta, k = gamma * rstd; backward:
 // dx = k * dZ + c1 * (x - mean) + c0.
 struct BnCoef {
   std::vector<float> mean, k, rstd, c1, c0;
-};
-
-// Micro-ops. Forward: Conv, Stats (a chunk's partial batch statistics of `src`), BnRelu
-// (dst = relu(BN(src))), Relu, Copy, Pool (S += mean_hw(src)), Head (logits; in training the
-// loss, the head's gradients and dS). Backward: ConvBwd (the mask of its ReLU, with the pool's
-// gradient when `pooled`; weight gradient; data gradient to src), PoolBwd, BnSums (dZ and the
-// chunk's partial sums), BnDx, ReluBwd, CopyBwd. `acc`: add to the gradient of src (or, for
-// ConvBwd, to the gradient of dst) rather than overwrite it.
-enum class Op : uint8_t { Conv, Stats, BnRelu, Relu, Copy, Pool, Head, ConvBwd, PoolBwd, BnSums, BnDx, ReluBwd, CopyBwd };
-
-struct MicroOp {
-  Op op;
-  int idx = -1;  // conv or batch-normalization index
-  int src = -1, dst = -1;
-  bool acc = false, pooled = false;
-};
-
-// What the calling thread does after a segment: combine the chunks' statistics of a batch
-// normalization (forward), or its gradient sums (backward).
-enum class Sync : uint8_t { None, Stats, Sums };
-
-struct Segment {
-  std::vector<MicroOp> ops;
-  Sync sync = Sync::None;
-  int bn = -1;
-};
-
-struct Program {
-  std::vector<Segment> segs;
-  std::vector<int> gradSlot;  // per tensor: its gradient buffer (-1: none)
-  int gradBuffers = 0;
-  bool persistent = false;  // several segments: chunks keep their activations between them
 };
 
 // oneDNN memory descriptors and primitives of one conv at one chunk size.
@@ -211,13 +154,6 @@ struct alignas(64) Workspace {
   Buffer scratch, diffTmp;
 };
 
-enum class ParamKind : uint8_t { Kernel, Plain, Frozen };  // L2 + update, update, neither
-
-struct UpdateUnit {
-  size_t off, len;
-  ParamKind kind;
-};
-
 // Per step, from JavaScript (float32 values, as TF.js's scalars are).
 struct StepParams {
   float l2;
@@ -233,22 +169,26 @@ class Engine {
   Engine(Arch arch, int H, int W, int C, int classes, int n, int threads, int chunk, int algorithm,
          double bnEps, float bnDecay)
       : H_(H), W_(W), C_(C), classes_(classes), n_(n), CH_(std::max(1, chunk)), arch_(arch),
-        bnEps_(bnEps), bnDecay_(bnDecay), eng_(dn::engine::kind::cpu, 0), pool_(threads, false, single_threaded_onednn) {
+        bnEps_(bnEps), bnDecay_(bnDecay), net_(NetworkBuilder(arch, H, W, C, classes, n).net),
+        eval_(evalProgram(net_)), train_(trainProgram(net_)), eng_(dn::engine::kind::cpu, 0), pool_(threads, false, single_threaded_onednn) {
     OneThreadScope one;
     blocked_ = isa_is_avx512();
     winograd_ = blocked_ && algorithm == 0;
-    buildNetwork();
-    buildPrograms();
-    for (const auto& s : segs_) {
+    for (const Bn& b : net_.bn) {
+      BnCoef coef;
+      for (auto* v : {&coef.mean, &coef.k, &coef.rstd, &coef.c1, &coef.c0}) v->assign(b.C, 0.f);
+      coef_.push_back(coef);
+    }
+    for (const auto& s : net_.params) {
       for (size_t o = 0; o < s.len; o += kUnit) units_.push_back({s.off + o, std::min(kUnit, s.len - o), s.kind});
     }
     for (int t = 0; t < pool_.threads(); ++t) {
       auto w = std::make_unique<Workspace>();
       w->stream = dn::stream(eng_);
-      w->acts.resize(tensors_.size());
-      for (size_t i = 1; i < tensors_.size(); ++i) w->acts[i] = alloc_floats(tensors_[i].perImage() * CH_);
+      w->acts.resize(net_.tensors.size());
+      for (size_t i = 1; i < net_.tensors.size(); ++i) w->acts[i] = alloc_floats(net_.tensors[i].perImage() * CH_);
       if (!train_.persistent) {
-        for (int g = 0; g < train_.gradBuffers; ++g) w->grads.push_back(alloc_floats(maxPerImage_ * CH_));
+        for (int g = 0; g < train_.gradBuffers; ++g) w->grads.push_back(alloc_floats(net_.maxPerImage * CH_));
       }
       w->sum = alloc_floats(kUnit);
       ws_.push_back(std::move(w));
@@ -262,7 +202,7 @@ class Engine {
     slotB_ = slotB;
   }
 
-  size_t paramCount() const { return P_; }
+  size_t paramCount() const { return net_.P; }
   size_t inSize() const { return (size_t)H_ * W_ * C_; }
   int threads() const { return pool_.threads(); }
   std::vector<int> flushStates() { return pool_.flushStates(); }
@@ -278,7 +218,7 @@ class Engine {
     prog_ = &train_;
     const uint32_t chunks = (uint32_t)((rows + CH_ - 1) / CH_);
     prepare(rows, chunks);
-    while (slots_.size() < chunks) slots_.push_back(alloc_floats(P_));
+    while (slots_.size() < chunks) slots_.push_back(alloc_floats(net_.P));
     x_ = x;
     y_ = y;
     rows_ = rows;
@@ -315,298 +255,6 @@ class Engine {
  private:
   static constexpr size_t kUnit = 16384;
 
-  // ----- the network: tensors, convs, batch normalizations, forward micro-ops, parameters -----
-
-  int addTensor(int C, int H, int W) {
-    tensors_.push_back(Tensor{C, H, W});
-    return (int)tensors_.size() - 1;
-  }
-
-  void addParams(size_t len, ParamKind kind) {
-    segs_.push_back({P_, len, kind});
-    P_ += len;
-  }
-
-  // A conv's weights (kernel, then bias) at the current end of the parameters; its output is a
-  // new tensor, or `dst` (a sum onto the shortcut's output).
-  int addConv(int src, int cout, int k, int stride, bool bias, bool relu, bool sum = false, int dst = -1) {
-    const Tensor in = tensors_[src];
-    Conv c;
-    c.src = src;
-    c.cin = in.C;
-    c.cout = cout;
-    c.hin = in.H;
-    c.win = in.W;
-    c.k = k;
-    c.stride = stride;
-    const int pad = (k - 1) / 2;
-    c.hout = (in.H + 2 * pad - k) / stride + 1;
-    c.wout = (in.W + 2 * pad - k) / stride + 1;
-    c.bias = bias;
-    c.relu = relu;
-    c.sum = sum;
-    c.kOff = P_;
-    c.kLen = (size_t)k * k * c.cin * cout;
-    addParams(c.kLen, ParamKind::Kernel);
-    if (bias) {
-      c.bOff = P_;
-      addParams((size_t)cout, ParamKind::Plain);
-    }
-    // oneDNN: pad `pad` before; after, whatever makes (hin + padL + padR - k) / stride + 1 = hout.
-    const int64_t prH = std::max<int64_t>(0, (int64_t)(c.hout - 1) * stride + k - in.H - pad);
-    const int64_t prW = std::max<int64_t>(0, (int64_t)(c.wout - 1) * stride + k - in.W - pad);
-    c.geo = Geometry{{stride, stride}, {pad, pad}, {prH, prW}};
-    if (dst < 0) {
-      dst = addTensor(cout, c.hout, c.wout);
-    } else {
-      const Tensor& d = tensors_[dst];
-      if (d.C != cout || d.H != c.hout || d.W != c.wout) throw std::logic_error("conv output shape mismatch");
-    }
-    c.dst = dst;
-    conv_.push_back(c);
-    return (int)conv_.size() - 1;
-  }
-
-  int addBn(int C) {
-    Bn b;
-    b.C = C;
-    b.off = P_;
-    b.statOff = statDoubles_;
-    statDoubles_ += 3 * (size_t)C;  // sum, sum of deviations, sum of squared deviations
-    addParams(2 * (size_t)C, ParamKind::Plain);   // gamma, beta
-    addParams(2 * (size_t)C, ParamKind::Frozen);  // moving mean, moving variance
-    bn_.push_back(b);
-    BnCoef coef;
-    for (auto* v : {&coef.mean, &coef.k, &coef.rstd, &coef.c1, &coef.c0}) v->assign(C, 0.f);
-    coef_.push_back(coef);
-    return (int)bn_.size() - 1;
-  }
-
-  void fwd(Op op, int idx, int src, int dst) { fwd_.push_back(MicroOp{op, idx, src, dst}); }
-
-  void addConvOp(int c) { fwd(Op::Conv, c, conv_[c].src, conv_[c].dst); }
-
-  // The layers in the order of the TF.js model's weights (fused-cnn.ts, fusedCnnLayers).
-  void buildNetwork() {
-    addTensor(C_, H_, W_);
-    const int channels[3] = {16, 32, 64};
-    if (arch_ == Arch::GloNet) {
-      int t = conv_[addConv(0, 16, 3, 1, false, false)].dst;
-      addConvOp(0);
-      for (int stage = 0; stage < 3; ++stage) {
-        for (int i = 0; i < 2 * n_; ++i) {
-          const int c = addConv(t, channels[stage], 3, stage > 0 && i == 0 ? 2 : 1, true, true);
-          addConvOp(c);
-          t = conv_[c].dst;
-          fwd(Op::Pool, -1, t, -1);
-        }
-      }
-    } else {
-      const bool bn = arch_ == Arch::Vanilla || arch_ == Arch::ResNetV2;
-      const bool skip = arch_ == Arch::ResNetV2 || arch_ == Arch::ResNetV2NoBn;
-      // vanilla-nobn: every conv is followed by a ReLU (the next block's first, or the final one).
-      const bool chainRelu = arch_ == Arch::VanillaNoBn;
-      int t = conv_[addConv(0, 16, 3, 1, false, chainRelu)].dst;
-      addConvOp(0);
-      for (int stage = 0; stage < 3; ++stage) {
-        for (int i = 0; i < n_; ++i) {
-          const int stride = stage > 0 && i == 0 ? 2 : 1;
-          const Tensor x = tensors_[t];
-          int a1 = t;
-          if (bn) {
-            const int b1 = addBn(x.C);
-            a1 = addTensor(x.C, x.H, x.W);
-            fwd(Op::BnRelu, b1, t, a1);
-          } else if (skip) {
-            a1 = addTensor(x.C, x.H, x.W);
-            fwd(Op::Relu, -1, t, a1);
-          }
-          const int c1 = addConv(a1, channels[stage], 3, stride, false, !bn);
-          addConvOp(c1);
-          int a2 = conv_[c1].dst;
-          if (bn) {
-            const int b2 = addBn(channels[stage]);
-            const Tensor y1 = tensors_[a2];
-            const int z = addTensor(y1.C, y1.H, y1.W);
-            fwd(Op::BnRelu, b2, a2, z);
-            a2 = z;
-          }
-          const int c2 = addConv(a2, channels[stage], 3, 1, false, chainRelu, skip);
-          if (skip) {
-            const int out = conv_[c2].dst;
-            if (stride != 1 || x.C != channels[stage]) {
-              addConvOp(addConv(t, channels[stage], 1, stride, false, false, false, out));
-            } else {
-              fwd(Op::Copy, -1, t, out);
-            }
-          }
-          addConvOp(c2);
-          t = conv_[c2].dst;
-        }
-      }
-      const Tensor x = tensors_[t];
-      if (bn) {
-        const int fb = addBn(x.C);
-        const int a = addTensor(x.C, x.H, x.W);
-        fwd(Op::BnRelu, fb, t, a);
-        t = a;
-      } else if (skip) {
-        const int a = addTensor(x.C, x.H, x.W);
-        fwd(Op::Relu, -1, t, a);
-        t = a;
-      }
-      fwd(Op::Pool, -1, t, -1);
-    }
-    headK_ = P_;
-    addParams((size_t)64 * classes_, ParamKind::Kernel);
-    headB_ = P_;
-    addParams((size_t)classes_, ParamKind::Plain);
-    for (size_t i = 1; i < tensors_.size(); ++i) maxPerImage_ = std::max(maxPerImage_, tensors_[i].perImage());
-    for (const Tensor& t : tensors_) {
-      if (&t != &tensors_[0] && t.C != 16 && t.C != 32 && t.C != 64) throw std::logic_error("channels must be 16, 32 or 64");
-    }
-  }
-
-  // ----- programs: the forward micro-ops, and in training the backward ones, cut at syncs -----
-
-  void buildPrograms() {
-    // Predictions: the forward pass with the moving statistics, one segment.
-    eval_.segs.emplace_back();
-    for (const MicroOp& f : fwd_) eval_.segs.back().ops.push_back(f);
-    eval_.segs.back().ops.push_back(MicroOp{Op::Head});
-    eval_.gradSlot.assign(tensors_.size(), -1);
-
-    // Training: a batch normalization first needs the batch's statistics of its input.
-    std::vector<Segment>& segs = train_.segs;
-    segs.emplace_back();
-    auto cut = [&](Sync s, int bn) {
-      segs.back().sync = s;
-      segs.back().bn = bn;
-      segs.emplace_back();
-    };
-    for (const MicroOp& f : fwd_) {
-      if (f.op == Op::BnRelu) {
-        segs.back().ops.push_back(MicroOp{Op::Stats, f.idx, f.src, -1});
-        cut(Sync::Stats, f.idx);
-      }
-      segs.back().ops.push_back(f);
-    }
-    segs.back().ops.push_back(MicroOp{Op::Head});
-    // Backward, last op first. A tensor's gradient is written by the first contribution and
-    // added to by the others.
-    std::vector<bool> written(tensors_.size(), false);
-    auto contribute = [&](int t) {
-      const bool acc = written[t];
-      written[t] = true;
-      return acc;
-    };
-    auto need = [&](int t) {
-      if (!written[t]) throw std::logic_error("a tensor's gradient is read before it is written");
-    };
-    for (auto it = fwd_.rbegin(); it != fwd_.rend(); ++it) {
-      const MicroOp& f = *it;
-      std::vector<MicroOp>& ops = segs.back().ops;
-      switch (f.op) {
-        case Op::Pool:
-          ops.push_back(MicroOp{Op::PoolBwd, -1, f.src, -1, contribute(f.src)});
-          break;
-        case Op::Conv: {
-          const Conv& c = conv_[f.idx];
-          MicroOp b{Op::ConvBwd, f.idx, c.src, c.dst};
-          if (c.relu && !ops.empty() && ops.back().op == Op::PoolBwd && ops.back().src == c.dst) {
-            b.pooled = true;  // fuse the pool's gradient with the ReLU's mask
-            b.acc = ops.back().acc;
-            ops.pop_back();
-          } else {
-            need(c.dst);
-            b.acc = true;
-          }
-          if (c.src != 0) {
-            // oneDNN's backward-data writes its output: it must be the first contribution.
-            if (written[c.src]) throw std::logic_error("a conv's data gradient would overwrite another");
-            written[c.src] = true;
-          }
-          ops.push_back(b);
-          break;
-        }
-        case Op::BnRelu:
-          need(f.dst);
-          ops.push_back(MicroOp{Op::BnSums, f.idx, f.src, f.dst});
-          cut(Sync::Sums, f.idx);
-          segs.back().ops.push_back(MicroOp{Op::BnDx, f.idx, f.src, f.dst, contribute(f.src)});
-          break;
-        case Op::Relu:
-          need(f.dst);
-          ops.push_back(MicroOp{Op::ReluBwd, -1, f.src, f.dst, contribute(f.src)});
-          break;
-        case Op::Copy:
-          need(f.dst);
-          ops.push_back(MicroOp{Op::CopyBwd, -1, f.src, f.dst, contribute(f.src)});
-          break;
-        default:
-          throw std::logic_error("unexpected forward op");
-      }
-    }
-    train_.persistent = segs.size() > 1;
-    assignGradientBuffers(train_);
-  }
-
-  // Gradient buffers by liveness: a tensor's gradient takes a free buffer at its first use and
-  // frees it after its last.
-  void assignGradientBuffers(Program& pr) {
-    pr.gradSlot.assign(tensors_.size(), -1);
-    std::vector<const MicroOp*> ops;
-    for (const Segment& s : pr.segs) {
-      for (const MicroOp& o : s.ops) ops.push_back(&o);
-    }
-    auto uses = [](const MicroOp& o) {
-      std::vector<int> u;
-      switch (o.op) {
-        case Op::ConvBwd:
-          u.push_back(o.dst);
-          if (o.src != 0) u.push_back(o.src);
-          break;
-        case Op::PoolBwd:
-          u.push_back(o.src);
-          break;
-        case Op::BnSums:
-          u.push_back(o.dst);
-          break;
-        case Op::BnDx:
-        case Op::ReluBwd:
-        case Op::CopyBwd:
-          u.push_back(o.dst);
-          u.push_back(o.src);
-          break;
-        default:
-          break;
-      }
-      return u;
-    };
-    std::vector<size_t> last(tensors_.size(), 0);
-    for (size_t i = 0; i < ops.size(); ++i) {
-      for (int t : uses(*ops[i])) last[t] = i;
-    }
-    std::vector<int> freeList;
-    for (size_t i = 0; i < ops.size(); ++i) {
-      const std::vector<int> u = uses(*ops[i]);
-      for (int t : u) {
-        if (pr.gradSlot[t] >= 0) continue;
-        if (freeList.empty()) {
-          pr.gradSlot[t] = pr.gradBuffers++;
-        } else {
-          pr.gradSlot[t] = freeList.back();
-          freeList.pop_back();
-        }
-      }
-      for (int t : u) {
-        if (last[t] == i && std::find(freeList.begin(), freeList.end(), pr.gradSlot[t]) == freeList.end()) {
-          freeList.push_back(pr.gradSlot[t]);
-        }
-      }
-    }
-  }
-
   // ----- helpers -----
 
   // Channels per block of the activation layout (see ./cnn_kernels.h).
@@ -623,13 +271,13 @@ class Engine {
 
   float* act(int id, int t, int r0) const {
     if (id == 0) return const_cast<float*>(x_) + (size_t)r0 * inSize();
-    if (prog_->persistent) return full_[id].get() + (size_t)r0 * tensors_[id].perImage();
+    if (prog_->persistent) return full_[id].get() + (size_t)r0 * net_.tensors[id].perImage();
     return ws_[t]->acts[id].get();
   }
 
   float* grad(int id, int t, int r0) const {
     const int s = prog_->gradSlot[id];
-    if (prog_->persistent) return gradFull_[s].get() + (size_t)r0 * maxPerImage_;
+    if (prog_->persistent) return gradFull_[s].get() + (size_t)r0 * net_.maxPerImage;
     return ws_[t]->grads[s].get();
   }
 
@@ -655,8 +303,8 @@ class Engine {
     set->mb = mb;
     const int64_t N = mb;
     std::vector<std::string> kernels;
-    for (size_t l = 0; l < conv_.size(); ++l) {
-      const Conv& c = conv_[l];
+    for (size_t l = 0; l < net_.conv.size(); ++l) {
+      const Conv& c = net_.conv[l];
       const bool fromInput = c.src == 0;
       ConvPrims p;
       // Backward layouts: the stem reads the NHWC input and writes 16 channels, which are NHWC
@@ -759,10 +407,10 @@ class Engine {
     }
     if (prog_->persistent && rows > fullRows_) {
       full_.clear();
-      full_.resize(tensors_.size());
-      for (size_t i = 1; i < tensors_.size(); ++i) full_[i] = alloc_floats(tensors_[i].perImage() * rows);
+      full_.resize(net_.tensors.size());
+      for (size_t i = 1; i < net_.tensors.size(); ++i) full_[i] = alloc_floats(net_.tensors[i].perImage() * rows);
       gradFull_.clear();
-      for (int g = 0; g < prog_->gradBuffers; ++g) gradFull_.push_back(alloc_floats(maxPerImage_ * rows));
+      for (int g = 0; g < prog_->gradBuffers; ++g) gradFull_.push_back(alloc_floats(net_.maxPerImage * rows));
       fullRows_ = rows;
     }
     S_.reserve((size_t)64 * rows);
@@ -771,22 +419,22 @@ class Engine {
     std::memset(S_.get(), 0, sizeof(float) * 64 * rows);
     if (stats_.size() < chunks) stats_.resize(chunks);
     for (uint32_t c = 0; c < chunks; ++c) {
-      stats_[c].sums.resize(statDoubles_);
-      stats_[c].center.resize(statDoubles_ / 3);
+      stats_[c].sums.resize(net_.statDoubles);
+      stats_[c].center.resize(net_.statDoubles / 3);
     }
     Workspace& w0 = *ws_[0];
     std::vector<PrimSet*> distinct{setFull_};
     if (setRest_ != setFull_) distinct.push_back(setRest_);
     for (PrimSet* s : distinct) {
-      for (size_t l = 0; l < conv_.size(); ++l) {
+      for (size_t l = 0; l < net_.conv.size(); ++l) {
         ConvPrims& p = s->conv[l];
-        const float* k = params_ + conv_[l].kOff;
+        const float* k = params_ + net_.conv[l].kOff;
         if (!p.fwdPlain) {
           p.toFwdW.execute(w0.stream, {{DNNL_ARG_FROM, mem(p.plainW, k)},
                                        {DNNL_ARG_TO, mem(p.fwdW, p.fwdWBuf.get())},
                                        {DNNL_ARG_SCRATCHPAD, mem(p.toFwdScratch, w0.scratch.get())}});
         }
-        if (conv_[l].src != 0 && !p.bdPlain) {
+        if (net_.conv[l].src != 0 && !p.bdPlain) {
           p.toBdW.execute(w0.stream, {{DNNL_ARG_FROM, mem(p.plainW, k)},
                                       {DNNL_ARG_TO, mem(p.bdW, p.bdWBuf.get())},
                                       {DNNL_ARG_SCRATCHPAD, mem(p.toBdScratch, w0.scratch.get())}});
@@ -811,10 +459,10 @@ class Engine {
   // The batch's mean and biased variance from the chunks' sums around their own centers (exact
   // for any centers), then the coefficients and, in a training step, the moving statistics.
   void combineStats(int bi) {
-    const Bn& b = bn_[bi];
+    const Bn& b = net_.bn[bi];
     BnCoef& cf = coef_[bi];
     const int C = b.C;
-    const Tensor& T = tensors_[statTensor(bi)];
+    const Tensor& T = net_.tensors[statTensor(bi)];
     const double N = (double)rows_ * T.hw();
     const float* gamma = params_ + b.off;
     float* movingMean = params_ + b.off + 2 * C;
@@ -851,10 +499,10 @@ class Engine {
   // The batch's sums of dZ and dZ * xhat (the chunks' gradients of beta and gamma, added in
   // chunk order as the update adds them) give the backward coefficients.
   void combineSums(int bi) {
-    const Bn& b = bn_[bi];
+    const Bn& b = net_.bn[bi];
     BnCoef& cf = coef_[bi];
     const int C = b.C;
-    const double N = (double)rows_ * tensors_[statTensor(bi)].hw();
+    const double N = (double)rows_ * net_.tensors[statTensor(bi)].hw();
     for (int ch = 0; ch < C; ++ch) {
       float dgamma = slots_[0][b.off + ch], dbeta = slots_[0][b.off + C + ch];
       for (uint32_t c = 1; c < nChunks_; ++c) {
@@ -869,8 +517,8 @@ class Engine {
 
   // Predictions: the moving statistics.
   void movingCoefficients() {
-    for (size_t bi = 0; bi < bn_.size(); ++bi) {
-      const Bn& b = bn_[bi];
+    for (size_t bi = 0; bi < net_.bn.size(); ++bi) {
+      const Bn& b = net_.bn[bi];
       BnCoef& cf = coef_[bi];
       for (int ch = 0; ch < b.C; ++ch) {
         const double rstd = 1.0 / std::sqrt((double)params_[b.off + 3 * b.C + ch] + bnEps_);
@@ -883,7 +531,7 @@ class Engine {
 
   // The tensor a batch normalization normalizes.
   int statTensor(int bi) const {
-    for (const MicroOp& f : fwd_) {
+    for (const MicroOp& f : net_.fwd) {
       if (f.op == Op::BnRelu && f.idx == bi) return f.src;
     }
     throw std::logic_error("batch normalization without input");
@@ -901,21 +549,21 @@ class Engine {
         case Op::Conv: convForward(op, ps.conv[op.idx], w, t, r0); break;
         case Op::Stats: chunkStats(op, idx, t, r0, m); break;
         case Op::BnRelu: {
-          const Bn& b = bn_[op.idx];
-          const Tensor& T = tensors_[op.src];
+          const Bn& b = net_.bn[op.idx];
+          const Tensor& T = net_.tensors[op.src];
           const BnCoef& cf = coef_[op.idx];
           ew::blocked<ew::BnRelu>(blockOf(T.C), (const float*)act(op.src, t, r0), act(op.dst, t, r0), m, T.hw(), T.C,
                                   (const float*)cf.mean.data(), (const float*)cf.k.data(), (const float*)(params_ + b.off + b.C));
           break;
         }
         case Op::Relu:
-          ew::flat<ew::Relu>((const float*)act(op.src, t, r0), act(op.dst, t, r0), tensors_[op.src].perImage() * m);
+          ew::flat<ew::Relu>((const float*)act(op.src, t, r0), act(op.dst, t, r0), net_.tensors[op.src].perImage() * m);
           break;
         case Op::Copy:
-          std::memcpy(act(op.dst, t, r0), act(op.src, t, r0), sizeof(float) * tensors_[op.src].perImage() * m);
+          std::memcpy(act(op.dst, t, r0), act(op.src, t, r0), sizeof(float) * net_.tensors[op.src].perImage() * m);
           break;
         case Op::Pool: {
-          const Tensor& T = tensors_[op.src];
+          const Tensor& T = net_.tensors[op.src];
           ew::blocked<ew::PoolAdd>(blockOf(T.C), (const float*)act(op.src, t, r0), m, T.hw(), T.C, 1.f / (float)T.hw(),
                                    S_.get() + (size_t)r0 * 64);
           break;
@@ -923,14 +571,14 @@ class Engine {
         case Op::Head: head(idx, r0, m); break;
         case Op::ConvBwd: convBackward(op, ps.conv[op.idx], w, t, idx, r0, m); break;
         case Op::PoolBwd: {
-          const Tensor& T = tensors_[op.src];
+          const Tensor& T = net_.tensors[op.src];
           ew::blocked<ew::PoolBwd>(blockOf(T.C), grad(op.src, t, r0), (const float*)(dS_.get() + (size_t)r0 * 64), op.acc, m,
                                    T.hw(), T.C, 1.f / (float)T.hw());
           break;
         }
         case Op::BnSums: bnSums(op, idx, t, r0, m); break;
         case Op::BnDx: {
-          const Tensor& T = tensors_[op.src];
+          const Tensor& T = net_.tensors[op.src];
           const BnCoef& cf = coef_[op.idx];
           ew::blocked<ew::BnBwdDx>(blockOf(T.C), (const float*)grad(op.dst, t, r0), (const float*)act(op.src, t, r0),
                                    grad(op.src, t, r0), op.acc, m, T.hw(), T.C, (const float*)cf.k.data(),
@@ -939,10 +587,10 @@ class Engine {
         }
         case Op::ReluBwd:
           ew::flat<ew::ReluBwd>((const float*)grad(op.dst, t, r0), (const float*)act(op.dst, t, r0), grad(op.src, t, r0),
-                                op.acc, tensors_[op.src].perImage() * m);
+                                op.acc, net_.tensors[op.src].perImage() * m);
           break;
         case Op::CopyBwd: {
-          const size_t n = tensors_[op.src].perImage() * m;
+          const size_t n = net_.tensors[op.src].perImage() * m;
           if (op.acc) {
             ew::flat<ew::Add>((const float*)grad(op.dst, t, r0), grad(op.src, t, r0), n);
           } else {
@@ -955,7 +603,7 @@ class Engine {
   }
 
   void convForward(const MicroOp& op, ConvPrims& p, Workspace& w, int t, int r0) {
-    const Conv& c = conv_[op.idx];
+    const Conv& c = net_.conv[op.idx];
     const void* k = p.fwdPlain ? (const void*)(params_ + c.kOff) : (const void*)p.fwdWBuf.get();
     std::unordered_map<int, dn::memory> args{{DNNL_ARG_SRC, mem(p.src, act(c.src, t, r0))},
                                              {DNNL_ARG_WEIGHTS, mem(p.fwdW, k)},
@@ -967,10 +615,10 @@ class Engine {
   }
 
   void convBackward(const MicroOp& op, ConvPrims& p, Workspace& w, int t, uint32_t idx, int r0, int m) {
-    const Conv& c = conv_[op.idx];
+    const Conv& c = net_.conv[op.idx];
     float* gdst = grad(c.dst, t, r0);
     if (c.relu) {
-      const Tensor& T = tensors_[c.dst];
+      const Tensor& T = net_.tensors[c.dst];
       ew::blocked<ew::MaskPoolBwd>(blockOf(T.C), gdst, (const float*)act(c.dst, t, r0),
                                    op.pooled ? (const float*)(dS_.get() + (size_t)r0 * 64) : (const float*)nullptr,
                                    op.acc, m, T.hw(), T.C, 1.f / (float)T.hw());
@@ -1001,8 +649,8 @@ class Engine {
   // A chunk's statistics of a batch normalization's input: its sum, then the sums of deviations
   // and squared deviations around its own (float) mean.
   void chunkStats(const MicroOp& op, uint32_t idx, int t, int r0, int m) {
-    const Bn& b = bn_[op.idx];
-    const Tensor& T = tensors_[op.src];
+    const Bn& b = net_.bn[op.idx];
+    const Tensor& T = net_.tensors[op.src];
     const int C = b.C;
     double* sum = stats_[idx].sums.data() + b.statOff;
     float* center = stats_[idx].center.data() + b.statOff / 3;
@@ -1017,8 +665,8 @@ class Engine {
   // dZ at the normalization's output (in place) and the chunk's sums: its gradients of beta
   // (sum dZ) and gamma (sum dZ * xhat), in its gradient slot.
   void bnSums(const MicroOp& op, uint32_t idx, int t, int r0, int m) {
-    const Bn& b = bn_[op.idx];
-    const Tensor& T = tensors_[op.src];
+    const Bn& b = net_.bn[op.idx];
+    const Tensor& T = net_.tensors[op.src];
     const BnCoef& cf = coef_[op.idx];
     double sdz[64] = {}, sdzx[64] = {};
     ew::blocked<ew::BnBwdSums>(blockOf(b.C), grad(op.dst, t, r0), (const float*)act(op.dst, t, r0),
@@ -1033,8 +681,8 @@ class Engine {
 
   // The head on the chunk's S; in training, the loss, dlogits, the head's gradients and dS.
   void head(uint32_t idx, int r0, int m) {
-    const float* Wh = params_ + headK_;
-    const float* bh = params_ + headB_;
+    const float* Wh = params_ + net_.headK;
+    const float* bh = params_ + net_.headB;
     const float* S = S_.get() + (size_t)r0 * 64;
     float* logits = logits_.get() + (size_t)r0 * classes_;
     for (int i = 0; i < m; ++i) {
@@ -1071,8 +719,8 @@ class Engine {
     }
     chunkLoss_[idx] = lossSum;
     float* grad = slots_[idx].get();
-    float* dWh = grad + headK_;
-    float* dbh = grad + headB_;
+    float* dWh = grad + net_.headK;
+    float* dbh = grad + net_.headB;
     std::memset(dWh, 0, sizeof(float) * 64 * classes_);
     std::memset(dbh, 0, sizeof(float) * classes_);
     float* dS = dS_.get() + (size_t)r0 * 64;
@@ -1159,14 +807,10 @@ class Engine {
   const double bnEps_;
   const float bnDecay_;
   bool blocked_ = false, winograd_ = false;
-  std::vector<Tensor> tensors_;
-  std::vector<Conv> conv_;
-  std::vector<Bn> bn_;
+  const Network net_;
+  const Program eval_, train_;
   std::vector<BnCoef> coef_;
-  std::vector<MicroOp> fwd_;
-  Program train_, eval_;
-  std::vector<UpdateUnit> segs_, units_;
-  size_t headK_ = 0, headB_ = 0, P_ = 0, maxPerImage_ = 0, statDoubles_ = 0;
+  std::vector<UpdateUnit> units_;  // the update's work: the parameters in pieces of kUnit
   float* params_ = nullptr;
   float* slotA_ = nullptr;  // SGD accumulators, or Adam's first moments
   float* slotB_ = nullptr;  // Adam's second moments

@@ -5,9 +5,12 @@
  * (native/src/mlp/block_mlp.cc). Absent or unloadable addon: `loadNative()` says why, and the caller
  * falls back to the JavaScript engines.
  */
-import { loadAddon, type AddonLoad } from './addon.js';
-import { checkLabels, type FusedCore, type MlpShape, type StepScalars } from './js-engine.js';
-import type { BlockMlpShape } from './block-mlp-js.js';
+import { loadAddon, type AddonLoad } from '../addon.js';
+import type { StepScalars } from '../adam-clock.js';
+import type { FusedCore } from './core.js';
+import type { MlpShape } from './fused-js.js';
+import { checkLabels } from './js-kernels.js';
+import type { BlockMlpShape } from './fused-js-block.js';
 
 /** What both native engines answer, on the handle their create function returns. */
 interface CoreFns {

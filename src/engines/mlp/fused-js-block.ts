@@ -9,9 +9,9 @@
  * Parameters live in one flat Float32Array (see {@link blockLayout}), Adam moments in two more of
  * the same length, the BN moving statistics in a fourth.
  */
-import {
-  adamUpdate, checkLabels, headBackward, headForward, kernelsFor, outputLoss, type FusedCore, type FusedLoss, type StepScalars,
-} from './js-engine.js';
+import type { StepScalars } from '../adam-clock.js';
+import type { FusedCore, FusedLoss } from './core.js';
+import { adamUpdate, checkLabels, headBackward, headForward, kernelsFor, outputLoss } from './js-kernels.js';
 
 export interface BlockMlpShape {
   nIn: number;

@@ -23,11 +23,11 @@
  * mean, moving variance), so they move to and from the tf.layers model unchanged. Inputs are NHWC
  * float32 batches, as TF.js holds them.
  */
-import { STAGE_CHANNELS, type ResNet20Arch } from '../models/resnet20.js';
-import { AdamClock } from './adam-clock.js';
-import { defaultThreads, loadAddon, type AddonLoad } from './addon.js';
-import type { LayerArrays } from './fused-stepper.js';
-import type { OptimizerName } from './types.js';
+import { STAGE_CHANNELS, type ResNet20Arch } from '../../models/resnet20.js';
+import { AdamClock } from '../adam-clock.js';
+import { defaultThreads, loadAddon, type AddonLoad } from '../addon.js';
+import type { LayerArrays } from '../fused-stepper.js';
+import type { OptimizerName } from '../types.js';
 
 interface CnnAddon {
   create(params: Float32Array, slotA: Float32Array, slotB: Float32Array, config: {

@@ -19,17 +19,18 @@
  *
  * One `step()` runs the whole training step: the native engine (native/src/mlp/block_mlp.cc; AVX2/FMA
  * when the CPU has it, every core, bitwise the same for any thread count) when built, otherwise
- * the JavaScript twin (./block-mlp-js.ts), which agrees with it up to float rounding.
+ * the JavaScript twin (./fused-js-block.ts), which agrees with it up to float rounding.
  */
-import type { LayerArrays } from './fused-stepper.js';
-import { blockLayout, createBlockJsCore, type BlockLayout, type BlockMlpShape } from './block-mlp-js.js';
-import { createNativeBlockCore } from './native-engine.js';
-import { AdamClock } from './adam-clock.js';
-import { adamBuffers, checkMlpOptions, coreCalls, FusedMlpError, pickCore, type FusedMlpOptions } from './fused-mlp.js';
-import { kernelSquares } from './js-engine.js';
+import type { LayerArrays } from '../fused-stepper.js';
+import { blockLayout, createBlockJsCore, type BlockLayout, type BlockMlpShape } from './fused-js-block.js';
+import { createNativeBlockCore } from './fused-native.js';
+import { AdamClock } from '../adam-clock.js';
+import { adamBuffers, checkMlpOptions, coreCalls, FusedMlpError, type FusedMlpEngineOptions } from './core.js';
+import { kernelSquares } from './js-kernels.js';
+import { pickCore } from './pick-core.js';
 
 export interface FusedBlockMlpOptions extends Omit<BlockMlpShape, 'epsilon' | 'decay'>,
-  Pick<FusedMlpOptions, 'beta1' | 'beta2' | 'epsilon' | 'threads' | 'engine' | 'tileRows' | 'simd'> {
+  FusedMlpEngineOptions {
   /** L2 factor on kernels: penalty `l2 * sum(w^2)`. */
   l2: number;
   lr: number;

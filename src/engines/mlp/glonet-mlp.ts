@@ -19,12 +19,14 @@
  * adaptive default, or on how the OS schedules the threads. The native and
  * JavaScript engines (and the AVX2 and portable kernels) agree to rounding, not bitwise.
  */
-import { createJsCore, kernelSquares, paramLayout, type FusedCore, type FusedLoss, type MlpShape, type ParamLayout } from './js-engine.js';
-import { createNativeCore, loadNative, type NativeThreading } from './native-engine.js';
-import { AdamClock } from './adam-clock.js';
-import { defaultThreads } from './addon.js';
+import { AdamClock } from '../adam-clock.js';
+import { adamBuffers, checkMlpOptions, coreCalls, FusedMlpError, type FusedLoss, type FusedMlpEngineOptions } from './core.js';
+import { createJsCore, paramLayout, type MlpShape, type ParamLayout } from './fused-js.js';
+import { createNativeCore } from './fused-native.js';
+import { kernelSquares } from './js-kernels.js';
+import { pickCore } from './pick-core.js';
 
-export type { FusedLoss } from './js-engine.js';
+export type { FusedLoss } from './core.js';
 
 /** One Dense layer's weights in the TF.js layout. */
 export interface DenseWeights {
@@ -45,7 +47,7 @@ export interface FusedMlpWeights {
 }
 
 /** The GloNet MLP a fused engine trains, and its loss and optimizer (Adam). */
-export interface FusedMlpOptions {
+export interface FusedMlpOptions extends FusedMlpEngineOptions {
   /** Inputs per example. */
   nIn: number;
   /** Units of the stem and of every block. */
@@ -60,28 +62,6 @@ export interface FusedMlpOptions {
   l2: number;
   /** Adam learning rate. */
   lr: number;
-  /** Adam beta1; default 0.9. */
-  beta1?: number;
-  /** Adam beta2; default 0.999. */
-  beta2?: number;
-  /** Adam epsilon; default 1e-7 (TF.js's float32 backend epsilon). */
-  epsilon?: number;
-  /**
-   * Native engine threads. Default: the available cores (at most 8), and each step runs on all
-   * of them or on the calling thread alone, whichever recent timings say is faster (a machine
-   * whose other cores are busy gains nothing from helpers). A number fixes the count. The JS
-   * engine uses one thread. Results are bitwise the same for any thread count.
-   */
-  threads?: number;
-  /** 'auto' (default): native when available; env GLONET_FAST_ENGINE=js|native overrides it. */
-  engine?: 'native' | 'js' | 'auto';
-  /**
-   * Rows per tile (memory: depth x tileRows x width floats per thread). Default 48 native, 64 js.
-   * The tiles fix the order of the gradient sums: a different tileRows rounds differently.
-   */
-  tileRows?: number;
-  /** Native only: 'portable' disables the AVX2/FMA kernels (for testing). Default 'auto'. */
-  simd?: 'auto' | 'portable';
 }
 
 /** Adam's state, for checkpoints. */
@@ -134,65 +114,6 @@ export interface FusedMlp {
   dispose(): void;
 }
 
-/** Which fused MLP engine runs on this machine ({@link fastPathInfo}). */
-export interface FastPathInfo {
-  /** 'native' (the addon) or 'js' (the JavaScript fallback). */
-  engine: 'native' | 'js';
-  /** Why the JavaScript engine is used, when it is. */
-  reason?: string;
-  /** SIMD kernels of the native engine: 'avx512', 'avx2-fma' or 'portable'. */
-  simd?: string;
-  /**
-   * How the native engine got here: 'prebuilt binary prebuilds/linux-x64/glonet_fused.glibc.node',
-   * 'built from source at install', 'built from source (npm prepare)', or '$GLONET_NATIVE_ADDON'.
-   */
-  origin?: string;
-  /** Threads a default `createFusedMlp` uses. */
-  threads: number;
-  /** Whether the native engine's threads compute with subnormal floats flushed to zero (native/src/common/float_mode.h). */
-  flushSubnormals?: boolean;
-}
-
-function envEngine(): 'native' | 'js' | undefined {
-  const e = process.env.GLONET_FAST_ENGINE;
-  return e === 'js' || e === 'native' ? e : undefined;
-}
-
-/** Which engine `createFusedMlp({engine: 'auto'})` will use on this machine, and why. */
-export function fastPathInfo(): FastPathInfo {
-  const forced = envEngine();
-  const native = loadNative();
-  if (forced === 'js') return { engine: 'js', reason: 'GLONET_FAST_ENGINE=js', threads: 1 };
-  if (native.addon == null) return { engine: 'js', reason: native.reason, threads: 1 };
-  const i = native.addon.info();
-  return { engine: 'native', simd: i.simd, origin: native.origin, threads: defaultThreads(), flushSubnormals: i.flushSubnormals };
-}
-
-export class FusedMlpError extends Error {
-  override name = 'FusedMlpError';
-}
-
-/**
- * The option checks both fused MLP engines make: each of `sizes` a positive integer, a known loss
- * (softmax-ce with at least 2 outputs), l2 >= 0 and lr > 0.
- */
-export function checkMlpOptions<K extends string>(
-  o: Record<K, number> & { nOut: number; loss: string; l2: number; lr: number }, sizes: readonly K[],
-): void {
-  for (const k of sizes) {
-    if (!Number.isInteger(o[k]) || o[k] < 1) throw new FusedMlpError(`${k} must be a positive integer, got ${o[k]}`);
-  }
-  if (o.loss !== 'mse' && o.loss !== 'softmax-ce') throw new FusedMlpError(`loss must be 'mse' or 'softmax-ce'`);
-  if (o.loss === 'softmax-ce' && o.nOut < 2) throw new FusedMlpError('softmax-ce needs nOut >= 2');
-  if (!(o.l2 >= 0)) throw new FusedMlpError(`l2 must be >= 0, got ${o.l2}`);
-  if (!(o.lr > 0)) throw new FusedMlpError(`lr must be > 0, got ${o.lr}`);
-}
-
-/** The parameters and Adam's two moment vectors of a fused engine, `size` floats each, zeroed. */
-export function adamBuffers(size: number): { params: Float32Array; m: Float32Array; v: Float32Array } {
-  return { params: new Float32Array(size), m: new Float32Array(size), v: new Float32Array(size) };
-}
-
 function checkShape(o: FusedMlpOptions): MlpShape {
   checkMlpOptions(o, ['nIn', 'width', 'depth', 'nOut'] as const);
   return { nIn: o.nIn, width: o.width, depth: o.depth, nOut: o.nOut, loss: o.loss };
@@ -241,68 +162,6 @@ function flatten(s: MlpShape, lay: ParamLayout, w: FusedMlpWeights, dst: Float32
     if (a.length !== n) throw new FusedMlpError(`${what}: ${name} has ${a.length} values, expected ${n}`);
   });
   views.forEach(([, o], i) => dst.set(list[i], o));
-}
-
-/**
- * The engine core a fused engine runs on: the native one when built (unless `opts.engine` or
- * GLONET_FAST_ENGINE=js asks for JavaScript), else the JavaScript one. `threads` is the native
- * engine's thread count (1 for JavaScript); its tiles have opts.tileRows rows, else nativeTileRows.
- */
-export function pickCore(opts: Pick<FusedMlpOptions, 'engine' | 'threads' | 'tileRows' | 'simd'>, nativeTileRows: number,
-  js: () => FusedCore, native: (addon: NonNullable<ReturnType<typeof loadNative>['addon']>, t: NativeThreading) => FusedCore): { core: FusedCore; threads: number } {
-  const requested = opts.engine ?? 'auto';
-  const choice = requested === 'auto' ? envEngine() ?? 'auto' : requested;
-  if (choice === 'js') return { core: js(), threads: 1 };
-  const loaded = loadNative();
-  if (loaded.addon == null) {
-    if (choice === 'native') throw new FusedMlpError(`native engine requested but ${loaded.reason}`);
-    return { core: js(), threads: 1 };
-  }
-  const threads = Math.max(1, Math.min(64, Math.floor(opts.threads ?? defaultThreads())));
-  const t: NativeThreading = { threads, tileRows: opts.tileRows ?? nativeTileRows, simd: (opts.simd ?? 'auto') !== 'portable', adaptive: opts.threads == null };
-  return { core: native(loaded.addon, t), threads };
-}
-
-/** A check of a batch's arrays and row count against a model's shape (a FusedMlpError if wrong). */
-export function batchChecker(shape: { nIn: number; nOut: number; loss: FusedLoss }): (x: Float32Array, y: Float32Array | null, rows: number) => void {
-  const targetsPerRow = shape.loss === 'mse' ? shape.nOut : 1;
-  return (x, y, rows) => {
-    if (!Number.isInteger(rows) || rows < 1) throw new FusedMlpError(`rows must be a positive integer, got ${rows}`);
-    if (!(x instanceof Float32Array) || x.length < rows * shape.nIn) {
-      throw new FusedMlpError(`x must be a Float32Array of at least rows*nIn = ${rows * shape.nIn} values`);
-    }
-    if (y != null && (!(y instanceof Float32Array) || y.length < rows * targetsPerRow)) {
-      throw new FusedMlpError(`y must be a Float32Array of at least ${rows * targetsPerRow} values`);
-    }
-  };
-}
-
-/** The calls every fused MLP engine answers alike, on its core: step, predict, setLearningRate, dispose. */
-export function coreCalls(core: FusedCore, clock: AdamClock, shape: { nIn: number; nOut: number; loss: FusedLoss }) {
-  const checkBatch = batchChecker(shape);
-  return {
-    step(x: Float32Array, y: Float32Array, rows: number): number {
-      checkBatch(x, y, rows);
-      const loss = core.step(x, y, rows, clock.scalars());
-      clock.tick();
-      return loss;
-    },
-    predict(x: Float32Array, rows: number): Float32Array {
-      checkBatch(x, null, rows);
-      const out = new Float32Array(rows * shape.nOut);
-      core.predict(x, rows, out);
-      return out;
-    },
-    setLearningRate(lr: number): void {
-      if (!(lr > 0)) throw new FusedMlpError(`lr must be > 0, got ${lr}`);
-      clock.setLearningRate(lr);
-    },
-    flushStates: (): Array<boolean | null> => core.flushStates(),
-    dispose(): void {
-      core.dispose();
-    },
-    checkBatch,
-  };
 }
 
 /**

@@ -1,21 +1,21 @@
 /**
  * The fused MLP engines as {@link FusedEngine}s: every MLP arch trained with Adam runs its whole
  * step in one native (or JavaScript) call instead of hundreds of TF.js ops.
- *   glonet         ./fused-mlp.ts; layout `stem`, the blocks (the model's block layers), `head`,
+ *   glonet         ./glonet-mlp.ts; layout `stem`, the blocks (the model's block layers), `head`,
  *                  each a Dense layer [kernel, bias]
  *   vanilla, vanilla-nobn, resnetv2, resnetv2-nobn
- *                  ./fused-block-mlp.ts; layout `stem`, per block b [`block_b_bn1`],
+ *                  ./block-mlp.ts; layout `stem`, per block b [`block_b_bn1`],
  *                  `block_b_dense1`, [`block_b_bn2`], `block_b_dense2`, then `head`: Dense
  *                  [kernel, bias], BN [gamma, beta, moving mean, moving variance]; the moving
  *                  statistics go back to the model with the weights
  * Optimizer slots (m, v) cover the trainable arrays of each layer.
  */
 import type * as tf from '@tensorflow/tfjs';
-import type { ModelMetadata } from '../model-io.js';
-import type { StepperOptions } from './types.js';
-import { fusedEngine, readLayers, type FusedEngine, type LayerArrays } from './fused-stepper.js';
-import { createFusedMlp, type DenseWeights, type FusedMlpWeights } from './fused-mlp.js';
-import { createFusedBlockMlp } from './fused-block-mlp.js';
+import type { ModelMetadata } from '../../model-io.js';
+import type { StepperOptions } from '../types.js';
+import { fusedEngine, readLayers, type FusedEngine, type LayerArrays } from '../fused-stepper.js';
+import { createFusedMlp, type DenseWeights, type FusedMlpWeights } from './glonet-mlp.js';
+import { createFusedBlockMlp } from './block-mlp.js';
 
 const BLOCK_ARCHS = ['vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn'];
 

@@ -1,5 +1,5 @@
 /**
- * The fused CNN engine (./fused-cnn.ts) as a {@link FusedEngine}: ResNet20-family models of every
+ * The fused CNN engine (./fused-native-cnn.ts) as a {@link FusedEngine}: ResNet20-family models of every
  * arch (glonet, vanilla, vanilla-nobn, resnetv2, resnetv2-nobn) trained with momentum SGD or Adam
  * run their whole step in one native call (oneDNN convolutions). Augmentation happens on the
  * batch before `step`, so it applies unchanged.
@@ -8,11 +8,11 @@
  * with them; optimizer slots cover the trainable arrays only.
  */
 import type * as tf from '@tensorflow/tfjs';
-import type { ModelMetadata } from '../model-io.js';
-import { RESNET20_ARCHS, type ResNet20Arch } from '../models/resnet20.js';
-import type { StepperOptions } from './types.js';
-import { fusedEngine, readLayers, type FusedEngine, type LayerArrays } from './fused-stepper.js';
-import { createFusedResNet20, fusedCnnInfo, fusedCnnLayers, fusedCnnSlots } from './fused-cnn.js';
+import type { ModelMetadata } from '../../model-io.js';
+import { RESNET20_ARCHS, type ResNet20Arch } from '../../models/resnet20.js';
+import type { StepperOptions } from '../types.js';
+import { fusedEngine, readLayers, type FusedEngine, type LayerArrays } from '../fused-stepper.js';
+import { createFusedResNet20, fusedCnnInfo, fusedCnnLayers, fusedCnnSlots } from './fused-native-cnn.js';
 
 /**
  * Whether the fused CNN engine can train this model with these options: ResNet20-family image

@@ -1,82 +1,10 @@
 /**
- * Portable twin of the native fused GloNet MLP engine (native/src/mlp/fused_mlp.cc): the same
- * algorithm in plain Float32Array loops on one thread, used when the addon is not built.
- *
- * Parameters live in one flat Float32Array (see {@link paramLayout}); Adam moments in two more of
- * the same length. Rows are processed in tiles of `tileRows`: forward through the whole chain,
- * loss, backward through the whole chain, so the activations kept are depth x tileRows x width
- * floats whatever the batch size, and nothing is allocated per step.
- *
- * The pieces the two JavaScript MLP engines share (this one and ./block-mlp-js.ts) live here too:
- * the dense-layer kernels, the loss, the linear head, L2 and TF.js's Adam update.
+ * The JavaScript kernels both portable MLP engines share (./fused-js.ts, the GloNet MLP;
+ * ./fused-js-block.ts, the two-layer-block baselines): the loss and its gradient, label checks,
+ * the linear head, L2, TF.js 4.22's Adam update (all in float32 as TF.js computes them), and the
+ * dense-layer kernels of width W (generic loops, or code generated for one width).
  */
-
-/** The fused MLP engine's losses: mean squared error, or softmax cross-entropy on class indices. */
-export type FusedLoss = 'mse' | 'softmax-ce';
-
-export interface MlpShape {
-  nIn: number;
-  width: number;
-  depth: number;
-  nOut: number;
-  loss: FusedLoss;
-}
-
-/** Offsets of every tensor in the flat parameter vector (TF.js weight order). */
-export interface ParamLayout {
-  stemKernel: number;
-  stemBias: number;
-  /** Offset of block l's kernel is `blocks + l * blockStride`; its bias follows the kernel. */
-  blocks: number;
-  blockStride: number;
-  headKernel: number;
-  headBias: number;
-  /** Total parameter count. */
-  size: number;
-  /** [offset, length, isKernel] of every tensor, in order. */
-  segments: Array<[number, number, boolean]>;
-}
-
-export function paramLayout(s: MlpShape): ParamLayout {
-  const { nIn, width: W, depth: L, nOut } = s;
-  const stemBias = nIn * W;
-  const blocks = stemBias + W;
-  const blockStride = W * W + W;
-  const headKernel = blocks + blockStride * L;
-  const headBias = headKernel + W * nOut;
-  const segments: Array<[number, number, boolean]> = [[0, nIn * W, true], [stemBias, W, false]];
-  for (let l = 0; l < L; l++) {
-    segments.push([blocks + blockStride * l, W * W, true], [blocks + blockStride * l + W * W, W, false]);
-  }
-  segments.push([headKernel, W * nOut, true], [headBias, nOut, false]);
-  return { stemKernel: 0, stemBias, blocks, blockStride, headKernel, headBias, size: headBias + nOut, segments };
-}
-
-/**
- * Adam's scalars for one step, as TF.js 4.22's AdamOptimizer uses them (float32 scalars):
- * `[l2, beta1, 1-beta1, beta2, 1-beta2, 1-beta1^t, 1-beta2^t, epsilon, -lr]`.
- */
-export type StepScalars = Float64Array;
-
-/** What an engine (native or JavaScript) does; weights, m and v are the caller's arrays. */
-export interface FusedCore {
-  readonly engine: 'native' | 'js';
-  /** One training step (gradients, L2, Adam in place). Returns data loss + L2 penalty. */
-  step(x: Float32Array, y: Float32Array, rows: number, scalars: StepScalars): number;
-  /** Full gradient (with L2) into `out`, no update. Returns data loss + L2 penalty. */
-  gradients(x: Float32Array, y: Float32Array, rows: number, scalars: StepScalars, out: Float32Array): number;
-  /** Model output (rows x nOut: regression values or logits) into `out`. */
-  predict(x: Float32Array, rows: number, out: Float32Array): void;
-  /** Data loss (without the L2 penalty) at the current weights: forward only. */
-  loss(x: Float32Array, y: Float32Array, rows: number): number;
-  /**
-   * Whether each thread computes with subnormal floats flushed to zero: [the calling thread,
-   * helper 1, ...], null where not known. The native engines flush (native/src/common/float_mode.h);
-   * JavaScript cannot, so its engines answer [false].
-   */
-  flushStates(): Array<boolean | null>;
-  dispose(): void;
-}
+import type { StepScalars } from '../adam-clock.js';
 
 const f = Math.fround;
 
@@ -202,6 +130,7 @@ export function adamUpdate(segments: Array<[number, number, boolean]>, params: F
   }
   return l2 * sq;
 }
+
 
 /**
  * The four hot loops, all with output width W (the block width). Offsets (`a0`, `b0`, ...) index
@@ -350,110 +279,4 @@ export function kernelsFor(W: number, codegen: boolean): { k: JsKernels; unrolle
     }
   }
   return { k: genericKernels(W), unrolled: false };
-}
-
-export function createJsCore(
-  shape: MlpShape,
-  params: Float32Array,
-  m: Float32Array,
-  v: Float32Array,
-  tileRows = 64,
-  codegen = true,
-): FusedCore & { readonly unrolled: boolean } {
-  const { nIn, width: W, depth: L, nOut } = shape;
-  const lay = paramLayout(shape);
-  const P = lay.size;
-  const RT = Math.max(1, Math.floor(tileRows));
-  const acts = new Float32Array((L + 1) * RT * W);
-  const S = new Float32Array(RT * W);
-  const dS = new Float32Array(RT * W);
-  let G = new Float32Array(RT * W);
-  let G2 = new Float32Array(RT * W);
-  const out = new Float32Array(RT * nOut);
-  const dOut = new Float32Array(RT * nOut);
-  const grad = new Float32Array(P);
-  const WT = new Float32Array(L * W * W);
-  const isCe = shape.loss === 'softmax-ce';
-  const { k: K, unrolled } = kernelsFor(W, codegen);
-  let disposed = false;
-
-  function forward(x: Float32Array, r0: number, R: number): void {
-    K.dense(x, r0 * nIn, nIn, R, nIn, params, lay.stemKernel, lay.stemBias, acts, 0);
-    const act = RT * W;
-    for (let l = 0; l < L; l++) {
-      const kOff = lay.blocks + lay.blockStride * l;
-      K.fwd(acts, act * l, R, params, kOff, kOff + W * W, acts, act * (l + 1), S, l === 0);
-    }
-    headForward(params, lay.headKernel, lay.headBias, W, nOut, S, 0, R, out);
-  }
-
-  function tile(x: Float32Array, y: Float32Array, r0: number, R: number, totalRows: number): number {
-    forward(x, r0, R);
-    const loss = outputLoss(isCe, nOut, out, y, r0, R, totalRows, dOut);
-    headBackward(params, lay.headKernel, lay.headBias, W, nOut, S, 0, R, dOut, grad, dS);
-    G.set(dS.subarray(0, R * W));
-    const act = RT * W;
-    for (let l = L - 1; l >= 0; l--) {
-      const gK = lay.blocks + lay.blockStride * l;
-      K.back(G, G2, acts, act * (l + 1), WT, l * W * W, dS, l > 0, grad, gK + W * W, R);
-      K.outer(acts, act * l, W, R, W, G, grad, gK);
-      const t = G;
-      G = G2;
-      G2 = t;
-    }
-    K.outer(x, r0 * nIn, nIn, R, nIn, G, grad, lay.stemKernel);
-    for (let r = 0; r < R; r++) for (let j = 0; j < W; j++) grad[lay.stemBias + j] += G[r * W + j];
-    return loss;
-  }
-
-  function computeGradients(x: Float32Array, y: Float32Array, rows: number): number {
-    if (disposed) throw new Error('fused MLP engine is disposed');
-    for (let l = 0; l < L; l++) {
-      const k = lay.blocks + lay.blockStride * l;
-      const o = l * W * W;
-      for (let i = 0; i < W; i++) for (let j = 0; j < W; j++) WT[o + j * W + i] = params[k + i * W + j];
-    }
-    grad.fill(0);
-    let loss = 0;
-    for (let r = 0; r < rows; r += RT) loss += tile(x, y, r, Math.min(RT, rows - r), rows);
-    return isCe ? loss / rows : loss / (rows * nOut);
-  }
-
-  return {
-    engine: 'js',
-    flushStates: () => [false],
-    unrolled,
-    step(x, y, rows, scalars) {
-      if (isCe) checkLabels(y, rows, nOut);
-      const loss = computeGradients(x, y, rows);
-      return loss + adamUpdate(lay.segments, params, m, v, grad, scalars, null);
-    },
-    gradients(x, y, rows, scalars, gradOut) {
-      if (isCe) checkLabels(y, rows, nOut);
-      const loss = computeGradients(x, y, rows);
-      return loss + adamUpdate(lay.segments, params, m, v, grad, scalars, gradOut);
-    },
-    loss(x, y, rows) {
-      if (disposed) throw new Error('fused MLP engine is disposed');
-      if (isCe) checkLabels(y, rows, nOut);
-      let loss = 0;
-      for (let r = 0; r < rows; r += RT) {
-        const R = Math.min(RT, rows - r);
-        forward(x, r, R);
-        loss += outputLoss(isCe, nOut, out, y, r, R, rows, dOut);
-      }
-      return isCe ? loss / rows : loss / (rows * nOut);
-    },
-    predict(x, rows, dst) {
-      if (disposed) throw new Error('fused MLP engine is disposed');
-      for (let r = 0; r < rows; r += RT) {
-        const R = Math.min(RT, rows - r);
-        forward(x, r, R);
-        dst.set(out.subarray(0, R * nOut), r * nOut);
-      }
-    },
-    dispose() {
-      disposed = true;
-    },
-  };
 }
