@@ -13,11 +13,12 @@ import { Rng } from '../src/random.js';
 import { buildModel, familyDefaults } from '../src/models/index.js';
 import { fastPathInfo } from '../src/engines/mlp/pick-core.js';
 import { createStepper } from '../src/engines/select.js';
-import type { OptimizerName, StepperOptions } from '../src/engines/types.js';
+import type { StepperOptions } from '../src/engines/types.js';
 import { fusedCnnInfo } from '../src/engines/cnn/fused-native-cnn.js';
 import { writeJsonAtomic } from '../src/io.js';
 import { peerStatus, runPeer } from './peer.js';
 import { median, randn } from './util.js';
+import type { OptimizerName } from '../src/vocabulary.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');

@@ -16,9 +16,9 @@ import { Rng } from '../src/random.js';
 import { buildResNetOfDepth, RESNET20_ARCHS, type ResNet20Arch } from '../src/models/resnet20.js';
 import { createFusedResNet20, fusedCnnInfo, fusedCnnLayers } from '../src/engines/cnn/fused-native-cnn.js';
 import { readLayers } from '../src/engines/fused-stepper.js';
-import type { OptimizerName } from '../src/engines/types.js';
 import { peerStatus, runPeer } from './peer.js';
 import { gaussian, median } from './util.js';
+import type { OptimizerName } from '../src/vocabulary.js';
 
 interface Args {
   arch: ResNet20Arch;

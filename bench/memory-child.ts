@@ -5,12 +5,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { familyDefaults } from '../src/models/index.js';
-import type { RunConfig } from '../src/train/config.js';
 import { runTraining } from '../src/train/run.js';
 import { createProgress } from '../src/train/progress.js';
 import { tmpdir } from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
+import type { RunConfig } from '../src/vocabulary.js';
 
 const quick = process.argv.includes('--quick');
 const quiet = { progress: createProgress({ quiet: true }), log: () => {}, report: false };

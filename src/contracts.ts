@@ -4,9 +4,9 @@
  * (the report, analysis, experiments) read them with `readJson` from ./io.ts. Field meanings are
  * documented here and in docs/architecture.md.
  */
-import type { Task } from './data/dataset.js';
-import type { EngineName } from './engines/types.js';
-import type { RunConfig } from './train/config.js';
+import type { RunConfig } from './vocabulary.js';
+import type { EngineName } from './vocabulary.js';
+import type { Task } from './vocabulary.js';
 
 // ---------------------------------------------------------------------------------------------
 // metrics.json
@@ -185,7 +185,7 @@ export interface Analysis {
 // Reading tolerantly
 
 /** A number as JSON may carry it: null for NaN and Infinity, a string from other writers. */
-export type ReadNumber = number | null | string;
+type ReadNumber = number | null | string;
 
 /** Counters that every writer writes as integers (epoch and block numbers, sample indices). */
 type Counter = 'epoch' | 'block' | 'blocks' | 'index' | 'predictedClass';
@@ -195,7 +195,7 @@ type Counter = 'epoch' | 'block' | 'blocks' | 'index' | 'predictedClass';
  * may write numbers as strings or leave fields out, and a run config may carry keys of other
  * versions. Counters stay integers.
  */
-export type AsRead<T> = T extends number
+type AsRead<T> = T extends number
   ? ReadNumber
   : T extends Array<infer U>
     ? Array<AsRead<U>>

@@ -14,49 +14,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeDirAtomic, readFileChecked } from './io.js';
 import { BadFileError, fsReason, shown } from './errors.js';
-import type { Standardization, Task } from './data/dataset.js';
 import { topologyProblem } from './model-topology.js';
+import type { LoadedModel, ModelMetadata } from './model-metadata.js';
 // Importing the layers registers them for deserialization.
 import './layers/index.js';
-
-/** What glonet stores in model.json's `userDefinedMetadata.glonet`. */
-export interface ModelMetadata {
-  /** The model family ('mlp', 'resnet20', 'vit', or a registered one). */
-  model: string;
-  /** The architecture within the family ('glonet', 'resnetv2', ...). */
-  arch: string;
-  /** The depth the model was built with (the family's meaning of depth). */
-  depth: number;
-  /** 'regression' or 'classification'. */
-  task: Task;
-  /** Shape of one example, without the batch dimension. */
-  inputShape: number[];
-  /** Model outputs: classes, or 1 for regression. */
-  outputs: number;
-  /** Layer names whose outputs are the blocks' outputs, in order (what analysis reads). */
-  blockLayers: string[];
-  /** Tabular data: how raw columns are scaled before they reach the model. */
-  standardization?: Standardization;
-  /** Class names, when the data set has them. */
-  classNames?: string[];
-  /** For truncated models: the number of blocks kept. */
-  truncatedFrom?: {
-    /** Blocks kept. */
-    blocks: number;
-    /** Blocks of the full model. */
-    of: number;
-  };
-  /** The training epoch whose weights these are (written by glonet train and truncate). */
-  epoch?: number;
-}
-
-/** A TF.js model with glonet's metadata. */
-export interface LoadedModel {
-  /** The TF.js model. */
-  model: tf.LayersModel;
-  /** glonet's metadata (from model.json). */
-  meta: ModelMetadata;
-}
 
 const WEIGHTS_FILE = 'weights.bin';
 
@@ -84,7 +45,7 @@ export async function modelFiles(model: tf.LayersModel, metadata: ModelMetadata)
 }
 
 /** Write a model's two files into an existing folder with `write(file, data)`. */
-export async function writeModelFiles(model: tf.LayersModel, dir: string, metadata: ModelMetadata, write: (file: string, data: string | Uint8Array) => void = fs.writeFileSync): Promise<void> {
+async function writeModelFiles(model: tf.LayersModel, dir: string, metadata: ModelMetadata, write: (file: string, data: string | Uint8Array) => void = fs.writeFileSync): Promise<void> {
   const { json, weights } = await modelFiles(model, metadata);
   write(path.join(dir, WEIGHTS_FILE), weights);
   write(path.join(dir, 'model.json'), json);

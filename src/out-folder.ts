@@ -74,7 +74,7 @@ export function runEntries(dir: string): string[] {
 }
 
 /** "a finished run (10 of 10 epochs)", "a truncated model (3 of 10 blocks)", "files of a run (model/)". */
-export function describeRun(dir: string): string {
+function describeRun(dir: string): string {
   const entries = runEntries(dir);
   try {
     const m = JSON.parse(fs.readFileSync(path.join(dir, 'metrics.json'), 'utf8'));

@@ -5,15 +5,15 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
 import { familyDefaults } from '../src/models/index.js';
-import type { RunConfig } from '../src/train/config.js';
 import { runTraining } from '../src/train/run.js';
 import { createProgress } from '../src/train/progress.js';
 import { analyzeModel, effectiveDepthByNorm, effectiveDepthByNormShare } from '../src/analysis/analyze.js';
 import { explain } from '../src/analysis/explain.js';
 import { truncateModel } from '../src/analysis/truncate.js';
 import { buildMlp } from '../src/models/mlp.js';
-import { evaluate } from '../src/train/trainer.js';
 import { ROOT, runCli, runNode, tmpDir } from './helpers.js';
+import type { RunConfig } from '../src/vocabulary.js';
+import { evaluate } from '../src/scoring.js';
 
 await initBackend('cpu');
 const quiet = { progress: createProgress({ quiet: true }), log: () => {}, report: false };

@@ -7,13 +7,13 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend } from '../src/backend/index.js';
-import type { RunConfig } from '../src/train/config.js';
 import { familyDefaults } from '../src/models/index.js';
 import { runTraining } from '../src/train/run.js';
 import type { Progress } from '../src/train/progress.js';
 import { RESNET20_ARCHS } from '../src/models/resnet20.js';
 import { VIT_ARCHS } from '../src/models/vit.js';
 import { tmpDir } from './helpers.js';
+import type { RunConfig } from '../src/vocabulary.js';
 
 const STEPS = 4;
 

@@ -14,19 +14,19 @@ import { initBackend } from '../src/backend/index.js';
 import { Rng } from '../src/random.js';
 import { buildMlp, mlpBlockLayers, type MlpArch } from '../src/models/mlp.js';
 import { familyDefaults } from '../src/models/index.js';
-import type { ModelMetadata } from '../src/model-io.js';
 import { createFusedBlockMlp, type FusedBlockMlpOptions } from '../src/engines/mlp/block-mlp.js';
 import { createMlpEngine, fusedMlpApplies, mlpEngineLayers } from '../src/engines/mlp/adapter.js';
 import { FusedStepper, readLayers, type LayerArrays } from '../src/engines/fused-stepper.js';
 import { createStepper } from '../src/engines/select.js';
 import { TfjsStepper } from '../src/engines/tfjs.js';
 import type { StepperOptions } from '../src/engines/types.js';
-import type { RunConfig } from '../src/train/config.js';
 import { runTraining } from '../src/train/run.js';
 import { createProgress } from '../src/train/progress.js';
 import type { Metrics } from '../src/contracts.js';
 import { savedModelTestMse, tmpDir } from './helpers.js';
 import { assertBitwise, assertRelClose, ENGINES, nativeSkip, randn, SHAPES, withEngineEnv, type Loss } from './fixtures.js';
+import type { RunConfig } from '../src/vocabulary.js';
+import type { ModelMetadata } from '../src/model-metadata.js';
 
 await initBackend('cpu');
 

@@ -34,15 +34,14 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
 import { RESNET20_ARCHS, type ResNet20Arch } from '../src/models/resnet20.js';
 import { familyDefaults } from '../src/models/index.js';
-import { loadModel, type ModelMetadata } from '../src/model-io.js';
+import { loadModel } from '../src/model-io.js';
 import { TfjsStepper } from '../src/engines/tfjs.js';
-import type { OptimizerName, StepperOptions } from '../src/engines/types.js';
+import type { StepperOptions } from '../src/engines/types.js';
 import { createFusedResNet20, fusedCnnInfo } from '../src/engines/cnn/fused-native-cnn.js';
 import { createCnnEngine, fusedCnnApplies } from '../src/engines/cnn/adapter.js';
 import { FusedStepper, readLayers, type LayerArrays } from '../src/engines/fused-stepper.js';
 import { createStepper } from '../src/engines/select.js';
 import { runTraining } from '../src/train/run.js';
-import { evaluate } from '../src/train/trainer.js';
 import { createProgress } from '../src/train/progress.js';
 import { tmpDir } from './helpers.js';
 import { assertClose, assertRelClose } from './fixtures.js';
@@ -51,6 +50,9 @@ import {
   prepareWeights, randomImages, registerFastCpuFilterGradient, removeReluTies, specOf, tfGradients, tfModel, tfPredict,
   type Data,
 } from './cnn-fixtures.js';
+import type { OptimizerName } from '../src/vocabulary.js';
+import { evaluate } from '../src/scoring.js';
+import type { ModelMetadata } from '../src/model-metadata.js';
 
 await initBackend('cpu');
 registerFastCpuFilterGradient();

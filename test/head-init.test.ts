@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
 import { buildModel, ModelConfigError } from '../src/models/index.js';
-import type { HeadInit } from '../src/models/init.js';
 import { runCli } from './helpers.js';
+import type { HeadInit } from '../src/vocabulary.js';
 
 await initBackend('cpu');
 

@@ -11,10 +11,10 @@ import { buildModel, ModelConfigError } from '../src/models/index.js';
 import { MultiHeadSelfAttention } from '../src/layers/index.js';
 import { loadModel, saveModel } from '../src/model-io.js';
 import { familyDefaults } from '../src/models/index.js';
-import type { RunConfig } from '../src/train/config.js';
 import { runTraining } from '../src/train/run.js';
 import { createProgress } from '../src/train/progress.js';
 import { ROOT, relErr, runNode, tmpDir } from './helpers.js';
+import type { RunConfig } from '../src/vocabulary.js';
 
 await initBackend('cpu');
 

@@ -11,11 +11,11 @@ import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Rng } from '../src/random.js';
 import { familyDefaults } from '../src/models/index.js';
-import type { RunConfig } from '../src/train/config.js';
 import { runTraining } from '../src/train/run.js';
 import { createProgress } from '../src/train/progress.js';
 import { analyzeRun } from '../src/analysis/run.js';
 import { renderReportHtml, writeReport, type ReportAnalysis, type ReportMetrics } from '../src/report/report.js';
+import type { RunConfig } from '../src/vocabulary.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');

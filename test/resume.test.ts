@@ -18,7 +18,7 @@ import { epochFolderName, lastConsistentEpoch } from '../src/train/checkpoint.js
 import { tempNamePid } from '../src/io.js';
 import { OutFolderError } from '../src/errors.js';
 import type { Metrics } from '../src/contracts.js';
-import type { RunConfig } from '../src/train/config.js';
+import type { RunConfig } from '../src/vocabulary.js';
 import { BIN, ROOT, runCli, tmpDir } from './helpers.js';
 
 const quiet = { progress: createProgress({ quiet: true }), log: () => {} };

@@ -4,12 +4,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { familyDefaults } from '../src/models/index.js';
-import type { RunConfig } from '../src/train/config.js';
 import { runTraining } from '../src/train/run.js';
 import { DivergedError } from '../src/train/trainer.js';
 import { createProgress } from '../src/train/progress.js';
 import type { Metrics } from '../src/contracts.js';
 import { savedModelTestMse, tmpDir } from './helpers.js';
+import type { RunConfig } from '../src/vocabulary.js';
 
 const quiet = { progress: createProgress({ quiet: true }), log: () => {}, report: false };
 

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { blockView, linearHead, truncateModel, type BlockView, type ModelMetadata } from 'glonet';
 
-export interface DepthModel {
+interface DepthModel {
   k: number;
   model: tf.LayersModel;
   meta: ModelMetadata;

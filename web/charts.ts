@@ -4,19 +4,9 @@
  */
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import { CHART_THEME } from '../src/display.js';
 
-export const COLORS = { blue: '#2563eb', orange: '#ea580c', green: '#15803d', purple: '#7c3aed', gray: '#64748b', ink: '#1e293b', band: '#93c5fd' };
-
-const THEME = {
-  font: 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif',
-  background: 'white',
-  padding: 6,
-  view: { stroke: null },
-  axis: { labelColor: '#475569', labelFontSize: 11, titleColor: '#1e293b', titleFontSize: 12, titleFontWeight: 600, gridColor: '#e8edf3', domainColor: '#94a3b8', tickColor: '#94a3b8' },
-  axisY: { minExtent: 44 },
-  legend: { labelColor: '#334155', labelFontSize: 12, orient: 'top' },
-  line: { strokeWidth: 2 },
-};
+const THEME = { ...CHART_THEME, padding: 6, axisY: { minExtent: 44 } };
 
 export type Row = Record<string, number | string | null>;
 

@@ -9,10 +9,11 @@ import * as tf from '@tensorflow/tfjs';
 import { analyzeModel, evaluate, type Analysis } from 'glonet';
 import type { SiteData } from './site-data.js';
 import { msPerPrediction, type BlockModels } from './block-models.js';
-import { COLORS, integerAxis, liveChart, named, valueScale, type LiveChart } from './charts.js';
+import { integerAxis, liveChart, named, valueScale, type LiveChart } from './charts.js';
+import { COLORS } from '../src/display.js';
 import { byId, fail, fmt, nextPaint, show } from './dom.js';
 
-export interface DialResult { k: number; error: number; accuracy?: number; params: number; ms: number }
+interface DialResult { k: number; error: number; accuracy?: number; params: number; ms: number }
 
 /** Largest relative difference between two lists of numbers, each pair scaled by the larger magnitude. */
 function maxRelDiff(a: number[], b: number[]): number {
@@ -60,7 +61,7 @@ function normsSpec(a: Analysis, L: number): Record<string, unknown> {
   };
 }
 
-export interface Dial {
+interface Dial {
   /** Current k. */
   readonly k: number;
 }

@@ -29,23 +29,12 @@ export function fmt(v: number, digits = 6): string {
   return Number(v.toPrecision(digits)).toString().replace(/-/g, '−');
 }
 
-/** Parse a number the page printed with fmt() (tests and the page agree on this one form). */
-export function parseShown(text: string): number {
-  return Number(text.replace(/−/g, '-').replace(/,/g, ''));
-}
-
 /** Show a value in an element: formatted text, the exact value in data-value. */
 export function show(el: HTMLElement, v: number, digits = 6): void {
   el.textContent = fmt(v, digits);
   el.dataset.value = String(v);
 }
 
-const NAMES: Record<string, string> = {
-  mlp: 'MLP', resnet20: 'ResNet20', vit: 'ViT', glonet: 'GloNet', resnetv2: 'ResNetv2', 'resnetv2-nobn': 'ResNetv2 (no BN)',
-  vanilla: 'Vanilla', 'vanilla-nobn': 'Vanilla (no BN)', plain: 'plain ViT',
-  sgemm: 'SGEMM', mnist: 'MNIST', 'fashion-mnist': 'Fashion-MNIST', cifar10: 'CIFAR-10', csv: 'CSV',
-};
-export const pretty = (v: unknown): string => (typeof v === 'string' ? NAMES[v] ?? v : String(v));
 
 /** Resolves after the browser has painted (lets status text appear before long work). */
 export const nextPaint = (): Promise<void> => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));

@@ -8,18 +8,14 @@ import * as tf from '@tensorflow/tfjs';
 import { explain } from 'glonet';
 import type { SiteData } from './site-data.js';
 import type { BlockModels } from './block-models.js';
-import { COLORS, liveChart, named, type LiveChart } from './charts.js';
+import { liveChart, named, type LiveChart } from './charts.js';
+import { COLORS } from '../src/display.js';
 import { byId, fmt, h, show } from './dom.js';
 import { tabularInput } from './tabular-input.js';
 import { imageInput } from './image-input.js';
+import type { InputSource } from './input-source.js';
 
-/** Where the explained example comes from. */
-export interface InputSource {
-  /** The model input for one example (float32, scaled as in training), or null while invalid. */
-  current(): Float32Array | null;
-}
-
-export interface ExplainedPrediction {
+interface ExplainedPrediction {
   /** The predicted output: the regression value in the target's units, or the predicted class's logit. */
   prediction: number;
   bias: number;
@@ -37,7 +33,7 @@ function softmax(v: number[]): number[] {
 }
 
 /** glonet's explanation of one example by the k-block model, in the units the page shows. */
-export function explainOne(site: SiteData, models: BlockModels, k: number, input: Float32Array): ExplainedPrediction {
+function explainOne(site: SiteData, models: BlockModels, k: number, input: Float32Array): ExplainedPrediction {
   const m = models.at(k);
   const x = tf.tensor(input, [1, ...site.meta.inputShape]);
   try {
@@ -77,7 +73,7 @@ function waterfallSpec(L: number): Record<string, unknown> {
   };
 }
 
-export interface Explainer {
+interface Explainer {
   setK(k: number): void;
 }
 

@@ -6,8 +6,8 @@
  * them (byte / 255, then the run's channel statistics if it has them).
  */
 import type { SiteData } from './site-data.js';
-import type { InputSource } from './explain.js';
-import { decodeSampleInputs, type SampleEncoding } from '../src/web/site-format.js';
+import type { InputSource } from './input-source.js';
+import { decodeSampleInputs, type SampleEncoding } from '../src/site/site-format.js';
 import { h } from './dom.js';
 
 export function imageInput(site: SiteData, container: HTMLElement, onChange: () => void): InputSource {

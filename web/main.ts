@@ -10,7 +10,8 @@ import { BlockModels } from './block-models.js';
 import { setupDial } from './dial.js';
 import { setupExplain } from './explain.js';
 import { setupPlayground } from './playground.js';
-import { byId, fail, nextPaint, pretty } from './dom.js';
+import { byId, fail, nextPaint } from './dom.js';
+import { displayName } from '../src/display.js';
 
 /** Why this backend: the URL asked for it, or which faster ones were not available and why. */
 function backendDetail(choice: BrowserBackendChoice, asked: boolean): string {
@@ -30,7 +31,7 @@ async function main(): Promise<void> {
 
   const site = await loadSite();
   const c = site.metrics.config;
-  const title = `${pretty(c.model)} · ${pretty(c.arch)}, depth ${c.depth} on ${pretty(c.dataset)}`;
+  const title = `${displayName(c.model)} · ${displayName(c.arch)}, depth ${c.depth} on ${displayName(c.dataset)}`;
   document.title = `${title} · glonet web`;
   byId('title').textContent = title;
   const last = site.metrics.epochs[site.metrics.epochs.length - 1];

@@ -7,7 +7,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { blockNorms, blockView, buildModel, Rng, type BlockView, type Dataset, type ModelMetadata } from 'glonet';
 import type { SiteData } from './site-data.js';
-import { COLORS, integerAxis, liveChart, named, type LiveChart } from './charts.js';
+import { integerAxis, liveChart, named, type LiveChart } from './charts.js';
+import { COLORS } from '../src/display.js';
 import { byId, fail, show } from './dom.js';
 
 const BATCH = 64;

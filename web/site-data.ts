@@ -1,11 +1,11 @@
 /**
- * Everything the page reads from its site folder (see src/web/site.ts for the layout): the
+ * Everything the page reads from its site folder (see src/site/site.ts for the layout): the
  * manifest, the run's metrics and analysis, the test sample with Node's analysis of it, and the
  * model, loaded with glonet's browser `loadModel`.
  */
 import type * as tf from '@tensorflow/tfjs';
 import { loadModel, type Analysis, type Dataset, type ModelMetadata } from 'glonet';
-import { checkSampleHeader, decodeSampleInputs, sampleDataset, type SampleHeader, type SiteManifest } from '../src/web/site-format.js';
+import { checkSampleHeader, decodeSampleInputs, sampleDataset, type SampleHeader, type SiteManifest } from '../src/site/site-format.js';
 import type { Metrics } from '../src/contracts.js';
 
 export interface SiteData {

@@ -4,7 +4,7 @@
  * f32((value - mean) / std), before they reach the model.
  */
 import type { SiteData } from './site-data.js';
-import type { InputSource } from './explain.js';
+import type { InputSource } from './input-source.js';
 import { fmt, h } from './dom.js';
 
 /**
@@ -12,7 +12,7 @@ import { fmt, h } from './dom.js';
  * rounded to a millionth of the column's spread, which undoes the float32 rounding (so an integer
  * column shows its integers, and standardizing the shown value gives the stored input back).
  */
-export function rawValue(standardized: number, mean: number, std: number): number {
+function rawValue(standardized: number, mean: number, std: number): number {
   const quantum = 10 ** (Math.floor(Math.log10(std)) - 6);
   return Number((Math.round((standardized * std + mean) / quantum) * quantum).toPrecision(12));
 }

@@ -13,14 +13,15 @@
  * tail), and `blockEffects` puts each block's contribution beside the error it removes.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Dataset, Task } from '../data/dataset.js';
+import type { Dataset } from '../data/dataset.js';
 import { exampleSize } from '../data/dataset.js';
-import type { ModelMetadata } from '../model-io.js';
-import { scoreOutputs } from '../train/trainer.js';
 import { gloNetSum } from '../layers/glonet.js';
 import { applyHead, blockOutputs, blockView, linearHead, type BlockView } from './blocks.js';
 import { explain } from './explain.js';
 import type { Analysis, BlockEffect, BlockNorm, ContributionSample, EffectiveDepth, TruncationPoint } from '../contracts.js';
+import type { Task } from '../vocabulary.js';
+import { scoreOutputs } from '../scoring.js';
+import type { ModelMetadata } from '../model-metadata.js';
 
 /** How much {@link analyzeModel} computes. */
 export interface AnalyzeOptions {
@@ -105,7 +106,7 @@ export function truncationCurve(view: BlockView, ds: Dataset, chunk = 2048): Tru
   });
 }
 
-export function effectiveDepthByError(curve: TruncationPoint[], task: Task, tolerance: number): number {
+function effectiveDepthByError(curve: TruncationPoint[], task: Task, tolerance: number): number {
   const full = curve[curve.length - 1];
   for (const p of curve) {
     const ok = task === 'regression'
@@ -117,7 +118,7 @@ export function effectiveDepthByError(curve: TruncationPoint[], task: Task, tole
 }
 
 /** The share of the summed mean block norm that `normShare` reports. */
-export const NORM_SHARE = 0.95;
+const NORM_SHARE = 0.95;
 
 /** Smallest k whose first k blocks hold `share` of the summed mean L1 norm of all blocks. */
 export function effectiveDepthByNormShare(norms: BlockNorm[], share = NORM_SHARE): number {

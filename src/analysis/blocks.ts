@@ -3,11 +3,12 @@
  * reads the sum, and whether that head is linear (which makes per-block explanations exact).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ModelMetadata } from '../model-io.js';
 import { GloNet } from '../layers/glonet.js';
+import { GlonetError } from '../errors.js';
+import type { ModelMetadata } from '../model-metadata.js';
 
 /** A model that cannot be analyzed, explained or truncated as asked; the message says why. */
-export class AnalysisError extends Error {
+export class AnalysisError extends GlonetError {
   /** 'AnalysisError'. */
   override name = 'AnalysisError';
 }

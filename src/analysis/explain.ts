@@ -3,8 +3,8 @@
  * the output is sum_l (x_l K) + b exactly. Block l's additive contribution is x_l K.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ModelMetadata } from '../model-io.js';
 import { AnalysisError, blockOutputs, blockView, linearHead, type BlockView } from './blocks.js';
+import type { ModelMetadata } from '../model-metadata.js';
 
 /** A batch's predictions split exactly into per-block contributions plus the head's bias. */
 export interface Explanation {

@@ -6,13 +6,13 @@
  * millions of standard deviations away from its training data, and must not print NaN).
  */
 import * as fs from 'node:fs';
-import type { ModelMetadata } from '../model-io.js';
 import { readNumericCsv } from '../data/csv.js';
 import { DataError, fitsFloat32, zScore } from '../data/dataset.js';
 import { readFileChecked } from '../io.js';
 import { shown } from '../errors.js';
+import type { ModelMetadata } from '../model-metadata.js';
 
-export interface ModelInput {
+interface ModelInput {
   x: Float32Array;
   rows: number;
   /** Where each row came from ("rows.csv line 2", "rows.json row 1"), for messages. */

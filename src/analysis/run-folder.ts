@@ -7,13 +7,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { readJson } from '../io.js';
-import { loadModel, type ModelMetadata } from '../model-io.js';
+import { loadModel } from '../model-io.js';
 import type { Metrics } from '../contracts.js';
 import { loadDataset } from '../data/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { AnalysisError } from './blocks.js';
+import type { ModelMetadata } from '../model-metadata.js';
 
-export interface RunFolder {
+interface RunFolder {
   dir: string;
   metrics: Metrics;
   model: tf.LayersModel;

@@ -15,10 +15,10 @@ import { writeJsonAtomic } from '../io.js';
 import { OutFolderError } from '../errors.js';
 import { checkWritableFolder, clearRunFolder, isSameOrInside, refuseIfHoldsRun } from '../out-folder.js';
 import { saveModel } from '../model-io.js';
-import { evaluate } from '../train/trainer.js';
 import { analyzeModel } from './analyze.js';
 import { openRun, runDataset } from './run-folder.js';
 import { truncateModel } from './truncate.js';
+import { evaluate } from '../scoring.js';
 
 export async function analyzeRun(dir: string, o: { samples?: number; tolerance?: number; backend?: string; report?: boolean }): Promise<Analysis> {
   await initBackend(o.backend);

@@ -3,9 +3,9 @@
  * It shares the trained layers, so the blocks after K (and their weights) simply drop out.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { LoadedModel, ModelMetadata } from '../model-io.js';
 import { GloNet } from '../layers/glonet.js';
 import { AnalysisError, blockView } from './blocks.js';
+import type { LoadedModel, ModelMetadata } from '../model-metadata.js';
 
 /**
  * A GloNet model that sums only its first `k` block outputs, sharing the trained layers (no

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { registerTrainingGradients, registerWasmTrainingKernels } from './wasm-kernels.js';
+import { GlonetError } from '../errors.js';
 
 /**
  * The TF.js backends glonet uses, fastest first: 'tensorflow' (`@tensorflow/tfjs-node`, optional),
@@ -17,12 +18,6 @@ export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 const require = createRequire(import.meta.url);
-
-/** Hooks run once after a backend is ready (for example kernels this package adds to wasm). */
-const readyHooks: Array<(name: string) => void> = [];
-export function onBackendReady(hook: (name: string) => void): void {
-  readyHooks.push(hook);
-}
 
 async function loadTensorflow(): Promise<boolean> {
   try {
@@ -58,12 +53,11 @@ async function activate(name: BackendName): Promise<boolean> {
   // A faster Tile gradient (any backend); on wasm, the kernels training needs (Conv2DBackpropFilter...).
   registerTrainingGradients();
   if (name === 'wasm') registerWasmTrainingKernels();
-  for (const hook of readyHooks) hook(name);
   return true;
 }
 
 /** A backend that is unknown or does not load; the message names it and what to do. */
-export class BackendError extends Error {}
+export class BackendError extends GlonetError {}
 
 /**
  * Select and initialize a backend. With `requested`, that backend or a clear error; without,

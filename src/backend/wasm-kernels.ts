@@ -61,7 +61,7 @@ const BACKEND = 'wasm';
 const builtinKernels = new Map<string, tf.KernelConfig>();
 
 /** Stride-1 filters with at most this many taps times input channels take the im2col + MatMul path. */
-export const IM2COL_MAX_PATCH = 32;
+const IM2COL_MAX_PATCH = 32;
 
 function run(name: string, backend: WasmBackend, inputs: tf.NamedTensorInfoMap, attrs: object = {}): tf.TensorInfo {
   const kernel = tf.getKernel(name, BACKEND);
@@ -293,7 +293,7 @@ function unsortedSegmentSum(backend: WasmBackend, x: tf.TensorInfo, segmentIds: 
 // BatchMatMul
 
 /** Batched products with at least this many multiply-adds per matrix run one XNNPACK call each. */
-export const MATMUL_PER_ITEM_MIN_MACS = 8192;
+const MATMUL_PER_ITEM_MIN_MACS = 8192;
 
 /** The [k, n] each tensor data was last given to XNNPACK as a right operand under. */
 const rightOperandShapes = new WeakMap<object, string>();
@@ -357,7 +357,7 @@ function broadcastIndex(outer: number[], own: number[]): (i: number) => number {
  * transposed explicitly and batches either fold into one product (a batched against one b) or
  * run one XNNPACK product each. Returns null to leave tiny batched products to the built-in loop.
  */
-export function batchMatMul(backend: WasmBackend, a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean,
+function batchMatMul(backend: WasmBackend, a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean,
                             transposeB: boolean, builtin: tf.KernelFunc,
                             perItemMinMacs = MATMUL_PER_ITEM_MIN_MACS): tf.TensorInfo | null {
   if (a.dtype !== 'float32' || b.dtype !== 'float32') return null;
@@ -458,7 +458,7 @@ function tile(backend: WasmBackend, x: tf.TensorInfo, reps: number[]): tf.Tensor
  * pairs: tf.layers.layerNormalization tiles its statistics and its gamma/beta over batch x tokens,
  * so a ViT at batch 64 spent seconds per step in those loops.
  */
-export function tileGrad(dy: tf.Tensor, xShape: number[], reps: number[]): tf.Tensor {
+function tileGrad(dy: tf.Tensor, xShape: number[], reps: number[]): tf.Tensor {
   const split: number[] = [];
   const axes: number[] = [];
   xShape.forEach((d, i) => {

@@ -3,7 +3,7 @@
  * `{ model, meta }` as the Node `loadModel(dir)`, from a URL of a model folder or its model.json.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { LoadedModel, ModelMetadata } from '../model-io.js';
+import type { LoadedModel, ModelMetadata } from '../model-metadata.js';
 // Importing the layers registers them for deserialization.
 import '../layers/index.js';
 

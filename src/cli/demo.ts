@@ -2,24 +2,24 @@
 import { Command, Option } from 'commander';
 import * as path from 'node:path';
 import { BACKENDS } from '../backend/index.js';
-import type { RunConfig } from '../train/config.js';
 import { familyDefaults } from '../models/index.js';
 import { refuseIfHoldsRun } from '../out-folder.js';
 import { trainStoppably } from './train.js';
 import { analyzeRun, describeAnalysis } from '../analysis/run.js';
 import { positiveInt } from './parse.js';
 import { fastPathInfo } from '../engines/select.js';
+import type { RunConfig } from '../vocabulary.js';
 
 /**
  * The demo's size: the paper's Fig. 4 setting (100 blocks) for 100 epochs with the native fused
  * engine (about 1.5 minutes on two cores); a smaller run when only the portable JavaScript engine is
  * available, so the demo still finishes within about 3 minutes.
  */
-export function demoSize(): { depth: number; epochs: number } {
+function demoSize(): { depth: number; epochs: number } {
   return fastPathInfo().engine === 'native' ? { depth: 100, epochs: 100 } : { depth: 50, epochs: 10 };
 }
 
-export function demoConfig(o: { epochs?: number; depth?: number; backend?: string; subset?: number }): RunConfig {
+function demoConfig(o: { epochs?: number; depth?: number; backend?: string; subset?: number }): RunConfig {
   const d = familyDefaults('mlp');
   return {
     model: 'mlp', arch: 'glonet', dataset: 'sgemm',

@@ -2,7 +2,6 @@
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { BACKENDS } from '../backend/index.js';
-import { DATASETS, type DatasetName } from '../train/config.js';
 import { EXPERIMENTS, getExperiment } from '../experiments/index.js';
 import { gridCells, chooseData, PRESETS, type PresetName } from '../experiments/experiment.js';
 import { resolveShard } from '../experiments/shard.js';
@@ -11,6 +10,7 @@ import { writeExperimentReport } from '../experiments/report.js';
 import { quickTiming } from '../experiments/timing.js';
 import type { ExperimentResults } from '../contracts.js';
 import { list, positiveInt, shard } from './parse.js';
+import { datasetNames } from '../data/registry.js';
 
 function claimsTable(r: ExperimentResults): string[] {
   return r.claims.map((c) => `  ${c.verdict.padEnd(12)} ${c.text}\n               paper: ${c.paper}\n               ours:  ${c.ours}`);
@@ -37,7 +37,7 @@ interface RunCliOptions {
   shard?: { index: number; count: number };
   shardCount?: number;
   seeds?: number;
-  dataset?: DatasetName;
+  dataset?: string;
   data?: string;
   target?: string;
   drop?: string[];
@@ -54,7 +54,7 @@ function runCommand(): Command {
     .option('--shard <I/N>', 'run the cells whose index is I-1 modulo N (default: from SLURM_ARRAY_TASK_* or JOB_COMPLETION_INDEX)', shard)
     .option('--shard-count <n>', 'Kubernetes Indexed Jobs: the number of shards (the Job\'s completions; or set GLONET_SHARD_COUNT)', positiveInt)
     .option('--seeds <k>', 'seeds per cell (default: the preset\'s)', positiveInt)
-    .addOption(new Option('--dataset <name>', 'data set, for the experiments that take several (cnn, vit: fashion-mnist, cifar10, mnist)').choices(DATASETS))
+    .addOption(new Option('--dataset <name>', 'data set, for the experiments that take several (cnn, vit: fashion-mnist, cifar10, mnist)').choices(datasetNames()))
     .option('--data <path>', 'data location: the SGEMM CSV (sgemm-*), a folder of MNIST IDX files (mnist-*), a CIFAR-10 folder (cnn, vit), your CSV (csv-depth)')
     .option('--target <col>', 'csv-depth: the column to predict')
     .option('--drop <cols>', 'csv-depth: columns to leave out, comma-separated (repeatable)', list)

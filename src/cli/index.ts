@@ -11,24 +11,12 @@ import { analyzeCommand, predictCommand, truncateCommand } from './analysis.js';
 import { infoCommand } from './info.js';
 import { webCommand } from './web.js';
 import { experimentCommand } from './experiment.js';
-import { ExperimentError } from '../experiments/experiment.js';
-import { AnalysisError } from '../analysis/blocks.js';
-import { ExitError, UsageError } from './errors.js';
-import { BackendError } from '../backend/index.js';
-import { DataError } from '../data/dataset.js';
-import { ModelConfigError } from '../models/family.js';
-import { GloNetShapeError } from '../layers/glonet.js';
-import { RunError } from '../train/run.js';
-import { DivergedError } from '../train/trainer.js';
-import { BadFileError, OutFolderError, WriteFailedError } from '../errors.js';
+import { ExitError } from './errors.js';
+import { GlonetError } from '../errors.js';
 import { VERSION } from '../version.js';
-import { SiteError } from '../web/site.js';
-import { PortError } from '../web/server.js';
 
-/** Errors that are the user's input, not a bug: one line, exit code 2. */
-const USER_ERRORS = [UsageError, BackendError, DataError, ModelConfigError, GloNetShapeError, RunError, AnalysisError, BadFileError, OutFolderError, SiteError, PortError, ExperimentError];
-/** Failures while running: one line, exit code 1. */
-const RUNTIME_ERRORS = [DivergedError, WriteFailedError];
+/** The exit code of each kind of glonet error (src/errors.ts); an interrupted run exits through an ExitError with its signal's code. */
+const EXIT_CODES: Record<GlonetError['kind'], number> = { input: 2, runtime: 1, interrupted: 130 };
 
 /** Commander's messages ("error: ...", sometimes with a second line of suggestions) as one line. */
 function oneLineErrors(cmd: Command, name: string): Command {
@@ -40,7 +28,7 @@ function oneLineErrors(cmd: Command, name: string): Command {
   return cmd;
 }
 
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = oneLineErrors(new Command('glonet'), 'glonet')
     .description('Globally Connected Neural Networks (GloNet, arXiv 2311.15947) on TensorFlow.js')
     .version(VERSION)
@@ -59,7 +47,7 @@ function ignoreClosedOutput(): void {
 }
 
 /** Print an error as one line and return the exit code. */
-export function reportError(e: unknown): number {
+function reportError(e: unknown): number {
   const say = (msg: string) => process.stderr.write(`glonet: ${msg.split('\n')[0]}\n`);
   if (e instanceof CommanderError) {
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
@@ -69,13 +57,9 @@ export function reportError(e: unknown): number {
     say(e.message);
     return e.code;
   }
-  if (RUNTIME_ERRORS.some((E) => e instanceof E)) {
-    say((e as Error).message);
-    return 1;
-  }
-  if (USER_ERRORS.some((E) => e instanceof E)) {
-    say((e as Error).message);
-    return 2;
+  if (e instanceof GlonetError) {
+    say(e.message);
+    return EXIT_CODES[e.kind];
   }
   say(`internal error: ${(e as Error)?.message ?? e} (a bug in glonet; GLONET_DEBUG=1 shows where)`);
   return 70;

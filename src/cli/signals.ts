@@ -5,7 +5,7 @@
  */
 import { constants } from 'node:os';
 
-export interface StopSignals {
+interface StopSignals {
   signal: AbortSignal;
   /** 130 for SIGINT, 143 for SIGTERM. */
   exitCode(): number;

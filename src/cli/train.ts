@@ -1,39 +1,20 @@
 /** `glonet train`: options to a RunConfig, and the run. */
 import { Command, Option } from 'commander';
 import { BACKENDS } from '../backend/index.js';
-import { DATASETS, type RunConfig } from '../train/config.js';
 import { familyNames, getFamily } from '../models/index.js';
 import { checkArch } from '../models/family.js';
-import { HEAD_INITS, type HeadInit } from '../models/init.js';
 import { runTraining, type RunResult } from '../train/run.js';
 import { list, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber } from './parse.js';
 import { ExitError, UsageError } from './errors.js';
 import { afterTraining } from './after-training.js';
 import { stopOnSignals } from './signals.js';
 import { InterruptedError } from '../train/trainer.js';
+import { datasetNames } from '../data/registry.js';
+import { HEAD_INITS, OPTIMIZERS, SCHEDULES, type Protocol, type RunConfig } from '../vocabulary.js';
 
-export interface TrainCliOptions {
-  model: string;
-  arch: string;
-  dataset: RunConfig['dataset'];
-  data?: string;
-  target?: string;
-  drop?: string[];
-  depth: number;
-  width?: number;
-  epochs?: number;
-  batchSize?: number;
-  optimizer?: RunConfig['optimizer'];
-  lr?: number;
-  momentum?: number;
-  l2?: number;
-  schedule?: RunConfig['schedule'];
-  seed: number;
-  subset?: number;
-  augment?: boolean;
-  backend?: string;
-  fast: RunConfig['fast'];
-  headInit?: HeadInit;
+/** `glonet train`'s options as commander parses them: a run's configuration, the protocol's settings optional. */
+interface TrainCliOptions extends Pick<RunConfig, 'model' | 'arch' | 'dataset' | 'data' | 'target' | 'drop' | 'depth' | 'seed' |
+  'subset' | 'fast' | 'headInit'>, Partial<Protocol>, Partial<Pick<RunConfig, 'augment' | 'backend'>> {
   out: string;
   resume?: boolean;
   overwrite?: boolean;
@@ -67,11 +48,11 @@ function defaultsHelp(key: 'width' | 'batchSize' | 'optimizer' | 'lr' | 'momentu
 }
 
 /** The options every training command shares (train, and experiment cells). */
-export function addTrainOptions(cmd: Command): Command {
+function addTrainOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--model <family>', 'model family').choices(familyNames()).default('mlp'))
     .option('--arch <arch>', `architecture: ${familyHelp((f) => `${f.name}: ${f.archs.join(', ')}`)}`, 'glonet')
-    .addOption(new Option('--dataset <name>', 'data set').choices(DATASETS).default('sgemm'))
+    .addOption(new Option('--dataset <name>', 'data set').choices(datasetNames()).default('sgemm'))
     .option('--data <path>', 'data location: the CSV file (csv), a folder of IDX files (mnist, fashion-mnist) or of binary batches (cifar10)')
     .option('--target <col>', 'csv: the column to predict')
     .option('--drop <cols>', 'csv: columns to leave out, comma-separated (repeatable)', list)
@@ -79,11 +60,11 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--width <w>', `units per block (mlp) or embedding size (vit); default ${defaultsHelp('width')}`, positiveInt)
     .option('--epochs <e>', `epochs; default ${defaultsHelp('epochs')}`, positiveInt)
     .option('--batch-size <b>', `mini-batch size; default ${defaultsHelp('batchSize')}`, positiveInt)
-    .addOption(new Option('--optimizer <name>', `optimizer (sgd = SGD with momentum); default ${defaultsHelp('optimizer')}`).choices(['adam', 'sgd']))
+    .addOption(new Option('--optimizer <name>', `optimizer (sgd = SGD with momentum); default ${defaultsHelp('optimizer')}`).choices(OPTIMIZERS))
     .option('--lr <x>', `learning rate; default ${defaultsHelp('lr')}`, positiveNumber)
     .option('--momentum <x>', `SGD momentum; default ${defaultsHelp('momentum')}`, nonNegativeNumber)
     .option('--l2 <x>', `L2 coefficient on kernels, penalty l2*sum(w^2); default ${defaultsHelp('l2')}`, nonNegativeNumber)
-    .addOption(new Option('--schedule <s>', `learning-rate schedule: step = x0.1 every quarter of the epochs; default ${defaultsHelp('schedule')}`).choices(['constant', 'step']))
+    .addOption(new Option('--schedule <s>', `learning-rate schedule: step = x0.1 every quarter of the epochs; default ${defaultsHelp('schedule')}`).choices(SCHEDULES))
     .option('--seed <s>', 'random seed: same seed, backend and data give the same metrics', nonNegativeInt, 0)
     .option('--subset <n>', 'train and test on a seeded random subset of n examples (at least 10, at most the data\'s size)', positiveInt)
     .option('--augment', 'cifar10: random flips and 4-pixel crops')
@@ -93,7 +74,7 @@ export function addTrainOptions(cmd: Command): Command {
 }
 
 /** The defaults of every family and arch with their reasons, for `glonet train --help`. */
-export function defaultsText(): string {
+function defaultsText(): string {
   const lines = ['', 'Defaults (the protocol each architecture is trained with unless an option says otherwise):'];
   for (const name of familyNames()) {
     const f = getFamily(name);
@@ -108,7 +89,7 @@ export function defaultsText(): string {
   return lines.join('\n');
 }
 
-export function toRunConfig(o: TrainCliOptions): RunConfig {
+function toRunConfig(o: TrainCliOptions): RunConfig {
   const family = getFamily(o.model);
   checkArch(family.name, family.archs, o.arch);
   const d = family.defaults(o.arch);

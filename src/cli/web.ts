@@ -2,8 +2,8 @@
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { BACKENDS, initBackend } from '../backend/index.js';
-import { buildSite, checkSiteFolder, writeSite, type SiteFiles } from '../web/site.js';
-import { serveSite } from '../web/server.js';
+import { buildSite, checkSiteFolder, writeSite, type SiteFiles } from '../site/site.js';
+import { serveSite } from '../site/server.js';
 import { nonNegativeInt, positiveInt } from './parse.js';
 
 export function webCommand(): Command {

@@ -15,10 +15,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataError, checkSubset, type Dataset } from './dataset.js';
-import { BYTE_TO_UNIT, pickIndices, splitFields } from './idx.js';
+import { gatherImages, pickIndices, splitFields } from './idx.js';
 import { Rng } from '../random.js';
 
-export const CIFAR10_CLASS_NAMES = [
+const CIFAR10_CLASS_NAMES = [
   'airplane',
   'automobile',
   'bird',
@@ -31,8 +31,8 @@ export const CIFAR10_CLASS_NAMES = [
   'truck',
 ];
 
-export const CIFAR10_TRAIN_FILES = [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`);
-export const CIFAR10_TEST_FILE = 'test_batch.bin';
+const CIFAR10_TRAIN_FILES = [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`);
+const CIFAR10_TEST_FILE = 'test_batch.bin';
 
 const SIDE = 32;
 const PLANE = SIDE * SIDE;
@@ -40,7 +40,7 @@ const PIXELS = 3 * PLANE;
 /** Bytes per record: 1 label + 3072 pixels. */
 export const CIFAR10_RECORD_BYTES = 1 + PIXELS;
 
-export interface Cifar10Options {
+interface Cifar10Options {
   /** The folder holding the binary batches. Required: CIFAR-10 is not bundled. */
   data?: string;
   /** Seeds the subset. Default 0. */
@@ -96,20 +96,7 @@ class Records {
 
 /** Planar RGB records -> NHWC pixels in [0, 1] and labels. */
 function gather(recs: Records, idx: Int32Array): { x: Float32Array; y: Float32Array } {
-  const x = new Float32Array(idx.length * PIXELS);
-  const y = new Float32Array(idx.length);
-  for (let k = 0; k < idx.length; k++) {
-    const r = recs.record(idx[k]);
-    y[k] = r[0];
-    const out = k * PIXELS;
-    for (let p = 0; p < PLANE; p++) {
-      // p = row * 32 + col; NHWC puts the 3 channels of pixel p next to each other.
-      x[out + 3 * p] = BYTE_TO_UNIT[r[1 + p]];
-      x[out + 3 * p + 1] = BYTE_TO_UNIT[r[1 + PLANE + p]];
-      x[out + 3 * p + 2] = BYTE_TO_UNIT[r[1 + 2 * PLANE + p]];
-    }
-  }
-  return { x, y };
+  return gatherImages(idx, PLANE, 3, (i) => recs.record(i).subarray(1), (i) => recs.record(i)[0]);
 }
 
 /** Per-channel mean and (population) std of NHWC pixels with 3 channels. */

@@ -22,7 +22,7 @@ export interface NumericTable {
 }
 
 /** The longest header accepted: a header row this long is not a CSV (it would be read whole first). */
-export const MAX_HEADER_BYTES = 1 << 20;
+const MAX_HEADER_BYTES = 1 << 20;
 
 /** One line for a problem met while reading: the file, and what went wrong in words. */
 function readError(file: string, e: unknown): DataError {
@@ -80,7 +80,7 @@ async function firstLine(file: string): Promise<string> {
   return text;
 }
 
-export function detectDelimiter(header: string): ',' | ';' {
+function detectDelimiter(header: string): ',' | ';' {
   const count = (ch: string) => header.split(ch).length - 1;
   return count(';') > count(',') ? ';' : ',';
 }

@@ -1,7 +1,6 @@
 /** The in-memory form every loader returns and the trainer consumes. */
-
-/** What a data set asks for: a real value (MSE) or a class (softmax cross-entropy). */
-export type Task = 'regression' | 'classification';
+import type { Task } from '../vocabulary.js';
+import { GlonetError } from '../errors.js';
 
 /** Per-column z-score statistics, kept with a trained model so new inputs are scaled the same. */
 export interface Standardization {
@@ -55,7 +54,7 @@ export interface Dataset {
 }
 
 /** A clear, user-facing data error (bad file, bad column, bad option). Never a stack trace. */
-export class DataError extends Error {
+export class DataError extends GlonetError {
   /** 'DataError'. */
   override name = 'DataError';
 }
@@ -66,7 +65,7 @@ export function exampleSize(ds: Pick<Dataset, 'inputShape'>): number {
 }
 
 /** The largest finite float32, the number type of the model's inputs and weights. */
-export const FLOAT32_MAX = 3.4028234663852886e38;
+const FLOAT32_MAX = 3.4028234663852886e38;
 
 /** True when `v` is finite and stays finite as a float32. */
 export function fitsFloat32(v: number): boolean {

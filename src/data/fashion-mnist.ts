@@ -11,7 +11,7 @@ import { IDX_FILE_NAMES, loadIdxFolder } from './idx.js';
 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
-export const FASHION_MNIST_CLASS_NAMES = [
+const FASHION_MNIST_CLASS_NAMES = [
   'T-shirt/top',
   'Trouser',
   'Pullover',
@@ -24,7 +24,7 @@ export const FASHION_MNIST_CLASS_NAMES = [
   'Ankle boot',
 ];
 
-export interface FashionMnistOptions {
+interface FashionMnistOptions {
   /** A folder with the four IDX files. Default /usr/share/datasets/fashion-mnist. */
   data?: string;
   /** Seeds the subset. Default 0. */

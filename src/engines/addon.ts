@@ -20,7 +20,7 @@ export type AddonLoad<T> =
   | { addon: null; reason: string };
 
 /** What to look for: the addon's file name (without .node) and how to talk about it. */
-export interface AddonSpec {
+interface AddonSpec {
   /** 'glonet_fused' or 'glonet_cnn'. */
   name: string;
   /** Its key in native/build/outcome.json. */

@@ -8,7 +8,8 @@
  * saves, loads and predicts exactly as one trained on TF.js.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { EngineName, NamedArray, Stepper } from './types.js';
+import type { NamedArray, Stepper } from './types.js';
+import type { EngineName } from '../vocabulary.js';
 
 /** The per-layer arrays of a layout: `values[i][j]` is weight j of layer `layers[i]`. */
 export type LayerArrays = Float32Array[][];
@@ -33,8 +34,21 @@ export function readLayers(model: tf.LayersModel, layers: readonly string[]): La
   return layers.map((name) => model.getLayer(name).getWeights().map((t) => (t.dataSync() as Float32Array).slice()));
 }
 
+/**
+ * The momentum and epsilon of a model's BatchNormalization layers, which a fused engine takes as
+ * one setting for all of them (the families build them alike); an error if they differ.
+ */
+export function bnSettings(model: tf.LayersModel, bnLayers: readonly string[]): { bnMomentum?: number; bnEpsilon?: number } {
+  const settings = bnLayers.map((n) => model.getLayer(n).getConfig() as { momentum?: number; epsilon?: number });
+  const first = settings[0];
+  if (first && settings.some((s) => s.momentum !== first.momentum || s.epsilon !== first.epsilon)) {
+    throw new Error('fused engine: the model\'s BatchNormalization layers differ in momentum or epsilon');
+  }
+  return first ? { bnMomentum: first.momentum, bnEpsilon: first.epsilon } : {};
+}
+
 /** Write per-layer arrays into the model's layers (the same sizes as their getWeights()). */
-export function writeLayers(model: tf.LayersModel, layers: readonly string[], values: LayerArrays): void {
+function writeLayers(model: tf.LayersModel, layers: readonly string[], values: LayerArrays): void {
   layers.forEach((name, i) => {
     const layer = model.getLayer(name);
     const shapes = layer.getWeights().map((t) => t.shape);
@@ -49,7 +63,7 @@ export function writeLayers(model: tf.LayersModel, layers: readonly string[], va
  * Optimizer slots in checkpoint form: `${slot}/${layer}/${j}` for weight j of each layer, plus
  * the step count as `step`. `slots` maps a slot name (e.g. 'm', 'v', 'accum') to per-layer arrays.
  */
-export function slotsToNamed(step: number, layers: readonly string[], slots: Record<string, LayerArrays>): NamedArray[] {
+function slotsToNamed(step: number, layers: readonly string[], slots: Record<string, LayerArrays>): NamedArray[] {
   const out: NamedArray[] = [{ name: 'step', shape: [], values: Float32Array.of(step) }];
   for (const [slot, values] of Object.entries(slots)) {
     layers.forEach((layer, i) => values[i].forEach((v, j) => out.push({ name: `${slot}/${layer}/${j}`, shape: [v.length], values: v })));
@@ -58,7 +72,7 @@ export function slotsToNamed(step: number, layers: readonly string[], slots: Rec
 }
 
 /** The inverse of {@link slotsToNamed}; `like` gives each layer's array count and sizes. */
-export function namedToSlots(state: NamedArray[], layers: readonly string[], slotNames: readonly string[], like: LayerArrays): { step: number; slots: Record<string, LayerArrays> } {
+function namedToSlots(state: NamedArray[], layers: readonly string[], slotNames: readonly string[], like: LayerArrays): { step: number; slots: Record<string, LayerArrays> } {
   const byName = new Map(state.map((s) => [s.name, s.values]));
   const get = (name: string, length: number): Float32Array => {
     const v = byName.get(name);
@@ -75,7 +89,7 @@ export function namedToSlots(state: NamedArray[], layers: readonly string[], slo
  * The parts of an engine that keeps its weights in a structure of its own (`W`), with optimizer
  * state `{ step, <slot>: W, ... }` (Adam: m and v; momentum SGD: accum).
  */
-export interface StructuredEngine<W, S extends { step: number }> {
+interface StructuredEngine<W, S extends { step: number }> {
   step(x: Float32Array, y: Float32Array, rows: number): number;
   setLearningRate(lr: number): void;
   predict(x: Float32Array, rows: number): Float32Array;

@@ -11,7 +11,6 @@
  * and ./types.ts from src/engines.
  */
 import type * as tf from '@tensorflow/tfjs';
-import type { ModelMetadata } from '../model-io.js';
 import { createCnnEngine, fusedCnnApplies } from './cnn/adapter.js';
 import { FusedStepper } from './fused-stepper.js';
 import { createMlpEngine, fusedMlpApplies } from './mlp/adapter.js';
@@ -29,3 +28,4 @@ export function createStepper(model: tf.LayersModel, meta: ModelMetadata, opts: 
 
 export { fastPathInfo } from './mlp/pick-core.js';
 export { fusedCnnInfo } from './cnn/fused-native-cnn.js';
+import type { ModelMetadata } from '../model-metadata.js';

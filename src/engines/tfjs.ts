@@ -1,10 +1,10 @@
 /** The plain engine: the TF.js model itself trained with a TF.js optimizer on the active backend. */
 import * as tf from '@tensorflow/tfjs';
-import type { Task } from '../data/dataset.js';
 import type { NamedArray, Stepper, StepperOptions } from './types.js';
+import type { Task } from '../vocabulary.js';
 
 /** The mean data loss of a batch: MSE, or softmax cross-entropy on integer labels. */
-export function dataLoss(task: Task, outputs: number, pred: tf.Tensor, y: tf.Tensor): tf.Scalar {
+function dataLoss(task: Task, outputs: number, pred: tf.Tensor, y: tf.Tensor): tf.Scalar {
   if (task === 'regression') return tf.losses.meanSquaredError(y, pred) as tf.Scalar;
   const onehot = tf.oneHot(tf.cast(y, 'int32') as tf.Tensor1D, outputs);
   return tf.losses.softmaxCrossEntropy(onehot, pred) as tf.Scalar;

@@ -2,7 +2,8 @@
  * The seam between training and the engines that run its steps. Training (src/train) drives a
  * {@link Stepper}; which one a run gets is decided once, in ./select.ts.
  *
- * Engines, by name (what metrics.json, the report and `glonet info` print), and where they are:
+ * Engines, by name (src/vocabulary.ts's ENGINE_NAMES: what metrics.json, the report and `glonet info`
+ * print), and where they are:
  *   tfjs              ./tfjs.ts             the TF.js model itself, with a TF.js optimizer, on the
  *                                           active backend
  *   fused-native      ./mlp/fused-native.ts the fused MLP engines (every MLP arch), native addon
@@ -15,15 +16,7 @@
  * layers in the engine's order), and the MLP folder the public engine objects
  * (./mlp/glonet-mlp.ts, ./mlp/block-mlp.ts) over the cores ./mlp/pick-core.ts chooses between.
  */
-import type { Task } from '../data/dataset.js';
-
-/** The engines that train (the file comment says what each is). */
-export const ENGINE_NAMES = ['tfjs', 'fused-native', 'fused-js', 'fused-native-cnn'] as const;
-/** One of {@link ENGINE_NAMES}: the engine `metrics.json` records for a run. */
-export type EngineName = (typeof ENGINE_NAMES)[number];
-
-/** The optimizers a run can use: Adam, or SGD with momentum. */
-export type OptimizerName = 'adam' | 'sgd';
+import type { EngineName, Protocol, Task } from '../vocabulary.js';
 
 /** A named float array: optimizer slots and checkpoint contents. */
 export interface NamedArray {
@@ -58,20 +51,15 @@ export interface Stepper {
   dispose(): void;
 }
 
-/** What every engine needs to know about a run beyond its model. */
-export interface StepperOptions {
+/**
+ * What every engine needs to know about a run beyond its model: the task, the outputs, one
+ * example's shape, and the protocol's optimizer, learning rate, momentum and L2.
+ */
+export interface StepperOptions extends Pick<Protocol, 'optimizer' | 'lr' | 'momentum' | 'l2'> {
   /** 'regression' (MSE) or 'classification' (softmax cross-entropy on class indices). */
   task: Task;
   /** Classes, or 1 for regression. */
   outputs: number;
   /** Shape of one example, without the batch dimension. */
   inputShape: number[];
-  /** 'adam' or 'sgd'. */
-  optimizer: OptimizerName;
-  /** Initial learning rate. */
-  lr: number;
-  /** SGD momentum (ignored by Adam). */
-  momentum: number;
-  /** L2 coefficient on kernels: penalty = l2 * sum(w^2). */
-  l2: number;
 }

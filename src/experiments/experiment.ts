@@ -6,8 +6,9 @@
  * claims written next to the paper's numbers; ./index.ts lists them.
  */
 import type { ClaimResult, ExperimentCell, ExperimentManifest, Verdict } from '../contracts.js';
-import type { DatasetName, RunConfig } from '../train/config.js';
 import { familyDefaults, type Protocol } from '../models/index.js';
+import type { RunConfig } from '../vocabulary.js';
+import { GlonetError } from '../errors.js';
 
 export const PRESETS = ['smoke', 'quick', 'paper'] as const;
 export type PresetName = (typeof PRESETS)[number];
@@ -17,7 +18,7 @@ export type PresetName = (typeof PRESETS)[number];
  * budget (a preset may train a cheap architecture at the paper's protocol and the costly ones on
  * less; each claim compares one architecture across depth, and the report says the budgets).
  */
-export interface GridArch {
+interface GridArch {
   arch: string;
   depths: number[];
   seeds?: number;
@@ -44,16 +45,16 @@ export interface Grid {
 
 /** The data options of `glonet experiment run` (the data options of `glonet train`). */
 export interface DataOptions {
-  dataset?: DatasetName;
+  dataset?: string;
   data?: string;
   target?: string;
   drop?: string[];
 }
 
-export type DataChoice = ExperimentManifest['data'] & { dataset: DatasetName };
+type DataChoice = ExperimentManifest['data'] & { dataset: string };
 
 /** A bad experiment request (unknown name, data it does not take, a folder of another run). */
-export class ExperimentError extends Error {
+export class ExperimentError extends GlonetError {
   override name = 'ExperimentError';
 }
 
@@ -108,9 +109,9 @@ export interface Experiment {
   model: string;
   presets: Record<PresetName, Grid>;
   /** The data sets it runs on; the first is the default. */
-  datasets: readonly DatasetName[];
+  datasets: readonly string[];
   /** The data set `--data` means when `--dataset` is not given (CIFAR-10 for the image experiments). */
-  dataWith?: DatasetName;
+  dataWith?: string;
   claims: Claim[];
   charts: ChartKind[];
 }
@@ -122,7 +123,7 @@ export interface CellSpec {
   samples?: number;
 }
 
-export function cellId(model: string, arch: string, depth: number, seed: number): string {
+function cellId(model: string, arch: string, depth: number, seed: number): string {
   return `${model}-${arch}-d${depth}-s${seed}`;
 }
 

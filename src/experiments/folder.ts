@@ -13,7 +13,7 @@ import type { ExperimentManifest } from '../contracts.js';
 import { readJson, writeJsonAtomic } from '../io.js';
 import { ExperimentError } from './experiment.js';
 
-export const manifestFile = (dir: string) => path.join(dir, 'experiment.json');
+const manifestFile = (dir: string) => path.join(dir, 'experiment.json');
 export const cellDir = (dir: string, id: string) => path.join(dir, 'cells', id);
 export const cellDoneFile = (dir: string, id: string) => path.join(cellDir(dir, id), 'cell.json');
 export const cellFailedFile = (dir: string, id: string) => path.join(cellDir(dir, id), 'failed.json');

@@ -80,7 +80,7 @@ function effective(c: ExperimentCell): string {
 // ---------------------------------------------------------------------------------------------
 // REPORT.md
 
-export function renderMarkdown(exp: Experiment, r: ExperimentResults): string {
+function renderMarkdown(exp: Experiment, r: ExperimentResults): string {
   const cls = classification(r);
   const out: string[] = [];
   out.push(`# ${exp.name}: ${exp.title} (${r.preset} preset)`, '');
@@ -316,7 +316,7 @@ const PAGE_CSS = `${CSS}
 ul.rules li { margin-bottom: 4px; }
 `;
 
-export async function renderExperimentHtml(exp: Experiment, r: ExperimentResults, files: Map<string, CellFiles>): Promise<string> {
+async function renderExperimentHtml(exp: Experiment, r: ExperimentResults, files: Map<string, CellFiles>): Promise<string> {
   const cls = classification(r);
   const render = renderChart;
   const parts: string[] = [];

@@ -20,7 +20,7 @@ export interface CellFiles {
   analysis: Analysis | null;
 }
 
-export function cellSummary(id: string, m: Metrics, a: Analysis | null, rec: CellRecord): ExperimentCell {
+function cellSummary(id: string, m: Metrics, a: Analysis | null, rec: CellRecord): ExperimentCell {
   const best = m.best ? m.epochs.find((e) => e.epoch === m.best!.epoch) : undefined;
   const trainSeconds = m.epochs.reduce((s, e) => s + e.seconds, 0);
   return {

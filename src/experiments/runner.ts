@@ -22,7 +22,7 @@ import { cellDir, cellDoneFile, cellFailedFile, claimFolder } from './folder.js'
 import { inShard, type Shard } from './shard.js';
 import { writeExperimentReport } from './report.js';
 
-export interface RunExperimentOptions {
+interface RunExperimentOptions {
   preset: PresetName;
   out: string;
   shard?: Shard | null;
@@ -33,7 +33,7 @@ export interface RunExperimentOptions {
   log?: (line: string) => void;
 }
 
-export interface RunExperimentResult {
+interface RunExperimentResult {
   results: ExperimentResults;
   ran: number;
   skipped: number;

@@ -16,11 +16,11 @@ import { chooseData, gridCells, type Experiment } from './experiment.js';
 /** Training rows of the default data sets when the paper preset takes all of them (80% of the examples; CIFAR-10 and Fashion-MNIST their train files). */
 const TRAIN_ROWS: Record<string, number> = { sgemm: 193280, mnist: 8000, 'fashion-mnist': 60000, cifar10: 50000 };
 
-export function measuredFile(name: string, preset = 'quick'): string {
+function measuredFile(name: string, preset = 'quick'): string {
   return path.join(packageRoot(), 'experiments', 'measured', `${name}.${preset}.json`);
 }
 
-export function measuredQuick(name: string): ExperimentResults | null {
+function measuredQuick(name: string): ExperimentResults | null {
   const file = measuredFile(name);
   if (!fs.existsSync(file)) return null;
   try {

@@ -7,12 +7,13 @@
  * information-preserving embedding); every other dimension must agree.
  */
 import * as tf from '@tensorflow/tfjs';
+import { GlonetError } from '../errors.js';
 
 /** A layer output shape, batch dimension first (null where unknown), as TF.js layers report it. */
 export type LayerShape = Array<number | null>;
 
 /** Block outputs that cannot be summed; the message names the shapes. */
-export class GloNetShapeError extends Error {
+export class GloNetShapeError extends GlonetError {
   /** 'GloNetShapeError'. */
   override name = 'GloNetShapeError';
 }

@@ -7,33 +7,21 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { Dataset } from '../data/dataset.js';
-import type { ModelMetadata } from '../model-io.js';
-import type { OptimizerName } from '../engines/types.js';
-import type { HeadInit } from './init.js';
+import type { HeadInit, Protocol, RunConfig } from '../vocabulary.js';
+import { GlonetError } from '../errors.js';
+import type { ModelMetadata } from '../model-metadata.js';
 
 /** A model that cannot be built as asked (bad arch, depth, width or data shape). */
-export class ModelConfigError extends Error {
+export class ModelConfigError extends GlonetError {
   /** 'ModelConfigError'. */
   override name = 'ModelConfigError';
 }
 
-/** What a family builds from: the run's options. */
-export interface BuildOptions {
-  /** The family's name. */
-  model: string;
-  /** One of the family's architectures. */
-  arch: string;
-  /** The depth in the family's sense (MLP: linear layers after the stem; ResNet20: 6n + 2). */
-  depth: number;
-  /** Units (MLP), embedding size (ViT); the ResNet20 family's widths are fixed. */
-  width: number;
-  /** L2 coefficient on kernels: penalty l2 * sum(w^2). */
-  l2: number;
-  /** Seed of every initializer. */
-  seed: number;
-  /** GloNet heads: 'paper' (the family's initializer; also when absent), 'scaled' (divided by the number of blocks) or 'zero'. */
-  headInit?: HeadInit;
-}
+/**
+ * What a family builds from: the run's options (model, arch, depth, width, l2, seed, head init;
+ * src/vocabulary.ts says what each means).
+ */
+export type BuildOptions = Pick<RunConfig, 'model' | 'arch' | 'depth' | 'width' | 'l2' | 'seed' | 'headInit'>;
 
 /** What a family needs to know about the data. */
 export type DataShape = Pick<Dataset, 'inputShape' | 'outputs' | 'task'>;
@@ -44,26 +32,6 @@ export interface BuiltModel {
   model: tf.LayersModel;
   /** What analysis needs later, saved in model.json. */
   meta: ModelMetadata;
-}
-
-/** A training protocol: the settings `glonet train` uses when an option is not given. */
-export interface Protocol {
-  /** Units (MLP) or embedding size (ViT). */
-  width: number;
-  /** Training epochs. */
-  epochs: number;
-  /** Examples per training step. */
-  batchSize: number;
-  /** 'adam' or 'sgd'. */
-  optimizer: OptimizerName;
-  /** Initial learning rate. */
-  lr: number;
-  /** SGD momentum (ignored by Adam). */
-  momentum: number;
-  /** L2 coefficient on kernels: penalty l2 * sum(w^2). */
-  l2: number;
-  /** 'constant', or 'step' (x0.1 at every quarter of the epochs). */
-  schedule: 'constant' | 'step';
 }
 
 /** A protocol with the reason for it, in words a user can check (printed by --help and the README). */

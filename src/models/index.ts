@@ -3,7 +3,7 @@
  * by its own file. `glonet train` takes its `--model` choices, its `--arch` values and its
  * defaults from here, so a family registered with {@link registerFamily} is a family users train.
  */
-import { ModelConfigError, type BuildOptions, type BuiltModel, type DataShape, type ModelFamily, type Protocol } from './family.js';
+import { ModelConfigError, type BuildOptions, type BuiltModel, type DataShape, type ModelFamily } from './family.js';
 import { mlpFamily } from './mlp.js';
 import { resnet20Family } from './resnet20.js';
 import { vitFamily } from './vit.js';
@@ -46,5 +46,7 @@ export function buildModel(o: BuildOptions, data: DataShape): BuiltModel {
   return getFamily(o.model).build(o, data);
 }
 
-export type { BuildOptions, BuiltModel, DataShape, Defaults, ModelFamily, Protocol } from './family.js';
+export type { BuildOptions, BuiltModel, DataShape, Defaults, ModelFamily } from './family.js';
 export { ModelConfigError } from './family.js';
+import type { Protocol } from '../vocabulary.js';
+export type { Protocol } from '../vocabulary.js';

@@ -12,6 +12,7 @@
  * starts it at zero. docs/protocol-notes.md has what they do to training.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { HeadInit } from '../vocabulary.js';
 
 type Initializer = ReturnType<typeof tf.initializers.randomNormal>;
 
@@ -19,11 +20,8 @@ export function heNormal(fanIn: number, seed: number): Initializer {
   return tf.initializers.randomNormal({ mean: 0, stddev: Math.sqrt(2 / fanIn), seed });
 }
 
-export const HEAD_INITS = ['paper', 'scaled', 'zero'] as const;
-/** How a GloNet head's kernel starts: the family's own initializer, that divided by L, or zero. */
-export type HeadInit = (typeof HEAD_INITS)[number];
 
-export interface HeadInitOptions {
+interface HeadInitOptions {
   kind: HeadInit;
   /** The family's initializer for this kernel: He-normal (MLP, CNN) or Glorot-uniform (ViT). */
   base: 'he' | 'glorot';

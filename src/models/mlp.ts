@@ -15,7 +15,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { glonet } from '../layers/chain.js';
 import { checkArch, checkHeadInit, ModelConfigError, seedCounter, withMetadata, type ModelFamily } from './family.js';
-import { headInitializer, heNormal, lastDim, type HeadInit } from './init.js';
+import { headInitializer, heNormal, lastDim } from './init.js';
+import type { HeadInit } from '../vocabulary.js';
 
 /** The MLP family's architectures ('glonet' first, the default). */
 export const MLP_ARCHS = ['glonet', 'vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn'] as const;
@@ -42,7 +43,7 @@ export interface MlpConfig {
   headInit?: HeadInit;
 }
 
-export function validateMlpConfig(cfg: MlpConfig): void {
+function validateMlpConfig(cfg: MlpConfig): void {
   checkArch('mlp', MLP_ARCHS, cfg.arch);
   if (!Number.isInteger(cfg.depth) || cfg.depth < 1) {
     throw new ModelConfigError(`--depth: expected a positive integer, got ${cfg.depth}`);
@@ -55,11 +56,6 @@ export function validateMlpConfig(cfg: MlpConfig): void {
     throw new ModelConfigError(`--width: expected a positive integer, got ${cfg.width}`);
   }
   checkHeadInit(cfg.arch, cfg.headInit);
-}
-
-/** Number of GloNet/residual "blocks" an architecture at this depth has (analysis unit). */
-export function mlpBlockCount(arch: MlpArch, depth: number): number {
-  return arch === 'glonet' ? depth : depth / 2;
 }
 
 /** Names of the layers whose outputs are the blocks' outputs (one per block, in order). */

@@ -1,6 +1,7 @@
 /**
- * The ResNet20-shaped CNN family (docs/architecture.md, "Canonical architectures"), mirroring the
- * `CNN` class of peers/pytorch_peer.py so parameter counts and shapes line up with PyTorch.
+ * The ResNet20-shaped CNN family (docs/architecture.md, "Canonical architectures"), built layer for
+ * layer as the PyTorch peer builds it (bench/peer.ts), so parameter counts and shapes line up with
+ * PyTorch (test/models-images.test.ts compares them).
  *
  * Depth follows ResNet naming: depth = 6n + 2 (20, 32, 44, 56, 110), n two-conv blocks per stage.
  *
@@ -32,7 +33,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { glonet } from '../layers/chain.js';
 import { checkArch, checkClassifier, checkHeadInit, checkImageShape, ModelConfigError, seedCounter, withMetadata, type Defaults, type ModelFamily } from './family.js';
-import { headInitializer, heNormal, lastDim, type HeadInit } from './init.js';
+import { headInitializer, heNormal, lastDim } from './init.js';
+import type { HeadInit } from '../vocabulary.js';
 
 /** The ResNet20 family's architectures ('glonet' first, the default). */
 export const RESNET20_ARCHS = ['glonet', 'resnetv2', 'resnetv2-nobn', 'vanilla', 'vanilla-nobn'] as const;
@@ -62,7 +64,7 @@ export interface ResNet20Config {
 /** Channels of the three stages. */
 export const STAGE_CHANNELS = [16, 32, 64] as const;
 
-export function validateResNet20Config(cfg: Pick<ResNet20Config, 'arch' | 'depth' | 'inputShape' | 'headInit'>): void {
+function validateResNet20Config(cfg: Pick<ResNet20Config, 'arch' | 'depth' | 'inputShape' | 'headInit'>): void {
   checkArch('resnet20', RESNET20_ARCHS, cfg.arch);
   checkHeadInit(cfg.arch, cfg.headInit);
   if (!(RESNET_DEPTHS as readonly number[]).includes(cfg.depth)) {
@@ -72,12 +74,12 @@ export function validateResNet20Config(cfg: Pick<ResNet20Config, 'arch' | 'depth
 }
 
 /** Two-conv blocks per stage at this depth. */
-export function resnetBlocksPerStage(depth: number): number {
+function resnetBlocksPerStage(depth: number): number {
   return (depth - 2) / 6;
 }
 
 /** Number of analysis blocks: 6n conv blocks for glonet, 3n two-conv blocks for the baselines. */
-export function resnet20BlockCount(arch: ResNet20Arch, depth: number): number {
+function resnet20BlockCount(arch: ResNet20Arch, depth: number): number {
   const n = resnetBlocksPerStage(depth);
   return arch === 'glonet' ? 6 * n : 3 * n;
 }
@@ -206,7 +208,7 @@ const ADAM = { ...NOTEBOOK, optimizer: 'adam', lr: 1e-3, momentum: 0, schedule: 
  * Each architecture's protocol, chosen by measurement (docs/protocol-notes.md): the BN networks
  * train with the notebook's SGD; the networks without BN (GloNet among them) do not, and take Adam.
  */
-export const RESNET20_DEFAULTS: Record<ResNet20Arch, Defaults> = {
+const RESNET20_DEFAULTS: Record<ResNet20Arch, Defaults> = {
   glonet: {
     ...ADAM,
     reason: 'no BN: at init the pooled block outputs are nearly the same vector for every image and SGD stalls ' +

@@ -28,7 +28,8 @@ import * as tf from '@tensorflow/tfjs';
 import { glonet } from '../layers/chain.js';
 import { ClassToken, MultiHeadSelfAttention, PositionEmbedding, TokenSlice } from '../layers/vit.js';
 import { checkArch, checkClassifier, checkHeadInit, checkImageShape, ModelConfigError, seedCounter, withMetadata, type ModelFamily } from './family.js';
-import { headInitializer, heNormal, lastDim, type HeadInit } from './init.js';
+import { headInitializer, heNormal, lastDim } from './init.js';
+import type { HeadInit } from '../vocabulary.js';
 
 /** The ViT family's architectures: 'glonet' (the head reads the sum of the encoders' class tokens) and 'plain'. */
 export const VIT_ARCHS = ['glonet', 'plain'] as const;
@@ -65,7 +66,7 @@ function positiveInt(v: unknown): boolean {
   return Number.isInteger(v) && (v as number) >= 1;
 }
 
-export function validateVitConfig(cfg: VitConfig): void {
+function validateVitConfig(cfg: VitConfig): void {
   checkArch('vit', VIT_ARCHS, cfg.arch);
   checkHeadInit(cfg.arch, cfg.headInit);
   if (!positiveInt(cfg.depth)) throw new ModelConfigError(`--depth: expected a positive number of encoder layers for --model vit, got ${cfg.depth}`);

@@ -6,6 +6,7 @@
  */
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import { CHART_THEME, COLORS, displayName, FONT } from '../display.js';
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers.
@@ -46,44 +47,24 @@ export function fmtValue(v: unknown): string {
   return JSON.stringify(v);
 }
 
-export const NAMES: Record<string, string> = {
-  mlp: 'MLP', resnet20: 'ResNet20', vit: 'ViT',
-  glonet: 'GloNet', resnetv2: 'ResNetv2', 'resnetv2-nobn': 'ResNetv2 (no BN)',
-  vanilla: 'Vanilla', 'vanilla-nobn': 'Vanilla (no BN)',
-  sgemm: 'SGEMM', mnist: 'MNIST', 'fashion-mnist': 'Fashion-MNIST', cifar10: 'CIFAR-10', csv: 'CSV',
-};
-export const pretty = (v: unknown): string => (typeof v === 'string' ? NAMES[v] ?? v : fmtValue(v));
+/** A value for people: a family's, arch's or data set's display name (src/display.ts), else fmtValue. */
+export const pretty = (v: unknown): string => (typeof v === 'string' ? displayName(v) : fmtValue(v));
 
 // ---------------------------------------------------------------------------------------------
 // Theme and chart rendering.
 
-export const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif';
-export const C = {
-  blue: '#2563eb',
-  orange: '#ea580c',
-  green: '#15803d',
-  purple: '#7c3aed',
-  gray: '#64748b',
-  red: '#dc2626',
-  ink: '#1e293b',
-  band: '#93c5fd',
-};
+export { FONT };
+/** The palette (src/display.ts). */
+export const C = COLORS;
 export const WIDE = 820;
 export const HALF = 360;
 
 export const THEME = {
-  font: FONT,
-  background: 'white',
+  ...CHART_THEME,
   padding: 8,
-  view: { stroke: null },
-  axis: {
-    labelColor: '#475569', labelFontSize: 11, titleColor: '#1e293b', titleFontSize: 12,
-    titleFontWeight: 600, gridColor: '#e8edf3', domainColor: '#94a3b8', tickColor: '#94a3b8',
-    labelFlush: true,
-  },
+  axis: { ...CHART_THEME.axis, labelFlush: true },
   axisY: { minExtent: 38 },
-  legend: { labelColor: '#334155', labelFontSize: 12, symbolStrokeWidth: 3, orient: 'top' },
-  line: { strokeWidth: 2 },
+  legend: { ...CHART_THEME.legend, symbolStrokeWidth: 3 },
   point: { filled: true, size: 36 },
   text: { font: FONT, fontSize: 11 },
   range: { category: [C.blue, C.orange, C.green, C.purple, C.gray] },
@@ -101,7 +82,7 @@ export interface Chart {
 let renderCounter = 0;
 
 /** Compile a Vega-Lite spec and render it to a standalone SVG string with unique ids. */
-export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+async function renderSvg(spec: TopLevelSpec): Promise<string> {
   const full = { ...spec, config: THEME } as TopLevelSpec;
   const vg = compile(full).spec;
   const view = new vega.View(vega.parse(vg), { renderer: 'none' });
@@ -117,7 +98,7 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
 }
 
 /** True when the positive values span at least a decade (worth a log scale). */
-export function spansDecades(values: number[]): boolean {
+function spansDecades(values: number[]): boolean {
   const v = values.filter((x) => Number.isFinite(x));
   if (v.length < 2 || v.some((x) => x <= 0)) return false;
   const [lo, hi] = minMax(v);
@@ -140,7 +121,7 @@ export type Layer = Record<string, unknown>;
 export const vl = (spec: Record<string, unknown>): TopLevelSpec => spec as unknown as TopLevelSpec;
 
 /** Readable log-axis ticks: 1-2-5 per decade over short ranges, powers of ten over long ones. */
-export function logTicks(lo: number, hi: number): number[] {
+function logTicks(lo: number, hi: number): number[] {
   const k0 = Math.floor(Math.log10(lo));
   const k1 = Math.ceil(Math.log10(hi));
   const mantissas = k1 - k0 <= 2 ? [1, 2, 5] : k1 - k0 <= 4 ? [1, 3] : [1];
@@ -253,7 +234,7 @@ footer { color: var(--muted); font-size: 12px; margin-top: 40px; }
 @media print { body { background: white; } figure, .card { break-inside: avoid; } }
 `;
 
-export function figureHtml(c: Chart, svg: string): string {
+function figureHtml(c: Chart, svg: string): string {
   return (
     `<figure class="chart" id="${escapeHtml(c.id)}">` +
     `<h3>${escapeHtml(c.title)}</h3>` +

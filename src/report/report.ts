@@ -25,7 +25,7 @@ export type ReportAnalysis = AnalysisAsRead;
 type ReportEpoch = ReportMetrics['epochs'][number];
 type ReportContributionSample = NonNullable<NonNullable<ReportAnalysis['contributions']>['samples']>[number];
 
-export interface RenderOptions {
+interface RenderOptions {
   /** The run folder, shown in the hint to run `glonet analyze DIR`. */
   dir?: string;
   /** Set when analysis.json exists but could not be read. */

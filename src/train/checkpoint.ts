@@ -16,16 +16,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { readJson, syncDir, tempName, writeDirAtomic, writeFileAtomic, writeFileDurable, writing } from '../io.js';
-import { loadModel, modelFiles, type ModelMetadata } from '../model-io.js';
+import { loadModel, modelFiles } from '../model-io.js';
 import type { NamedArray } from '../engines/types.js';
 import type { Metrics } from '../contracts.js';
+import type { ModelMetadata } from '../model-metadata.js';
 
-export const CHECKPOINT_DIR = 'checkpoint';
+const CHECKPOINT_DIR = 'checkpoint';
 const COMMIT_FILE = 'commit.json';
 const FORMAT = 1;
 
 /** state.json of an epoch folder: the optimizer slots' layout in optimizer.bin. */
-export interface CheckpointState {
+interface CheckpointState {
   /** The epoch whose end this folder holds. */
   epoch: number;
   engine: string;
@@ -38,7 +39,7 @@ interface CommitRecord {
   files: Array<{ name: string; bytes: number; sha256: string }>;
 }
 
-export interface EpochContent {
+interface EpochContent {
   model: tf.LayersModel;
   meta: ModelMetadata;
   engine: string;
@@ -99,7 +100,7 @@ export async function commitEpoch(runDir: string, epoch: number, c: EpochContent
 }
 
 /** Why an epoch folder cannot be trusted, or undefined when every file matches its commit. */
-export function epochProblem(folder: string, epoch: number): string | undefined {
+function epochProblem(folder: string, epoch: number): string | undefined {
   let record: CommitRecord;
   try {
     record = readJson<CommitRecord>(path.join(folder, COMMIT_FILE), 'commit record');

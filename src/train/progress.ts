@@ -17,7 +17,7 @@ export interface Progress {
   stop(): void;
 }
 
-export function formatEpoch(m: EpochMetrics, epochs: number, task: 'regression' | 'classification'): string {
+function formatEpoch(m: EpochMetrics, epochs: number, task: 'regression' | 'classification'): string {
   const f = (v: number) => (Number.isFinite(v) ? v.toPrecision(4) : String(v));
   const err = task === 'classification'
     ? `test acc ${((m.testAccuracy ?? 0) * 100).toFixed(2)}%`

@@ -14,11 +14,9 @@ import { loadDataset } from '../data/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { augmentBatch } from '../data/augment.js';
 import { buildModel } from '../models/index.js';
-import type { ModelMetadata } from '../model-io.js';
 import { writeJsonAtomic, writing } from '../io.js';
-import { OutFolderError, WriteFailedError } from '../errors.js';
+import { GlonetError, OutFolderError, WriteFailedError } from '../errors.js';
 import { checkWritableFolder, clearRunFolder, isSameOrInside, refuseIfHoldsRun, removeLeftovers, runEntries, RUN_ENTRIES } from '../out-folder.js';
-import { learningRateAt, type RunConfig } from './config.js';
 import type { EpochMetrics, Metrics } from '../contracts.js';
 import { summarize } from './metrics.js';
 import { createProgress, type Progress } from './progress.js';
@@ -26,6 +24,9 @@ import { createStepper } from '../engines/select.js';
 import type { NamedArray, StepperOptions } from '../engines/types.js';
 import { DivergedError, trainLoop } from './trainer.js';
 import { commitEpoch, hasOldCheckpoint, lastConsistentEpoch, publishEpoch, pruneEpochs, readEpoch, type CommittedEpoch } from './checkpoint.js';
+import { learningRateAt } from './schedule.js';
+import type { RunConfig } from '../vocabulary.js';
+import type { ModelMetadata } from '../model-metadata.js';
 
 /** What a finished run leaves in memory (the same is in its folder). */
 export interface RunResult {
@@ -69,7 +70,7 @@ export interface RunOptions {
 const RESUME_KEYS: Array<keyof RunConfig> = ['model', 'arch', 'dataset', 'data', 'target', 'depth', 'width', 'batchSize', 'optimizer', 'lr', 'momentum', 'l2', 'schedule', 'seed', 'subset', 'augment', 'headInit'];
 
 /** A run that cannot go as asked (for example `--resume` with settings that differ from the run's). */
-export class RunError extends Error {
+export class RunError extends GlonetError {
   /** 'RunError'. */
   override name = 'RunError';
 }

@@ -1,84 +1,18 @@
 /** The training loop: seeded shuffles, mini-batches, evaluation, divergence checks. */
-import type { Dataset, Task } from '../data/dataset.js';
+import type { Dataset } from '../data/dataset.js';
 import { exampleSize } from '../data/dataset.js';
 import { Rng } from '../random.js';
 import type { EpochMetrics } from '../contracts.js';
 import type { Progress } from './progress.js';
 import type { Stepper } from '../engines/types.js';
-
-/** A model's scores on a set of examples. */
-export interface Evaluation {
-  /** Mean data loss (MSE, or softmax cross-entropy). */
-  loss: number;
-  /** MSE (regression) or 1 - accuracy (classification). */
-  error: number;
-  /** Classification only: accuracy in [0, 1]. */
-  accuracy?: number;
-}
-
-/** Loss and error of raw outputs against targets, computed in float64 in JavaScript. */
-export function scoreOutputs(task: Task, outputs: number, pred: Float32Array, y: Float32Array, rows: number): {
-  /** Sum over the rows of the data loss (squared error, or cross-entropy). */
-  lossSum: number;
-  /** Sum over the rows of the error (squared error, or 1 for a wrong class). */
-  errSum: number;
-  /** Classification: rows whose arg-max is the label. */
-  correct: number;
-} {
-  let lossSum = 0;
-  let errSum = 0;
-  let correct = 0;
-  if (task === 'regression') {
-    for (let i = 0; i < rows; i++) {
-      const d = pred[i] - y[i];
-      lossSum += d * d;
-    }
-    errSum = lossSum;
-  } else {
-    for (let i = 0; i < rows; i++) {
-      const o = i * outputs;
-      let max = -Infinity;
-      let arg = 0;
-      for (let k = 0; k < outputs; k++) if (pred[o + k] > max) { max = pred[o + k]; arg = k; }
-      let z = 0;
-      for (let k = 0; k < outputs; k++) z += Math.exp(pred[o + k] - max);
-      lossSum += Math.log(z) + max - pred[o + y[i]];
-      if (arg === y[i]) correct++;
-    }
-  }
-  return { lossSum, errSum, correct };
-}
-
-/**
- * Scores a predictor on `n` examples (`x`, `y` laid out as in a {@link Dataset}), `chunk` rows at a
- * time, in float64.
- */
-export function evaluate(
-  predict: (x: Float32Array, rows: number) => Float32Array,
-  ds: Pick<Dataset, 'task' | 'outputs' | 'inputShape'>,
-  x: Float32Array, y: Float32Array, n: number, chunk = 4096,
-): Evaluation {
-  const size = exampleSize(ds);
-  let lossSum = 0;
-  let errSum = 0;
-  let correct = 0;
-  for (let start = 0; start < n; start += chunk) {
-    const rows = Math.min(chunk, n - start);
-    const pred = predict(x.subarray(start * size, (start + rows) * size), rows);
-    const s = scoreOutputs(ds.task, ds.outputs, pred, y.subarray(start, start + rows), rows);
-    lossSum += s.lossSum;
-    errSum += s.errSum;
-    correct += s.correct;
-  }
-  if (ds.task === 'regression') return { loss: lossSum / n, error: errSum / n };
-  const accuracy = correct / n;
-  return { loss: lossSum / n, error: 1 - accuracy, accuracy };
-}
+import { evaluate } from '../scoring.js';
+import { GlonetError } from '../errors.js';
 
 /** The loss became NaN or infinite: training stopped; the files of earlier epochs stay valid. */
-export class DivergedError extends Error {
+export class DivergedError extends GlonetError {
   /** 'DivergedError'. */
   override name = 'DivergedError';
+  override readonly kind = 'runtime';
   /**
    * @param epoch the epoch it happened in
    * @param batch the 0-based batch within that epoch
@@ -91,9 +25,10 @@ export class DivergedError extends Error {
 }
 
 /** Training was asked to stop (SIGINT, SIGTERM, an AbortSignal); `epoch` is the last one saved. */
-export class InterruptedError extends Error {
+export class InterruptedError extends GlonetError {
   /** 'InterruptedError'. */
   override name = 'InterruptedError';
+  override readonly kind = 'interrupted';
   /** @param epoch the last epoch saved (0: none) */
   constructor(readonly epoch: number) {
     super(epoch > 0
@@ -102,7 +37,7 @@ export class InterruptedError extends Error {
   }
 }
 
-export interface LoopOptions {
+interface LoopOptions {
   /** First epoch to run (1-based); later than 1 when resuming. */
   startEpoch: number;
   epochs: number;

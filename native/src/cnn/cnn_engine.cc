@@ -1,5 +1,5 @@
-// Fused training engine for the ResNet20 family (src/models/resnet20.ts; the `CNN` class of
-// peers/pytorch_peer.py), all five archs: one call runs a whole training step (forward, backward,
+// Fused training engine for the ResNet20 family (src/models/resnet20.ts; docs/architecture.md,
+// "Canonical architectures"), all five archs: one call runs a whole training step (forward, backward,
 // batch-normalization statistics, L2, and momentum SGD or Adam exactly as TF.js 4.22's).
 //
 //   glonet         stem conv3x3 (no bias, linear); 6n blocks conv3x3 + bias + ReLU (16/32/64

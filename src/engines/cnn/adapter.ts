@@ -8,11 +8,11 @@
  * with them; optimizer slots cover the trainable arrays only.
  */
 import type * as tf from '@tensorflow/tfjs';
-import type { ModelMetadata } from '../../model-io.js';
 import { RESNET20_ARCHS, type ResNet20Arch } from '../../models/resnet20.js';
 import type { StepperOptions } from '../types.js';
-import { fusedEngine, readLayers, type FusedEngine, type LayerArrays } from '../fused-stepper.js';
+import { bnSettings, fusedEngine, readLayers, type FusedEngine, type LayerArrays } from '../fused-stepper.js';
 import { createFusedResNet20, fusedCnnInfo, fusedCnnLayers, fusedCnnSlots } from './fused-native-cnn.js';
+import type { ModelMetadata } from '../../model-metadata.js';
 
 /**
  * Whether the fused CNN engine can train this model with these options: ResNet20-family image
@@ -24,19 +24,6 @@ export function fusedCnnApplies(meta: ModelMetadata, _opts: Pick<StepperOptions,
   return meta.model === 'resnet20' && (RESNET20_ARCHS as readonly string[]).includes(meta.arch) && meta.task === 'classification' &&
     meta.inputShape.length === 3 && meta.truncatedFrom == null && Number.isInteger((meta.depth - 2) / 6) && meta.depth >= 8 &&
     fusedCnnInfo().available;
-}
-
-/** The momentum and epsilon of the model's BatchNormalization layers (one setting for all). */
-function bnSettings(model: tf.LayersModel, names: string[]): { bnMomentum?: number; bnEpsilon?: number } {
-  const settings = names.map((n) => {
-    const c = model.getLayer(n).getConfig() as { momentum?: number; epsilon?: number };
-    return { bnMomentum: c.momentum, bnEpsilon: c.epsilon };
-  });
-  const first = settings[0];
-  if (first && settings.some((s) => s.bnMomentum !== first.bnMomentum || s.bnEpsilon !== first.bnEpsilon)) {
-    throw new Error('fused CNN engine: the BatchNormalization layers differ in momentum or epsilon');
-  }
-  return first ?? {};
 }
 
 export function createCnnEngine(model: tf.LayersModel, meta: ModelMetadata, opts: StepperOptions): FusedEngine {

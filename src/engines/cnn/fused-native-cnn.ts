@@ -27,7 +27,8 @@ import { STAGE_CHANNELS, type ResNet20Arch } from '../../models/resnet20.js';
 import { AdamClock } from '../adam-clock.js';
 import { defaultThreads, loadAddon, type AddonLoad } from '../addon.js';
 import type { LayerArrays } from '../fused-stepper.js';
-import type { OptimizerName } from '../types.js';
+import type { OptimizerName, Protocol } from '../../vocabulary.js';
+import { GlonetError } from '../../errors.js';
 
 interface CnnAddon {
   create(params: Float32Array, slotA: Float32Array, slotB: Float32Array, config: {
@@ -46,19 +47,14 @@ interface CnnAddon {
 /** The addon's code for each arch. */
 const ARCH_CODE: Record<ResNet20Arch, number> = { glonet: 0, vanilla: 1, 'vanilla-nobn': 2, resnetv2: 3, 'resnetv2-nobn': 4 };
 
-export interface FusedCnnOptions {
+/** A ResNet20-family model, its optimizer (the protocol's l2, optimizer, lr and momentum) and the engine's settings. */
+export interface FusedCnnOptions extends Pick<Protocol, 'l2' | 'optimizer' | 'lr'>, Partial<Pick<Protocol, 'momentum'>> {
   arch: ResNet20Arch;
   /** [height, width, channels] of an example (NHWC). */
   inputShape: [number, number, number];
   classes: number;
   /** n: blocks per stage (depth 6n + 2; 3 = ResNet20). */
   blocksPerStage: number;
-  /** L2 factor on kernels (not biases, not BN): penalty `l2 * sum(w^2)`. */
-  l2: number;
-  optimizer: OptimizerName;
-  lr: number;
-  /** SGD momentum (0 = plain SGD); ignored by Adam. */
-  momentum?: number;
   /** Adam's beta1, beta2, epsilon (TF.js defaults 0.9, 0.999, 1e-7). */
   beta1?: number;
   beta2?: number;
@@ -96,9 +92,9 @@ export interface FusedCnnLayer {
 }
 
 /** The optimizer's slots, over the layers' trainable arrays. */
-export type FusedCnnSlot = 'accum' | 'm' | 'v';
+type FusedCnnSlot = 'accum' | 'm' | 'v';
 
-export interface FusedCnnOptimizerState {
+interface FusedCnnOptimizerState {
   /** Steps taken (TF.js `iterations`). */
   step: number;
   /** Momentum SGD's accumulators. */
@@ -113,7 +109,7 @@ export function fusedCnnSlots(optimizer: OptimizerName): FusedCnnSlot[] {
   return optimizer === 'adam' ? ['m', 'v'] : ['accum'];
 }
 
-export interface FusedCnn {
+interface FusedCnn {
   readonly engine: 'native';
   readonly threads: number;
   readonly parameterCount: number;
@@ -145,7 +141,7 @@ export interface FusedCnn {
   dispose(): void;
 }
 
-export interface FusedCnnInfo {
+interface FusedCnnInfo {
   available: boolean;
   /** Why the engine is unavailable. */
   reason?: string;
@@ -161,7 +157,7 @@ export interface FusedCnnInfo {
   flushSubnormals?: boolean;
 }
 
-export class FusedCnnError extends Error {
+class FusedCnnError extends GlonetError {
   override name = 'FusedCnnError';
 }
 

@@ -11,11 +11,11 @@
  * Optimizer slots (m, v) cover the trainable arrays of each layer.
  */
 import type * as tf from '@tensorflow/tfjs';
-import type { ModelMetadata } from '../../model-io.js';
 import type { StepperOptions } from '../types.js';
-import { fusedEngine, readLayers, type FusedEngine, type LayerArrays } from '../fused-stepper.js';
+import { bnSettings, fusedEngine, readLayers, type FusedEngine, type LayerArrays } from '../fused-stepper.js';
 import { createFusedMlp, type DenseWeights, type FusedMlpWeights } from './glonet-mlp.js';
 import { createFusedBlockMlp } from './block-mlp.js';
+import type { ModelMetadata } from '../../model-metadata.js';
 
 const BLOCK_ARCHS = ['vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn'];
 
@@ -65,19 +65,12 @@ function glonetEngine(model: tf.LayersModel, layers: string[], opts: StepperOpti
   });
 }
 
-/** One BN setting of the model's BatchNormalization layers (they are all built alike). */
-function bnSetting(model: tf.LayersModel, layers: string[], key: 'epsilon' | 'momentum'): number | undefined {
-  const values = new Set(layers.filter((n) => n.includes('_bn')).map((n) => model.getLayer(n).getConfig()[key] as number));
-  if (values.size > 1) throw new Error(`the model's BatchNormalization layers differ in ${key}: ${[...values].join(', ')}`);
-  return values.size ? [...values][0] : undefined;
-}
-
 function blockEngine(model: tf.LayersModel, meta: ModelMetadata, layers: string[], opts: StepperOptions): FusedEngine {
   const initial = readLayers(model, layers);
   const fused = createFusedBlockMlp({
     nIn: nIn(opts), width: initial[0][1].length, blocks: meta.depth / 2, nOut: opts.outputs, loss: lossOf(opts),
     bn: !meta.arch.endsWith('-nobn'), skip: meta.arch.startsWith('resnetv2'), l2: opts.l2, lr: opts.lr,
-    bnEpsilon: bnSetting(model, layers, 'epsilon'), bnMomentum: bnSetting(model, layers, 'momentum'),
+    ...bnSettings(model, layers.filter((n) => n.includes('_bn'))),
   }, initial);
   // Optimizer slots: each layer's trainable arrays (BN: gamma and beta, not the moving statistics).
   const trainable = initial.map((arrays, i) => arrays.slice(0, layers[i].includes('_bn') ? 2 : arrays.length));

@@ -21,6 +21,7 @@
  * when the CPU has it, every core, bitwise the same for any thread count) when built, otherwise
  * the JavaScript twin (./fused-js-block.ts), which agrees with it up to float rounding.
  */
+import type { Protocol } from '../../vocabulary.js';
 import type { LayerArrays } from '../fused-stepper.js';
 import { blockLayout, createBlockJsCore, type BlockLayout, type BlockMlpShape } from './fused-js-block.js';
 import { createNativeBlockCore } from './fused-native.js';
@@ -30,17 +31,14 @@ import { kernelSquares } from './js-kernels.js';
 import { pickCore } from './pick-core.js';
 
 export interface FusedBlockMlpOptions extends Omit<BlockMlpShape, 'epsilon' | 'decay'>,
-  FusedMlpEngineOptions {
-  /** L2 factor on kernels: penalty `l2 * sum(w^2)`. */
-  l2: number;
-  lr: number;
+  FusedMlpEngineOptions, Pick<Protocol, 'l2' | 'lr'> {
   /** BN epsilon (default 1e-3, TF.js's). */
   bnEpsilon?: number;
   /** BN momentum of the moving statistics (default 0.99, TF.js's). */
   bnMomentum?: number;
 }
 
-export interface FusedBlockMlpOptimizerState {
+interface FusedBlockMlpOptimizerState {
   /** Adam steps taken (TF.js `iterations`). */
   step: number;
   /** Per layer, its trainable arrays (Dense: kernel, bias; BN: gamma, beta). */
@@ -48,7 +46,7 @@ export interface FusedBlockMlpOptimizerState {
   v: LayerArrays;
 }
 
-export interface FusedBlockMlp {
+interface FusedBlockMlp {
   readonly engine: 'native' | 'js';
   readonly threads: number;
   /** Trainable parameters (the model's countParams() less the BN moving statistics). */

@@ -5,6 +5,7 @@
  * and the calls both public engines (./glonet-mlp.ts, ./block-mlp.ts) make on their core.
  */
 import type { AdamClock, StepScalars } from '../adam-clock.js';
+import { GlonetError } from '../../errors.js';
 
 /** The fused MLP engine's losses: mean squared error, or softmax cross-entropy on class indices. */
 export type FusedLoss = 'mse' | 'softmax-ce';
@@ -56,7 +57,7 @@ export interface FusedMlpEngineOptions {
   simd?: 'auto' | 'portable';
 }
 
-export class FusedMlpError extends Error {
+export class FusedMlpError extends GlonetError {
   override name = 'FusedMlpError';
 }
 
@@ -82,7 +83,7 @@ export function adamBuffers(size: number): { params: Float32Array; m: Float32Arr
 }
 
 /** A check of a batch's arrays and row count against a model's shape (a FusedMlpError if wrong). */
-export function batchChecker(shape: { nIn: number; nOut: number; loss: FusedLoss }): (x: Float32Array, y: Float32Array | null, rows: number) => void {
+function batchChecker(shape: { nIn: number; nOut: number; loss: FusedLoss }): (x: Float32Array, y: Float32Array | null, rows: number) => void {
   const targetsPerRow = shape.loss === 'mse' ? shape.nOut : 1;
   return (x, y, rows) => {
     if (!Number.isInteger(rows) || rows < 1) throw new FusedMlpError(`rows must be a positive integer, got ${rows}`);

@@ -41,7 +41,7 @@ interface NativeAddon extends CoreFns {
   info(): { simd: string; hardwareThreads: number; flushSubnormals: boolean };
 }
 
-export type NativeLoad = AddonLoad<NativeAddon>;
+type NativeLoad = AddonLoad<NativeAddon>;
 
 let cached: NativeLoad | undefined;
 

@@ -19,6 +19,7 @@
  * adaptive default, or on how the OS schedules the threads. The native and
  * JavaScript engines (and the AVX2 and portable kernels) agree to rounding, not bitwise.
  */
+import type { Protocol } from '../../vocabulary.js';
 import { AdamClock } from '../adam-clock.js';
 import { adamBuffers, checkMlpOptions, coreCalls, FusedMlpError, type FusedLoss, type FusedMlpEngineOptions } from './core.js';
 import { createJsCore, paramLayout, type MlpShape, type ParamLayout } from './fused-js.js';
@@ -47,7 +48,7 @@ export interface FusedMlpWeights {
 }
 
 /** The GloNet MLP a fused engine trains, and its loss and optimizer (Adam). */
-export interface FusedMlpOptions extends FusedMlpEngineOptions {
+export interface FusedMlpOptions extends FusedMlpEngineOptions, Pick<Protocol, 'l2' | 'lr'> {
   /** Inputs per example. */
   nIn: number;
   /** Units of the stem and of every block. */
@@ -58,10 +59,6 @@ export interface FusedMlpOptions extends FusedMlpEngineOptions {
   nOut: number;
   /** 'mse' or 'softmax-ce'. */
   loss: FusedLoss;
-  /** L2 factor on kernels (not biases): penalty `l2 * sum(w^2)`. */
-  l2: number;
-  /** Adam learning rate. */
-  lr: number;
 }
 
 /** Adam's state, for checkpoints. */

@@ -23,11 +23,12 @@ import { openRun, runDataset } from '../analysis/run-folder.js';
 import { analyzeModel } from '../analysis/analyze.js';
 import { exampleSize } from '../data/dataset.js';
 import { decodeSampleInputs, encodeSampleInputs, sampleDataset, type SampleHeader, type SiteManifest } from './site-format.js';
+import { GlonetError } from '../errors.js';
 
 /** Site path (forward slashes, no leading slash) to file contents. */
 export type SiteFiles = Map<string, Uint8Array>;
 
-export interface SiteOptions {
+interface SiteOptions {
   /** Test examples to ship (default 2000, or the whole test set when smaller). */
   sampleRows?: number;
   /** The Node TF.js backend that is active (recorded with the sample's analysis). */
@@ -35,12 +36,12 @@ export interface SiteOptions {
 }
 
 /** A site that cannot be built or written (missing bundle, an --out folder that is not a site). */
-export class SiteError extends Error {
+class SiteError extends GlonetError {
   override name = 'SiteError';
 }
 
-export const PAGE_FILES = ['index.html', 'glonet-web.js', 'glonet-web.css', 'glonet-web.js.LEGAL.txt'];
-export const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm'];
+const PAGE_FILES = ['index.html', 'glonet-web.js', 'glonet-web.css', 'glonet-web.js.LEGAL.txt'];
+const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm'];
 
 const json = (value: unknown): Uint8Array => Buffer.from(JSON.stringify(value) + '\n');
 

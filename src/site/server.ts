@@ -5,6 +5,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { SiteFiles } from './site.js';
+import { GlonetError } from '../errors.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -15,18 +16,18 @@ const TYPES: Record<string, string> = {
   '.png': 'image/png',
 };
 
-export function contentType(name: string): string {
+function contentType(name: string): string {
   const dot = name.lastIndexOf('.');
   return TYPES[dot >= 0 ? name.slice(dot) : ''] ?? 'application/octet-stream';
 }
 
-export interface SiteServer {
+interface SiteServer {
   /** `http://127.0.0.1:PORT/` */
   url: string;
   close(): Promise<void>;
 }
 
-export class PortError extends Error {
+class PortError extends GlonetError {
   override name = 'PortError';
 }
 

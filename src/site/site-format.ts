@@ -13,6 +13,7 @@
  * No runtime imports: this module runs in Node and, bundled into the page, in browsers.
  */
 import type { Dataset } from '../data/dataset.js';
+import { GlonetError } from '../errors.js';
 
 /** `site.json`: what the page reads first. */
 export interface SiteManifest {
@@ -46,7 +47,7 @@ export interface SampleHeader {
   targets: number[];
 }
 
-export class SampleFormatError extends Error {
+class SampleFormatError extends GlonetError {
   override name = 'SampleFormatError';
 }
 

@@ -1,0 +1,86 @@
+/**
+ * The words every part of glonet shares about a training run: the task, the optimizers, the
+ * learning-rate schedules, the GloNet head initializations, the engines, a training protocol and
+ * a run's full configuration. This module is the bottom floor: it imports nothing, and every
+ * option interface elsewhere (a family's build options, an engine's options, the command line's)
+ * takes its fields from here rather than declaring them again.
+ */
+
+/** What a data set asks for: a real value (MSE) or a class (softmax cross-entropy). */
+export type Task = 'regression' | 'classification';
+
+/** The optimizers a run can use: Adam, or SGD with momentum. */
+export const OPTIMIZERS = ['adam', 'sgd'] as const;
+/** One of {@link OPTIMIZERS}. */
+export type OptimizerName = (typeof OPTIMIZERS)[number];
+
+/** Learning-rate schedules: 'constant', or 'step' (x0.1 at every quarter of the epochs). */
+export const SCHEDULES = ['constant', 'step'] as const;
+/** One of {@link SCHEDULES}. */
+export type ScheduleName = (typeof SCHEDULES)[number];
+
+/**
+ * How a GloNet head's kernel starts: 'paper' (the family's initializer), 'scaled' (divided by the
+ * number of blocks, as the sum of the blocks is that many times larger) or 'zero'.
+ */
+export const HEAD_INITS = ['paper', 'scaled', 'zero'] as const;
+/** One of {@link HEAD_INITS}. */
+export type HeadInit = (typeof HEAD_INITS)[number];
+
+/**
+ * The engines that train, by the name metrics.json, the report and `glonet info` print
+ * (src/engines/types.ts says what each is and where it lives).
+ */
+export const ENGINE_NAMES = ['tfjs', 'fused-native', 'fused-js', 'fused-native-cnn'] as const;
+/** One of {@link ENGINE_NAMES}. */
+export type EngineName = (typeof ENGINE_NAMES)[number];
+
+/** A training protocol: the settings `glonet train` uses when an option is not given. */
+export interface Protocol {
+  /** Units (MLP) or embedding size (ViT). */
+  width: number;
+  /** Training epochs. */
+  epochs: number;
+  /** Examples per training step. */
+  batchSize: number;
+  /** 'adam' or 'sgd'. */
+  optimizer: OptimizerName;
+  /** Initial learning rate. */
+  lr: number;
+  /** SGD momentum (ignored by Adam). */
+  momentum: number;
+  /** L2 coefficient on kernels: penalty l2 * sum(w^2). */
+  l2: number;
+  /** The learning-rate schedule. */
+  schedule: ScheduleName;
+}
+
+/** Every setting of a training run (the options of `glonet train`, defaults filled in). */
+export interface RunConfig extends Protocol {
+  /** A registered model family (src/models/index.ts): 'mlp', 'resnet20', 'vit'. */
+  model: string;
+  /** One of the family's architectures. */
+  arch: string;
+  /** A registered data set (src/data/registry.ts): 'sgemm', 'csv', 'mnist', 'fashion-mnist', 'cifar10'. */
+  dataset: string;
+  /** A file or folder to read the data set from instead of its default. */
+  data?: string;
+  /** csv: the target column. */
+  target?: string;
+  /** csv: columns to ignore. */
+  drop?: string[];
+  /** The depth in the family's sense. */
+  depth: number;
+  /** Seed of the data split, the initializers and the batch order. */
+  seed: number;
+  /** Train and test on a seeded random subset of this many examples. */
+  subset?: number;
+  /** Images: random flips and 4-pixel crops while training. */
+  augment: boolean;
+  /** 'auto' (the fastest that loads), 'tensorflow', 'wasm' or 'cpu'. */
+  backend: string;
+  /** Fused training engines: 'auto' uses one when it applies (src/engines/select.ts), 'off' never. */
+  fast: 'auto' | 'off';
+  /** GloNet heads: 'scaled' or 'zero' instead of the paper's initialization (absent = 'paper'). */
+  headInit?: HeadInit;
+}
