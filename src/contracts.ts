@@ -259,6 +259,12 @@ export interface ExperimentCell {
   bestTestAccuracy?: number;
   bestEpoch: number | null;
   meanEpochSeconds: number;
+  /**
+   * Seconds of the first epochs and of the last ones (the mean of up to three each, the very first
+   * epoch left out as warm-up), so that a slowdown during a run shows (a subnormal-float drift, a
+   * machine that got busy): absent for runs of fewer than three epochs.
+   */
+  epochDrift?: { first: number; last: number };
   /** Training plus analysis, in seconds, as measured on the machine that ran the cell. */
   seconds: number;
   engine: string;

@@ -8,6 +8,7 @@ import type { ExperimentCell, ExperimentResults, Verdict } from '../src/contract
 import { EXPERIMENTS, getExperiment } from '../src/experiments/index.js';
 import { runExperiment } from '../src/experiments/runner.js';
 import { inShard, resolveShard } from '../src/experiments/shard.js';
+import { epochDrift } from '../src/experiments/results.js';
 import { estimatePaperSeconds } from '../src/experiments/timing.js';
 import { gridCells, type Experiment } from '../src/experiments/experiment.js';
 import { sgemmPath } from '../src/data/tabular.js';
@@ -296,3 +297,10 @@ test('grids: stable cell ids in order, per-architecture budgets, csv-depth on al
   assert.equal(gridCells(getExperiment('mnist-depth'), 'quick', { dataset: 'mnist' }, { seeds: 1 }).length, 15, '--seeds overrides the preset');
 });
 
+
+test('results record the first and the last epochs\' seconds, so a slowdown during a run shows', () => {
+  assert.deepEqual(epochDrift([2, 0.25, 0.25, 0.25, 0.3, 0.5, 0.5, 0.5]), { epochDrift: { first: 0.25, last: 0.5 } });
+  // Short runs: as many as there are, the first epoch (warm-up) always left out.
+  assert.deepEqual(epochDrift([2, 0.25, 0.5]), { epochDrift: { first: 0.25, last: 0.5 } });
+  assert.deepEqual(epochDrift([2, 0.2]), {});
+});

@@ -77,6 +77,12 @@ function effective(c: ExperimentCell): string {
   return `${e.byError ?? '—'} / ${e.normShare.blocks}`;
 }
 
+/** A cell's mean epoch seconds, with the last epochs' time over the first epochs' where recorded (a slowdown during the run). */
+function epochSeconds(c: ExperimentCell): string {
+  const d = c.epochDrift;
+  return fmt(c.meanEpochSeconds, 3) + (d && d.first > 0 ? ` (${(d.last / d.first).toFixed(2)})` : '');
+}
+
 // ---------------------------------------------------------------------------------------------
 // REPORT.md
 
@@ -99,10 +105,10 @@ function renderMarkdown(exp: Experiment, r: ExperimentResults): string {
       'No claim\'s threshold was changed after its results were seen; the README\'s "Reproducing the paper" section lists the preset and rule changes and says what we found.');
   }
   out.push('', '## Cells', '');
-  out.push(`| cell | arch | depth | seed | ${cls ? 'best accuracy %' : 'best test MSE'} | best epoch | epochs | training examples | s / epoch | engine | blocks for the error / for 95% of the norm |`);
+  out.push(`| cell | arch | depth | seed | ${cls ? 'best accuracy %' : 'best test MSE'} | best epoch | epochs | training examples | s / epoch (last / first) | engine | blocks for the error / for 95% of the norm |`);
   out.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const c of r.cells) {
-    out.push(`| ${c.id} | ${c.arch} | ${c.depth} | ${c.seed} | ${fmt(headline(c, cls))}${c.diverged ? ` (diverged at epoch ${c.diverged.epoch})` : ''} | ${c.bestEpoch ?? '—'} | ${c.epochs} | ${fmt(c.nTrain)} | ${fmt(c.meanEpochSeconds, 3)} | ${c.engine} | ${effective(c)} |`);
+    out.push(`| ${c.id} | ${c.arch} | ${c.depth} | ${c.seed} | ${fmt(headline(c, cls))}${c.diverged ? ` (diverged at epoch ${c.diverged.epoch})` : ''} | ${c.bestEpoch ?? '—'} | ${c.epochs} | ${fmt(c.nTrain)} | ${epochSeconds(c)} | ${c.engine} | ${effective(c)} |`);
   }
   if (r.missing.length) {
     out.push('', '## Missing cells', '', 'Not finished yet (another shard may still be running them; rerun the same command to finish them here):', '');
@@ -341,8 +347,8 @@ async function renderExperimentHtml(exp: Experiment, r: ExperimentResults, files
     parts.push(kind.kind === 'norms' ? `<div class="grid2">${html.join('')}</div>` : html.join(''));
   }
   parts.push('<h2>Cells</h2>');
-  const head = ['cell', 'arch', 'depth', 'seed', cls ? 'best accuracy %' : 'best test MSE', 'best epoch', 'epochs', 'training examples', 's / epoch', 'engine', 'blocks for the error / 95% of the norm'];
-  const rows = r.cells.map((c) => [c.id, pretty(c.arch), c.depth, c.seed, `${fmt(headline(c, cls))}${c.diverged ? ` (diverged at epoch ${c.diverged.epoch})` : ''}`, c.bestEpoch ?? '—', c.epochs, fmt(c.nTrain), fmt(c.meanEpochSeconds, 3), c.engine, effective(c)]);
+  const head = ['cell', 'arch', 'depth', 'seed', cls ? 'best accuracy %' : 'best test MSE', 'best epoch', 'epochs', 'training examples', 's / epoch (last / first)', 'engine', 'blocks for the error / 95% of the norm'];
+  const rows = r.cells.map((c) => [c.id, pretty(c.arch), c.depth, c.seed, `${fmt(headline(c, cls))}${c.diverged ? ` (diverged at epoch ${c.diverged.epoch})` : ''}`, c.bestEpoch ?? '—', c.epochs, fmt(c.nTrain), epochSeconds(c), c.engine, effective(c)]);
   parts.push(`<div class="scroll"><table class="cells"><thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>` +
     rows.map((row) => `<tr>${row.map((v) => `<td>${escapeHtml(v)}</td>`).join('')}</tr>`).join('') + '</tbody></table></div>');
   parts.push(`<p class="sub">Each cell is a run folder under <code>cells/</code> with its own report.html.</p>`);

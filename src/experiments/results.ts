@@ -20,6 +20,15 @@ export interface CellFiles {
   analysis: Analysis | null;
 }
 
+/** The mean seconds of the first and of the last epochs (up to three each, after the first): ExperimentCell.epochDrift. */
+export function epochDrift(seconds: number[]): { epochDrift?: { first: number; last: number } } {
+  const timed = seconds.slice(1);
+  if (timed.length < 2) return {};
+  const n = Math.min(3, Math.floor(timed.length / 2));
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  return { epochDrift: { first: mean(timed.slice(0, n)), last: mean(timed.slice(-n)) } };
+}
+
 function cellSummary(id: string, m: Metrics, a: Analysis | null, rec: CellRecord): ExperimentCell {
   const best = m.best ? m.epochs.find((e) => e.epoch === m.best!.epoch) : undefined;
   const trainSeconds = m.epochs.reduce((s, e) => s + e.seconds, 0);
@@ -36,6 +45,7 @@ function cellSummary(id: string, m: Metrics, a: Analysis | null, rec: CellRecord
     ...(best?.testAccuracy != null ? { bestTestAccuracy: best.testAccuracy } : {}),
     bestEpoch: m.best?.epoch ?? null,
     meanEpochSeconds: m.meanEpochSeconds,
+    ...epochDrift(m.epochs.map((e) => e.seconds)),
     seconds: trainSeconds + rec.analyzeSeconds,
     engine: m.engine ?? 'tfjs',
     backend: m.backend,
