@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * Runs the quick preset of every experiment, one after the other, and records what the README's
- * "Reproducing the paper" section shows and `glonet experiment list` prints:
+ * Runs the quick preset of every experiment, one after the other, and records what
+ * docs/experiments.md ("The quick preset, measured") shows and `glonet experiment list` prints:
  *   OUT/NAME/                         each experiment's folder (rerun to resume)
  *   experiments/measured/NAME.quick.json   its results.json (cell times, machine, date, load)
  *   OUT/SUMMARY.md                    the claims table of all experiments, wall time, machine, load

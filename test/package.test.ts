@@ -167,6 +167,10 @@ test('the packed package installs in a fresh project, type-checks (NodeNext, Bun
     for (const f of ['dist/src/index.d.ts', 'dist/src/browser.d.ts', 'dist/web/glonet-web.js', 'data/sgemm/sgemm_product.csv.gz', 'scripts/install.mjs']) {
       assert.ok(files.includes(f), `${f} is in the package`);
     }
+    // The README links the docs pages, so they ship beside it.
+    for (const f of fs.readdirSync(path.join(ROOT, 'docs')).filter((n) => n.endsWith('.md'))) {
+      assert.ok(files.includes(`docs/${f}`), `docs/${f} is in the package`);
+    }
 
     // The prebuilt binary must run on any x86-64: on an emulated CPU without AVX it picks its
     // portable kernels and computes what the AVX2/FMA kernels compute, up to rounding.

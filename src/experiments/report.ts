@@ -102,7 +102,7 @@ function renderMarkdown(exp: Experiment, r: ExperimentResults): string {
   const off = r.claims.filter((c) => c.verdict === 'partly' || c.verdict === 'fails');
   if (off.length) {
     out.push('', `Where ours disagrees with the paper: ${off.map((c) => `\`${c.id}\` (${c.verdict})`).join(', ')}. ` +
-      'No claim\'s threshold was changed after its results were seen; the README\'s "Reproducing the paper" section lists the preset and rule changes and says what we found.');
+      'No claim\'s threshold was changed after its results were seen; glonet\'s docs/experiments.md lists the preset and rule changes and says what we found.');
   }
   out.push('', '## Cells', '');
   out.push(`| cell | arch | depth | seed | ${cls ? 'best accuracy %' : 'best test MSE'} | best epoch | epochs | training examples | s / epoch (last / first) | engine | blocks for the error / for 95% of the norm |`);
@@ -127,7 +127,7 @@ function renderMarkdown(exp: Experiment, r: ExperimentResults): string {
 }
 
 /**
- * The claims of several experiments as one Markdown table (the README's), each experiment closed by
+ * The claims of several experiments as one Markdown table (docs/experiments.md's), each experiment closed by
  * a row with its finished cells, their compute time and what is unfinished.
  */
 export function claimsTableMarkdown(all: ExperimentResults[]): string {
@@ -334,7 +334,7 @@ async function renderExperimentHtml(exp: Experiment, r: ExperimentResults, files
   parts.push(`<table class="claims"><thead><tr><th>claim</th><th>the paper</th><th>ours</th><th>verdict</th></tr></thead><tbody>${r.claims.map(claimRow).join('')}</tbody></table>`);
   parts.push(`<ul class="rules">${r.claims.map((c) => `<li><code>${escapeHtml(c.id)}</code>: ${escapeHtml(c.rule)}.</li>`).join('')}</ul>`);
   const off = r.claims.filter((c) => c.verdict === 'partly' || c.verdict === 'fails');
-  if (off.length) parts.push(`<p class="note warn">Where ours disagrees with the paper: ${escapeHtml(off.map((c) => `${c.id} (${c.verdict})`).join(', '))}. No claim's threshold was changed after its results were seen; the README's "Reproducing the paper" section lists the preset and rule changes and says what we found.</p>`);
+  if (off.length) parts.push(`<p class="note warn">Where ours disagrees with the paper: ${escapeHtml(off.map((c) => `${c.id} (${c.verdict})`).join(', '))}. No claim's threshold was changed after its results were seen; glonet's docs/experiments.md lists the preset and rule changes and says what we found.</p>`);
   if (r.missing.length || r.failed.length) {
     parts.push(`<p class="note warn">${r.missing.length ? `Missing cells: ${escapeHtml(r.missing.map((m) => `${m.id}${m.interruptedAfterEpoch != null ? ` (interrupted after epoch ${m.interruptedAfterEpoch})` : ''}`).join(', '))}. ` : ''}` +
       `${r.failed.length ? `Failed cells: ${escapeHtml(r.failed.map((f) => `${f.id} (${f.error})`).join('; '))}.` : ''}</p>`);

@@ -93,7 +93,7 @@ function degradesClaim(cells: ExperimentCell[]) {
 function epochTimeClaim(cells: ExperimentCell[]) {
   // Epoch times compare only on the same engine and the same training rows: an epoch's time grows
   // with its rows, and faster than their count once the data outgrows the cache (the quick preset
-  // trains GloNet on all of SGEMM and ResNetv2 on a subset; see README "What we found").
+  // trains GloNet on all of SGEMM and ResNetv2 on a subset; see docs/experiments.md, "What we found").
   const seconds = (c: ExperimentCell) => c.meanEpochSeconds;
   const setting = (arch: string) => new Map(cells.filter((c) => c.arch === arch).map((c) => [c.depth, { engine: c.engine, rows: c.nTrain }]));
   const gs = setting('glonet');

@@ -34,7 +34,7 @@ export interface BuiltModel {
   meta: ModelMetadata;
 }
 
-/** A protocol with the reason for it, in words a user can check (printed by --help and the README). */
+/** A protocol with the reason for it, in words a user can check (printed by --help and docs/training.md). */
 export interface Defaults extends Protocol {
   /** Why these settings (the paper's protocol, or what was measured). */
   reason: string;
