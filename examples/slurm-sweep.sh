@@ -7,6 +7,11 @@
 #   jid=$(sbatch --parsable examples/slurm-sweep.sh)
 #   sbatch --dependency=afterany:$jid --wrap "npx glonet experiment report $OUT"
 #
+# Another experiment or preset: EXPERIMENT=mnist-depth PRESET=quick sbatch --array=0-7 ... (the
+# command line's --array overrides the one below; `glonet experiment list` gives the cell counts).
+# test/slurm.test.ts submits this very file to a one-node cluster with a smoke preset, requeues a
+# task midway and checks the merged results against a single-process run.
+#
 # What it needs: OUT on a file system every node mounts at the same path, and glonet installed on
 # every node (`npm install -g glonet`, or `npm ci` in a checkout on the shared file system with
 # GLONET="node /path/to/glonet/bin/glonet.js"). A task that dies or is preempted loses at most the
@@ -22,7 +27,9 @@
 #SBATCH --requeue
 #SBATCH --output=glonet-sgemm-depth-%A_%a.log
 set -euo pipefail
-OUT=${OUT:-$HOME/glonet/sgemm-depth-paper}
+EXPERIMENT=${EXPERIMENT:-sgemm-depth}
+PRESET=${PRESET:-paper}
+OUT=${OUT:-$HOME/glonet/$EXPERIMENT-$PRESET}
 GLONET=${GLONET:-npx glonet}
 # With fewer array tasks than cells (say --array=0-7), each task runs every 8th cell in turn.
-$GLONET experiment run sgemm-depth --preset paper --out "$OUT"
+$GLONET experiment run "$EXPERIMENT" --preset "$PRESET" --out "$OUT"

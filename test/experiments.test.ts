@@ -20,7 +20,7 @@ const readResults = (dir: string): ExperimentResults => JSON.parse(fs.readFileSy
 
 /** The cells with what varies between machines and runs (timings, load) left out. */
 function numbers(r: ExperimentResults): unknown[] {
-  return r.cells.map(({ seconds: _s, meanEpochSeconds: _m, load: _l, ...rest }) => rest);
+  return r.cells.map(({ seconds: _s, meanEpochSeconds: _m, epochDrift: _d, load: _l, ...rest }) => rest);
 }
 
 /** A real CSV for csv-depth: every 100th SGEMM row, the first run time as the target. */
