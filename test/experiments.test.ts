@@ -215,6 +215,13 @@ test('claim rules fed made-up cells give the expected verdicts', () => {
   assert.equal(verdict(sg, 'resnetv2-nobn-degrades', errs('resnetv2-nobn', { 10: 0.024, 100: 0.033, 200: 0.189 })), 'holds');
   assert.equal(verdict(sg, 'resnetv2-nobn-degrades', errs('resnetv2-nobn', { 10: 0.024, 100: 0.026 })), 'partly');
   assert.equal(verdict(sg, 'resnetv2-nobn-degrades', errs('resnetv2-nobn', { 10: 0.024, 100: 0.024 })), 'fails');
+  // GloNet against ResNetv2: within the paper's margin (1.17) up to 100 blocks, ahead from 200.
+  const versus = (g: Record<number, number>, r: Record<number, number>) => [...errs('glonet', g), ...errs('resnetv2', r)];
+  assert.equal(verdict(sg, 'glonet-vs-resnetv2', versus({ 10: 0.021, 100: 0.022, 1000: 0.022 }, { 10: 0.018, 100: 0.019, 1000: 0.048 })), 'holds');
+  assert.equal(verdict(sg, 'glonet-vs-resnetv2', versus({ 10: 0.0109, 100: 0.0102, 1000: 0.0101 }, { 10: 0.0067, 100: 0.0049, 1000: 0.0077 })), 'fails');
+  assert.equal(verdict(sg, 'glonet-vs-resnetv2', versus({ 10: 0.021, 1000: 0.03 }, { 10: 0.02, 1000: 0.02 })), 'partly');
+  assert.equal(verdict(sg, 'glonet-vs-resnetv2', versus({ 10: 0.021 }, { 24: 0.02 })), 'not-measured');
+  assert.match(sg.claims.find((c) => c.id === 'glonet-vs-resnetv2')!.paper, /at most 1\.17 up to 100 blocks; d200 0\.78, d600 0\.55, d1000 0\.46/);
   const timed = (g: number, r: number, engines: [string, string] = ['fused-native', 'fused-native']) =>
     [cell('glonet', 100, { meanEpochSeconds: g, engine: engines[0] }), cell('resnetv2', 100, { meanEpochSeconds: r, engine: engines[1] })];
   assert.equal(verdict(sg, 'epoch-time', timed(0.5, 1)), 'holds');

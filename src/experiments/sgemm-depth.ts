@@ -57,6 +57,15 @@ const DEGRADES_HOLDS = 1.25;
 const DEGRADES_PARTLY = 1.05;
 /** The paper's epoch-time ratios run from 0.43 to 0.64. */
 const TIME_HOLDS = 0.7;
+/**
+ * GloNet against ResNetv2 in Table 2: up to 100 blocks ResNetv2 is ahead by at most the paper's own
+ * largest ratio there (0.021 / 0.018 = 1.17 at 10 blocks), from 200 blocks GloNet is ahead.
+ */
+const MARGIN_UP_TO = 100;
+function paperRatiosFrom(depth: number): string {
+  return TABLE2_DEPTHS.flatMap((d, i) => (d >= depth ? [`d${d} ${num(TABLE2.glonet[i] / TABLE2.resnetv2[i], 2)}`] : [])).join(', ');
+}
+const PAPER_MARGIN = Math.max(...TABLE2_DEPTHS.flatMap((d, i) => (d <= MARGIN_UP_TO ? [TABLE2.glonet[i] / TABLE2.resnetv2[i]] : [])));
 
 const notMeasured = (ours: string) => ({ verdict: 'not-measured' as const, ours });
 
@@ -88,6 +97,26 @@ function degradesClaim(cells: ExperimentCell[]) {
   const r = g[g.length - 1].mean / g[0].mean;
   const verdict = r >= DEGRADES_HOLDS ? 'holds' : r >= DEGRADES_PARTLY ? 'partly' : 'fails';
   return { verdict, ours: `deepest/shallowest ${num(r)}: ${perDepth(g)}` } as const;
+}
+
+function versusResNetClaim(cells: ExperimentCell[]) {
+  const g = byDepth(cells, 'glonet', bestError);
+  const r = byDepth(cells, 'resnetv2', bestError);
+  const pairs = g.flatMap((s) => {
+    const o = r.find((x) => x.depth === s.depth);
+    return o ? [{ depth: s.depth, ratio: s.mean / o.mean }] : [];
+  });
+  const shallow = pairs.filter((p) => p.depth <= MARGIN_UP_TO);
+  const deep = pairs.filter((p) => p.depth > MARGIN_UP_TO);
+  if (shallow.length === 0 && deep.length === 0) return notMeasured('no depth has both a GloNet and a ResNetv2 cell');
+  const within = shallow.filter((p) => p.ratio <= PAPER_MARGIN).length;
+  const ahead = deep.filter((p) => p.ratio < 1).length;
+  const list = (ps: typeof pairs) => ps.map((p) => `d${p.depth} ${num(p.ratio, 2)}`).join(', ') || 'none';
+  const ours = `GloNet / ResNetv2 best test MSE up to ${MARGIN_UP_TO} blocks: ${list(shallow)} (${within} of ${shallow.length} within ${num(PAPER_MARGIN, 3)}); ` +
+    `from ${MARGIN_UP_TO * 2}: ${list(deep)} (${ahead} of ${deep.length} below 1)`;
+  const parts = shallow.length + deep.length;
+  const verdict = within + ahead === parts ? 'holds' : within + ahead > 0 ? 'partly' : 'fails';
+  return { verdict, ours } as const;
 }
 
 function epochTimeClaim(cells: ExperimentCell[]) {
@@ -142,6 +171,13 @@ export const DEPTH_CLAIMS: Claim[] = [
     paper: `Table 2, ResNetv2-no-BN: ${table('resnetv2-nobn')}`,
     rule: `mean best test MSE at the deepest depth over the shallowest; holds if at least ${DEGRADES_HOLDS}x, partly if at least ${DEGRADES_PARTLY}x, fails otherwise`,
     judge: degradesClaim,
+  },
+  {
+    id: 'glonet-vs-resnetv2',
+    text: `GloNet is within a few percent of ResNetv2 up to ${MARGIN_UP_TO} blocks and ahead of it from ${MARGIN_UP_TO * 2}`,
+    paper: `Table 2, GloNet: ${table('glonet')}; ResNetv2: ${table('resnetv2')} (GloNet / ResNetv2 at most ${num(PAPER_MARGIN, 3)} up to ${MARGIN_UP_TO} blocks; ${paperRatiosFrom(MARGIN_UP_TO * 2)})`,
+    rule: `mean best test MSE over seeds, GloNet / ResNetv2 at each depth both ran; holds if every ratio up to ${MARGIN_UP_TO} blocks is at most the paper's own largest there (${num(PAPER_MARGIN, 3)}) and every ratio from ${MARGIN_UP_TO * 2} is below 1, partly if some are, fails if none`,
+    judge: versusResNetClaim,
   },
   {
     id: 'epoch-time',

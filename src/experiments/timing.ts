@@ -2,8 +2,9 @@
  * How long an experiment takes, as measured rather than typed: `glonet experiment list` reads the
  * results.json of the last recorded quick run of each experiment (experiments/measured/
  * NAME.quick.json in the package, copied there by scripts/quick-experiments.mjs) and prints its
- * compute time with the machine, date and load it ran under. The paper preset's time is
- * extrapolated from the same cells: an epoch's seconds scale with depth and with training rows,
+ * compute time with the machine, date and load it ran under; likewise the paper preset's where a
+ * run of it was recorded (NAME.paper.json). Otherwise the paper preset's time is extrapolated from
+ * the quick cells: an epoch's seconds scale with depth and with training rows,
  * taken from the measured cell of the same architecture at the nearest depth, plus the measured
  * cells' mean cost besides their epochs (data, analysis, report).
  */
@@ -20,8 +21,8 @@ function measuredFile(name: string, preset = 'quick'): string {
   return path.join(packageRoot(), 'experiments', 'measured', `${name}.${preset}.json`);
 }
 
-function measuredQuick(name: string): ExperimentResults | null {
-  const file = measuredFile(name);
+function measured(name: string, preset: 'quick' | 'paper'): ExperimentResults | null {
+  const file = measuredFile(name, preset);
   if (!fs.existsSync(file)) return null;
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8')) as ExperimentResults;
@@ -62,14 +63,23 @@ export function estimatePaperSeconds(exp: Experiment, measured: ExperimentCell[]
   return { seconds, unmeasured: [...unmeasured] };
 }
 
-/** The two lines `list` prints: the measured quick time and the paper estimate. */
-export function quickTiming(exp: Experiment): { quick: string; paper: string } {
-  const r = measuredQuick(exp.name);
-  if (!r) return { quick: 'quick: not measured yet (node scripts/quick-experiments.mjs records it)', paper: 'paper: no estimate without a measured quick run' };
+/** One preset's measured time: compute seconds, date, machine, load and engines of a recorded run. */
+function measuredLine(preset: string, r: ExperimentResults): string {
   const loads = r.cells.map((c) => c.load?.mean).filter((x): x is number => x != null);
   const load = loads.length ? `, load ${(loads.reduce((s, x) => s + x, 0) / loads.length).toFixed(1)}` : '';
   const incomplete = r.missing.length + r.failed.length ? ` (${r.missing.length + r.failed.length} cells unfinished, so more)` : '';
-  const quick = `quick: ${hours(r.cellSeconds)}${incomplete}, measured ${r.writtenAt.slice(0, 10)} on ${r.machine.cpus} cores (${r.machine.cpuModel}${load}; engines ${[...new Set(r.cells.map((c) => c.engine))].join(', ')})`;
+  return `${preset}: ${hours(r.cellSeconds)}${incomplete}, measured ${r.writtenAt.slice(0, 10)} on ${r.machine.cpus} cores (${r.machine.cpuModel}${load}; engines ${[...new Set(r.cells.map((c) => c.engine))].join(', ')})`;
+}
+
+/** The two lines `list` prints: the measured quick time, and the paper preset's measured time or estimate. */
+export function quickTiming(exp: Experiment): { quick: string; paper: string } {
+  const paperRun = measured(exp.name, 'paper');
+  const r = measured(exp.name, 'quick');
+  if (!r) {
+    return { quick: 'quick: not measured yet (node scripts/quick-experiments.mjs records it)', paper: paperRun ? measuredLine('paper', paperRun) : 'paper: no estimate without a measured quick run' };
+  }
+  const quick = measuredLine('quick', r);
+  if (paperRun) return { quick, paper: measuredLine('paper', paperRun) };
   const est = estimatePaperSeconds(exp, r.cells);
   let paper: string;
   if (est == null) paper = 'paper: depends on your CSV\'s rows (the sgemm-depth estimate scales with them)';
