@@ -61,6 +61,10 @@ test('every experiment runs at the smoke preset and reports its claims, cells an
     const md = fs.readFileSync(path.join(out, 'REPORT.md'), 'utf8');
     assert.match(md, /## Claims/);
     for (const c of results.claims) assert.ok(md.includes(c.text) && md.includes(c.rule), `${exp.name}: REPORT.md has ${c.id} and its rule`);
+    // REPORT.md shows its charts as SVG files beside it.
+    const linked = [...md.matchAll(/!\[[^\]]*\]\((charts\/[^)]+\.svg)\)/g)].map((m) => m[1]);
+    assert.ok(linked.length >= 1, `${exp.name}: REPORT.md links its charts`);
+    for (const f of linked) assert.match(fs.readFileSync(path.join(out, f), 'utf8'), /^<svg[^>]*xmlns=/, `${exp.name}: ${f} is an SVG file`);
     const html = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
     assert.match(html, /<svg/, `${exp.name}: charts`);
     assert.doesNotMatch(html, /could not be drawn/, `${exp.name}: every chart draws`);

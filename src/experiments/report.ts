@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import type { ClaimResult, ExperimentCell, ExperimentResults, Verdict } from '../contracts.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io.js';
 import {
-  C, CSS, escapeHtml, fmt, HALF, minMax, pretty, renderChart, ruleWithLabel, vl, WIDE, xScale, yScale,
+  C, CSS, escapeHtml, fmt, HALF, minMax, pretty, renderChart, renderChartSvg, ruleWithLabel, vl, WIDE, xScale, yScale,
   type Chart, type Layer,
 } from '../report/charts.js';
 import type { ChartKind, Experiment } from './experiment.js';
@@ -86,7 +86,10 @@ function epochSeconds(c: ExperimentCell): string {
 // ---------------------------------------------------------------------------------------------
 // REPORT.md
 
-function renderMarkdown(exp: Experiment, r: ExperimentResults): string {
+/** A chart as REPORT.md shows it: a drawn SVG file under charts/, or a note where there is nothing to draw. */
+type MarkdownChart = { file: string; title: string; caption: string } | { note: string };
+
+function renderMarkdown(exp: Experiment, r: ExperimentResults, charts: MarkdownChart[]): string {
   const cls = classification(r);
   const out: string[] = [];
   out.push(`# ${exp.name}: ${exp.title} (${r.preset} preset)`, '');
@@ -103,6 +106,13 @@ function renderMarkdown(exp: Experiment, r: ExperimentResults): string {
   if (off.length) {
     out.push('', `Where ours disagrees with the paper: ${off.map((c) => `\`${c.id}\` (${c.verdict})`).join(', ')}. ` +
       'No claim\'s threshold was changed after its results were seen; glonet\'s docs/experiments.md lists the preset and rule changes and says what we found.');
+  }
+  if (charts.length) {
+    out.push('', '## Charts');
+    for (const c of charts) {
+      if ('note' in c) out.push('', `> ${c.note}`);
+      else out.push('', `### ${c.title}`, '', c.caption, '', `![${c.title}](${c.file})`);
+    }
   }
   out.push('', '## Cells', '');
   out.push(`| cell | arch | depth | seed | ${cls ? 'best accuracy %' : 'best test MSE'} | best epoch | epochs | training examples | s / epoch (last / first) | engine | blocks for the error / for 95% of the norm |`);
@@ -357,12 +367,37 @@ async function renderExperimentHtml(exp: Experiment, r: ExperimentResults, files
     `<title>${escapeHtml(exp.name)} · glonet experiment</title><style>${PAGE_CSS}</style></head><body><main>\n${parts.join('\n')}\n</main></body></html>\n`;
 }
 
-/** Gather DIR's cells and write results.json, REPORT.md and report.html; returns the results. */
+/**
+ * Draws the experiment's charts as SVG files under DIR/charts/ (for REPORT.md, which links them;
+ * report.html has them inline). A chart that cannot be drawn becomes a note.
+ */
+async function writeChartFiles(dir: string, exp: Experiment, r: ExperimentResults, files: Map<string, CellFiles>): Promise<MarkdownChart[]> {
+  const out: MarkdownChart[] = [];
+  for (const kind of exp.charts) {
+    for (const c of charts(kind, r, files)) {
+      if (typeof c === 'string') {
+        out.push({ note: c });
+        continue;
+      }
+      try {
+        const file = `charts/${c.id}.svg`;
+        writeFileAtomic(path.join(dir, file), await renderChartSvg(c));
+        out.push({ file, title: c.title, caption: c.caption });
+      } catch (err) {
+        out.push({ note: `The chart "${c.title}" could not be drawn: ${(err as Error).message}` });
+      }
+    }
+  }
+  return out;
+}
+
+/** Gather DIR's cells and write results.json, REPORT.md (with its charts under charts/) and report.html; returns the results. */
 export async function writeExperimentReport(dir: string): Promise<ExperimentResults> {
   const { results, files } = gatherResults(dir);
   const exp = getExperiment(results.experiment);
   writeJsonAtomic(path.join(dir, 'results.json'), results);
-  writeFileAtomic(path.join(dir, 'REPORT.md'), renderMarkdown(exp, results));
+  const chartFiles = await writeChartFiles(dir, exp, results, files);
+  writeFileAtomic(path.join(dir, 'REPORT.md'), renderMarkdown(exp, results, chartFiles));
   writeFileAtomic(path.join(dir, 'report.html'), await renderExperimentHtml(exp, results, files));
   return results;
 }

@@ -245,6 +245,11 @@ function figureHtml(c: Chart, svg: string): string {
   );
 }
 
+/** A chart as a standalone SVG file's text (for pages that link their charts, such as an experiment's REPORT.md). */
+export async function renderChartSvg(c: Chart): Promise<string> {
+  return renderSvg(c.spec);
+}
+
 /** A chart as page HTML: its figure, a note when it is only a message, a warning when it cannot be drawn. */
 export async function renderChart(c: Chart | string): Promise<string> {
   if (typeof c === 'string') return `<p class="note">${escapeHtml(c)}</p>`;
