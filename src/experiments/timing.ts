@@ -1,7 +1,7 @@
 /**
  * How long an experiment takes, as measured rather than typed: `glonet experiment list` reads the
  * results.json of the last recorded quick run of each experiment (experiments/measured/
- * NAME.quick.json in the package, copied there by scripts/quick-experiments.mjs) and prints its
+ * NAME.quick.json in the package, copied there by scripts/run-experiments.mjs) and prints its
  * compute time with the machine, date and load it ran under; likewise the paper preset's where a
  * run of it was recorded (NAME.paper.json). Otherwise the paper preset's time is extrapolated from
  * the quick cells: an epoch's seconds scale with depth and with training rows,
@@ -76,7 +76,7 @@ export function quickTiming(exp: Experiment): { quick: string; paper: string } {
   const paperRun = measured(exp.name, 'paper');
   const r = measured(exp.name, 'quick');
   if (!r) {
-    return { quick: 'quick: not measured yet (node scripts/quick-experiments.mjs records it)', paper: paperRun ? measuredLine('paper', paperRun) : 'paper: no estimate without a measured quick run' };
+    return { quick: 'quick: not measured yet (node scripts/run-experiments.mjs records it)', paper: paperRun ? measuredLine('paper', paperRun) : 'paper: no estimate without a measured quick run' };
   }
   const quick = measuredLine('quick', r);
   if (paperRun) return { quick, paper: measuredLine('paper', paperRun) };
