@@ -88,9 +88,14 @@ export async function trainLoop(stepper: Stepper, ds: Dataset, opts: LoopOptions
       }
       const start = b * bs;
       const rows = Math.min(bs, ds.nTrain - start);
+      // The batch's rows, copied element by element: a subarray per row would allocate 190,000
+      // views an epoch on SGEMM, which cost as much as a 10-block GloNet's steps.
+      const xs = ds.xTrain;
       for (let i = 0; i < rows; i++) {
         const r = order[start + i];
-        xb.set(ds.xTrain.subarray(r * size, (r + 1) * size), i * size);
+        const from = r * size;
+        const to = i * size;
+        for (let j = 0; j < size; j++) xb[to + j] = xs[from + j];
         yb[i] = ds.yTrain[r];
       }
       const x = opts.augment ? opts.augment(xb.subarray(0, rows * size), rows, rng) : xb;
