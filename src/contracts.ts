@@ -53,6 +53,26 @@ export interface Metrics {
     inputShape: number[];
     /** Classes (classification) or 1 (regression). */
     outputs: number;
+    /** Classification: the class names, in output order (when the data set has them). */
+    classes?: string[];
+    /**
+     * The test error of the best constant guess made from the training rows (the training mean:
+     * MSE on the standardized target; the most frequent training class: 1 - its share of the test
+     * rows): what a model that learned nothing scores.
+     */
+    constantError?: number;
+    /** What the loader decided that the user should hear (rows or columns left out), one line each. */
+    notes?: string[];
+  };
+  /**
+   * Classification: the test set's confusion matrix after the last epoch, `matrix[t][p]` the test
+   * rows of true class t predicted as class p (classes as in `data.classes`).
+   */
+  confusion?: {
+    /** The epoch it was measured after. */
+    epoch: number;
+    /** Rows: true class; columns: predicted class. */
+    matrix: number[][];
   };
   /** Every epoch so far, in order. */
   epochs: EpochMetrics[];
@@ -227,8 +247,8 @@ export interface ExperimentManifest {
   preset: string;
   /** Seeds per cell when `--seeds` overrode the preset's. */
   seeds?: number;
-  /** The data the cells train on (the command's data options, resolved). */
-  data: { dataset: string; data?: string; target?: string; drop?: string[] };
+  /** The data the cells train on (the command's data options, resolved; the CSV options when given). */
+  data: { dataset: string; data?: string; target?: string; drop?: string[] } & Partial<Pick<RunConfig, 'task' | 'categorical' | 'missing' | 'maxClasses' | 'maxLevels'>>;
   /** Every cell's id, in the stable order of the grid. */
   cells: string[];
 }
@@ -253,6 +273,10 @@ export interface ExperimentCell {
   seed: number;
   dataset: string;
   nTrain: number;
+  /** Test examples (absent in results written before it was recorded). */
+  nTest?: number;
+  /** The test error of the best constant guess from the training rows (metrics.json's data.constantError). */
+  constantError?: number;
   epochs: number;
   /** The best test error over epochs (MSE, or 1 - accuracy); null when no epoch was finite. */
   bestTestError: number | null;

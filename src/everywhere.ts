@@ -20,6 +20,11 @@ export { buildModel, registerFamily, getFamily, familyNames, familyDefaults, Mod
 export type { LoadedModel, ModelMetadata } from './model-metadata.js';
 // Data.
 export { DataError, exampleSize, type Dataset, type Standardization } from './data/dataset.js';
+export {
+  encodeRow, decodeRow, parseCell, levelKey, inputNames, inputCount, columnWidth, numericEncoding, encodingProblem, rawValue,
+  MISSING_TOKENS, MISSING_LEVEL, OTHER_LEVEL,
+  type Cell, type TableEncoding, type ColumnEncoding, type NumericColumn, type CategoricalColumn, type TargetEncoding, type RowNotes,
+} from './data/table-encoding.js';
 export { Rng } from './random.js';
 // Scoring, and training's pieces that need no Node (the loop itself runs in Node: runTraining).
 export { evaluate, scoreOutputs, type Evaluation } from './scoring.js';
@@ -30,6 +35,8 @@ export { type NamedArray, type Stepper, type StepperOptions } from './engines/ty
 // Analysis.
 export { analyzeModel, truncationCurve, blockNorms, type AnalyzeOptions } from './analysis/analyze.js';
 export { explain, type Explanation } from './analysis/explain.js';
+export { modelEncoding } from './analysis/model-encoding.js';
+export { predictAll, Predictions, csvHeader, csvLine, PREDICT_BATCH, type PredictionRow } from './analysis/predictions.js';
 export { truncateModel } from './analysis/truncate.js';
 export { blockView, blockOutputs, applyHead, linearHead, AnalysisError, type BlockView } from './analysis/blocks.js';
 export type { Metrics, EpochMetrics, Analysis, BlockNorm, BlockEffect, EffectiveDepth, TruncationPoint, ContributionSample } from './contracts.js';

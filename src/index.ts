@@ -9,8 +9,9 @@ export * from './everywhere.js';
 // Data loading.
 export { loadDataset, type LoadOptions } from './data/index.js';
 export { datasetNames, getDataset, registerDataset, type DatasetEntry } from './data/registry.js';
-export { loadSgemm, loadCsv, SGEMM_FEATURES, type TabularOptions } from './data/tabular.js';
-export { readNumericCsv, type NumericTable, type ReadCsvOptions } from './data/csv.js';
+export { loadSgemm, SGEMM_FEATURES, type TabularOptions } from './data/tabular.js';
+export { loadCsv, DEFAULT_MAX_CLASSES, DEFAULT_MAX_LEVELS, type CsvOptions } from './data/csv-dataset.js';
+export { readNumericCsv, readCsvTable, scanCsv, type NumericTable, type ReadCsvOptions, type RawTable, type RawColumn, type CsvHeader } from './data/csv.js';
 export { loadImageDataset, flattenInputShape, type ImageLoadOptions } from './data/images.js';
 // Models on files, backends, training and the engines.
 export { saveModel, loadModel, fileSystem } from './model-io.js';

@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { writeDirAtomic, readFileChecked } from './io.js';
 import { BadFileError, fsReason, shown } from './errors.js';
 import { topologyProblem } from './model-topology.js';
+import { encodingProblem } from './data/table-encoding.js';
 import type { LoadedModel, ModelMetadata } from './model-metadata.js';
 // Importing the layers registers them for deserialization.
 import './layers/index.js';
@@ -199,6 +200,14 @@ function metadataProblem(meta: ModelMetadata, model: tf.LayersModel): string | u
     if (st.target != null && !(Number.isFinite(st.target.mean) && Number.isFinite(st.target.std) && st.target.std > 0)) {
       return 'standardization.target must have a finite mean and a positive std';
     }
+  }
+  if (meta.classNames != null && !(Array.isArray(meta.classNames) && meta.classNames.length === meta.outputs && meta.classNames.every((c) => typeof c === 'string'))) {
+    return `classNames must be ${meta.outputs} names, one per output`;
+  }
+  if (meta.encoding != null) {
+    if (meta.inputShape.length !== 1) return 'an encoding belongs to a model of table rows (an inputShape of one dimension)';
+    const problem = encodingProblem(meta.encoding, meta.inputShape[0], meta.outputs);
+    if (problem) return problem;
   }
   return undefined;
 }

@@ -5,6 +5,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { Standardization } from './data/dataset.js';
+import type { TableEncoding } from './data/table-encoding.js';
 import type { Task } from './vocabulary.js';
 
 /** What glonet stores in model.json's `userDefinedMetadata.glonet`. */
@@ -27,6 +28,11 @@ export interface ModelMetadata {
   standardization?: Standardization;
   /** Class names, when the data set has them. */
   classNames?: string[];
+  /**
+   * Tables read column by column (CSV): how raw columns become the inputs and what the outputs
+   * mean (src/data/table-encoding.ts). Predict, analysis and the page apply it to raw rows.
+   */
+  encoding?: TableEncoding;
   /** For truncated models: the number of blocks kept. */
   truncatedFrom?: {
     /** Blocks kept. */

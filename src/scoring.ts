@@ -14,10 +14,12 @@ export interface Evaluation {
   error: number;
   /** Classification only: accuracy in [0, 1]. */
   accuracy?: number;
+  /** Classification only: `confusion[t][p]` rows of true class t predicted as class p. */
+  confusion?: number[][];
 }
 
 /** Loss and error of raw outputs against targets, computed in float64 in JavaScript. */
-export function scoreOutputs(task: Task, outputs: number, pred: Float32Array, y: Float32Array, rows: number): {
+export function scoreOutputs(task: Task, outputs: number, pred: Float32Array, y: Float32Array, rows: number, confusion?: number[][]): {
   /** Sum over the rows of the data loss (squared error, or cross-entropy). */
   lossSum: number;
   /** Sum over the rows of the error (squared error, or 1 for a wrong class). */
@@ -44,6 +46,7 @@ export function scoreOutputs(task: Task, outputs: number, pred: Float32Array, y:
       for (let k = 0; k < outputs; k++) z += Math.exp(pred[o + k] - max);
       lossSum += Math.log(z) + max - pred[o + y[i]];
       if (arg === y[i]) correct++;
+      if (confusion) confusion[y[i]][arg]++;
     }
   }
   return { lossSum, errSum, correct };
@@ -62,15 +65,16 @@ export function evaluate(
   let lossSum = 0;
   let errSum = 0;
   let correct = 0;
+  const confusion = ds.task === 'classification' ? Array.from({ length: ds.outputs }, () => new Array<number>(ds.outputs).fill(0)) : undefined;
   for (let start = 0; start < n; start += chunk) {
     const rows = Math.min(chunk, n - start);
     const pred = predict(x.subarray(start * size, (start + rows) * size), rows);
-    const s = scoreOutputs(ds.task, ds.outputs, pred, y.subarray(start, start + rows), rows);
+    const s = scoreOutputs(ds.task, ds.outputs, pred, y.subarray(start, start + rows), rows, confusion);
     lossSum += s.lossSum;
     errSum += s.errSum;
     correct += s.correct;
   }
   if (ds.task === 'regression') return { loss: lossSum / n, error: errSum / n };
   const accuracy = correct / n;
-  return { loss: lossSum / n, error: 1 - accuracy, accuracy };
+  return { loss: lossSum / n, error: 1 - accuracy, accuracy, confusion };
 }

@@ -69,6 +69,16 @@ export interface RunConfig extends Protocol {
   target?: string;
   /** csv: columns to ignore. */
   drop?: string[];
+  /** csv: 'classification' for a numeric target of class codes, 'regression' to insist on numbers (absent: from the target's values). */
+  task?: Task;
+  /** csv: numeric columns to read as categories. */
+  categorical?: string[];
+  /** csv: 'refuse' makes every missing value an error (absent: missing values are imputed). */
+  missing?: 'impute' | 'refuse';
+  /** csv: the most classes a target may have (absent: 100). */
+  maxClasses?: number;
+  /** csv: one-hot levels per categorical column before the rarer share '(other)' (absent: 50). */
+  maxLevels?: number;
   /** The depth in the family's sense. */
   depth: number;
   /** Seed of the data split, the initializers and the batch order. */

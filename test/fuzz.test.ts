@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import fc from 'fast-check';
 import * as tf from '@tensorflow/tfjs';
-import { loadCsv } from '../src/data/tabular.js';
+import { loadCsv } from '../src/data/csv-dataset.js';
 import { readIdx, loadIdxFolder, IDX_FILE_NAMES } from '../src/data/idx.js';
 import { DataError } from '../src/data/dataset.js';
 import { BadFileError } from '../src/errors.js';

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadCsv, loadSgemm } from '../src/data/tabular.js';
+import { loadSgemm } from '../src/data/tabular.js';
+import { loadCsv } from '../src/data/csv-dataset.js';
 import { DataError } from '../src/data/dataset.js';
 import { tmpDir } from './helpers.js';
 

@@ -48,8 +48,15 @@ export async function openRun(dir: string): Promise<RunFolder> {
   return { dir, metrics, model, meta };
 }
 
-/** The run's data, loaded exactly as training loaded it (same options, same seed, same split). */
+/**
+ * The run's data, loaded exactly as training loaded it (same options, same seed, same split); a
+ * table the model has an encoding for goes through that encoding, not a new fit.
+ */
 export function runDataset(run: RunFolder): Promise<Dataset> {
   const c = run.metrics.config;
-  return loadDataset({ dataset: c.dataset, data: c.data, target: c.target, drop: c.drop, seed: c.seed, subset: c.subset });
+  return loadDataset({
+    dataset: c.dataset, data: c.data, target: c.target, drop: c.drop, seed: c.seed, subset: c.subset,
+    task: c.task, categorical: c.categorical, missing: c.missing, maxClasses: c.maxClasses, maxLevels: c.maxLevels,
+    ...(run.meta.encoding ? { encoding: run.meta.encoding } : {}),
+  });
 }

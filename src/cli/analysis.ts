@@ -1,12 +1,15 @@
 /** `glonet analyze`, `glonet truncate` and `glonet predict`. */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { Command, Option } from 'commander';
 import { BACKENDS, initBackend } from '../backend/index.js';
 import { openRun } from '../analysis/run-folder.js';
 import { analyzeRun, describeAnalysis, truncateRun } from '../analysis/run.js';
-import { explain } from '../analysis/explain.js';
 import { checkOutputs, readModelInput } from '../analysis/inputs.js';
+import { csvHeader, csvLine, predictAll, Predictions, PREDICT_BATCH } from '../analysis/predictions.js';
+import type { RowNotes } from '../data/table-encoding.js';
+import { shown } from '../errors.js';
+import { phaseProgress } from './phase-progress.js';
 import { nonNegativeNumber, positiveInt } from './parse.js';
 
 const backendOption = () => new Option('--backend <name>', 'TF.js backend (default: the fastest that loads)').choices(BACKENDS);
@@ -42,81 +45,100 @@ export function truncateCommand(): Command {
     });
 }
 
-function softmax(logits: number[]): number[] {
-  const m = Math.max(...logits);
-  const e = logits.map((v) => Math.exp(v - m));
-  const z = e.reduce((a, b) => a + b, 0);
-  return e.map((v) => v / z);
+/** Write to stdout, waiting while its buffer is full; false once stdout is closed (its reader left). */
+async function writeOut(text: string): Promise<boolean> {
+  const out = process.stdout;
+  if (out.destroyed || out.writableEnded) return false;
+  if (out.write(text)) return true;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      out.off('drain', done);
+      out.off('close', done);
+      out.off('error', done);
+      resolve();
+    };
+    out.on('drain', done);
+    out.on('close', done);
+    out.on('error', done);
+  });
+  return !out.destroyed;
 }
+
+/** One line for stderr about the cells predict filled in or did not recognise, or undefined. */
+function notesSummary(file: string, notes: Map<number, RowNotes>): string | undefined {
+  const missing = new Map<string, number>();
+  const unknown = new Map<string, Map<string, number>>();
+  let missingRows = 0;
+  let unknownRows = 0;
+  for (const n of notes.values()) {
+    if (n.missing) missingRows++;
+    if (n.unknown) unknownRows++;
+    for (const c of n.missing ?? []) missing.set(c, (missing.get(c) ?? 0) + 1);
+    for (const u of n.unknown ?? []) {
+      const m = unknown.get(u.column) ?? new Map<string, number>();
+      m.set(u.level, (m.get(u.level) ?? 0) + 1);
+      unknown.set(u.column, m);
+    }
+  }
+  const parts: string[] = [];
+  const rows = (n: number) => `${n} row${n === 1 ? '' : 's'}`;
+  if (missingRows) parts.push(`${rows(missingRows)} with missing values, filled in as in training (${[...missing].map(([c, n]) => `${shown(c)} ${n}`).join(', ')})`);
+  if (unknownRows) {
+    const levels = [...unknown].map(([c, m]) => `${shown(c)}: ${[...m].slice(0, 5).map(([l, n]) => `${shown(l, 30)} ${n}`).join(', ')}${m.size > 5 ? ` and ${m.size - 5} more` : ''}`);
+    parts.push(`${rows(unknownRows)} with a level not seen in training, encoded as no level or (other) (${levels.join('; ')})`);
+  }
+  return parts.length ? `--input ${file}: ${parts.join('; ')}` : undefined;
+}
+
+/** Inputs this large get a progress bar on a terminal. */
+const LONG_INPUT_BYTES = 8 << 20;
 
 export function predictCommand(): Command {
   return new Command('predict')
-    .description('predict the rows of a CSV (training columns) or a JSON array with a trained or truncated model')
+    .description('predict the rows of a CSV (raw rows with the training columns) or a JSON array with a trained or truncated model: the label and each class\'s probability, or the value')
     .argument('<dir>', 'run folder (glonet train or truncate)')
-    .requiredOption('--input <file>', 'CSV with the training columns (raw units), or JSON: array of objects keyed by column, or of arrays')
-    .option('--explain', 'add each block\'s additive contribution (GloNet models with a linear head)')
-    .addOption(new Option('--format <f>', 'output format').choices(['json', 'csv']).default('json'))
+    .requiredOption('--input <file>', 'CSV with the training columns (raw units, words and empty cells as in training), or JSON: array of objects keyed by column, or of arrays')
+    .option('--explain', 'add each block\'s additive contribution to the predicted class\'s logit or the prediction (GloNet models with a linear head)')
+    .addOption(new Option('--format <f>', 'output format: json, or csv (row, label, probability, p_CLASS for each class; or row, prediction)').choices(['json', 'csv']).default('json'))
     .addOption(backendOption())
     .action(async (dir: string, o: { input: string; explain?: boolean; format: 'json' | 'csv'; backend?: string }) => {
       await initBackend(o.backend);
       const run = await openRun(dir);
       const meta = run.meta;
-      const input = await readModelInput(o.input, meta);
-      const x = tf.tensor(input.x, [input.rows, ...meta.inputShape]);
-      let raw: Float32Array;
-      let e: ReturnType<typeof explain> | undefined;
-      if (o.explain) {
-        e = explain(run.model, meta, x);
-        raw = e.prediction;
-      } else {
-        raw = tf.tidy(() => (run.model.predict(x) as tf.Tensor).dataSync() as Float32Array).slice();
+      let size = 0;
+      try {
+        size = fs.statSync(o.input).size;
+      } catch {
+        // readModelInput names the problem.
       }
-      x.dispose();
-      checkOutputs(raw, input, meta);
-      const out = meta.outputs;
-      const target = meta.standardization?.target;
-      // Regression outputs are z-scores of the target; the map back is affine, so contributions
-      // scale by std and the mean joins the bias: the sum still equals the prediction.
-      const scale = meta.task === 'regression' && target ? target.std : 1;
-      const shift = meta.task === 'regression' && target ? target.mean : 0;
-      const results = Array.from({ length: input.rows }, (_, r) => {
-        const logits = Array.from(raw.subarray(r * out, (r + 1) * out));
-        const res: Record<string, unknown> = { row: r + 1 };
-        let k = 0;
-        if (meta.task === 'regression') {
-          res.prediction = logits[0] * scale + shift;
-          if (target) res.target = target.name;
-          if (target?.transform === 'ln') res.predictionExp = Math.exp(res.prediction as number);
-        } else {
-          const p = softmax(logits);
-          k = p.indexOf(Math.max(...p));
-          res.class = k;
-          if (meta.classNames) res.className = meta.classNames[k];
-          res.probability = p[k];
-          res.logits = logits;
-        }
-        if (e) {
-          const blocks = Array.from({ length: e.blocks }, (_, l) => e!.contributions[(r * e!.blocks + l) * out + k] * scale);
-          res.explanation = { output: meta.task === 'regression' ? 'prediction' : `logit of class ${k}`, bias: e.bias[k] * scale + shift, blocks };
-        }
-        return res;
-      });
-      if (o.format === 'json') {
-        process.stdout.write(JSON.stringify(results, null, 2) + '\n');
-      } else {
-        const L = e?.blocks ?? 0;
-        const head = meta.task === 'regression' ? ['row', 'prediction'] : ['row', 'class', 'probability'];
-        if (e) head.push('bias', ...Array.from({ length: L }, (_, l) => `block_${l + 1}`));
-        const lines = [head.join(',')];
-        for (const res of results) {
-          const cells = meta.task === 'regression' ? [res.row, res.prediction] : [res.row, res.class, res.probability];
-          if (e) {
-            const ex = res.explanation as { bias: number; blocks: number[] };
-            cells.push(ex.bias, ...ex.blocks);
+      const bar = phaseProgress(size > LONG_INPUT_BYTES);
+      try {
+        bar.phase('reading', size);
+        const input = await readModelInput(o.input, meta, (done, total) => (total ? bar.update(done) : undefined));
+        bar.phase('predicting', input.rows);
+        const raw = predictAll(run.model, meta.inputShape, input.x, input.rows, (done) => bar.update(done));
+        checkOutputs(raw, input, meta);
+        const p = new Predictions(run.model, meta, Boolean(o.explain));
+        const summary = notesSummary(o.input, input.notes);
+        bar.phase('writing', input.rows);
+        for (let start = 0; start < input.rows; start += PREDICT_BATCH) {
+          const count = Math.min(PREDICT_BATCH, input.rows - start);
+          const rows = p.rows(raw, input.x, start, count, input.notes);
+          let text: string;
+          if (o.format === 'json') {
+            text = (start === 0 ? '[\n' : ',\n') + rows.map((r) => JSON.stringify(r, null, 2).replace(/^/gm, '  ')).join(',\n');
+          } else {
+            const blocks = rows[0].explanation?.blocks.length ?? 0;
+            text = (start === 0 ? csvHeader(meta, p.classNames, blocks) + '\n' : '') + rows.map((r) => csvLine(r, p.classNames)).join('\n') + '\n';
           }
-          lines.push(cells.join(','));
+          if (!(await writeOut(text))) break;
+          bar.update(start + count);
         }
-        process.stdout.write(lines.join('\n') + '\n');
+        if (o.format === 'json') await writeOut('\n]\n');
+        bar.stop();
+        if (summary) process.stderr.write(`glonet: ${summary}\n`);
+      } finally {
+        bar.stop();
       }
     });
 }

@@ -11,6 +11,7 @@ import { quickTiming } from '../experiments/timing.js';
 import type { ExperimentResults } from '../contracts.js';
 import { list, positiveInt, shard } from './parse.js';
 import { datasetNames } from '../data/registry.js';
+import { addTableOptions } from './train.js';
 
 function claimsTable(r: ExperimentResults): string[] {
   return r.claims.map((c) => `  ${c.verdict.padEnd(12)} ${c.text}\n               paper: ${c.paper}\n               ours:  ${c.ours}`);
@@ -43,10 +44,15 @@ interface RunCliOptions {
   drop?: string[];
   backend?: string;
   fast: 'auto' | 'off';
+  task?: 'classification' | 'regression';
+  categorical?: string[];
+  missing?: 'impute' | 'refuse';
+  maxClasses?: number;
+  maxLevels?: number;
 }
 
 function runCommand(): Command {
-  return new Command('run')
+  const cmd = new Command('run')
     .description('run an experiment\'s cells (each a run folder under DIR/cells/: train + analyze), skipping finished ones, then write the report')
     .argument('<name>', `experiment: ${EXPERIMENTS.map((e) => e.name).join(', ')}`)
     .addOption(new Option('--preset <p>', 'smoke: each experiment under a minute (for tests); quick: every experiment together, about 15 minutes on 2 cores (experiment list prints the measured times); paper: the paper\'s grids and epochs').choices(PRESETS).default('quick'))
@@ -59,7 +65,8 @@ function runCommand(): Command {
     .option('--target <col>', 'csv-depth: the column to predict')
     .option('--drop <cols>', 'csv-depth: columns to leave out, comma-separated (repeatable)', list)
     .addOption(new Option('--backend <name>', 'TF.js backend (default: the fastest that loads)').choices(BACKENDS))
-    .addOption(new Option('--fast <mode>', 'fused training engines: auto where they apply, off forces plain TF.js').choices(['auto', 'off']).default('auto'))
+    .addOption(new Option('--fast <mode>', 'fused training engines: auto where they apply, off forces plain TF.js').choices(['auto', 'off']).default('auto'));
+  return addTableOptions(cmd)
     .action(async (name: string, o: RunCliOptions) => {
       const exp = getExperiment(name);
       const t0 = performance.now();
@@ -67,7 +74,10 @@ function runCommand(): Command {
       const r = await runExperiment(exp, {
         preset: o.preset, out, seeds: o.seeds, backend: o.backend, fast: o.fast,
         shard: resolveShard(o.shard, o.shardCount),
-        data: { dataset: o.dataset, data: o.data != null ? path.resolve(o.data) : undefined, target: o.target, drop: o.drop },
+        data: {
+          dataset: o.dataset, data: o.data != null ? path.resolve(o.data) : undefined, target: o.target, drop: o.drop,
+          task: o.task, categorical: o.categorical, missing: o.missing, maxClasses: o.maxClasses, maxLevels: o.maxLevels,
+        },
       });
       const lines = [
         '', `${exp.name} --preset ${o.preset}: ${r.ran} cells run, ${r.skipped} finished earlier, ${r.failed} failed; ${((performance.now() - t0) / 60000).toFixed(1)} min`,

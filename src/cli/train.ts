@@ -1,5 +1,5 @@
 /** `glonet train`: options to a RunConfig, and the run. */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKENDS } from '../backend/index.js';
 import { familyNames, getFamily } from '../models/index.js';
 import { checkArch } from '../models/family.js';
@@ -9,12 +9,13 @@ import { ExitError, UsageError } from './errors.js';
 import { afterTraining } from './after-training.js';
 import { stopOnSignals } from './signals.js';
 import { InterruptedError } from '../train/trainer.js';
-import { datasetNames } from '../data/registry.js';
+import { datasetNames, getDataset } from '../data/registry.js';
+import { DEFAULT_MAX_CLASSES, DEFAULT_MAX_LEVELS } from '../data/csv-dataset.js';
 import { HEAD_INITS, OPTIMIZERS, SCHEDULES, type Protocol, type RunConfig } from '../vocabulary.js';
 
 /** `glonet train`'s options as commander parses them: a run's configuration, the protocol's settings optional. */
 interface TrainCliOptions extends Pick<RunConfig, 'model' | 'arch' | 'dataset' | 'data' | 'target' | 'drop' | 'depth' | 'seed' |
-  'subset' | 'fast' | 'headInit'>, Partial<Protocol>, Partial<Pick<RunConfig, 'augment' | 'backend'>> {
+  'subset' | 'fast' | 'headInit' | 'task' | 'categorical' | 'missing' | 'maxClasses' | 'maxLevels'>, Partial<Protocol>, Partial<Pick<RunConfig, 'augment' | 'backend'>> {
   out: string;
   resume?: boolean;
   overwrite?: boolean;
@@ -47,6 +48,22 @@ function defaultsHelp(key: 'width' | 'batchSize' | 'optimizer' | 'lr' | 'momentu
   });
 }
 
+/** The CSV options besides --data, --target and --drop (train and experiment run). */
+export function addTableOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--task <task>', 'csv: classification reads a numeric target as class codes; regression insists on numbers (default: words are classes, numbers regression)').choices(['classification', 'regression']))
+    .option('--categorical <cols>', 'csv: numeric columns to read as categories, comma-separated (repeatable); columns of words are categorical anyway; keeps a column whose values are all different', list)
+    .addOption(new Option('--missing <how>', `csv: impute fills an empty or NA cell (numeric: the training median and a missing-indicator input; categorical: a level of its own), refuse makes each an error (default impute)`).choices(['impute', 'refuse']))
+    .option('--max-classes <n>', `csv: the most classes a target may have (default ${DEFAULT_MAX_CLASSES})`, atLeastTwo)
+    .option('--max-levels <n>', `csv: one-hot levels per categorical column; rarer levels share one '(other)' input (default ${DEFAULT_MAX_LEVELS})`, positiveInt);
+}
+
+function atLeastTwo(v: string): number {
+  const n = positiveInt(v);
+  if (n < 2) throw new InvalidArgumentError(`expected an integer of at least 2, got '${v}'.`);
+  return n;
+}
+
 /** The options every training command shares (train, and experiment cells). */
 function addTrainOptions(cmd: Command): Command {
   return cmd
@@ -55,7 +72,7 @@ function addTrainOptions(cmd: Command): Command {
     .addOption(new Option('--dataset <name>', 'data set').choices(datasetNames()).default('sgemm'))
     .option('--data <path>', 'data location: the CSV file (csv), a folder of IDX files (mnist, fashion-mnist) or of binary batches (cifar10)')
     .option('--target <col>', 'csv: the column to predict')
-    .option('--drop <cols>', 'csv: columns to leave out, comma-separated (repeatable)', list)
+    .option('--drop <cols>', 'csv: columns to leave out, comma-separated (repeatable); a column with an empty header is named by its position, \'column 3\'', list)
     .requiredOption('--depth <n>', familyHelp((f) => f.depthHelp), positiveInt)
     .option('--width <w>', `units per block (mlp) or embedding size (vit); default ${defaultsHelp('width')}`, positiveInt)
     .option('--epochs <e>', `epochs; default ${defaultsHelp('epochs')}`, positiveInt)
@@ -67,7 +84,7 @@ function addTrainOptions(cmd: Command): Command {
     .addOption(new Option('--schedule <s>', `learning-rate schedule: step = x0.1 every quarter of the epochs; default ${defaultsHelp('schedule')}`).choices(SCHEDULES))
     .option('--seed <s>', 'random seed: same seed, backend and data give the same metrics', nonNegativeInt, 0)
     .option('--subset <n>', 'train and test on a seeded random subset of n examples (at least 10, at most the data\'s size)', positiveInt)
-    .option('--augment', 'cifar10: random flips and 4-pixel crops')
+    .option('--augment', 'image data sets: random flips and 4-pixel crops')
     .addOption(new Option('--backend <name>', 'TF.js backend (default: the fastest that loads)').choices(BACKENDS))
     .addOption(new Option('--head-init <kind>', 'glonet: the head kernel at initialization: paper (the family\'s He-normal, Glorot-uniform for vit), scaled (that divided by the number of blocks summed), zero').choices(HEAD_INITS).default('paper'))
     .addOption(new Option('--fast <mode>', 'fused training engines (MLPs of every arch with Adam; ResNet20 of every arch with SGD or Adam): auto uses them when they apply, off forces plain TF.js').choices(['auto', 'off']).default('auto'));
@@ -95,13 +112,22 @@ function toRunConfig(o: TrainCliOptions): RunConfig {
   const d = family.defaults(o.arch);
   if (o.dataset === 'csv' && !o.data) throw new UsageError('--data: --dataset csv needs --data PATH naming the CSV file');
   if (o.dataset === 'csv' && !o.target) throw new UsageError('--target: --dataset csv needs --target COL naming the column to predict');
-  if (o.dataset !== 'csv' && (o.target || o.drop)) throw new UsageError('--target and --drop apply to --dataset csv only');
+  const tableOnly = (['task', 'categorical', 'missing', 'maxClasses', 'maxLevels'] as const).filter((k) => o[k] != null);
+  if (o.dataset !== 'csv' && (o.target || o.drop || tableOnly.length > 0)) {
+    throw new UsageError(`${['--target', '--drop', ...tableOnly.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`)].join(', ')}: these options apply to --dataset csv only`);
+  }
+  if (o.augment && getDataset(o.dataset).kind !== 'images') throw new UsageError(`--augment: random flips and crops apply to image data sets; ${o.dataset} is a table`);
   if (o.dataset === 'cifar10' && !o.data) throw new UsageError('--data: --dataset cifar10 needs --data DIR holding data_batch_1.bin .. data_batch_5.bin and test_batch.bin');
   return {
     model: o.model, arch: o.arch, dataset: o.dataset,
     ...(o.data != null ? { data: o.data } : {}),
     ...(o.target != null ? { target: o.target } : {}),
     ...(o.drop != null ? { drop: o.drop } : {}),
+    ...(o.task != null ? { task: o.task } : {}),
+    ...(o.categorical != null ? { categorical: o.categorical } : {}),
+    ...(o.missing != null ? { missing: o.missing } : {}),
+    ...(o.maxClasses != null ? { maxClasses: o.maxClasses } : {}),
+    ...(o.maxLevels != null ? { maxLevels: o.maxLevels } : {}),
     depth: o.depth,
     width: o.width ?? d.width,
     epochs: o.epochs ?? d.epochs,
@@ -122,7 +148,7 @@ function toRunConfig(o: TrainCliOptions): RunConfig {
 
 export function trainCommand(): Command {
   const cmd = new Command('train').description('train a model and write DIR/metrics.json, DIR/model/ and DIR/report.html');
-  addTrainOptions(cmd)
+  addTableOptions(addTrainOptions(cmd))
     .addHelpText('after', defaultsText)
     .requiredOption('--out <dir>', 'run folder')
     .option('--resume', 'continue the run in --out from its last consistent epoch (a new or empty folder starts a new run)')

@@ -1,14 +1,22 @@
 /** The in-memory form every loader returns and the trainer consumes. */
 import type { Task } from '../vocabulary.js';
-import { GlonetError } from '../errors.js';
+import { DataError } from './values.js';
+import type { TableEncoding } from './table-encoding.js';
 
-/** Per-column z-score statistics, kept with a trained model so new inputs are scaled the same. */
+export { DataError, fitsFloat32, zScore } from './values.js';
+
+/**
+ * Per-input z-score statistics, kept with a trained model so new inputs are scaled the same. For a
+ * table with an encoding (./table-encoding.ts) these describe the model's inputs: a numeric
+ * column's mean and std, and mean 0, std 1 for the inputs that are not scaled (one-hot levels,
+ * missing indicators); the encoding says how raw columns become them.
+ */
 export interface Standardization {
-  /** The input columns, in model input order. */
+  /** The model's inputs (for tables, the columns or `column=level` names), in input order. */
   featureNames: string[];
-  /** Each column's training mean. */
+  /** Each input's training mean. */
   mean: number[];
-  /** Each column's training standard deviation. */
+  /** Each input's training standard deviation. */
   std: number[];
   /** Regression only: the target's name, mean and std (the model predicts the z-scored target). */
   target?: {
@@ -49,33 +57,18 @@ export interface Dataset {
   standardization?: Standardization;
   /** Human-readable class names, when known. */
   classNames?: string[];
+  /** Tables read column by column (CSV): how raw columns become the inputs; saved with the model. */
+  encoding?: TableEncoding;
+  /** What the loader decided that the user should hear (rows left out, columns left out), one line each. */
+  notes?: string[];
   /** Where the data came from (a path or a package name), for reports. */
   source: string;
 }
 
-/** A clear, user-facing data error (bad file, bad column, bad option). Never a stack trace. */
-export class DataError extends GlonetError {
-  /** 'DataError'. */
-  override name = 'DataError';
-}
 
 /** Values per example: the product of `inputShape` (784 for MNIST, 14 for SGEMM). */
 export function exampleSize(ds: Pick<Dataset, 'inputShape'>): number {
   return ds.inputShape.reduce((a, b) => a * b, 1);
-}
-
-/** The largest finite float32, the number type of the model's inputs and weights. */
-const FLOAT32_MAX = 3.4028234663852886e38;
-
-/** True when `v` is finite and stays finite as a float32. */
-export function fitsFloat32(v: number): boolean {
-  return Number.isFinite(v) && Math.abs(v) <= FLOAT32_MAX;
-}
-
-/** (v - mean) / std, computed so that huge values do not overflow on the way. */
-export function zScore(v: number, mean: number, std: number): number {
-  const d = v - mean;
-  return Number.isFinite(d) ? d / std : v / std - mean / std;
 }
 
 /**

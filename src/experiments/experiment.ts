@@ -8,6 +8,10 @@
 import type { ClaimResult, ExperimentCell, ExperimentManifest, Verdict } from '../contracts.js';
 import { familyDefaults, type Protocol } from '../models/index.js';
 import type { RunConfig } from '../vocabulary.js';
+
+/** The CSV options besides the file, target and dropped columns (`glonet train`'s of the same names). */
+export type TableOptions = Pick<RunConfig, 'task' | 'categorical' | 'missing' | 'maxClasses' | 'maxLevels'>;
+const TABLE_KEYS = ['task', 'categorical', 'missing', 'maxClasses', 'maxLevels'] as const;
 import { GlonetError } from '../errors.js';
 
 export const PRESETS = ['smoke', 'quick', 'paper'] as const;
@@ -44,7 +48,7 @@ export interface Grid {
 }
 
 /** The data options of `glonet experiment run` (the data options of `glonet train`). */
-export interface DataOptions {
+export interface DataOptions extends TableOptions {
   dataset?: string;
   data?: string;
   target?: string;
@@ -65,13 +69,17 @@ export function chooseData(exp: Pick<Experiment, 'name' | 'datasets' | 'dataWith
   if (dataset === 'csv' && (o.data == null || o.target == null)) {
     throw new ExperimentError(`--data and --target: ${exp.name} trains on your CSV file; name it with --data FILE and the column to predict with --target COL`);
   }
-  if (dataset !== 'csv' && (o.target != null || o.drop != null)) throw new ExperimentError('--target and --drop apply to CSV data only');
+  const tableOnly = TABLE_KEYS.filter((k) => o[k] != null);
+  if (dataset !== 'csv' && (o.target != null || o.drop != null || tableOnly.length > 0)) {
+    throw new ExperimentError(`${['--target', '--drop', ...tableOnly.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`)].join(', ')}: these options apply to CSV data only`);
+  }
   if (dataset === 'cifar10' && o.data == null) throw new ExperimentError('--data: CIFAR-10 needs --data DIR holding data_batch_1.bin .. data_batch_5.bin and test_batch.bin');
   return {
     dataset,
     ...(o.data != null ? { data: o.data } : {}),
     ...(o.target != null ? { target: o.target } : {}),
     ...(o.drop != null ? { drop: o.drop } : {}),
+    ...Object.fromEntries(TABLE_KEYS.filter((k) => o[k] != null).map((k) => [k, o[k]])),
   };
 }
 

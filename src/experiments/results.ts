@@ -40,6 +40,8 @@ function cellSummary(id: string, m: Metrics, a: Analysis | null, rec: CellRecord
     seed: m.config.seed,
     dataset: m.config.dataset,
     nTrain: m.data?.nTrain ?? 0,
+    ...(m.data?.nTest != null ? { nTest: m.data.nTest } : {}),
+    ...(m.data?.constantError != null ? { constantError: m.data.constantError } : {}),
     epochs: m.epochs.length,
     bestTestError: m.best?.testError ?? null,
     ...(best?.testAccuracy != null ? { bestTestAccuracy: best.testAccuracy } : {}),

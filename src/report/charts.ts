@@ -230,6 +230,9 @@ td { font-variant-numeric: tabular-nums; word-break: break-word; }
 tr:last-child th, tr:last-child td { border-bottom: 0; }
 .settings { columns: 2 360px; column-gap: 16px; }
 .settings table { break-inside: avoid; margin-bottom: 16px; }
+table.confusion { width: auto; margin: 8px 0 4px; }
+table.confusion th, table.confusion td { width: auto; text-align: right; padding: 5px 10px; }
+table.confusion td.hit { font-weight: 600; background: #eff6ff; }
 footer { color: var(--muted); font-size: 12px; margin-top: 40px; }
 @media print { body { background: white; } figure, .card { break-inside: avoid; } }
 `;

@@ -345,6 +345,32 @@ function contributionChart(m: ReportMetrics, a: ReportAnalysis, s: ReportContrib
   };
 }
 
+/**
+ * The test set's confusion matrix after the last epoch (classifiers): rows the true class, columns
+ * the predicted one, the diagonal highlighted, each row's recall and each column's precision.
+ */
+function confusionTable(m: ReportMetrics): string {
+  const c = m.confusion;
+  const matrix = c?.matrix;
+  if (!c || !Array.isArray(matrix) || matrix.length === 0 || !matrix.every((r) => Array.isArray(r) && r.length === matrix.length)) return '';
+  const n = matrix.length;
+  const cell = (t: number, p: number) => num(matrix[t][p]);
+  const names = Array.from({ length: n }, (_, k) => String((m.data?.classes as unknown[] | undefined)?.[k] ?? k));
+  const pct = (a: number, b: number) => (b > 0 ? `${((a / b) * 100).toFixed(1)}%` : '—');
+  const rowTotal = (t: number) => names.reduce((s, _, p) => s + cell(t, p), 0);
+  const colTotal = (p: number) => names.reduce((s, _, t) => s + cell(t, p), 0);
+  const head = `<tr><th scope="col">true \\ predicted</th>${names.map((nm) => `<th scope="col">${escapeHtml(nm)}</th>`).join('')}<th scope="col">recall</th></tr>`;
+  const body = names.map((nm, t) => `<tr><th scope="row">${escapeHtml(nm)}</th>${names.map((_, p) => `<td${t === p ? ' class="hit"' : ''}>${escapeHtml(fmt(cell(t, p)))}</td>`).join('')}<td>${pct(cell(t, t), rowTotal(t))}</td></tr>`).join('');
+  const foot = `<tr><th scope="row">precision</th>${names.map((_, p) => `<td>${pct(cell(p, p), colTotal(p))}</td>`).join('')}<td></td></tr>`;
+  const total = names.reduce((s, _, t) => s + rowTotal(t), 0);
+  const constant = finite(m.data?.constantError) ? ` Always guessing the most frequent training class would score ${((1 - num(m.data!.constantError)) * 100).toFixed(1)}%.` : '';
+  return (
+    `<figure class="chart" id="confusion"><h3>Confusion matrix</h3>` +
+    `<figcaption>${escapeHtml(`The ${fmt(total)} test examples after epoch ${fmt(c.epoch)}: each row is a true class, each column the class predicted; the diagonal is right.${constant}`)}</figcaption>` +
+    `<table class="confusion" aria-label="confusion matrix">${head}${body}${foot}</table></figure>`
+  );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The page.
 
@@ -438,7 +464,10 @@ export async function renderReportHtml(
   else {
     parts.push(await render(lossChart(m, div)));
     parts.push(await render(errorChart(m, div)));
+    if (m.task === 'classification') parts.push(confusionTable(m));
   }
+  const notes = Array.isArray(m.data?.notes) ? m.data!.notes.filter((n): n is string => typeof n === 'string') : [];
+  if (notes.length) parts.push(`<p class="note">${notes.map((n) => `Data: ${escapeHtml(n)}.`).join('<br>')}</p>`);
 
   parts.push('<h2>Inside the network</h2>');
   const dir = options.dir ?? 'DIR';

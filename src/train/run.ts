@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { activeBackend, initBackend } from '../backend/index.js';
 import { loadDataset } from '../data/index.js';
+import { getDataset } from '../data/registry.js';
 import type { Dataset } from '../data/dataset.js';
 import { augmentBatch } from '../data/augment.js';
 import { buildModel } from '../models/index.js';
@@ -67,7 +68,26 @@ export interface RunOptions {
 }
 
 /** Options that must match for --resume to continue a run. */
-const RESUME_KEYS: Array<keyof RunConfig> = ['model', 'arch', 'dataset', 'data', 'target', 'depth', 'width', 'batchSize', 'optimizer', 'lr', 'momentum', 'l2', 'schedule', 'seed', 'subset', 'augment', 'headInit'];
+const RESUME_KEYS: Array<keyof RunConfig> = ['model', 'arch', 'dataset', 'data', 'target', 'task', 'categorical', 'missing', 'maxClasses', 'maxLevels', 'depth', 'width', 'batchSize', 'optimizer', 'lr', 'momentum', 'l2', 'schedule', 'seed', 'subset', 'augment', 'headInit'];
+
+/**
+ * The test error of the best constant guess from the training rows: the training mean (0 on the
+ * standardized target: the test MSE is the mean square of the test targets), or the most frequent
+ * training class (1 - its share of the test rows).
+ */
+function constantGuessError(ds: Dataset): number {
+  if (ds.task === 'regression') {
+    let s = 0;
+    for (let i = 0; i < ds.nTest; i++) s += ds.yTest[i] * ds.yTest[i];
+    return s / ds.nTest;
+  }
+  const counts = new Array<number>(ds.outputs).fill(0);
+  for (let i = 0; i < ds.nTrain; i++) counts[ds.yTrain[i]]++;
+  const majority = counts.indexOf(Math.max(...counts));
+  let hits = 0;
+  for (let i = 0; i < ds.nTest; i++) if (ds.yTest[i] === majority) hits++;
+  return 1 - hits / ds.nTest;
+}
 
 /** A run that cannot go as asked (for example `--resume` with settings that differ from the run's). */
 export class RunError extends GlonetError {
@@ -128,14 +148,20 @@ export async function runTraining(cfg: RunConfig, dir: string, opts: RunOptions 
   if (cfg.data && RUN_ENTRIES.some((e) => isSameOrInside(cfg.data!, path.join(dir, e)))) {
     throw new OutFolderError(`--out: the data ${cfg.data} lies among the run folder's own files in ${dir}; the run would overwrite its own source`);
   }
+  if (cfg.augment && getDataset(cfg.dataset).kind !== 'images') {
+    throw new RunError(`--augment: random flips and crops apply to images; ${cfg.dataset} is a table`);
+  }
   const plan = planRun(dir, opts, log);
   const backend = await initBackend(cfg.backend === 'auto' ? undefined : cfg.backend);
   const ds = await loadDataset({ ...cfg, drop: cfg.drop });
+  for (const note of ds.notes ?? []) log(`${ds.source}: ${note}`);
+  const constantError = constantGuessError(ds);
 
   let model: tf.LayersModel;
   let meta: ModelMetadata;
   let epochs: EpochMetrics[] = [];
   let resumeSlots: { engine: string; slots: NamedArray[] } | undefined;
+  let confusion: Metrics['confusion'];
   if (plan.from) {
     const saved = await readEpoch(plan.from);
     for (const k of RESUME_KEYS) {
@@ -145,6 +171,7 @@ export async function runTraining(cfg: RunConfig, dir: string, opts: RunOptions 
     }
     ({ model, meta } = saved);
     epochs = saved.metrics.epochs;
+    confusion = saved.metrics.confusion;
     resumeSlots = { engine: saved.state.engine, slots: saved.slots };
     // The public files and the checkpoint folder become this epoch's alone.
     await publishEpoch(dir, plan.from);
@@ -160,6 +187,7 @@ export async function runTraining(cfg: RunConfig, dir: string, opts: RunOptions 
     ({ model, meta } = buildModel(cfg, ds));
     meta.standardization = ds.standardization;
     meta.classNames = ds.classNames;
+    if (ds.encoding) meta.encoding = ds.encoding;
     // Whatever was there goes only now, when the new run's data and model are known to be good.
     if (opts.overwrite) clearRunFolder(dir);
     else removeLeftovers(dir);
@@ -182,8 +210,12 @@ export async function runTraining(cfg: RunConfig, dir: string, opts: RunOptions 
 
   const metricsOf = (): Metrics => ({
     config: cfg, task: ds.task, params, backend, engine: stepper.engine,
-    data: { source: ds.source, nTrain: ds.nTrain, nTest: ds.nTest, inputShape: ds.inputShape, outputs: ds.outputs },
-    epochs, ...summarize(epochs),
+    data: {
+      source: ds.source, nTrain: ds.nTrain, nTest: ds.nTest, inputShape: ds.inputShape, outputs: ds.outputs,
+      ...(ds.classNames ? { classes: ds.classNames } : {}), constantError,
+      ...(ds.notes?.length ? { notes: ds.notes } : {}),
+    },
+    epochs, ...summarize(epochs), ...(confusion ? { confusion } : {}),
   });
   const [h, w, c] = ds.inputShape;
   const augment = cfg.augment && ds.inputShape.length === 3
@@ -201,8 +233,9 @@ export async function runTraining(cfg: RunConfig, dir: string, opts: RunOptions 
       augment,
       progress,
       shouldStop: () => opts.signal?.aborted === true,
-      onEpoch: async (m) => {
+      onEpoch: async (m, test) => {
         epochs.push(m);
+        if (test.confusion) confusion = { epoch: m.epoch, matrix: test.confusion };
         meta.epoch = m.epoch;
         const committed = await commitEpoch(dir, m.epoch, { model, meta, engine: stepper.engine, slots: await stepper.getOptimizerState(), metrics: metricsOf() });
         committedEpoch = m.epoch;

@@ -5,7 +5,7 @@ import { Rng } from '../random.js';
 import type { EpochMetrics } from '../contracts.js';
 import type { Progress } from './progress.js';
 import type { Stepper } from '../engines/types.js';
-import { evaluate } from '../scoring.js';
+import { evaluate, type Evaluation } from '../scoring.js';
 import { GlonetError } from '../errors.js';
 
 /** The loss became NaN or infinite: training stopped; the files of earlier epochs stay valid. */
@@ -47,8 +47,8 @@ interface LoopOptions {
   /** Per-batch input transform (data augmentation), seeded. */
   augment?: (x: Float32Array, rows: number, rng: Rng) => Float32Array;
   progress: Progress;
-  /** Called after every epoch, with the weights synced to the TF.js model. */
-  onEpoch: (m: EpochMetrics) => Promise<void>;
+  /** Called after every epoch, with the weights synced to the TF.js model, and the epoch's test scores. */
+  onEpoch: (m: EpochMetrics, test: Evaluation) => Promise<void>;
   /** Asked before every batch; true stops training with an InterruptedError (the epoch in progress is dropped). */
   shouldStop?: () => boolean;
 }
@@ -122,7 +122,7 @@ export async function trainLoop(stepper: Stepper, ds: Dataset, opts: LoopOptions
       seconds: (performance.now() - t0) / 1000,
       lr,
     };
-    await opts.onEpoch(m);
+    await opts.onEpoch(m, test);
     opts.progress.endEpoch(m, opts.epochs, ds.task);
   }
 }
