@@ -33,13 +33,16 @@ test('unknown options and bad values: one-line error, exit code 2', () => {
   oneLineError(runCli(['train', '--depth', '4', '--subset', '5', '--out', tmpDir()]), /--subset: expected an integer of at least 10/);
 });
 
-test('glonet train on a CSV: non-numeric column named, then trains with --drop', () => {
+test('glonet train on a CSV: a column of words is one-hot encoded, --drop leaves it out', () => {
   const dir = tmpDir();
   const csv = path.join(dir, 'data.csv');
   const lines = ['a;b;kind;y'];
   for (let i = 0; i < 200; i++) lines.push(`${i % 13};${(i * 7) % 11};k${i % 3};${(i % 13) * 0.5 - ((i * 7) % 11)}`);
   fs.writeFileSync(csv, lines.join('\n'));
-  oneLineError(runCli(['train', '--dataset', 'csv', '--data', csv, '--target', 'y', '--depth', '4', '--out', path.join(dir, 'run')]), /data\.csv line 2: column 'kind' has the non-numeric value 'k0'/);
+  const inputs = (run: string) => JSON.parse(fs.readFileSync(path.join(dir, run, 'metrics.json'), 'utf8')).data.inputShape;
+  const w = runCli(['train', '--dataset', 'csv', '--data', csv, '--target', 'y', '--depth', '4', '--epochs', '1', '--batch-size', '32', '--backend', 'cpu', '--no-report', '--out', path.join(dir, 'with')]);
+  assert.equal(w.code, 0, w.stderr);
+  assert.deepEqual(inputs('with'), [5], 'a, b and one input per level k0, k1, k2');
   const r = runCli(['train', '--dataset', 'csv', '--data', csv, '--target', 'y', '--drop', 'kind', '--depth', '4', '--epochs', '2', '--batch-size', '32', '--backend', 'cpu', '--out', path.join(dir, 'run')]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /backend cpu/);
@@ -47,5 +50,6 @@ test('glonet train on a CSV: non-numeric column named, then trains with --drop',
   const m = JSON.parse(fs.readFileSync(path.join(dir, 'run', 'metrics.json'), 'utf8'));
   assert.equal(m.config.target, 'y');
   assert.deepEqual(m.config.drop, ['kind']);
+  assert.deepEqual(inputs('run'), [2]);
   assert.ok(fs.existsSync(path.join(dir, 'run', 'report.html')));
 });

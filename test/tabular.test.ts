@@ -72,11 +72,11 @@ test('CSV: comma or semicolon, quoted headers, --drop, regression on the target'
 });
 
 test('CSV: every bad input gets a clear error naming the file, line or column', async () => {
-  const text = 'a,b,name\n1,2,foo\n3,4,bar\n';
-  const f = writeCsv('c.csv', text);
-  await assert.rejects(loadCsv({ data: f, target: 'a' }), (e: Error) => e instanceof DataError && /c\.csv line 2: column 'name' has the non-numeric value 'foo'.*--drop 'name'/.test(e.message));
-  await assert.rejects(loadCsv({ data: f, target: 'zz', drop: ['name'] }), /--target: .* has no column 'zz' \(columns: 'a', 'b'\)/);
+  const rows = Array.from({ length: 12 }, (_, i) => `${i},${i % 5},${(i * 7) % 3}`).join('\n');
+  const f = writeCsv('c.csv', `a,b,y\n${rows}\n`);
+  await assert.rejects(loadCsv({ data: f, target: 'zz' }), /--target: .* has no column 'zz' \(columns: 'a', 'b', 'y'\)/);
   await assert.rejects(loadCsv({ data: f, target: 'a', drop: ['nope'] }), /--drop: .* has no column 'nope'/);
+  await assert.rejects(loadCsv({ data: f, target: 'a', drop: ['a'] }), /--drop: the target column 'a' cannot be dropped/);
   await assert.rejects(loadCsv({ data: f }), /--target/);
   await assert.rejects(loadCsv({ target: 'a' }), /--data/);
   await assert.rejects(loadCsv({ data: '/nonexistent.csv', target: 'a' }), /--data: \/nonexistent\.csv does not exist/);
@@ -84,6 +84,11 @@ test('CSV: every bad input gets a clear error naming the file, line or column', 
   await assert.rejects(loadCsv({ data: ragged, target: 'a' }), /d\.csv line 3: .*(expected 2 fields|Invalid Record Length)/);
   const empty = writeCsv('e.csv', '');
   await assert.rejects(loadCsv({ data: empty, target: 'a' }), /e\.csv: empty file; a header row/);
-  const missing = writeCsv('f.csv', 'a,b\n1,\n');
-  await assert.rejects(loadCsv({ data: missing, target: 'a' }), /f\.csv line 2: column 'b' has an empty value/);
+  const blanks = writeCsv('e2.csv', '\n  \n\n');
+  await assert.rejects(loadCsv({ data: blanks, target: 'a' }), /e2\.csv: empty file; a header row/);
+  const few = writeCsv('g.csv', 'a,y\n1,2\n3,4\n');
+  await assert.rejects(loadCsv({ data: few, target: 'y' }), /g\.csv: too few rows \(2\) for a train\/test split/);
+  // --missing refuse keeps the old strictness: an empty cell is named.
+  const missing = writeCsv('f.csv', `a,b,y\n${rows}\n1,,3\n`);
+  await assert.rejects(loadCsv({ data: missing, target: 'y', missing: 'refuse' }), /f\.csv line 14: column 'b' is empty; expected a value in every row \(--missing refuse\)/);
 });

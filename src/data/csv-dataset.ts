@@ -319,6 +319,6 @@ export async function loadCsv(opts: TabularOptions & CsvOptions): Promise<Datase
     name: 'csv', task, inputShape: [nInputs], outputs: task === 'classification' ? classes.length : 1,
     xTrain: trainXY.x, yTrain: trainXY.y, xTest: testXY.x, yTest: testXY.y, nTrain: train.length, nTest: test.length,
     standardization, ...(task === 'classification' ? { classNames: classes.slice() } : {}),
-    encoding: enc, notes, source: file,
+    encoding: enc, notes, rows: { train, test }, source: file,
   };
 }
