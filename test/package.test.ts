@@ -164,7 +164,7 @@ test('the packed package installs in a fresh project, type-checks (NodeNext, Bun
     if (onLinuxX64) assert.ok(files.includes('prebuilds/linux-x64/glonet_fused.glibc.node'), 'the linux-x64 prebuilt binary is in the tarball');
     if (onLinuxX64 && crossCompiler) assert.ok(files.includes('prebuilds/linux-arm64/glonet_fused.glibc.node'), 'the linux-arm64 prebuilt binary is in the tarball');
     for (const f of files) assert.ok(!/\.map$|^src\/|^test\/|^dist\/test\/|^web\//.test(f), `${f} does not belong in the package`);
-    for (const f of ['dist/src/index.d.ts', 'dist/src/browser.d.ts', 'dist/web/glonet-web.js', 'data/sgemm/sgemm_product.csv.gz', 'scripts/install.mjs']) {
+    for (const f of ['dist/src/index.d.ts', 'dist/src/browser.d.ts', 'dist/web/glonet-web.js', 'data/sgemm/sgemm_product.csv.gz', 'data/penguins.csv', 'scripts/install.mjs']) {
       assert.ok(files.includes(f), `${f} is in the package`);
     }
     // The README links the docs pages, so they ship beside it.

@@ -248,6 +248,8 @@ test('issue 20: hex and binary are words, a trailing comma names its column by p
   assert.match(said(aug.stderr), /^glonet: --augment: random flips and crops apply to image data sets; csv is a table\n$/);
   assert.ok(!fs.existsSync(out));
   await assert.rejects(runTraining(cfg({ data: named, target: 'y', augment: true }), path.join(dir, 'api-augment'), quiet), /--augment: random flips and crops apply to images; csv is a table/);
+  // The CSV options are refused for other data sets, naming only those given.
+  assert.match(said(runCli(['train', '--depth', '2', '--categorical', 'a', '--missing', 'refuse', '--out', path.join(dir, 'sg')]).stderr), /^glonet: --categorical, --missing: these options apply to --dataset csv only\n$/);
 });
 
 // ---------------------------------------------------------------------------------------------

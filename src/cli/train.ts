@@ -112,9 +112,9 @@ function toRunConfig(o: TrainCliOptions): RunConfig {
   const d = family.defaults(o.arch);
   if (o.dataset === 'csv' && !o.data) throw new UsageError('--data: --dataset csv needs --data PATH naming the CSV file');
   if (o.dataset === 'csv' && !o.target) throw new UsageError('--target: --dataset csv needs --target COL naming the column to predict');
-  const tableOnly = (['task', 'categorical', 'missing', 'maxClasses', 'maxLevels'] as const).filter((k) => o[k] != null);
-  if (o.dataset !== 'csv' && (o.target || o.drop || tableOnly.length > 0)) {
-    throw new UsageError(`${['--target', '--drop', ...tableOnly.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`)].join(', ')}: these options apply to --dataset csv only`);
+  const tableOnly = (['target', 'drop', 'task', 'categorical', 'missing', 'maxClasses', 'maxLevels'] as const).filter((k) => o[k] != null);
+  if (o.dataset !== 'csv' && tableOnly.length > 0) {
+    throw new UsageError(`${tableOnly.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}: ${tableOnly.length > 1 ? 'these options apply' : 'applies'} to --dataset csv only`);
   }
   if (o.augment && getDataset(o.dataset).kind !== 'images') throw new UsageError(`--augment: random flips and crops apply to image data sets; ${o.dataset} is a table`);
   if (o.dataset === 'cifar10' && !o.data) throw new UsageError('--data: --dataset cifar10 needs --data DIR holding data_batch_1.bin .. data_batch_5.bin and test_batch.bin');

@@ -69,9 +69,9 @@ export function chooseData(exp: Pick<Experiment, 'name' | 'datasets' | 'dataWith
   if (dataset === 'csv' && (o.data == null || o.target == null)) {
     throw new ExperimentError(`--data and --target: ${exp.name} trains on your CSV file; name it with --data FILE and the column to predict with --target COL`);
   }
-  const tableOnly = TABLE_KEYS.filter((k) => o[k] != null);
-  if (dataset !== 'csv' && (o.target != null || o.drop != null || tableOnly.length > 0)) {
-    throw new ExperimentError(`${['--target', '--drop', ...tableOnly.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`)].join(', ')}: these options apply to CSV data only`);
+  const tableOnly = (['target', 'drop', ...TABLE_KEYS] as const).filter((k) => o[k] != null);
+  if (dataset !== 'csv' && tableOnly.length > 0) {
+    throw new ExperimentError(`${tableOnly.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}: ${tableOnly.length > 1 ? 'these options apply' : 'applies'} to CSV data only`);
   }
   if (dataset === 'cifar10' && o.data == null) throw new ExperimentError('--data: CIFAR-10 needs --data DIR holding data_batch_1.bin .. data_batch_5.bin and test_batch.bin');
   return {
