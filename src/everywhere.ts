@@ -23,7 +23,7 @@ export { DataError, exampleSize, type Dataset, type Standardization } from './da
 export {
   encodeRow, decodeRow, parseCell, levelKey, inputNames, inputCount, columnWidth, numericEncoding, encodingProblem, rawValue,
   MISSING_TOKENS, MISSING_LEVEL, OTHER_LEVEL,
-  type Cell, type TableEncoding, type ColumnEncoding, type NumericColumn, type CategoricalColumn, type TargetEncoding, type RowNotes,
+  type Cell, type TableEncoding, type ColumnEncoding, type NumericColumn, type CategoricalColumn, type TargetEncoding, type RowNotes, type UnknownLevel,
 } from './data/table-encoding.js';
 export { Rng } from './random.js';
 // Scoring, and training's pieces that need no Node (the loop itself runs in Node: runTraining).

@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { explain } from './explain.js';
 import { blockView, type BlockView } from './blocks.js';
-import type { RowNotes } from '../data/table-encoding.js';
+import type { RowNotes, UnknownLevel } from '../data/table-encoding.js';
 import type { Standardization } from '../data/dataset.js';
 import type { ModelMetadata } from '../model-metadata.js';
 import { modelEncoding } from './model-encoding.js';
@@ -39,9 +39,16 @@ export interface PredictionRow {
   /** Columns whose missing value was filled in. */
   missing?: string[];
   /** Columns whose level was not seen in training. */
-  unknown?: Array<{ column: string; level: string }>;
+  unknown?: UnknownLevel[];
   /** With explain: the head's bias and each block's contribution to the explained output. */
-  explanation?: { output: string; bias: number; blocks: number[] };
+  explanation?: {
+    /** The output explained: 'prediction', or the predicted class's logit. */
+    output: string;
+    /** The head's bias (for regression, in the target's units, with the target's mean). */
+    bias: number;
+    /** Each block's additive contribution, block 1 first. */
+    blocks: number[];
+  };
 }
 
 /** The model's raw outputs for every row, PREDICT_BATCH rows per forward pass. */

@@ -7,7 +7,8 @@ import { openRun } from '../analysis/run-folder.js';
 import { analyzeRun, describeAnalysis, truncateRun } from '../analysis/run.js';
 import { checkOutputs, readModelInput } from '../analysis/inputs.js';
 import { csvHeader, csvLine, predictAll, Predictions, PREDICT_BATCH } from '../analysis/predictions.js';
-import type { RowNotes } from '../data/table-encoding.js';
+import type { RowNotes, TableEncoding } from '../data/table-encoding.js';
+import { modelEncoding } from '../analysis/model-encoding.js';
 import { shown } from '../errors.js';
 import { phaseProgress } from './phase-progress.js';
 import { nonNegativeNumber, positiveInt } from './parse.js';
@@ -65,7 +66,7 @@ async function writeOut(text: string): Promise<boolean> {
 }
 
 /** One line for stderr about the cells predict filled in or did not recognise, or undefined. */
-function notesSummary(file: string, notes: Map<number, RowNotes>): string | undefined {
+function notesSummary(file: string, notes: Map<number, RowNotes>, enc: TableEncoding | undefined): string | undefined {
   const missing = new Map<string, number>();
   const unknown = new Map<string, Map<string, number>>();
   let missingRows = 0;
@@ -84,8 +85,9 @@ function notesSummary(file: string, notes: Map<number, RowNotes>): string | unde
   const rows = (n: number) => `${n} row${n === 1 ? '' : 's'}`;
   if (missingRows) parts.push(`${rows(missingRows)} with missing values, filled in as in training (${[...missing].map(([c, n]) => `${shown(c)} ${n}`).join(', ')})`);
   if (unknownRows) {
-    const levels = [...unknown].map(([c, m]) => `${shown(c)}: ${[...m].slice(0, 5).map(([l, n]) => `${shown(l, 30)} ${n}`).join(', ')}${m.size > 5 ? ` and ${m.size - 5} more` : ''}`);
-    parts.push(`${rows(unknownRows)} with a level not seen in training, encoded as no level or (other) (${levels.join('; ')})`);
+    const pooled = (c: string) => enc?.columns.some((col) => col.name === c && col.kind === 'categorical' && col.otherLevel) === true;
+    const levels = [...unknown].map(([c, m]) => `${shown(c)}: ${[...m].slice(0, 5).map(([l, n]) => `${shown(l, 30)} ${n}`).join(', ')}${m.size > 5 ? ` and ${m.size - 5} more` : ''}${pooled(c) ? ', as (other)' : ', as no level'}`);
+    parts.push(`${rows(unknownRows)} with a level not seen in training (${levels.join('; ')})`);
   }
   return parts.length ? `--input ${file}: ${parts.join('; ')}` : undefined;
 }
@@ -119,7 +121,7 @@ export function predictCommand(): Command {
         const raw = predictAll(run.model, meta.inputShape, input.x, input.rows, (done) => bar.update(done));
         checkOutputs(raw, input, meta);
         const p = new Predictions(run.model, meta, Boolean(o.explain));
-        const summary = notesSummary(o.input, input.notes);
+        const summary = notesSummary(o.input, input.notes, modelEncoding(meta));
         bar.phase('writing', input.rows);
         for (let start = 0; start < input.rows; start += PREDICT_BATCH) {
           const count = Math.min(PREDICT_BATCH, input.rows - start);

@@ -220,8 +220,13 @@ export interface RawColumn {
   missing: number;
   /** Rows whose cell is a word. */
   wordCount: number;
-  /** The first row (0-based) holding a word, and the word. */
-  firstWord?: { row: number; text: string };
+  /** The first row holding a word, and the word. */
+  firstWord?: {
+    /** The row, 0-based. */
+    row: number;
+    /** The word. */
+    text: string;
+  };
   /** The first row (0-based) holding a number. */
   firstNumber?: number;
   /** The first row (0-based) whose cell is missing. */
@@ -230,7 +235,9 @@ export interface RawColumn {
 
 /** A CSV file's columns, as read. */
 export interface RawTable {
+  /** The file read. */
   file: string;
+  /** The kept columns, in file order. */
   columns: RawColumn[];
   /** Data rows (the header excluded). */
   rows: number;

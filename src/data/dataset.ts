@@ -62,7 +62,12 @@ export interface Dataset {
   /** What the loader decided that the user should hear (rows left out, columns left out), one line each. */
   notes?: string[];
   /** Tables read from a file: the data rows of each split (0-based, the header not counted), in split order. */
-  rows?: { train: Int32Array; test: Int32Array };
+  rows?: {
+    /** The training rows. */
+    train: Int32Array;
+    /** The test rows. */
+    test: Int32Array;
+  };
   /** Where the data came from (a path or a package name), for reports. */
   source: string;
 }

@@ -65,6 +65,7 @@ export const OTHER_LEVEL = '(other)';
 export interface NumericColumn {
   /** The column's name in the table. */
   name: string;
+  /** 'numeric'. */
   kind: 'numeric';
   /** Training mean of the column's values (missing ones left out). */
   mean: number;
@@ -80,6 +81,7 @@ export interface NumericColumn {
 export interface CategoricalColumn {
   /** The column's name in the table. */
   name: string;
+  /** 'categorical'. */
   kind: 'categorical';
   /** The levels seen in the training rows, one input each, in this order. */
   levels: string[];
@@ -97,6 +99,7 @@ export type TargetEncoding =
   | {
     /** The target column's name. */
     name: string;
+    /** 'numeric': regression. */
     kind: 'numeric';
     /** Training mean of the (transformed) target. */
     mean: number;
@@ -108,6 +111,7 @@ export type TargetEncoding =
   | {
     /** The target column's name. */
     name: string;
+    /** 'classes': classification. */
     kind: 'classes';
     /** The classes, in the model's output order. */
     classes: string[];
@@ -115,10 +119,13 @@ export type TargetEncoding =
 
 /** How a table's raw columns become the model's inputs and what it predicts; saved with the model. */
 export interface TableEncoding {
+  /** 'glonet-table'. */
   format: 'glonet-table';
+  /** 1. */
   version: 1;
   /** The raw columns the model reads, in input order. */
   columns: ColumnEncoding[];
+  /** What the model predicts. */
   target: TargetEncoding;
   /** 'impute': missing values are filled in (see the module comment); 'refuse': they are errors. */
   missing: 'impute' | 'refuse';
@@ -146,7 +153,15 @@ export interface RowNotes {
   /** Columns whose missing value was filled in (numeric: the median; categorical without a missing level: no level). */
   missing?: string[];
   /** Columns whose level was not seen in training, with the level. */
-  unknown?: Array<{ column: string; level: string }>;
+  unknown?: UnknownLevel[];
+}
+
+/** A level a categorical column never had in the training rows. */
+export interface UnknownLevel {
+  /** The column. */
+  column: string;
+  /** The level, as a key ({@link levelKey}). */
+  level: string;
 }
 
 const levelIndex = new WeakMap<CategoricalColumn, Map<string, number>>();
