@@ -474,6 +474,12 @@ test('csv-depth judges a table of classes by accuracy and a numeric one by MSE',
   assert.equal(judged['vanilla-collapse'].verdict, 'holds', judged['vanilla-collapse'].ours);
   assert.match(judged['vanilla-collapse'].ours, /the constant guess scores 50%/);
   assert.equal(judged['resnetv2-nobn-degrades'].verdict, 'holds', judged['resnetv2-nobn-degrades'].ours);
+  const versus = exp.claims.find((c) => c.id === 'glonet-vs-resnetv2')!;
+  const vr = (g: number, r: number, depth = 50) => versus.judge([cell('glonet', depth, g, 1 - g), cell('resnetv2', depth, r, 1 - r)]);
+  assert.equal(vr(0.96, 0.965).verdict, 'holds', 'half a point behind, under one test row');
+  assert.equal(vr(0.9, 0.97).verdict, 'fails');
+  assert.equal(vr(0.9, 0.89, 200).verdict, 'holds', 'ahead from 200 blocks');
+  assert.match(vr(0.96, 0.965).ours, /GloNet minus ResNetv2 best accuracy, points/);
   // The same cells 20 points apart: not flat. A numeric target's cells keep the MSE rules.
   assert.equal(exp.claims[0].judge([cell('glonet', 10, 0.97, 0.03), cell('glonet', 50, 0.77, 0.23)]).verdict, 'fails');
   assert.equal(exp.claims[0].judge([cell('glonet', 10, null, 0.02), cell('glonet', 50, null, 0.021)]).verdict, 'holds');

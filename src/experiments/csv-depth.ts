@@ -77,7 +77,35 @@ function degradesByAccuracy(cells: ExperimentCell[]) {
   return { verdict, ours: `${num(lost, 2)} points lost from the shallowest to the deepest (holds from ${num(holds, 2)}); accuracy %: ${perDepth(g)}` } as const;
 }
 
+/** GloNet against ResNetv2: within this many points (or one test row) up to VERSUS_UP_TO blocks, ahead from twice that. */
+const VERSUS_POINTS = 1;
+const VERSUS_UP_TO = 100;
+
+function versusResNetByAccuracy(cells: ExperimentCell[]) {
+  const g = byDepth(cells, 'glonet', bestAccuracy);
+  const r = byDepth(cells, 'resnetv2', bestAccuracy);
+  const pairs = g.flatMap((s) => {
+    const o = r.find((x) => x.depth === s.depth);
+    return o ? [{ depth: s.depth, gap: s.mean - o.mean }] : [];
+  });
+  if (pairs.length === 0) return notMeasured('no depth has both a GloNet and a ResNetv2 cell');
+  const margin = Math.max(VERSUS_POINTS, rowPoints(cells, 1));
+  const shallow = pairs.filter((p) => p.depth <= VERSUS_UP_TO);
+  const deep = pairs.filter((p) => p.depth > VERSUS_UP_TO);
+  const within = shallow.filter((p) => p.gap >= -margin).length;
+  const ahead = deep.filter((p) => p.gap > 0).length;
+  const list = (ps: typeof pairs) => ps.map((p) => `d${p.depth} ${p.gap >= 0 ? '+' : ''}${num(p.gap, 2)}`).join(', ') || 'none';
+  const ours = `GloNet minus ResNetv2 best accuracy, points, up to ${VERSUS_UP_TO} blocks: ${list(shallow)} (${within} of ${shallow.length} within ${num(margin, 2)}); ` +
+    `from ${VERSUS_UP_TO * 2}: ${list(deep)} (${ahead} of ${deep.length} ahead)`;
+  const verdict = within + ahead === pairs.length ? 'holds' : within + ahead > 0 ? 'partly' : 'fails';
+  return { verdict, ours } as const;
+}
+
 const BY_ACCURACY: Record<string, { rule: string; judge: Claim['judge'] }> = {
+  'glonet-vs-resnetv2': {
+    rule: `mean best test accuracy over seeds, GloNet minus ResNetv2 at each depth both reached; holds if every depth up to ${VERSUS_UP_TO} is at most ${VERSUS_POINTS} point (or one test row) below and every deeper one above, partly if some are, fails if none`,
+    judge: versusResNetByAccuracy,
+  },
   'glonet-depth-flat': {
     rule: `mean best test accuracy over seeds at each depth; holds if the best and worst depths are within ${FLAT_HOLDS_POINTS} point (or ${FLAT_HOLDS_ROWS} test row, when a row is worth more), partly if within ${FLAT_PARTLY_POINTS} points (or ${FLAT_PARTLY_ROWS} rows), fails otherwise`,
     judge: flatByAccuracy,
