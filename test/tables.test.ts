@@ -161,6 +161,10 @@ test('bad tables get one line naming the file, column and row', async () => {
   const many = writeCsv(dir, 'many.csv', 'x,y\n' + rows(40, (i) => `${i % 3},c${i % 20}`));
   await fails(many, { target: 'y', maxClasses: 10 }, /many\.csv: the target column 'y' has 20 distinct values, more than 10 classes; raise the limit with --max-classes 20/);
   assert.equal((await loadCsv({ data: many, target: 'y', maxClasses: 20 })).outputs, 20, '--max-classes lifts the limit');
+  // The library checks the options the command line checks.
+  await fails(many, { target: 'y', maxClasses: 1 }, /--max-classes: expected an integer of at least 2, got 1/);
+  await fails(many, { target: 'y', maxLevels: 0.5 }, /--max-levels: expected a positive integer, got 0\.5/);
+  await fails(many, { target: 'y', task: 'clustering' as never }, /--task: expected classification or regression, got 'clustering'/);
   const codes = writeCsv(dir, 'codes.csv', 'x,y\n' + rows(30, (i) => `${i},${i % 3}`));
   assert.equal((await loadCsv({ data: codes, target: 'y' })).task, 'regression', 'numbers are regression by default');
   const asClasses = await loadCsv({ data: codes, target: 'y', task: 'classification' });

@@ -164,6 +164,11 @@ export async function loadCsv(opts: TabularOptions & CsvOptions): Promise<Datase
   if (!opts.data) throw new DataError('--data: --dataset csv needs --data PATH naming the CSV file');
   if (!opts.target) throw new DataError('--target: --dataset csv needs --target COL naming the column to predict');
   if (!fs.existsSync(opts.data)) throw new DataError(`--data: ${opts.data} does not exist`);
+  if (opts.task != null && opts.task !== 'classification' && opts.task !== 'regression') throw new DataError(`--task: expected classification or regression, got ${shown(String(opts.task))}`);
+  if (opts.missing != null && opts.missing !== 'impute' && opts.missing !== 'refuse') throw new DataError(`--missing: expected impute or refuse, got ${shown(String(opts.missing))}`);
+  if (opts.maxClasses != null && !(Number.isSafeInteger(opts.maxClasses) && opts.maxClasses >= 2)) throw new DataError(`--max-classes: expected an integer of at least 2, got ${opts.maxClasses}`);
+  if (opts.maxLevels != null && !(Number.isSafeInteger(opts.maxLevels) && opts.maxLevels >= 1)) throw new DataError(`--max-levels: expected a positive integer, got ${opts.maxLevels}`);
+  if (opts.categorical != null && !(Array.isArray(opts.categorical) && opts.categorical.every((c) => typeof c === 'string'))) throw new DataError('--categorical: expected a list of column names');
   const file = opts.data;
   const targetName = opts.target;
   const drop = opts.drop ?? [];
