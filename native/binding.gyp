@@ -10,7 +10,7 @@
   "targets": [
     {
       "target_name": "glonet_fused",
-      "sources": ["src/mlp/fused_mlp.cc", "src/mlp/block_mlp.cc"],
+      "sources": ["src/mlp/fused_mlp.cc", "src/mlp/block_mlp.cc", "src/vit/vit_engine.cc"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags": ["-O3", "-ffp-contract=off", "-fno-math-errno"],

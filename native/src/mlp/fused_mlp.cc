@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "block_mlp.h"
+#include "../vit/vit_engine.h"
 #include "mlp_kernels.h"
 #include "mlp_loss.h"
 #include "../common/thread_pool.h"
@@ -623,6 +624,7 @@ napi_value Init(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   glonet_define_block_mlp(env, exports);
+  glonet_define_vit(env, exports);
   return exports;
 }
 
