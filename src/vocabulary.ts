@@ -31,7 +31,7 @@ export type HeadInit = (typeof HEAD_INITS)[number];
  * The engines that train, by the name metrics.json, the report and `glonet info` print
  * (src/engines/types.ts says what each is and where it lives).
  */
-export const ENGINE_NAMES = ['tfjs', 'fused-native', 'fused-js', 'fused-native-cnn'] as const;
+export const ENGINE_NAMES = ['tfjs', 'fused-native', 'fused-js', 'fused-native-cnn', 'fused-native-vit'] as const;
 /** One of {@link ENGINE_NAMES}. */
 export type EngineName = (typeof ENGINE_NAMES)[number];
 

@@ -12,6 +12,9 @@ import { Rng } from '../src/random.js';
 import { createFusedMlp, type FusedMlpWeights } from '../src/engines/mlp/glonet-mlp.js';
 import { createFusedBlockMlp } from '../src/engines/mlp/block-mlp.js';
 import { createFusedResNet20, fusedCnnInfo } from '../src/engines/cnn/fused-native-cnn.js';
+import { createFusedVit, fusedVitInfo, vitLayers, type VitShape } from '../src/engines/vit/fused-native-vit.js';
+import { buildViT } from '../src/models/vit.js';
+import { readLayers } from '../src/engines/fused-stepper.js';
 import { nativeSkip, randn } from './fixtures.js';
 import { mnist14, prepareWeights, tfModel } from './cnn-fixtures.js';
 
@@ -19,6 +22,8 @@ await initBackend('cpu');
 
 const cnnInfo = fusedCnnInfo();
 const cnnSkip = cnnInfo.available ? false : `fused CNN engine unavailable: ${cnnInfo.reason}`;
+const vitInfo = fusedVitInfo();
+const vitSkip = vitInfo.available ? false : `fused ViT engine unavailable: ${vitInfo.reason}`;
 
 /**
  * Subnormal results of JavaScript's own arithmetic, from values only known at run time (read out
@@ -117,6 +122,25 @@ test('fused CNN engine: every thread flushes; JavaScript keeps subnormals', { sk
   const initial = prepareWeights(model, 'glonet', 8, d, 5);
   model.dispose();
   const eng = createFusedResNet20({ arch: 'glonet', inputShape: d.shape, classes: 10, blocksPerStage: 1, l2: 5e-5, optimizer: 'adam', lr: 1e-3, threads: 2 }, initial);
+  try {
+    eng.step(d.x, d.y, d.rows);
+    jsMakesSubnormals();
+    assert.deepEqual(eng.flushStates(), [true, true]);
+    eng.predict(d.x, d.rows);
+    jsMakesSubnormals();
+  } finally {
+    eng.dispose();
+  }
+});
+
+test('fused ViT engine: every thread flushes; JavaScript keeps subnormals', { skip: vitSkip }, () => {
+  assert.equal(vitInfo.flushSubnormals, true);
+  const d = mnist14(32);
+  const shape: VitShape = { arch: 'glonet', inputShape: d.shape, classes: 10, depth: 2, width: 32, heads: 4, mlpDim: 64, patch: 2, lnEpsilon: 1e-5 };
+  const model = buildViT({ ...shape, outputs: 10, patch: 2, seed: 3 });
+  const initial = readLayers(model, vitLayers(shape).map((l) => l.name));
+  model.dispose();
+  const eng = createFusedVit({ ...shape, l2: 1e-4, lr: 1e-3, threads: 2, chunkImages: 4 }, initial);
   try {
     eng.step(d.x, d.y, d.rows);
     jsMakesSubnormals();

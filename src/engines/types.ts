@@ -12,7 +12,10 @@
  *                     ./mlp/fused-js-block.ts
  *   fused-native-cnn  ./cnn/fused-native-cnn.ts  the fused ResNet20 engine (every arch), native
  *                                           addon on oneDNN (native/src/cnn)
- * Each fused family's folder also has its adapter (./mlp/adapter.ts, ./cnn/adapter.ts: the model's
+ *   fused-native-vit  ./vit/fused-native-vit.ts  the fused ViT engine (both archs), in the MLP
+ *                                           engines' addon (native/src/vit: C++, SIMD, every core)
+ * Each fused family's folder also has its adapter (./mlp/adapter.ts, ./cnn/adapter.ts,
+ * ./vit/adapter.ts: the model's
  * layers in the engine's order), and the MLP folder the public engine objects
  * (./mlp/glonet-mlp.ts, ./mlp/block-mlp.ts) over the cores ./mlp/pick-core.ts chooses between.
  */

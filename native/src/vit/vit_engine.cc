@@ -109,16 +109,15 @@ const VitKernels kAvx2Set = GLONET_VIT_TABLE(vit_avx2);
 const VitKernels kAvx512Set = GLONET_VIT_TABLE(vit_avx512);
 #endif
 
-// The fastest set this CPU runs; GLONET_VIT_KERNELS=avx2|portable picks a slower one (to compare).
-const VitKernels& pick_vit_kernels() {
-  const char* want = std::getenv("GLONET_VIT_KERNELS");
-  const std::string w = want ? want : "";
-  if (w == "portable") return kPortableSet;
+// The kernel set: the fastest this CPU runs (want 0), at most AVX2 (want 1), or portable (want 2),
+// the last two to compare the sets and to test them on an AVX-512 CPU.
+const VitKernels& pick_vit_kernels(int want) {
+  if (want >= 2) return kPortableSet;
 #if defined(GLONET_VIT_X86)
   __builtin_cpu_init();
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-  if (avx512 && w != "avx2") return kAvx512Set;
+  if (avx512 && want == 0) return kAvx512Set;
   if (avx2) return kAvx2Set;
 #endif
   return kPortableSet;
@@ -268,8 +267,8 @@ struct Engine {
   float* gradOut = nullptr;
   std::vector<std::pair<int, int>> packJobs;  // (encoder or -1 embed / -2 head, part)
 
-  Engine(const Shape& shape, float* p, float* mm, float* vv, int threads, int chunkImages, bool adaptive)
-      : s(shape), lay(shape), P(lay.P), params(p), m(mm), v(vv), K(pick_vit_kernels()), chunk(chunkImages),
+  Engine(const Shape& shape, float* p, float* mm, float* vv, int threads, int chunkImages, bool adaptive, int kernels)
+      : s(shape), lay(shape), P(lay.P), params(p), m(mm), v(vv), K(pick_vit_kernels(kernels)), chunk(chunkImages),
         pool(threads, adaptive) {
     for (const Segment& g : lay.segs)
       for (size_t o = 0; o < g.len; o += kPiece) pieces.push_back({g.off + o, std::min(kPiece, g.len - o), g.kernel});
@@ -659,7 +658,8 @@ bool int_prop(napi_env env, napi_value obj, const char* name, int32_t* out, int3
 }
 
 // vitCreate(params, m, v, config) -> handle. config: {height, width, channels, patch, dim, heads,
-// mlpDim, depth, classes, glonet, threads, chunk, adaptive, lnEpsilon}.
+// mlpDim, depth, classes, glonet, threads, chunk, adaptive, kernels (0 best, 1 AVX2 at most,
+// 2 portable), lnEpsilon}.
 napi_value VitCreate(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -670,7 +670,7 @@ napi_value VitCreate(napi_env env, napi_callback_info info) {
   if (!get_f32(env, argv[0], &p, &np) || !get_f32(env, argv[1], &m, &nm) || !get_f32(env, argv[2], &v, &nv))
     return throw_error(env, "vitCreate: params, m and v must be Float32Arrays");
   Shape s{};
-  int32_t glonet, threads, chunk, adaptive;
+  int32_t glonet, threads, chunk, adaptive, kernels;
   const napi_value c = argv[3];
   if (!int_prop(env, c, "height", &s.H, 1, 4096) || !int_prop(env, c, "width", &s.Wi, 1, 4096) ||
       !int_prop(env, c, "channels", &s.C, 1, 64) || !int_prop(env, c, "patch", &s.patch, 1, 256) ||
@@ -678,7 +678,7 @@ napi_value VitCreate(napi_env env, napi_callback_info info) {
       !int_prop(env, c, "mlpDim", &s.F, 1, 65536) || !int_prop(env, c, "depth", &s.depth, 1, 1024) ||
       !int_prop(env, c, "classes", &s.classes, 2, 100000) || !int_prop(env, c, "glonet", &glonet, 0, 1) ||
       !int_prop(env, c, "threads", &threads, 1, 64) || !int_prop(env, c, "chunk", &chunk, 1, 4096) ||
-      !int_prop(env, c, "adaptive", &adaptive, 0, 1))
+      !int_prop(env, c, "adaptive", &adaptive, 0, 1) || !int_prop(env, c, "kernels", &kernels, 0, 2))
     return throw_error(env, "vitCreate: bad config (an integer property is missing or out of range)");
   double eps = 0;
   napi_value ev;
@@ -698,7 +698,7 @@ napi_value VitCreate(napi_env env, napi_callback_info info) {
     return throw_error(env, "vitCreate: params, m and v must hold " + std::to_string(P) + " values");
   VitHandle* h = new VitHandle();
   try {
-    h->engine = new Engine(s, p, m, v, threads, chunk, adaptive == 1);
+    h->engine = new Engine(s, p, m, v, threads, chunk, adaptive == 1, kernels);
   } catch (const std::exception& ex) {
     delete h;
     return throw_error(env, std::string("vitCreate: ") + ex.what());
@@ -796,11 +796,23 @@ napi_value VitPredict(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// vitInfo() -> {kernels}: the kernel set this CPU gets.
+// vitKernels(h) -> the kernel set an engine runs.
+napi_value VitKernels(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  Engine* e = argc >= 1 ? VitHandle::engine_of(env, argv[0]) : nullptr;
+  if (!e) return throw_error(env, "engine is disposed");
+  napi_value name;
+  CHECK(napi_create_string_utf8(env, e->K.name, NAPI_AUTO_LENGTH, &name));
+  return name;
+}
+
+// vitInfo() -> {kernels}: the kernel set this CPU gets by default.
 napi_value VitInfo(napi_env env, napi_callback_info) {
   napi_value obj, name;
   CHECK(napi_create_object(env, &obj));
-  CHECK(napi_create_string_utf8(env, pick_vit_kernels().name, NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_string_utf8(env, pick_vit_kernels(0).name, NAPI_AUTO_LENGTH, &name));
   CHECK(napi_set_named_property(env, obj, "kernels", name));
   return obj;
 }
@@ -815,6 +827,7 @@ void glonet_define_vit(napi_env env, napi_value exports) {
       method("vitPredict", VitPredict),
       method("vitDestroy", VitHandle::destroy),
       method("vitFlushStates", flush_states<VitHandle>),
+      method("vitKernels", VitKernels),
       method("vitInfo", VitInfo),
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -4,5 +4,5 @@
 
 #include <node_api.h>
 
-// Adds vitCreate, vitStep, vitGradients, vitPredict, vitDestroy, vitFlushStates and vitInfo.
+// Adds vitCreate, vitStep, vitGradients, vitPredict, vitDestroy, vitFlushStates, vitKernels and vitInfo.
 void glonet_define_vit(napi_env env, napi_value exports);

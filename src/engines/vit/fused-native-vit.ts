@@ -20,10 +20,12 @@
 import { AdamClock } from '../adam-clock.js';
 import { defaultThreads, loadAddon, type AddonLoad } from '../addon.js';
 import type { LayerArrays } from '../fused-stepper.js';
+import { GlonetError } from '../../errors.js';
 
 interface VitConfig {
   height: number; width: number; channels: number; patch: number; dim: number; heads: number; mlpDim: number;
-  depth: number; classes: number; glonet: number; threads: number; chunk: number; adaptive: number; lnEpsilon: number;
+  depth: number; classes: number; glonet: number; threads: number; chunk: number; adaptive: number; kernels: number;
+  lnEpsilon: number;
 }
 
 /** The ViT functions of the glonet_fused addon (older binaries lack them). */
@@ -35,6 +37,7 @@ interface VitAddon {
   vitDestroy(h: unknown): void;
   vitFlushStates(h: unknown): Array<boolean | null>;
   vitInfo(): { kernels: string };
+  vitKernels(h: unknown): string;
   info(): { simd: string; hardwareThreads: number; flushSubnormals: boolean };
 }
 
@@ -78,6 +81,11 @@ export interface FusedVitOptions extends VitShape {
    * of gradient summation. Results depend on it in the last bits only (the order of float sums).
    */
   chunkImages?: number;
+  /**
+   * The kernel set: 'auto' (default: the fastest this CPU runs, AVX-512, AVX2 or portable),
+   * 'avx2' (at most AVX2) or 'portable' (to compare them; each set agrees with TF.js).
+   */
+  kernels?: 'auto' | 'avx2' | 'portable';
 }
 
 /** A layer of the model whose weights the engine holds, with its arrays' sizes and which are kernels (under L2). */
@@ -136,9 +144,12 @@ export interface FusedVitInfo {
   flushSubnormals?: boolean;
 }
 
-export class FusedVitError extends Error {
+class FusedVitError extends GlonetError {
   override name = 'FusedVitError';
 }
+
+/** The addon's code for each kernel choice. */
+const KERNEL_CODE = { auto: 0, avx2: 1, portable: 2 } as const;
 
 // ----- loading -----
 
@@ -216,6 +227,7 @@ function check(o: FusedVitOptions): void {
   if (!(o.lnEpsilon > 0)) throw new FusedVitError(`lnEpsilon must be > 0, got ${o.lnEpsilon}`);
   if (!(o.l2 >= 0)) throw new FusedVitError(`l2 must be >= 0, got ${o.l2}`);
   if (!(o.lr > 0)) throw new FusedVitError(`lr must be > 0, got ${o.lr}`);
+  if (o.kernels != null && !(o.kernels in KERNEL_CODE)) throw new FusedVitError(`kernels must be 'auto', 'avx2' or 'portable', got ${String(o.kernels)}`);
   if (o.chunkImages != null && !(Number.isInteger(o.chunkImages) && o.chunkImages >= 1 && o.chunkImages <= 4096)) {
     throw new FusedVitError(`chunkImages must be an integer in [1, 4096], got ${o.chunkImages}`);
   }
@@ -255,9 +267,10 @@ export function createFusedVit(opts: FusedVitOptions, initial: LayerArrays): Fus
   let handle: unknown = addon.vitCreate(params, m, v, {
     height: h, width: w, channels: c, patch: opts.patch, dim: opts.width, heads: opts.heads, mlpDim: opts.mlpDim,
     depth: opts.depth, classes: opts.classes, glonet: opts.arch === 'glonet' ? 1 : 0, threads, chunk: opts.chunkImages ?? 8,
-    adaptive: (opts.adaptive ?? opts.threads == null) ? 1 : 0, lnEpsilon: opts.lnEpsilon,
+    adaptive: (opts.adaptive ?? opts.threads == null) ? 1 : 0, kernels: KERNEL_CODE[opts.kernels ?? 'auto'],
+    lnEpsilon: opts.lnEpsilon,
   });
-  const kernels = addon.vitInfo().kernels;
+  const kernels = addon.vitKernels(handle);
   const clock = new AdamClock(opts.lr, opts.l2, opts.beta1 ?? 0.9, opts.beta2 ?? 0.999, opts.epsilon ?? 1e-7);
   const hp = new Float64Array(9);
   const scalars = (): Float64Array => {
