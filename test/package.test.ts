@@ -234,9 +234,12 @@ test('the packed package installs in a fresh project, type-checks (NodeNext, Bun
     // The installed command, as `npx glonet info` runs it (without npx's own start-up).
     const info = () => ok(run(process.execPath, [path.join(app, 'node_modules', '.bin', 'glonet'), 'info'], app), 'glonet info');
     const mlpLine = (s: string) => s.split('\n').find((l) => l.startsWith('MLP training')) ?? '';
+    const vitLine = (s: string) => s.split('\n').find((l) => l.startsWith('ViT training')) ?? '';
     const prebuilt = info();
     assert.match(mlpLine(prebuilt), /fused native engine \(.*; prebuilt binary prebuilds\/linux-x64\/glonet_fused\.glibc\.node\)/);
     assert.match(prebuilt, /ResNet20 training \(.*; SGD or Adam\): TF\.js \(fused CNN engine unavailable: .*GLONET_SKIP_CNN is set\)/);
+    // The ViT engine ships in the same prebuilt binary.
+    assert.match(vitLine(prebuilt), /fused native engine \(.*; prebuilt binary prebuilds\/linux-x64\/glonet_fused\.glibc\.node\)/);
 
     // The install step again, as on a machine with no fitting prebuilt binary: a source build,
     // and with no build possible (GLONET_SKIP_NATIVE stands in for a missing compiler): the
@@ -247,6 +250,8 @@ test('the packed package installs in a fresh project, type-checks (NodeNext, Bun
     assert.match(mlpLine(info()), /fused native engine \(.*; built from source at install\)/);
     ok(run('npm', ['rebuild', 'glonet'], app, userEnv({ GLONET_SKIP_NATIVE: '1' })), 'npm rebuild glonet (no build)');
     assert.equal(mlpLine(info()), 'MLP training (Adam, every arch): fused js engine (JavaScript fallback: no prebuilt binary for ' +
+      `${process.platform}-${process.arch} (glibc); source build at install: GLONET_SKIP_NATIVE is set)`);
+    assert.equal(vitLine(info()), 'ViT training (glonet, plain; Adam): TF.js (fused ViT engine unavailable: no prebuilt binary for ' +
       `${process.platform}-${process.arch} (glibc); source build at install: GLONET_SKIP_NATIVE is set)`);
   } finally {
     const cleanup = Date.now();
