@@ -120,7 +120,7 @@ const KERNEL_SETS = (['auto', 'avx2', 'portable'] as const).filter((k) => k === 
 
 // ----- gradients, loss, predictions -----
 
-interface GradientCase { arch: VitArch; size: Size; rows: number; chunk: number; width?: number; mlpDim?: number }
+interface GradientCase { arch: VitArch; size: Size; rows: number; chunk: number; width?: number; mlpDim?: number; depth?: number }
 
 const GRADIENT_CASES: GradientCase[] = [
   // 20 digits in chunks of 8: two full chunks and a ragged one of 4.
@@ -129,10 +129,12 @@ const GRADIENT_CASES: GradientCase[] = [
   // Width 36 (head width 9): ragged vector tails everywhere; the authors' feed-forward width.
   { arch: 'glonet', size: 32, rows: 10, chunk: 3, width: 36, mlpDim: 2048 },
   { arch: 'plain', size: 32, rows: 10, chunk: 4 },
+  // One encoder: the first is the last (which keeps only the class-token rows).
+  { arch: 'glonet', size: 28, rows: 6, chunk: 4, depth: 1 },
 ];
 
 for (const c of GRADIENT_CASES) {
-  const label = `${c.arch}, ${c.size}x${c.size}x${c.size === 28 ? 1 : 3}, ${c.rows} digits, chunks of ${c.chunk}, width ${c.width ?? 32}, mlpDim ${c.mlpDim ?? 48}`;
+  const label = `${c.arch}, depth ${c.depth ?? 2}, ${c.size}x${c.size}x${c.size === 28 ? 1 : 3}, ${c.rows} digits, chunks of ${c.chunk}, width ${c.width ?? 32}, mlpDim ${c.mlpDim ?? 48}`;
   test(`${label}: gradients, loss and logits match TF.js at 1 and 2 threads (bit-identical), every kernel set`, { skip }, () => {
     const d = DATA[c.size](c.rows);
     const s = shapeOf(c.arch, d, c);

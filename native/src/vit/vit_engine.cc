@@ -215,19 +215,23 @@ struct Arena {
 // The engine.
 
 // The weights of one step in the layouts the products read (packed panels), shared by all threads.
+// The last encoder's queries are packed apart from its keys and values (Encoders, below).
 struct Packed {
   float* pe;                                   // We
-  std::vector<float*> qkv, o, f1, f2;          // forward: [Wq Wk Wv], Wo, W1, W2
+  std::vector<float*> qkv, o, f1, f2;          // forward: [Wq Wk Wv] (last: [Wk Wv]), Wo, W1, W2
   std::vector<float*> qkvT, oT, f1T, f2T;      // backward: their transposes
   std::vector<float*> bqkv;                    // [bq bk bv]
+  float *q, *qT;                               // the last encoder's Wq and Wq^T
   float *head, *headT;
 };
 
-// One thread's activations and scratch for a chunk of up to `chunk` images.
+// One thread's activations and scratch for a chunk of up to `chunk` images (R = chunk x T rows).
+// The last encoder keeps the class-token rows only (see Encoders), `chunk` rows, except its keys
+// and values.
 struct Workspace {
   Arena arena;
   float* patches;                // chunk * NP x PD
-  std::vector<float*> xs;        // depth + 1 of R x D: x0 (embedding), x_1 .. x_depth
+  std::vector<float*> xs;        // x0 (embedding), x_1 .. x_depth (the last: class-token rows)
   // Per encoder, kept for the backward pass.
   std::vector<float*> qkv, probs, merged, xhat1, rstd1, y1, hf, xhat2, rstd2;
   float *s, *logits, *dlogits, *ds;
@@ -284,7 +288,7 @@ struct Engine {
   void allocPacked() {
     const int D = s.D, F = s.F, L = s.depth;
     auto ps = [&](int k, int n) { return Arena::round(K.packed_size(k, n)); };
-    size_t need = ps(s.PD, D) + ps(D, s.classes) + ps(s.classes, D);
+    size_t need = ps(s.PD, D) + ps(D, s.classes) + ps(s.classes, D) + 2 * ps(D, D);
     need += (size_t)L * (ps(D, 3 * D) + ps(D, D) + ps(D, F) + ps(F, D) + ps(3 * D, D) + ps(D, D) + ps(F, D) + ps(D, F) +
                          Arena::round(3 * (size_t)D));
     packBuf = alloc_floats(need);
@@ -292,6 +296,8 @@ struct Engine {
     pk.pe = a.take(K.packed_size(s.PD, D));
     pk.head = a.take(K.packed_size(D, s.classes));
     pk.headT = a.take(K.packed_size(s.classes, D));
+    pk.q = a.take(K.packed_size(D, D));
+    pk.qT = a.take(K.packed_size(D, D));
     for (int l = 0; l < L; ++l) {
       pk.qkv.push_back(a.take(K.packed_size(D, 3 * D)));
       pk.o.push_back(a.take(K.packed_size(D, D)));
@@ -310,31 +316,35 @@ struct Engine {
   std::unique_ptr<Workspace> makeWorkspace() {
     auto w = std::make_unique<Workspace>();
     const size_t D = s.D, F = s.F, L = s.depth, T = s.T, CI = chunk, R = CI * T;
-    const size_t probs = CI * s.heads * T * T;
+    // Rows an encoder keeps (query rows): all R, the last encoder's class-token rows only.
+    auto rq = [&](size_t l) { return l + 1 == L ? CI : R; };
+    auto probs = [&](size_t l) { return rq(l) * s.heads * T; };
     const size_t perHeadPack = std::max(K.packed_size(s.dh, s.T), K.packed_size(s.T, s.dh));
     size_t need = 0;
     auto r = [&](size_t n) { need += Arena::round(n); };
     r(CI * s.NP * s.PD);
-    for (size_t l = 0; l <= L; ++l) r(R * D);
+    for (size_t l = 0; l <= L; ++l) r((l == L ? CI : R) * D);
     for (size_t l = 0; l < L; ++l) {
-      r(R * 3 * D), r(probs), r(R * D), r(R * D), r(R), r(R * D), r(R * F), r(R * D), r(R);
+      const size_t q = rq(l);
+      r(R * 3 * D), r(probs(l)), r(q * D), r(q * D), r(q), r(q * D), r(q * F), r(q * D), r(q);
     }
     r(CI * D), r(CI * s.classes), r(CI * s.classes), r(CI * D);
     r(R * D), r(R * D), r(R * D), r(R * D), r(R * F), r(R * 3 * D), r(R * D), r(T * T), r(perHeadPack), r(perHeadPack);
     w->arena = Arena{alloc_floats(need), need, 0};
     Arena& a = w->arena;
     w->patches = a.take(CI * s.NP * s.PD);
-    for (size_t l = 0; l <= L; ++l) w->xs.push_back(a.take(R * D));
+    for (size_t l = 0; l <= L; ++l) w->xs.push_back(a.take((l == L ? CI : R) * D));
     for (size_t l = 0; l < L; ++l) {
+      const size_t q = rq(l);
       w->qkv.push_back(a.take(R * 3 * D));
-      w->probs.push_back(a.take(probs));
-      w->merged.push_back(a.take(R * D));
-      w->xhat1.push_back(a.take(R * D));
-      w->rstd1.push_back(a.take(R));
-      w->y1.push_back(a.take(R * D));
-      w->hf.push_back(a.take(R * F));
-      w->xhat2.push_back(a.take(R * D));
-      w->rstd2.push_back(a.take(R));
+      w->probs.push_back(a.take(probs(l)));
+      w->merged.push_back(a.take(q * D));
+      w->xhat1.push_back(a.take(q * D));
+      w->rstd1.push_back(a.take(q));
+      w->y1.push_back(a.take(q * D));
+      w->hf.push_back(a.take(q * F));
+      w->xhat2.push_back(a.take(q * D));
+      w->rstd2.push_back(a.take(q));
     }
     w->s = a.take(CI * D);
     w->logits = a.take(CI * s.classes);
@@ -400,14 +410,20 @@ struct Engine {
     }
     const EncoderOffsets& e = lay.enc[l];
     if (part == 0) {
-      float* cat = catBuf.get() + (size_t)t * 3 * D * D;  // [Wq Wk Wv] side by side, D x 3D
-      for (int k = 0; k < D; ++k) {
-        std::memcpy(cat + (size_t)k * 3 * D, params + e.qK + (size_t)k * D, D * sizeof(float));
-        std::memcpy(cat + (size_t)k * 3 * D + D, params + e.kK + (size_t)k * D, D * sizeof(float));
-        std::memcpy(cat + (size_t)k * 3 * D + 2 * D, params + e.vK + (size_t)k * D, D * sizeof(float));
+      // [Wq Wk Wv] side by side, D x 3D ([Wk Wv], D x 2D, for the last encoder, whose Wq is apart).
+      const bool last = l + 1 == s.depth;
+      const int first = last ? 1 : 0, n = 3 - first;
+      const size_t kOff[3] = {e.qK, e.kK, e.vK};
+      float* cat = catBuf.get() + (size_t)t * 3 * D * D;
+      for (int k = 0; k < D; ++k)
+        for (int j = first; j < 3; ++j)
+          std::memcpy(cat + (size_t)k * n * D + (j - first) * D, params + kOff[j] + (size_t)k * D, D * sizeof(float));
+      K.pack_b(cat, n * D, false, D, n * D, pk.qkv[l]);
+      if (withBackward) K.pack_b(cat, n * D, true, n * D, D, pk.qkvT[l]);
+      if (last) {
+        K.pack_b(params + e.qK, D, false, D, D, pk.q);
+        if (withBackward) K.pack_b(params + e.qK, D, true, D, D, pk.qT);
       }
-      K.pack_b(cat, 3 * D, false, D, 3 * D, pk.qkv[l]);
-      if (withBackward) K.pack_b(cat, 3 * D, true, 3 * D, D, pk.qkvT[l]);
       std::memcpy(pk.bqkv[l], params + e.qb, D * sizeof(float));
       std::memcpy(pk.bqkv[l] + D, params + e.kb, D * sizeof(float));
       std::memcpy(pk.bqkv[l] + 2 * D, params + e.vb, D * sizeof(float));
@@ -483,40 +499,59 @@ struct Engine {
     for (int i = 0; i < n; ++i) {
       float* si = w.s + (size_t)i * D;
       const int first = s.glonet ? 1 : s.depth;
-      std::memcpy(si, w.xs[first] + (size_t)i * T * D, D * sizeof(float));
-      for (int l = first + 1; l <= s.depth; ++l) K.fold(si, w.xs[l] + (size_t)i * T * D, D, false);
+      std::memcpy(si, clsRow(w, first, i), D * sizeof(float));
+      for (int l = first + 1; l <= s.depth; ++l) K.fold(si, clsRow(w, l, i), D, false);
     }
     K.gemm_nn(n, s.classes, D, w.s, D, pk.head, w.logits, s.classes, params + lay.headB, nullptr, 0, false);
   }
 
+  // Image i's class-token row of x_l (l = 0..depth; the last encoder keeps only these rows).
+  const float* clsRow(const Workspace& w, int l, int i) const {
+    return w.xs[l] + (size_t)i * (l == s.depth ? 1 : s.T) * s.D;
+  }
+
+  // Encoders. Only the class-token rows of the last encoder's output are ever read (by the head;
+  // both archs), so the last encoder computes its queries, attention, output projection,
+  // LayerNorms and feed-forward block for those rows only (with the keys and values of every
+  // row): the same model and the same numbers, a quarter of that encoder's work. The "query
+  // rows" of encoder l are then Rq = n (row i at i * T of x_l, kept compact, row i, after the
+  // attention) instead of all R rows; Tq = 1 query per image and head instead of T.
+
   void encoderForward(Workspace& w, int l, int n, int R) {
     const int D = s.D, T = s.T, dh = s.dh, D3 = 3 * D;
+    const bool last = l + 1 == s.depth;
+    const int Rq = last ? n : R, Tq = last ? 1 : T, ldq = last ? T * D : D;  // query rows of x_{l-1}: stride ldq
     const EncoderOffsets& e = lay.enc[l];
     const float* xin = w.xs[l];
     float* qkv = w.qkv[l];
     float* merged = w.merged[l];
     const float scale = 1.f / std::sqrt((float)dh);
-    K.gemm_nn(R, D3, D, xin, D, pk.qkv[l], qkv, D3, pk.bqkv[l], nullptr, 0, false);
+    if (!last) {
+      K.gemm_nn(R, D3, D, xin, D, pk.qkv[l], qkv, D3, pk.bqkv[l], nullptr, 0, false);
+    } else {
+      K.gemm_nn(R, 2 * D, D, xin, D, pk.qkv[l], qkv + D, D3, pk.bqkv[l] + D, nullptr, 0, false);
+      K.gemm_nn(n, D, D, xin, T * D, pk.q, qkv, T * D3, pk.bqkv[l], nullptr, 0, false);
+    }
     for (int i = 0; i < n; ++i) {
       for (int h = 0; h < s.heads; ++h) {
         const float* q = qkv + (size_t)i * T * D3 + h * dh;
-        float* P = w.probs[l] + ((size_t)i * s.heads + h) * T * T;
+        float* P = w.probs[l] + ((size_t)i * s.heads + h) * Tq * T;
         K.pack_b(q + D, D3, true, dh, T, w.packA);  // K_h^T
-        K.gemm_nn(T, T, dh, q, D3, w.packA, P, T, nullptr, nullptr, 0, false);
-        K.softmax_fwd(P, T, T, T, scale);
+        K.gemm_nn(Tq, T, dh, q, D3, w.packA, P, T, nullptr, nullptr, 0, false);
+        K.softmax_fwd(P, Tq, T, T, scale);
         K.pack_b(q + 2 * D, D3, false, T, dh, w.packB);  // V_h
-        K.gemm_nn(T, dh, T, P, T, w.packB, merged + (size_t)i * T * D + h * dh, D, nullptr, nullptr, 0, false);
+        K.gemm_nn(Tq, dh, T, P, T, w.packB, merged + (size_t)i * Tq * D + h * dh, D, nullptr, nullptr, 0, false);
       }
     }
     // y1 = LN1(x + merged Wo + bo)
     float* y1 = w.y1[l];
-    K.gemm_nn(R, D, D, merged, D, pk.o[l], y1, D, params + e.ob, xin, D, false);
-    K.ln_fwd(y1, R, D, params + e.g1, params + e.be1, s.lnEps, w.xhat1[l], y1, w.rstd1[l]);
+    K.gemm_nn(Rq, D, D, merged, D, pk.o[l], y1, D, params + e.ob, xin, ldq, false);
+    K.ln_fwd(y1, Rq, D, params + e.g1, params + e.be1, s.lnEps, w.xhat1[l], y1, w.rstd1[l]);
     // x_l = LN2(y1 + relu(y1 W1 + b1) W2 + b2)
-    K.gemm_nn(R, s.F, D, y1, D, pk.f1[l], w.hf[l], s.F, params + e.f1b, nullptr, 0, true);
+    K.gemm_nn(Rq, s.F, D, y1, D, pk.f1[l], w.hf[l], s.F, params + e.f1b, nullptr, 0, true);
     float* xo = w.xs[l + 1];
-    K.gemm_nn(R, D, s.F, w.hf[l], s.F, pk.f2[l], xo, D, params + e.f2b, y1, D, false);
-    K.ln_fwd(xo, R, D, params + e.g2, params + e.be2, s.lnEps, w.xhat2[l], xo, w.rstd2[l]);
+    K.gemm_nn(Rq, D, s.F, w.hf[l], s.F, pk.f2[l], xo, D, params + e.f2b, y1, D, false);
+    K.ln_fwd(xo, Rq, D, params + e.g2, params + e.be2, s.lnEps, w.xhat2[l], xo, w.rstd2[l]);
   }
 
   // The loss (sum over the chunk's images) and every weight's gradient of it into g (= the first
@@ -540,11 +575,10 @@ struct Engine {
     K.gemm_tn(D, NC, n, w.s, D, w.dlogits, NC, g + lay.headK, NC, acc);
     K.colsum(w.dlogits, n, NC, NC, g + lay.headB, acc);
     K.gemm_nn(n, D, NC, w.dlogits, NC, pk.headT, w.ds, D, nullptr, nullptr, 0, false);
-    // Gradient at the last encoder's output: the class-token rows only.
+    // Gradient at the last encoder's output (its class-token rows, all it keeps): ds.
     float* dOut = w.dA;
     float* dIn = w.dB;
-    std::memset(dOut, 0, (size_t)R * D * sizeof(float));
-    for (int i = 0; i < n; ++i) std::memcpy(dOut + (size_t)i * T * D, w.ds + (size_t)i * D, D * sizeof(float));
+    std::memcpy(dOut, w.ds, (size_t)n * D * sizeof(float));
     for (int l = s.depth - 1; l >= 0; --l) {
       encoderBackward(w, l, n, R, dOut, dIn, g, acc);
       std::swap(dOut, dIn);  // dOut: the gradient at x_l, the output of encoder l (0-based l - 1)
@@ -562,50 +596,64 @@ struct Engine {
     return loss;
   }
 
-  // Encoder l's backward pass: dOut (at its output) -> dIn (at its input); weight gradients into g.
+  // Encoder l's backward pass: dOut (at its output's query rows) -> dIn (at its input, all rows);
+  // weight gradients into g.
   void encoderBackward(Workspace& w, int l, int n, int R, const float* dOut, float* dIn, float* g, bool acc) {
     const int D = s.D, F = s.F, T = s.T, dh = s.dh, D3 = 3 * D;
+    const bool last = l + 1 == s.depth;
+    const int Rq = last ? n : R, Tq = last ? 1 : T, ldq = last ? T * D : D, ldq3 = last ? T * D3 : D3;
     const EncoderOffsets& e = lay.enc[l];
     const float scale = 1.f / std::sqrt((float)dh);
     float* dz = w.dz;
     // LN2, then the feed-forward block (z2 = y1 + relu(y1 W1 + b1) W2 + b2).
-    K.ln_bwd(dOut, w.xhat2[l], w.rstd2[l], params + e.g2, R, D, dz, g + e.g2, g + e.be2, acc);
-    K.gemm_tn(F, D, R, w.hf[l], F, dz, D, g + e.f2K, D, acc);
-    K.colsum(dz, R, D, D, g + e.f2b, acc);
-    K.gemm_nn(R, F, D, dz, D, pk.f2T[l], w.dhf, F, nullptr, nullptr, 0, false);
-    K.relu_mask(w.dhf, w.hf[l], (size_t)R * F);
-    K.gemm_tn(D, F, R, w.y1[l], D, w.dhf, F, g + e.f1K, F, acc);
-    K.colsum(w.dhf, R, F, F, g + e.f1b, acc);
-    K.gemm_nn(R, D, F, w.dhf, F, pk.f1T[l], w.dy1, D, nullptr, dz, D, false);
+    K.ln_bwd(dOut, w.xhat2[l], w.rstd2[l], params + e.g2, Rq, D, dz, g + e.g2, g + e.be2, acc);
+    K.gemm_tn(F, D, Rq, w.hf[l], F, dz, D, g + e.f2K, D, acc);
+    K.colsum(dz, Rq, D, D, g + e.f2b, acc);
+    K.gemm_nn(Rq, F, D, dz, D, pk.f2T[l], w.dhf, F, nullptr, nullptr, 0, false);
+    K.relu_mask(w.dhf, w.hf[l], (size_t)Rq * F);
+    K.gemm_tn(D, F, Rq, w.y1[l], D, w.dhf, F, g + e.f1K, F, acc);
+    K.colsum(w.dhf, Rq, F, F, g + e.f1b, acc);
+    K.gemm_nn(Rq, D, F, w.dhf, F, pk.f1T[l], w.dy1, D, nullptr, dz, D, false);
     // LN1, then the attention block (z1 = x + merged Wo + bo).
-    K.ln_bwd(w.dy1, w.xhat1[l], w.rstd1[l], params + e.g1, R, D, dz, g + e.g1, g + e.be1, acc);
-    K.gemm_tn(D, D, R, w.merged[l], D, dz, D, g + e.oK, D, acc);
-    K.colsum(dz, R, D, D, g + e.ob, acc);
-    K.gemm_nn(R, D, D, dz, D, pk.oT[l], w.dmerged, D, nullptr, nullptr, 0, false);
+    K.ln_bwd(w.dy1, w.xhat1[l], w.rstd1[l], params + e.g1, Rq, D, dz, g + e.g1, g + e.be1, acc);
+    K.gemm_tn(D, D, Rq, w.merged[l], D, dz, D, g + e.oK, D, acc);
+    K.colsum(dz, Rq, D, D, g + e.ob, acc);
+    K.gemm_nn(Rq, D, D, dz, D, pk.oT[l], w.dmerged, D, nullptr, nullptr, 0, false);
+    // Attention, image by image and head by head: dQ (the query rows), dK and dV (every row).
     const float* qkv = w.qkv[l];
     for (int i = 0; i < n; ++i) {
       for (int h = 0; h < s.heads; ++h) {
         const size_t rowOff = (size_t)i * T * D3 + h * dh;
         const float* q = qkv + rowOff;
-        const float* P = w.probs[l] + ((size_t)i * s.heads + h) * T * T;
-        const float* dO = w.dmerged + (size_t)i * T * D + h * dh;
+        const float* P = w.probs[l] + ((size_t)i * s.heads + h) * Tq * T;
+        const float* dO = w.dmerged + (size_t)i * Tq * D + h * dh;
         float* dq = w.dqkv + rowOff;
         K.pack_b(q + 2 * D, D3, true, dh, T, w.packA);  // V_h^T
-        K.gemm_nn(T, T, dh, dO, D, w.packA, w.dP, T, nullptr, nullptr, 0, false);
-        K.gemm_tn(T, dh, T, P, T, dO, D, dq + 2 * D, D3, false);  // dV = P^T dO
-        K.softmax_bwd(P, w.dP, T, T, T, scale);
+        K.gemm_nn(Tq, T, dh, dO, D, w.packA, w.dP, T, nullptr, nullptr, 0, false);
+        K.gemm_tn(T, dh, Tq, P, T, dO, D, dq + 2 * D, D3, false);  // dV = P^T dO
+        K.softmax_bwd(P, w.dP, Tq, T, T, scale);
         K.pack_b(q + D, D3, false, T, dh, w.packB);  // K_h
-        K.gemm_nn(T, dh, T, w.dP, T, w.packB, dq, D3, nullptr, nullptr, 0, false);  // dQ = dS K
-        K.gemm_tn(T, dh, T, w.dP, T, q, D3, dq + D, D3, false);  // dK = dS^T Q
+        K.gemm_nn(Tq, dh, T, w.dP, T, w.packB, dq, D3, nullptr, nullptr, 0, false);  // dQ = dS K
+        K.gemm_tn(T, dh, Tq, w.dP, T, q, D3, dq + D, D3, false);  // dK = dS^T Q
       }
     }
+    // The projections' gradients: queries from the query rows, keys and values from every row.
     const float* xin = w.xs[l];
-    const size_t kOff[3] = {e.qK, e.kK, e.vK}, bOff[3] = {e.qb, e.kb, e.vb};
-    for (int j = 0; j < 3; ++j) {
-      K.gemm_tn(D, D, R, xin, D, w.dqkv + j * D, D3, g + kOff[j], D, acc);
-      K.colsum(w.dqkv + j * D, R, D, D3, g + bOff[j], acc);
+    K.gemm_tn(D, D, Rq, xin, ldq, w.dqkv, ldq3, g + e.qK, D, acc);
+    K.colsum(w.dqkv, Rq, D, ldq3, g + e.qb, acc);
+    const size_t kOff[2] = {e.kK, e.vK}, bOff[2] = {e.kb, e.vb};
+    for (int j = 0; j < 2; ++j) {
+      K.gemm_tn(D, D, R, xin, D, w.dqkv + (j + 1) * D, D3, g + kOff[j], D, acc);
+      K.colsum(w.dqkv + (j + 1) * D, R, D, D3, g + bOff[j], acc);
     }
-    K.gemm_nn(R, D, D3, w.dqkv, D3, pk.qkvT[l], dIn, D, nullptr, dz, D, false);
+    // dIn = dz1 (the residual) + dQKV [Wq Wk Wv]^T.
+    if (!last) {
+      K.gemm_nn(R, D, D3, w.dqkv, D3, pk.qkvT[l], dIn, D, nullptr, dz, D, false);
+      return;
+    }
+    K.gemm_nn(R, D, 2 * D, w.dqkv + D, D3, pk.qkvT[l], dIn, D, nullptr, nullptr, 0, false);
+    K.gemm_nn(n, D, D, w.dqkv, T * D3, pk.qT, dIn, T * D, nullptr, dIn, T * D, false);
+    for (int i = 0; i < n; ++i) K.fold(dIn + (size_t)i * T * D, dz + (size_t)i * D, D, false);
   }
 
   // ----- entry points -----
