@@ -53,6 +53,29 @@ function runPeerRaw(args: string[]): PeerResult | null {
   }
 }
 
+/**
+ * Runs the peer as runPeer does, and adds the peak resident memory of its process (Python's
+ * getrusage after the peer's own main has run; the peer script itself is unchanged).
+ */
+export function runPeerWithMemory(args: string[]): (PeerResult & { maxRssMB: number }) | null {
+  const p = peerPath();
+  if (!p) return null;
+  const wrapper = 'import json, resource, runpy, sys\n' +
+    'sys.argv = sys.argv[1:]\n' +
+    'runpy.run_path(sys.argv[0], run_name="__main__")\n' +
+    'print(json.dumps({"maxRssMB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n';
+  const r = spawnSync(PYTHON, ['-c', wrapper, p, ...args], { encoding: 'utf8', timeout: 1800000 });
+  if (r.status !== 0) return null;
+  const lines = r.stdout.trim().split('\n');
+  try {
+    const result = JSON.parse(lines[lines.length - 2]) as PeerResult;
+    const mem = JSON.parse(lines[lines.length - 1]) as { maxRssMB: number };
+    return optimizedBlas(result.blas) ? { ...result, maxRssMB: mem.maxRssMB } : null;
+  } catch {
+    return null;
+  }
+}
+
 /** torch's version and BLAS, or why the peer cannot run (or must not be compared against). */
 export function peerStatus(): { ok: true; version: string; blas: string; path: string } | { ok: false; reason: string } {
   const p = peerPath();
