@@ -53,6 +53,12 @@ export interface Protocol {
   l2: number;
   /** The learning-rate schedule. */
   schedule: ScheduleName;
+  /**
+   * Epochs of linear learning-rate warm-up, step by step (absent or 0: none): the first steps, this
+   * many epochs' worth, take the schedule's rate times t / (their count) at step t = 1, 2, ...
+   * (src/train/schedule.ts).
+   */
+  warmup?: number;
 }
 
 /** Every setting of a training run (the options of `glonet train`, defaults filled in). */

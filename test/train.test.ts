@@ -104,3 +104,43 @@ test('seed 0 is a real seed; the SGD step schedule changes the optimizer\'s rate
   assert.deepEqual(m.getWeights().map((t) => Array.from(t.dataSync())), before, 'lr 0 leaves the weights alone');
   s.dispose();
 });
+
+test('warm-up (--warmup): the learning rate rises step by step to the schedule\'s over the warm-up steps, a resumed run continues the count, and it reaches the engine', async () => {
+  const { trainLoop } = await import('../src/train/trainer.js');
+  const { warmupSteps, learningRateAt } = await import('../src/train/schedule.js');
+  const { loadDataset } = await import('../src/data/index.js');
+  assert.equal(warmupSteps({}, 10), 0);
+  assert.equal(warmupSteps({ warmup: 0 }, 10), 0);
+  assert.equal(warmupSteps({ warmup: 1.5 }, 3), 5); // 4.5 rounded
+  assert.equal(warmupSteps({ warmup: 0.01 }, 3), 1);
+  // A stepper that records the learning rate of every step (the step schedule on top).
+  const ds = await loadDataset({ dataset: 'sgemm', subset: 100, seed: 1 });
+  const run = async (startEpoch: number) => {
+    const lrs: number[] = [];
+    let lr = NaN;
+    const stepper = {
+      engine: 'tfjs' as const, step: () => { lrs.push(lr); return 1; }, setLearningRate: (x: number) => { lr = x; },
+      predict: (_x: Float32Array, rows: number) => new Float32Array(rows), syncToModel: () => {}, getOptimizerState: async () => [],
+      setOptimizerState: async () => {}, dispose: () => {},
+    };
+    const c = { lr: 0.1, schedule: 'step' as const, epochs: 4, warmup: 1.5 };
+    await trainLoop(stepper, ds, {
+      startEpoch, epochs: 4, batchSize: 32, seed: 1, lrAt: (e) => learningRateAt(c, e), warmupSteps: warmupSteps(c, 3),
+      progress: createProgress({ quiet: true }), onEpoch: async () => {},
+    });
+    return lrs;
+  };
+  const f = Math.fround;
+  const all = await run(1);
+  // 80 training rows in batches of 32: 3 steps an epoch; the step schedule: 0.1, 0.01, 0.001, 0.0001.
+  assert.deepEqual(all.map(f), [0.1 / 5, 0.2 / 5, 0.3 / 5, 0.01 * 4 / 5, 0.01, 0.01, 0.001, 0.001, 0.001, 0.0001, 0.0001, 0.0001].map(f));
+  assert.deepEqual(await run(2), all.slice(3));
+  // Through runTraining on the fused MLP engine: a run with warm-up differs from one without,
+  // and records it in its config.
+  const plain = await runTraining(cfg({ fast: 'auto', epochs: 2 }), tmpDir(), quiet);
+  const warm = await runTraining(cfg({ fast: 'auto', epochs: 2, warmup: 1 }), tmpDir(), quiet);
+  assert.equal(warm.metrics.config.warmup, 1);
+  assert.notEqual(warm.metrics.epochs[0].trainLoss, plain.metrics.epochs[0].trainLoss);
+  plain.model.dispose();
+  warm.model.dispose();
+});

@@ -41,10 +41,11 @@ function familyHelp(what: (f: ReturnType<typeof getFamily>) => string): string {
 }
 
 /** Each family's default of one setting, for --help ("mlp 0.01, resnet20 0.1, vit 0.0001"). */
-function defaultsHelp(key: 'width' | 'batchSize' | 'optimizer' | 'lr' | 'momentum' | 'l2' | 'schedule' | 'epochs'): string {
+function defaultsHelp(key: 'width' | 'batchSize' | 'optimizer' | 'lr' | 'momentum' | 'l2' | 'schedule' | 'warmup' | 'epochs'): string {
   return familyHelp((f) => {
-    const values = [...new Set(f.archs.map((a) => String(f.defaults(a)[key])))];
-    return `${f.name} ${values.length === 1 ? values[0] : f.archs.map((a) => `${a} ${f.defaults(a)[key]}`).join(', ')}`;
+    const value = (a: string) => String(f.defaults(a)[key] ?? 0);
+    const values = [...new Set(f.archs.map(value))];
+    return `${f.name} ${values.length === 1 ? values[0] : f.archs.map((a) => `${a} ${value(a)}`).join(', ')}`;
   });
 }
 
@@ -82,6 +83,7 @@ function addTrainOptions(cmd: Command): Command {
     .option('--momentum <x>', `SGD momentum; default ${defaultsHelp('momentum')}`, nonNegativeNumber)
     .option('--l2 <x>', `L2 coefficient on kernels, penalty l2*sum(w^2); default ${defaultsHelp('l2')}`, nonNegativeNumber)
     .addOption(new Option('--schedule <s>', `learning-rate schedule: step = x0.1 every quarter of the epochs; default ${defaultsHelp('schedule')}`).choices(SCHEDULES))
+    .option('--warmup <epochs>', `linear learning-rate warm-up over this many epochs' worth of steps (fractions allowed; 0 = none), step by step, with any schedule; default ${defaultsHelp('warmup')}`, nonNegativeNumber)
     .option('--seed <s>', 'random seed: same seed, backend and data give the same metrics', nonNegativeInt, 0)
     .option('--subset <n>', 'train and test on a seeded random subset of n examples (at least 10, at most the data\'s size)', positiveInt)
     .option('--augment', 'image data sets: random flips and 4-pixel crops')
@@ -98,7 +100,7 @@ function defaultsText(): string {
     const seen = new Map<string, string[]>();
     for (const arch of f.archs) {
       const d = f.defaults(arch);
-      const text = `${d.optimizer}${d.optimizer === 'sgd' ? ` momentum ${d.momentum}` : ''} lr ${d.lr}, schedule ${d.schedule}, batch ${d.batchSize}, L2 ${d.l2}, ${d.epochs} epochs: ${d.reason}`;
+      const text = `${d.optimizer}${d.optimizer === 'sgd' ? ` momentum ${d.momentum}` : ''} lr ${d.lr}, schedule ${d.schedule}${d.warmup ? `, warm-up ${d.warmup} epoch${d.warmup === 1 ? '' : 's'}` : ''}, batch ${d.batchSize}, L2 ${d.l2}, ${d.epochs} epochs: ${d.reason}`;
       seen.set(text, [...(seen.get(text) ?? []), arch]);
     }
     for (const [text, archs] of seen) lines.push(`  ${name} ${archs.length === f.archs.length ? '(all archs)' : archs.join(', ')}: ${text}`);
@@ -137,6 +139,7 @@ function toRunConfig(o: TrainCliOptions): RunConfig {
     momentum: o.momentum ?? d.momentum,
     l2: o.l2 ?? d.l2,
     schedule: o.schedule ?? d.schedule,
+    ...((o.warmup ?? d.warmup ?? 0) > 0 ? { warmup: o.warmup ?? d.warmup } : {}),
     seed: o.seed,
     ...(o.subset != null ? { subset: o.subset } : {}),
     augment: Boolean(o.augment),

@@ -25,7 +25,7 @@ import { createStepper } from '../engines/select.js';
 import type { NamedArray, StepperOptions } from '../engines/types.js';
 import { DivergedError, trainLoop } from './trainer.js';
 import { commitEpoch, hasOldCheckpoint, lastConsistentEpoch, publishEpoch, pruneEpochs, readEpoch, type CommittedEpoch } from './checkpoint.js';
-import { learningRateAt } from './schedule.js';
+import { learningRateAt, warmupSteps } from './schedule.js';
 import type { RunConfig } from '../vocabulary.js';
 import type { ModelMetadata } from '../model-metadata.js';
 
@@ -68,7 +68,7 @@ export interface RunOptions {
 }
 
 /** Options that must match for --resume to continue a run. */
-const RESUME_KEYS: Array<keyof RunConfig> = ['model', 'arch', 'dataset', 'data', 'target', 'task', 'categorical', 'missing', 'maxClasses', 'maxLevels', 'depth', 'width', 'batchSize', 'optimizer', 'lr', 'momentum', 'l2', 'schedule', 'seed', 'subset', 'augment', 'headInit'];
+const RESUME_KEYS: Array<keyof RunConfig> = ['model', 'arch', 'dataset', 'data', 'target', 'task', 'categorical', 'missing', 'maxClasses', 'maxLevels', 'depth', 'width', 'batchSize', 'optimizer', 'lr', 'momentum', 'l2', 'schedule', 'warmup', 'seed', 'subset', 'augment', 'headInit'];
 
 /**
  * The test error of the best constant guess from the training rows: the training mean (0 on the
@@ -230,6 +230,7 @@ export async function runTraining(cfg: RunConfig, dir: string, opts: RunOptions 
       batchSize: cfg.batchSize,
       seed: cfg.seed,
       lrAt: (e) => learningRateAt(cfg, e),
+      warmupSteps: warmupSteps(cfg, Math.ceil(ds.nTrain / Math.min(cfg.batchSize, ds.nTrain))),
       augment,
       progress,
       shouldStop: () => opts.signal?.aborted === true,

@@ -7,6 +7,7 @@ import type { Progress } from './progress.js';
 import type { Stepper } from '../engines/types.js';
 import { evaluate, type Evaluation } from '../scoring.js';
 import { GlonetError } from '../errors.js';
+import { warmupFactor } from './schedule.js';
 
 /** The loss became NaN or infinite: training stopped; the files of earlier epochs stay valid. */
 export class DivergedError extends GlonetError {
@@ -44,6 +45,12 @@ interface LoopOptions {
   batchSize: number;
   seed: number;
   lrAt: (epoch: number) => number;
+  /**
+   * Steps of linear warm-up (0 or absent: none): the run's step t = 1, 2, ... (counted from the
+   * first epoch, so a resumed run continues it) uses lrAt(epoch) * t / warmupSteps until
+   * t = warmupSteps.
+   */
+  warmupSteps?: number;
   /** Per-batch input transform (data augmentation), seeded. */
   augment?: (x: Float32Array, rows: number, rng: Rng) => Float32Array;
   progress: Progress;
@@ -71,6 +78,7 @@ export async function trainLoop(stepper: Stepper, ds: Dataset, opts: LoopOptions
   for (let epoch = opts.startEpoch; epoch <= opts.epochs; epoch++) {
     const t0 = performance.now();
     const lr = opts.lrAt(epoch);
+    const warmup = opts.warmupSteps ?? 0;
     stepper.setLearningRate(lr);
     const rng = new Rng(epochSeed(opts.seed, epoch));
     const order = rng.permutation(ds.nTrain);
@@ -99,6 +107,8 @@ export async function trainLoop(stepper: Stepper, ds: Dataset, opts: LoopOptions
         yb[i] = ds.yTrain[r];
       }
       const x = opts.augment ? opts.augment(xb.subarray(0, rows * size), rows, rng) : xb;
+      const t = (epoch - 1) * batches + b + 1; // the run's step, 1-based
+      if (t <= warmup) stepper.setLearningRate(lr * warmupFactor(t, warmup));
       const loss = stepper.step(x, yb, rows);
       if (!Number.isFinite(loss)) {
         opts.progress.stop();
