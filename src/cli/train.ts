@@ -89,7 +89,7 @@ function addTrainOptions(cmd: Command): Command {
     .option('--augment', 'image data sets: random flips and 4-pixel crops')
     .addOption(new Option('--backend <name>', 'TF.js backend (default: the fastest that loads)').choices(BACKENDS))
     .addOption(new Option('--head-init <kind>', 'glonet: the head kernel at initialization: paper (the family\'s He-normal, Glorot-uniform for vit), scaled (that divided by the number of blocks summed), zero').choices(HEAD_INITS).default('paper'))
-    .addOption(new Option('--fast <mode>', 'fused training engines (MLPs of every arch with Adam; ResNet20 of every arch with SGD or Adam): auto uses them when they apply, off forces plain TF.js').choices(['auto', 'off']).default('auto'));
+    .addOption(new Option('--fast <mode>', 'fused training engines (MLPs of every arch with Adam; ResNet20 of every arch with SGD or Adam; ViTs of both archs with Adam): auto uses them when they apply, off forces plain TF.js').choices(['auto', 'off']).default('auto'));
 }
 
 /** The defaults of every family and arch with their reasons, for `glonet train --help`. */
