@@ -18,11 +18,14 @@
 //
 // Kernels: our own (vit_kernels.inc: packed-panel matrix products, LayerNorm, softmax, Adam),
 // compiled for AVX-512, AVX2+FMA and portable C++ and picked at run time, rather than oneDNN's
-// matmul: measured on this engine's products (single thread, Xeon with AVX-512, rows of a
-// chunk): the two are within about 10% of each other, shape by shape (docs/architecture.md,
-// "The ViT engine"), and our own need no library at run time, so the engine ships in the prebuilt
-// glonet_fused binary with the MLP engines and trains on every machine; they also fuse what
-// the encoder needs around a product (bias, residual, ReLU) and keep every sum in a fixed order.
+// matmul. Measured on exactly this engine's products of one encoder and chunk (bench/
+// vit-kernels.cc, one thread, Xeon with AVX-512; docs/vit-engine.md has the table): oneDNN's
+// take 0.85 (28x28) to 0.91 (32x32) of our time in total, faster on the weight gradients and the
+// small attention products, slower on the big forward products; the products are about 70% of a
+// step, so oneDNN would gain 5-10%. Ours need no library at run time, so the engine ships in the
+// prebuilt glonet_fused binary with the MLP engines and trains on every machine (oneDNN would
+// leave users without libdnnl on TF.js, ten times slower); they also fuse what the encoder
+// needs around a product (bias, residual, ReLU) and keep every sum in a fixed order.
 //
 // Parallelism and determinism. The batch is cut into chunks of `chunk` images (8 by default); a
 // unit of work is a fixed run of consecutive chunks (one chunk, unless the gradient slots below
