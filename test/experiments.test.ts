@@ -161,7 +161,12 @@ test('experiment list: every experiment, its claim and its cells per preset', ()
     assert.ok(r.stdout.includes(exp.name) && r.stdout.includes(exp.tests), exp.name);
   }
   assert.match(r.stdout, /sgemm-depth .*\n.*\n {2}cells: smoke 10, quick 21, paper 29/);
+  // The long preset is the image experiments' only: all of Fashion-MNIST.
+  assert.match(r.stdout, /\ncnn .*\n.*\n {2}cells: smoke 2, quick \d+, long \d+, paper \d+\n(.*\n)? {2}long: /);
   assert.match(r.stdout, /quick: /);
+  const none = runCli(['experiment', 'run', 'sgemm-depth', '--preset', 'long', '--out', path.join(tmpDir(), 'x')]);
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /--preset long: sgemm-depth has the presets smoke, quick, paper/);
 });
 
 test('shards from the flag, Slurm arrays and Kubernetes Indexed Jobs; every cell in exactly one shard', () => {

@@ -3,11 +3,11 @@ import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { BACKENDS } from '../backend/index.js';
 import { EXPERIMENTS, getExperiment } from '../experiments/index.js';
-import { gridCells, chooseData, PRESETS, type PresetName } from '../experiments/experiment.js';
+import { gridCells, chooseData, presetsOf, PRESETS, type PresetName } from '../experiments/experiment.js';
 import { resolveShard } from '../experiments/shard.js';
 import { runExperiment } from '../experiments/runner.js';
 import { writeExperimentReport } from '../experiments/report.js';
-import { quickTiming } from '../experiments/timing.js';
+import { presetTimings } from '../experiments/timing.js';
 import type { ExperimentResults } from '../contracts.js';
 import { list, positiveInt, shard } from './parse.js';
 import { datasetNames } from '../data/registry.js';
@@ -19,14 +19,13 @@ function claimsTable(r: ExperimentResults): string[] {
 
 function listCommand(): Command {
   return new Command('list')
-    .description('every experiment: the claim it tests, its cells per preset, the measured time of its quick preset and the estimated time of its paper preset')
+    .description('every experiment: the claim it tests, its cells per preset, the measured time of its quick preset and the measured or estimated times of its longer ones')
     .action(() => {
       const lines: string[] = [];
       for (const exp of EXPERIMENTS) {
         const data = chooseData(exp, exp.datasets[0] === 'csv' ? { data: 'your.csv', target: 'y' } : {});
-        const cells = PRESETS.map((p) => `${p} ${gridCells(exp, p, data).length}`).join(', ');
-        const t = quickTiming(exp);
-        lines.push(`${exp.name}  (the paper's ${exp.paperRef})`, `  tests: ${exp.tests}`, `  cells: ${cells}`, `  ${t.quick}`, `  ${t.paper}`, '');
+        const cells = presetsOf(exp).map((p) => `${p} ${gridCells(exp, p, data).length}`).join(', ');
+        lines.push(`${exp.name}  (the paper's ${exp.paperRef})`, `  tests: ${exp.tests}`, `  cells: ${cells}`, ...presetTimings(exp).map((l) => `  ${l}`), '');
       }
       process.stdout.write(lines.join('\n'));
     });
@@ -55,7 +54,7 @@ function runCommand(): Command {
   const cmd = new Command('run')
     .description('run an experiment\'s cells (each a run folder under DIR/cells/: train + analyze), skipping finished ones, then write the report')
     .argument('<name>', `experiment: ${EXPERIMENTS.map((e) => e.name).join(', ')}`)
-    .addOption(new Option('--preset <p>', 'smoke: each experiment under a minute (for tests); quick: every experiment together, about 15 minutes on 2 cores (experiment list prints the measured times); paper: the paper\'s grids and epochs').choices(PRESETS).default('quick'))
+    .addOption(new Option('--preset <p>', 'smoke: each experiment under a minute (for tests); quick: every experiment together, about 15 minutes on 2 cores (experiment list prints the measured times); long (cnn, vit): all of Fashion-MNIST, hours; paper: the paper\'s grids and epochs').choices(PRESETS).default('quick'))
     .option('--out <dir>', 'experiment folder (default runs/NAME-PRESET); shards and reruns share it')
     .option('--shard <I/N>', 'run the cells whose index is I-1 modulo N (default: from SLURM_ARRAY_TASK_* or JOB_COMPLETION_INDEX)', shard)
     .option('--shard-count <n>', 'Kubernetes Indexed Jobs: the number of shards (the Job\'s completions; or set GLONET_SHARD_COUNT)', positiveInt)

@@ -34,6 +34,10 @@ export const cnn: Experiment = {
   presets: {
     smoke: { archs: ['glonet', 'resnetv2'].map((arch) => ({ arch, depths: [20] })), epochs: 1, seeds: 1, subset: 100, samples: 20 },
     quick: { archs: ['glonet', 'resnetv2'].map((arch) => ({ arch, depths: [20] })), epochs: 10, seeds: 2, subset: 6000, samples: 1200 },
+    // All of Fashion-MNIST (60,000 training and the 10,000 official test images), two seeds, 15
+    // epochs (the BN networks' steps fall x0.1 at epochs 4, 7 and 10, so their curves flatten), the
+    // BN-free baselines beside them: one long session on two cores.
+    long: { archs: ['glonet', 'resnetv2', 'vanilla-nobn', 'resnetv2-nobn'].map((arch) => ({ arch, depths: [20] })), epochs: 15, seeds: 2, samples: 5000 },
     paper: { archs: ['glonet', 'resnetv2'].map((arch) => ({ arch, depths: [20] })), epochs: 200, seeds: 1, samples: 5000, augment: true },
   },
   datasets: ['fashion-mnist', 'cifar10', 'mnist'],

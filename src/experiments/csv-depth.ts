@@ -10,7 +10,7 @@
  * guessing the most frequent training class, degraded by the points lost with depth.
  */
 import type { ExperimentCell } from '../contracts.js';
-import type { Claim, Experiment, Grid, PresetName } from './experiment.js';
+import type { Claim, CorePreset, Experiment, Grid } from './experiment.js';
 import { DEPTH_CLAIMS, DEPTH_PRESETS } from './sgemm-depth.js';
 import { bestAccuracy, byDepth, num, perDepth, type Summary } from './stats.js';
 
@@ -18,7 +18,7 @@ const allRows = (g: Grid): Grid => {
   const { subset: _subset, ...rest } = g;
   return { ...rest, archs: rest.archs.map(({ subset: _s, ...a }) => a) };
 };
-const PRESETS = Object.fromEntries(Object.entries(DEPTH_PRESETS).map(([k, g]) => [k, allRows(g)])) as Record<PresetName, Grid>;
+const PRESETS = Object.fromEntries(Object.entries(DEPTH_PRESETS).map(([k, g]) => [k, allRows(g)])) as Record<CorePreset, Grid>;
 
 /** GloNet's accuracy is flat when its best and worst depths are within these points (mnist-depth's)... */
 const FLAT_HOLDS_POINTS = 1;

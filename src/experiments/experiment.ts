@@ -14,8 +14,15 @@ export type TableOptions = Pick<RunConfig, 'task' | 'categorical' | 'missing' | 
 const TABLE_KEYS = ['task', 'categorical', 'missing', 'maxClasses', 'maxLevels'] as const;
 import { GlonetError } from '../errors.js';
 
-export const PRESETS = ['smoke', 'quick', 'paper'] as const;
+/**
+ * smoke: under a minute (the tests); quick: minutes, every experiment together about a quarter of
+ * an hour on two cores; long: the image experiments on all of Fashion-MNIST, hours (only cnn and
+ * vit have it); paper: the paper's grids and epochs.
+ */
+export const PRESETS = ['smoke', 'quick', 'long', 'paper'] as const;
 export type PresetName = (typeof PRESETS)[number];
+/** The presets every experiment has ('long' is optional). */
+export type CorePreset = Exclude<PresetName, 'long'>;
 
 /**
  * One architecture of a grid: its depths and, where they differ from the grid's, its seeds and
@@ -115,13 +122,18 @@ export interface Experiment {
   tests: string;
   /** The model family of every cell. */
   model: string;
-  presets: Record<PresetName, Grid>;
+  presets: Record<CorePreset, Grid> & Partial<Record<'long', Grid>>;
   /** The data sets it runs on; the first is the default. */
   datasets: readonly string[];
   /** The data set `--data` means when `--dataset` is not given (CIFAR-10 for the image experiments). */
   dataWith?: string;
   claims: Claim[];
   charts: ChartKind[];
+}
+
+/** The presets an experiment has, in PRESETS order. */
+export function presetsOf(exp: Pick<Experiment, 'presets'>): PresetName[] {
+  return PRESETS.filter((p) => exp.presets[p] != null);
 }
 
 /** One cell to run: its id (its folder under DIR/cells/) and its training settings. */
@@ -142,6 +154,7 @@ function cellId(model: string, arch: string, depth: number, seed: number): strin
  */
 export function gridCells(exp: Experiment, preset: PresetName, data: DataChoice, o: { seeds?: number; backend?: string; fast?: 'auto' | 'off' } = {}): CellSpec[] {
   const grid = exp.presets[preset];
+  if (grid == null) throw new ExperimentError(`--preset ${preset}: ${exp.name} has the presets ${presetsOf(exp).join(', ')}`);
   const cells: CellSpec[] = [];
   for (const a of grid.archs) {
     const seeds = o.seeds ?? a.seeds ?? grid.seeds;

@@ -4,7 +4,7 @@
  * shared with `csv-depth`, which asks the same questions of the user's own CSV.
  */
 import type { ExperimentCell } from '../contracts.js';
-import type { Claim, Experiment, Grid, PresetName } from './experiment.js';
+import type { Claim, CorePreset, Experiment, Grid } from './experiment.js';
 import { bestError, byDepth, num, perDepth, type Summary } from './stats.js';
 
 const ARCHS = ['glonet', 'vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn'] as const;
@@ -34,7 +34,7 @@ const table = (arch: string, values: number[] = TABLE2[arch]) => values.map((v, 
  * 0.034, 0.35 and 0.077 on three seeds), which measures the budget, not depth resilience. paper:
  * the paper's grid on all rows.
  */
-export const DEPTH_PRESETS: Record<PresetName, Grid> = {
+export const DEPTH_PRESETS: Record<CorePreset, Grid> = {
   smoke: { archs: ARCHS.map((arch) => ({ arch, depths: [2, 6] })), epochs: 2, seeds: 1, subset: 1500, samples: 300 },
   quick: {
     archs: ARCHS.map((arch) => ({ arch, depths: [10, 50, 100], ...(arch === 'glonet' ? { seeds: 3, epochs: 200, subset: null } : {}) })),

@@ -21,7 +21,7 @@ function measuredFile(name: string, preset = 'quick'): string {
   return path.join(packageRoot(), 'experiments', 'measured', `${name}.${preset}.json`);
 }
 
-function measured(name: string, preset: 'quick' | 'paper'): ExperimentResults | null {
+function measured(name: string, preset: 'quick' | 'long' | 'paper'): ExperimentResults | null {
   const file = measuredFile(name, preset);
   if (!fs.existsSync(file)) return null;
   try {
@@ -37,10 +37,10 @@ function hours(seconds: number): string {
 }
 
 /**
- * Estimated seconds of the paper preset from measured cells, and the architectures it could not
- * estimate (none of their cells measured).
+ * Estimated seconds of a preset (the paper's by default) from measured cells, and the
+ * architectures it could not estimate (none of their cells measured).
  */
-export function estimatePaperSeconds(exp: Experiment, measured: ExperimentCell[]): { seconds: number; unmeasured: string[] } | null {
+export function estimatePaperSeconds(exp: Experiment, measured: ExperimentCell[], preset: 'long' | 'paper' = 'paper'): { seconds: number; unmeasured: string[] } | null {
   const data = chooseData(exp, exp.datasets[0] === 'csv' ? { data: 'your.csv', target: 'y' } : {});
   const rowsOf = (subset: number | undefined) => (subset != null ? Math.round(subset * 0.8) : TRAIN_ROWS[data.dataset]);
   // What a cell costs besides its epochs (data loading, analysis, its report), as measured.
@@ -48,7 +48,7 @@ export function estimatePaperSeconds(exp: Experiment, measured: ExperimentCell[]
   const overhead = overheads.length ? overheads.reduce((a, b) => a + b, 0) / overheads.length : 0;
   let seconds = 0;
   const unmeasured = new Set<string>();
-  for (const cell of gridCells(exp, 'paper', data)) {
+  for (const cell of gridCells(exp, preset, data)) {
     const same = measured.filter((c) => c.arch === cell.config.arch && c.nTrain > 0 && c.meanEpochSeconds > 0);
     const rows = rowsOf(cell.config.subset);
     if (rows == null) return null;
@@ -71,22 +71,24 @@ function measuredLine(preset: string, r: ExperimentResults): string {
   return `${preset}: ${hours(r.cellSeconds)}${incomplete}, measured ${r.writtenAt.slice(0, 10)} on ${r.machine.cpus} cores (${r.machine.cpuModel}${load}; engines ${[...new Set(r.cells.map((c) => c.engine))].join(', ')})`;
 }
 
-/** The two lines `list` prints: the measured quick time, and the paper preset's measured time or estimate. */
-export function quickTiming(exp: Experiment): { quick: string; paper: string } {
-  const paperRun = measured(exp.name, 'paper');
-  const r = measured(exp.name, 'quick');
-  if (!r) {
-    return { quick: 'quick: not measured yet (node scripts/run-experiments.mjs records it)', paper: paperRun ? measuredLine('paper', paperRun) : 'paper: no estimate without a measured quick run' };
-  }
-  const quick = measuredLine('quick', r);
-  if (paperRun) return { quick, paper: measuredLine('paper', paperRun) };
-  const est = estimatePaperSeconds(exp, r.cells);
-  let paper: string;
-  if (est == null) paper = 'paper: depends on your CSV\'s rows (the sgemm-depth estimate scales with them)';
-  else if (est.unmeasured.length === exp.presets.paper.archs.length) paper = 'paper: no estimate (no architecture of the paper grid was measured)';
-  else {
-    paper = `paper: ${est.unmeasured.length ? 'at least ' : 'about '}${hours(est.seconds)} on the same machine and engines (extrapolated from the quick cells: epoch time x depth x training rows, plus analysis)` +
-      (est.unmeasured.length ? `, not counting ${est.unmeasured.join(', ')} (not measured)` : '');
-  }
-  return { quick, paper };
+/** A preset's line in `list`: its measured time where a run of it was recorded, else an estimate from the quick cells. */
+function longerLine(exp: Experiment, preset: 'long' | 'paper', quick: ExperimentResults | null): string {
+  const run = measured(exp.name, preset);
+  if (run) return measuredLine(preset, run);
+  if (!quick) return `${preset}: no estimate without a measured quick run`;
+  const est = estimatePaperSeconds(exp, quick.cells, preset);
+  if (est == null) return `${preset}: depends on your CSV's rows (the sgemm-depth estimate scales with them)`;
+  if (est.unmeasured.length === exp.presets[preset]!.archs.length) return `${preset}: no estimate (no architecture of its grid was measured)`;
+  return `${preset}: ${est.unmeasured.length ? 'at least ' : 'about '}${hours(est.seconds)} on the same machine and engines (extrapolated from the quick cells: epoch time x depth x training rows, plus analysis)` +
+    (est.unmeasured.length ? `, not counting ${est.unmeasured.join(', ')} (not measured)` : '');
+}
+
+/** The lines `list` prints: the measured quick time, then the long preset's (where it has one) and the paper preset's, measured or estimated. */
+export function presetTimings(exp: Experiment): string[] {
+  const quick = measured(exp.name, 'quick');
+  return [
+    quick ? measuredLine('quick', quick) : 'quick: not measured yet (node scripts/run-experiments.mjs records it)',
+    ...(exp.presets.long ? [longerLine(exp, 'long', quick)] : []),
+    longerLine(exp, 'paper', quick),
+  ];
 }

@@ -34,6 +34,9 @@ export const vit: Experiment = {
     // images (833 test) for 6 epochs, at the family's defaults (Adam 1e-3 after one epoch of
     // warm-up): long enough for both ViTs to learn, so that a gap between them means something.
     quick: { archs: ['plain', 'glonet'].map((arch) => ({ arch, depths: [4, 5, 6] })), epochs: 6, seeds: 3, subset: 5000, samples: 300 },
+    // All of Fashion-MNIST (60,000 training, 10,000 test images), two seeds, 10 epochs at the
+    // defaults: one long session on two cores.
+    long: { archs: ['plain', 'glonet'].map((arch) => ({ arch, depths: [4, 5, 6] })), epochs: 10, seeds: 2, samples: 5000 },
     paper: { archs: ['plain', 'glonet'].map((arch) => ({ arch, depths: [4, 5, 6] })), epochs: 500, seeds: 1, samples: 5000 },
   },
   datasets: ['fashion-mnist', 'cifar10', 'mnist'],
