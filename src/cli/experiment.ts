@@ -12,6 +12,13 @@ import type { ExperimentResults } from '../contracts.js';
 import { list, positiveInt, shard } from './parse.js';
 import { datasetNames } from '../data/registry.js';
 import { addTableOptions } from './train.js';
+import { GlonetError } from '../errors.js';
+
+/** Cells of `experiment run` failed: a runtime failure (exit code 1) naming them. */
+class CellsFailedError extends GlonetError {
+  override name = 'CellsFailedError';
+  override readonly kind = 'runtime';
+}
 
 function claimsTable(r: ExperimentResults): string[] {
   return r.claims.map((c) => `  ${c.verdict.padEnd(12)} ${c.text}\n               paper: ${c.paper}\n               ours:  ${c.ours}`);
@@ -84,9 +91,13 @@ function runCommand(): Command {
         ...claimsTable(r.results),
       ];
       if (r.results.missing.length) lines.push(`  missing cells: ${r.results.missing.map((m) => m.id).join(', ')}`);
+      if (r.busyCells.length) lines.push(`  being run by another process, left to it: ${r.busyCells.join(', ')}`);
       lines.push(`report: ${path.resolve(out, 'REPORT.md')} and report.html`);
       process.stdout.write(lines.join('\n') + '\n');
-      if (r.failed > 0) process.exitCode = 1;
+      // A scheduler must see a shard with a failed cell as failed.
+      if (r.failed > 0) {
+        throw new CellsFailedError(`${r.failed} of ${r.ran + r.failed} cells run here failed: ${r.failedCells.join(', ')} (each error is in ${path.join(out, 'cells', 'ID', 'failed.json')} and REPORT.md); rerun the same command to retry them`);
+      }
     });
 }
 
