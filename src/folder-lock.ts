@@ -18,6 +18,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { GlonetError, fsReason } from './errors.js';
+import { makeOutFolder } from './out-folder.js';
 import { readJson, writing } from './io.js';
 
 /** The lock file's name inside the folder it locks. */
@@ -134,7 +135,7 @@ function describeHolder(h: LockHolder): string {
  */
 export function lockFolder(dir: string, o: { purpose: string; option?: string }): FolderLock {
   // The folders made here go again with the lock when nothing else was written into them.
-  const created = writing(dir, () => fs.mkdirSync(dir, { recursive: true }));
+  const created = makeOutFolder(dir, o.option);
   const real = fs.realpathSync(dir);
   const mine = held.get(real);
   if (mine) {

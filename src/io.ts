@@ -43,6 +43,30 @@ export function writing<T>(target: string, fn: () => T): T {
   }
 }
 
+/**
+ * `mkdir -p`: make `dir` and the folders above it that are missing; returns the first folder it
+ * made (undefined when `dir` existed). Node's own recursive mkdir loops forever where a folder
+ * exists but refuses children with ENOENT (/proc, some FUSE mounts); this one makes each level
+ * once and lets the error through.
+ */
+export function makeDirs(dir: string): string | undefined {
+  const target = path.resolve(dir);
+  const missing: string[] = [];
+  for (let p = target; ; p = path.dirname(p)) {
+    if (fs.existsSync(p)) break;
+    missing.push(p);
+    if (path.dirname(p) === p) break;
+  }
+  for (const p of missing.reverse()) {
+    try {
+      fs.mkdirSync(p);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || !fs.statSync(p).isDirectory()) throw e;
+    }
+  }
+  return missing[0];
+}
+
 /** Flush a folder's entries (new names, renames) to the disk. */
 export function syncDir(dir: string): void {
   let fd: number | undefined;
@@ -69,7 +93,7 @@ export function writeFileDurable(file: string, data: string | Uint8Array): void 
 
 export function writeFileAtomic(file: string, data: string | Uint8Array, o: { durable?: boolean } = {}): void {
   writing(file, () => {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    makeDirs(path.dirname(file));
     const tmp = tempName(file);
     try {
       if (o.durable) writeFileDurable(tmp, data);
@@ -97,7 +121,7 @@ export async function writeDirAtomic(dir: string, fill: (tmpDir: string) => Prom
   const tmp = tempName(target);
   const old = tempName(target) + '-old';
   writing(target, () => {
-    fs.mkdirSync(path.dirname(target), { recursive: true });
+    makeDirs(path.dirname(target));
     fs.mkdirSync(tmp);
   });
   try {

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OutFolderError, fsReason } from './errors.js';
-import { readJson, tempNamePid, writing } from './io.js';
+import { makeDirs, readJson, tempNamePid, writing } from './io.js';
 
 /** Everything glonet writes at the top of a run folder. */
 export const RUN_ENTRIES = ['metrics.json', 'model', 'checkpoint', 'analysis.json', 'report.html'] as const;
@@ -41,6 +41,19 @@ export function checkWritableFolder(dir: string, option: string, what = 'the run
       return;
     }
     if (path.dirname(p) === p) return;
+  }
+}
+
+/**
+ * Make the output folder `dir` (and the missing folders above it); returns the first one made. A
+ * place that takes no folders (/proc, a read-only file system) is an OutFolderError naming it.
+ */
+export function makeOutFolder(dir: string, option?: string): string | undefined {
+  try {
+    return makeDirs(dir);
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'the file system there takes no new folders' : fsReason(e);
+    throw new OutFolderError(`${option ? `${option}: ` : ''}cannot make the folder ${dir} (${why}); choose a folder you can write to`);
   }
 }
 

@@ -12,9 +12,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { CellRecord, ExperimentManifest, ExperimentResults, Metrics } from '../contracts.js';
-import { writeJsonAtomic, writing } from '../io.js';
+import { tempNamePid, writeJsonAtomic, writing } from '../io.js';
 import { GlonetError, OutFolderError } from '../errors.js';
-import { checkWritableFolder, runEntries } from '../out-folder.js';
+import { checkWritableFolder, makeOutFolder, runEntries } from '../out-folder.js';
 import { FolderBusyError, LOCK_FILE, lockFolder, type FolderLock } from '../folder-lock.js';
 import { readCellMetrics, readCellRecord } from './cell-files.js';
 import { RunError, runTraining } from '../train/run.js';
@@ -130,7 +130,8 @@ function checkExperimentFolder(out: string, cells: CellSpec[]): void {
   checkWritableFolder(out, '--out', 'the experiment');
   if (!fs.existsSync(out)) return;
   if (!fs.existsSync(path.join(out, 'experiment.json'))) {
-    const files = fs.readdirSync(out).filter((n) => n !== LOCK_FILE);
+    // A lock or the temporary file of another shard claiming the folder this moment are not a user's files.
+    const files = fs.readdirSync(out).filter((n) => n !== LOCK_FILE && tempNamePid(n) === undefined && n !== 'cells');
     if (files.length > 0) {
       const what = runEntries(out).length ? 'the files of a training run' : `files that are not an experiment's (${files.slice(0, 3).join(', ')}${files.length > 3 ? ', ...' : ''})`;
       throw new OutFolderError(`--out: ${out} holds ${what}; an experiment needs a new or empty folder, or the folder of an earlier run of it to resume`);
@@ -161,7 +162,7 @@ export async function runExperiment(exp: Experiment, o: RunExperimentOptions): P
     experiment: exp.name, preset: o.preset, ...(o.seeds != null ? { seeds: o.seeds } : {}), data, cells: cells.map((c) => c.id),
   };
   checkExperimentFolder(o.out, cells);
-  writing(o.out, () => fs.mkdirSync(o.out, { recursive: true }));
+  makeOutFolder(o.out, '--out');
   claimFolder(o.out, manifest);
   const mine = cells.filter((_, i) => inShard(i, o.shard ?? null));
   log(`glonet experiment ${exp.name} --preset ${o.preset}: ${cells.length} cells` +

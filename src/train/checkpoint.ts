@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
-import { checkReadable, hashFile, readFileChecked, readJson, syncDir, tempName, writeDirAtomic, writeFileAtomic, writeFileDurable, writing } from '../io.js';
+import { checkReadable, hashFile, makeDirs, readFileChecked, readJson, syncDir, tempName, writeDirAtomic, writeFileAtomic, writeFileDurable, writing } from '../io.js';
 import { BadFileError, shown } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import { loadModel, modelFiles } from '../model-io.js';
@@ -85,7 +85,7 @@ export async function commitEpoch(runDir: string, epoch: number, c: EpochContent
   writing(final, () => {
     try {
       fs.rmSync(tmp, { recursive: true, force: true });
-      fs.mkdirSync(tmp, { recursive: true });
+      makeDirs(tmp);
       for (const [n, d] of files) writeFileDurable(path.join(tmp, n), d);
       writeFileDurable(path.join(tmp, COMMIT_FILE), JSON.stringify(record, null, 2) + '\n');
       syncDir(tmp);

@@ -15,7 +15,7 @@ import { getDataset } from '../data/registry.js';
 import type { Dataset } from '../data/dataset.js';
 import { augmentBatch } from '../data/augment.js';
 import { buildModel } from '../models/index.js';
-import { readJson, writeJsonAtomic, writing } from '../io.js';
+import { makeDirs, readJson, writeJsonAtomic, writing } from '../io.js';
 import { GlonetError, OutFolderError, WriteFailedError } from '../errors.js';
 import { checkWritableFolder, clearRunFolder, isSameOrInside, refuseIfHoldsRun, removeLeftovers, runEntries, RUN_ENTRIES } from '../out-folder.js';
 import type { EpochMetrics, Metrics } from '../contracts.js';
@@ -288,7 +288,7 @@ async function trainInFolder(cfg: RunConfig, given: RunConfig, dir: string, exis
       // Whatever was there goes only now, when the new run's data and model are known to be good.
       if (opts.overwrite) clearRunFolder(dir);
       else removeLeftovers(dir);
-      writing(dir, () => fs.mkdirSync(dir, { recursive: true }));
+      writing(dir, () => makeDirs(dir));
     }
   } catch (e) {
     stepper.dispose();
