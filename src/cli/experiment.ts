@@ -13,6 +13,7 @@ import { list, positiveInt, shard } from './parse.js';
 import { datasetNames } from '../data/registry.js';
 import { addTableOptions } from './train.js';
 import { GlonetError } from '../errors.js';
+import { LIMITS } from '../limits.js';
 
 /** Cells of `experiment run` failed: a runtime failure (exit code 1) naming them. */
 class CellsFailedError extends GlonetError {
@@ -66,7 +67,7 @@ function runCommand(): Command {
     .option('--out <dir>', 'experiment folder (default runs/NAME-PRESET); shards and reruns share it')
     .option('--shard <I/N>', 'run the cells whose index is I-1 modulo N (default: from SLURM_ARRAY_TASK_* or JOB_COMPLETION_INDEX)', shard)
     .option('--shard-count <n>', 'Kubernetes Indexed Jobs: the number of shards (the Job\'s completions; or set GLONET_SHARD_COUNT)', positiveInt)
-    .option('--seeds <k>', 'seeds per cell (default: the preset\'s)', positiveInt)
+    .option('--seeds <k>', `seeds per cell, at most ${LIMITS.seeds.max} (default: the preset's)`, positiveInt)
     .addOption(new Option('--dataset <name>', 'data set, for the experiments that take several (cnn, vit: fashion-mnist, cifar10, mnist)').choices(datasetNames()))
     .option('--data <path>', 'data location: the SGEMM CSV (sgemm-*), a folder of MNIST IDX files (mnist-*), a CIFAR-10 folder (cnn, vit), your CSV (csv-depth)')
     .option('--target <col>', 'csv-depth: the column to predict')

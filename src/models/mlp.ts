@@ -132,7 +132,7 @@ export function buildMlp(cfg: MlpConfig): tf.LayersModel {
 export const mlpFamily: ModelFamily = {
   name: 'mlp',
   archs: MLP_ARCHS,
-  depthHelp: 'mlp: linear layers after the stem (even for the two-layer-block baselines)',
+  depthHelp: `mlp: linear layers after the stem (even for the two-layer-block baselines), at most ${MLP_LIMITS.depth.max.toLocaleString('en-US')}`,
   defaults: () => ({
     width: 16, epochs: 200, batchSize: 1024, optimizer: 'adam', lr: 0.01, momentum: 0, l2: 1e-5, schedule: 'constant',
     reason: 'the paper\'s protocol for SGEMM and MNIST: Adam lr 0.01, batch 1024, L2 1e-5, 200 epochs, 16 units per block',

@@ -178,7 +178,7 @@ export function buildViT(cfg: VitConfig): tf.LayersModel {
 export const vitFamily: ModelFamily = {
   name: 'vit',
   archs: VIT_ARCHS,
-  depthHelp: 'vit: encoder layers (the paper: 4, 5, 6)',
+  depthHelp: `vit: encoder layers (the paper: 4, 5, 6), at most ${VIT_LIMITS.depth.max}`,
   defaults: () => ({
     width: 128, epochs: 200, batchSize: 128, optimizer: 'adam', lr: 1e-3, momentum: 0, l2: 0, schedule: 'constant', warmup: 1,
     reason: 'Adam lr 1e-3 after one epoch of linear warm-up (batch 128, embedding 128, no weight decay, as the authors\' notebook) ' +

@@ -393,7 +393,7 @@ function settingsTable(m: ReportMetrics, div: Divergence | null): string {
   if (m.data) {
     if (m.data.source) results.push(['data source', m.data.source]);
     if (m.data.nTrain != null) results.push(['train / test examples', `${fmt(m.data.nTrain)} / ${fmt(m.data.nTest)}`]);
-    if (m.data.inputShape) results.push(['input shape', `[${m.data.inputShape.join(', ')}]`]);
+    if (Array.isArray(m.data.inputShape)) results.push(['input shape', `[${m.data.inputShape.join(', ')}]`]);
   }
   if (m.truncatedFrom) results.push(['truncated from', `${m.truncatedFrom.dir} (${fmt(m.truncatedFrom.blocks)} of ${fmt(m.truncatedFrom.of)} blocks)`]);
   if (div) results.push(['diverged at epoch', fmt(div.epoch)]);

@@ -24,7 +24,7 @@ export const SEED_LIMIT: Limit = { max: 2 ** 32 - 1, why: 'the data split and th
 /** SGD's momentum stays below 1: a step is the gradient times 1 / (1 - momentum), which grows without bound as it nears 1. */
 const MOMENTUM_WHY = 'SGD\'s steps grow as 1 / (1 - momentum), without bound at 1 and beyond';
 
-const show = (v: unknown): string => (typeof v === 'string' ? `'${v.slice(0, 60)}'` : String(JSON.stringify(v) ?? v).slice(0, 60));
+const show = (v: unknown): string => (typeof v === 'string' ? `'${v.slice(0, 60)}'` : typeof v === 'number' ? String(v) : String(JSON.stringify(v) ?? v).slice(0, 60));
 
 function integer(option: string, v: unknown, min: number, limit?: Limit): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
