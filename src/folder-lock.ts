@@ -26,16 +26,26 @@ export const LOCK_FILE = '.glonet-lock';
 
 /** Another process is writing the folder (a runtime failure: exit code 1; try again once it is done). */
 export class FolderBusyError extends GlonetError {
+  /** 'FolderBusyError'. */
   override name = 'FolderBusyError';
   override readonly kind = 'runtime';
-  constructor(message: string, readonly holder: LockHolder) {
+  /** Who holds the folder's lock. */
+  readonly holder: LockHolder;
+  /**
+   * @param message the one-line message naming the folder and the holder
+   * @param holder what the lock file says
+   */
+  constructor(message: string, holder: LockHolder) {
     super(message);
+    this.holder = holder;
   }
 }
 
 /** Who holds a lock: what the lock file says. */
 export interface LockHolder {
+  /** The holder's process id. */
   pid: number;
+  /** The host it runs on (os.hostname()). */
   host: string;
   /** Linux: /proc/sys/kernel/random/boot_id of the boot the process ran in. */
   boot?: string;

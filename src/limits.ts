@@ -17,62 +17,55 @@ export interface Limit {
   readonly why: string;
 }
 
-/** The limits of a run's options and of the files glonet reads. */
-export const LIMITS = {
+/** The limits of a run's options and of the files glonet reads (each a {@link Limit}: its value and why). */
+export interface Limits {
   /** Trainable parameters of a model (checked from the architecture before it is built). */
-  parameters: {
-    max: 50_000_000,
-    why: 'a model\'s weights, gradients and Adam\'s two moments take 16 bytes per parameter on each engine that holds a copy, and the wasm backend holds at most 4 GiB',
-  },
+  readonly parameters: Limit;
   /**
    * Floats of the activations one training step keeps for its backward pass: the batch times the
    * values of every layer's output for one example (each family estimates the latter).
    */
+  readonly activations: Limit;
+  /** Training epochs. */
+  readonly epochs: Limit;
+  /** Examples per training step. */
+  readonly batchSize: Limit;
+  /** Seeds per cell of an experiment. */
+  readonly seeds: Limit;
+  /** Cells of one experiment (every architecture, depth and seed). */
+  readonly cells: Limit;
+  /** Bytes of a JSON file glonet reads (metrics.json, analysis.json, model.json, experiment.json...). */
+  readonly jsonBytes: Limit;
+  /** Bytes of the weights of one model folder (every file its manifest lists). */
+  readonly weightBytes: Limit;
+  /** Bytes of a file given to `glonet predict --input`. */
+  readonly inputBytes: Limit;
+  /** Bytes of one image data file once decompressed (an IDX file, a CIFAR-10 batch). */
+  readonly imageFileBytes: Limit;
+}
+
+/** glonet's limits, each with its reason (docs/run-folders.md has them as a table). */
+export const LIMITS: Limits = {
+  parameters: {
+    max: 50_000_000,
+    why: 'a model\'s weights, gradients and Adam\'s two moments take 16 bytes per parameter on each engine that holds a copy, and the wasm backend holds at most 4 GiB',
+  },
   activations: {
     max: 2 ** 28,
     why: 'one step keeps every layer\'s output for the whole batch to compute its gradients, and 2^28 floats are 1 GiB',
   },
-  /** Training epochs. */
-  epochs: {
-    max: 100_000,
-    why: 'metrics.json lists every epoch and is rewritten after each one',
-  },
-  /** Examples per training step. */
-  batchSize: {
-    max: 65_536,
-    why: 'larger batches need gigabytes of activations in a deep model and train no better',
-  },
-  /** Seeds per cell of an experiment. */
-  seeds: {
-    max: 1_000,
-    why: 'every seed is another run folder for each cell of the grid',
-  },
-  /** Cells of one experiment (every architecture, depth and seed). */
-  cells: {
-    max: 10_000,
-    why: 'experiment.json lists every cell and each one trains a model for seconds to hours',
-  },
-  /** Bytes of a JSON file glonet reads (metrics.json, analysis.json, model.json, experiment.json...). */
+  epochs: { max: 100_000, why: 'metrics.json lists every epoch and is rewritten after each one' },
+  batchSize: { max: 65_536, why: 'larger batches need gigabytes of activations in a deep model and train no better' },
+  seeds: { max: 1_000, why: 'every seed is another run folder for each cell of the grid' },
+  cells: { max: 10_000, why: 'experiment.json lists every cell and each one trains a model for seconds to hours' },
   jsonBytes: {
     max: 64 * 2 ** 20,
     why: 'the largest glonet writes, metrics.json after 100,000 epochs or model.json of 10,000 blocks, is under 20 MB',
   },
-  /** Bytes of the weights of one model folder (every file its manifest lists). */
-  weightBytes: {
-    max: 2 ** 30,
-    why: 'four bytes per weight of a model of at most 50 million parameters is 200 MB',
-  },
-  /** Bytes of a file given to `glonet predict --input`. */
-  inputBytes: {
-    max: 2 ** 30,
-    why: 'the rows are held in memory to be predicted',
-  },
-  /** Bytes of one image data file once decompressed (an IDX file, a CIFAR-10 batch). */
-  imageFileBytes: {
-    max: 2 ** 31 - 1,
-    why: 'the images become float32, four bytes per pixel, held in memory',
-  },
-} as const satisfies Record<string, Limit>;
+  weightBytes: { max: 2 ** 30, why: 'four bytes per weight of a model of at most 50 million parameters is 200 MB' },
+  inputBytes: { max: 2 ** 30, why: 'the rows are held in memory to be predicted' },
+  imageFileBytes: { max: 2 ** 31 - 1, why: 'the images become float32, four bytes per pixel, held in memory' },
+};
 
 /** "1,000,000": a limit as the messages print it. */
 export function formatCount(n: number): string {

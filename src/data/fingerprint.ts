@@ -21,6 +21,7 @@ export interface DataFileFingerprint {
 
 /** The data files of a run, in the order the data set reads them. */
 export interface DataFingerprint {
+  /** Each file, in the order the data set reads them (none for data that come with a package). */
   files: DataFileFingerprint[];
 }
 

@@ -170,34 +170,42 @@ export async function runExperiment(exp: Experiment, o: RunExperimentOptions): P
   let ran = 0;
   let skipped = 0;
   const failed: string[] = [];
-  const busy: string[] = [];
-  for (const [i, cell] of mine.entries()) {
-    const tag = `[${i + 1}/${mine.length} ${cell.id}]`;
+  /** Run one cell unless another process holds it: false when it does. */
+  const attempt = async (cell: CellSpec, tag: string, last: boolean): Promise<boolean> => {
     const say = (l: string) => log(`${tag} ${l}`);
-    // Each cell is written by one process at a time: shards and reruns sharing the folder skip a cell another process holds.
+    // Each cell is written by one process at a time: shards and reruns sharing the folder leave a cell another process holds to it.
     let lock: FolderLock;
     try {
       lock = lockFolder(cellDir(o.out, cell.id), { purpose: `glonet experiment run ${exp.name} (cell ${cell.id})` });
     } catch (e) {
       if (!(e instanceof FolderBusyError)) throw e;
-      busy.push(cell.id);
-      say(`being run by another process (${e.holder.purpose.replace(/ \(cell .*\)$/, '')}, pid ${e.holder.pid} on ${e.holder.host}); skipped`);
-      continue;
+      say(`being run by another process (${e.holder.purpose.replace(/ \(cell .*\)$/, '')}, pid ${e.holder.pid} on ${e.holder.host}); ${last ? 'left to it' : 'skipped for now'}`);
+      return false;
     }
     try {
       if (fs.existsSync(cellDoneFile(o.out, cell.id)) && finishedCell(o.out, cell, say) === 'done') {
         skipped++;
         say('finished earlier, skipped');
-        continue;
+        return true;
       }
       say(`${cell.config.model}/${cell.config.arch} depth ${cell.config.depth}, seed ${cell.config.seed}, ${cell.config.epochs} epochs`);
       const status = await runCell(o.out, cell, say);
       if (status === 'failed') failed.push(cell.id);
       else ran++;
+      return true;
     } finally {
       lock.release();
     }
+  };
+  const later: Array<[CellSpec, string]> = [];
+  for (const [i, cell] of mine.entries()) {
+    const tag = `[${i + 1}/${mine.length} ${cell.id}]`;
+    if (!(await attempt(cell, tag, false))) later.push([cell, tag]);
   }
+  // Cells another process held are tried once more at the end: its holder may have finished them,
+  // or died (a task killed and requeued by a scheduler leaves a lock whose process is gone).
+  const busy: string[] = [];
+  for (const [cell, tag] of later) if (!(await attempt(cell, tag, true))) busy.push(cell.id);
   const results = await writeExperimentReport(o.out);
   return { results, ran, skipped, failed: failed.length, failedCells: failed, busyCells: busy };
 }
