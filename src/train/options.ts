@@ -77,6 +77,7 @@ export function validateRunConfig(cfg: RunConfig): void {
   number('--momentum', cfg.momentum, { min: 0, below: 1, why: MOMENTUM_WHY });
   number('--l2', cfg.l2, { min: 0 });
   oneOf('--schedule', cfg.schedule, SCHEDULES);
+  if (cfg.warmup != null) number('--warmup', cfg.warmup, { min: 0 });
   integer('--seed', cfg.seed, 0, SEED_LIMIT);
   if (cfg.subset != null) {
     integer('--subset', cfg.subset, 1);
