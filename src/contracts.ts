@@ -7,6 +7,7 @@
 import type { RunConfig } from './vocabulary.js';
 import type { EngineName } from './vocabulary.js';
 import type { Task } from './vocabulary.js';
+import type { DataFingerprint } from './data/fingerprint.js';
 
 // ---------------------------------------------------------------------------------------------
 // metrics.json
@@ -63,6 +64,11 @@ export interface Metrics {
     constantError?: number;
     /** What the loader decided that the user should hear (rows or columns left out), one line each. */
     notes?: string[];
+    /**
+     * The files the data were read from, each with its size and SHA-256 (absent in runs of older
+     * glonet versions): later commands refuse data that are not the same.
+     */
+    fingerprint?: DataFingerprint;
   };
   /**
    * Classification: the test set's confusion matrix after the last epoch, `matrix[t][p]` the test

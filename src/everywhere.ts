@@ -10,13 +10,15 @@ export {
   type EngineName, type HeadInit, type OptimizerName, type Protocol, type RunConfig, type ScheduleName, type Task,
 } from './vocabulary.js';
 export { GlonetError, BadFileError, OutFolderError, WriteFailedError, type ErrorKind } from './errors.js';
+export { LIMITS, type Limit, type Limits } from './limits.js';
+export type { DataFingerprint, DataFileFingerprint } from './data/fingerprint.js';
 // Layers and model families.
 export { GloNet, gloNetLayer, gloNetSum, gloNetOutputShape, GloNetShapeError, glonet, type Block, type GloNetChainArgs } from './layers/index.js';
 export type { GloNetArgs, LayerShape } from './layers/glonet.js';
 export { buildMlp, mlpBlockLayers, mlpFamily, MLP_ARCHS, type MlpArch, type MlpConfig } from './models/mlp.js';
 export { buildResNet20, resnet20Family, RESNET20_ARCHS, RESNET_DEPTHS, type ResNet20Arch, type ResNet20Config } from './models/resnet20.js';
 export { buildViT, vitFamily, VIT_ARCHS, type VitArch, type VitConfig } from './models/vit.js';
-export { buildModel, registerFamily, getFamily, familyNames, familyDefaults, ModelConfigError, type BuildOptions, type BuiltModel, type DataShape, type Defaults, type ModelFamily } from './models/index.js';
+export { buildModel, registerFamily, getFamily, familyNames, familyDefaults, ModelConfigError, type BuildOptions, type BuiltModel, type DataShape, type Defaults, type FamilyLimits, type ModelFamily, type ModelSize } from './models/index.js';
 export type { LoadedModel, ModelMetadata } from './model-metadata.js';
 // Data.
 export { DataError, exampleSize, type Dataset, type Standardization } from './data/dataset.js';

@@ -17,6 +17,8 @@ export { loadImageDataset, flattenInputShape, type ImageLoadOptions } from './da
 export { saveModel, loadModel, fileSystem } from './model-io.js';
 export { initBackend, activeBackend, BACKENDS, type BackendName, BackendError } from './backend/index.js';
 export { runTraining, RunError, type RunResult, type RunOptions } from './train/run.js';
+export { validateRunConfig, RunConfigError } from './train/options.js';
+export { FolderBusyError, type LockHolder } from './folder-lock.js';
 export { fastPathInfo, type FastPathInfo } from './engines/mlp/pick-core.js';
 export { createFusedMlp, type DenseWeights, type FusedLoss, type FusedMlp, type FusedMlpOptions, type FusedMlpOptimizerState, type FusedMlpWeights } from './engines/mlp/glonet-mlp.js';
 // Reports.

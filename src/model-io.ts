@@ -12,7 +12,8 @@
 import * as tf from '@tensorflow/tfjs';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeDirAtomic, readFileChecked } from './io.js';
+import { writeDirAtomic, readFileChecked, jsonProblem } from './io.js';
+import { LIMITS, formatBytes } from './limits.js';
 import { BadFileError, fsReason, shown } from './errors.js';
 import { topologyProblem } from './model-topology.js';
 import { encodingProblem } from './data/table-encoding.js';
@@ -122,12 +123,13 @@ function confinedWeightsFile(folder: string, realFolder: string, p: unknown, mod
 
 function parseModelJson(modelJson: string): ParsedModelJson {
   if (!fs.existsSync(modelJson)) throw new BadFileError(`${modelJson}: no model here (expected a model.json written by glonet train or truncate)`);
-  const text = readFileChecked(modelJson, 'model').toString('utf8');
+  // The model folder's own file: not a link leading out of it, a device or a FIFO, and of a size a model.json can have.
+  const text = readFileChecked(modelJson, 'model', { within: path.dirname(modelJson) }).toString('utf8');
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    throw new BadFileError(`${modelJson}: not valid JSON (${shown((e as Error).message, 120).slice(1, -1)}); the file is cut off or damaged`);
+    throw new BadFileError(`${modelJson}: not valid JSON (${jsonProblem(e)}); the file is cut off or damaged`);
   }
   if (!isObject(parsed) || !isObject(parsed.modelTopology) || !Array.isArray(parsed.weightsManifest)) {
     throw new BadFileError(`${modelJson}: not a TF.js layers model (expected an object with modelTopology and weightsManifest)`);
@@ -147,6 +149,7 @@ export function fileSystem(dirOrModelJson: string): tf.io.IOHandler {
       const realFolder = fs.realpathSync(folder);
       const specs: tf.io.WeightsManifestEntry[] = [];
       const files: string[] = [];
+      let total = 0;
       parsed.weightsManifest.forEach((group: unknown, g) => {
         const where = `${modelJson}: weightsManifest[${g}]`;
         if (!isObject(group) || !Array.isArray(group.paths) || !Array.isArray(group.weights)) {
@@ -161,8 +164,12 @@ export function fileSystem(dirOrModelJson: string): tf.io.IOHandler {
         }
         specs.push(...(group.weights as tf.io.WeightsManifestEntry[]));
         files.push(...found.map((f) => f.file));
+        total += size;
+        if (total > LIMITS.weightBytes.max) {
+          throw new BadFileError(`${modelJson}: describes ${formatBytes(total)} of weights or more; a model folder may hold at most ${formatBytes(LIMITS.weightBytes.max)} (${LIMITS.weightBytes.why})`);
+        }
       });
-      const all = Buffer.concat(files.map((f) => readFileChecked(f, 'weights file')));
+      const all = Buffer.concat(files.map((f) => readFileChecked(f, 'weights file', { within: folder, maxBytes: LIMITS.weightBytes.max, why: LIMITS.weightBytes.why })));
       return {
         modelTopology: parsed.modelTopology,
         format: parsed.format,

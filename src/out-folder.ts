@@ -7,14 +7,17 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OutFolderError, fsReason } from './errors.js';
-import { tempNamePid, writing } from './io.js';
+import { makeDirs, readJson, tempNamePid, writing } from './io.js';
 
 /** Everything glonet writes at the top of a run folder. */
 export const RUN_ENTRIES = ['metrics.json', 'model', 'checkpoint', 'analysis.json', 'report.html'] as const;
 
-/** Check that `dir` is, or can become, a folder this process can write into. */
-export function checkWritableFolder(dir: string, option: string): void {
+/** Check that `dir` is, or can become, a folder this process can write into (`what` it is for, in messages). */
+export function checkWritableFolder(dir: string, option: string, what = 'the run'): void {
   const target = path.resolve(dir);
+  if (path.dirname(target) === target) {
+    throw new OutFolderError(`${option}: ${dir} is the root of the file system; choose a folder of its own for what glonet writes`);
+  }
   for (let p = target; ; p = path.dirname(p)) {
     let st: fs.Stats | undefined;
     try {
@@ -27,7 +30,7 @@ export function checkWritableFolder(dir: string, option: string): void {
     if (st) {
       if (!st.isDirectory()) {
         throw new OutFolderError(p === target
-          ? `${option}: ${dir} is a file; expected a folder for the run (a new one, or a run folder)`
+          ? `${option}: ${dir} is a file; expected a folder for ${what} (a new one, or ${what === 'the run' ? 'a run folder' : 'one glonet wrote'})`
           : `${option}: ${p} is a file, so ${dir} cannot be a folder inside it`);
       }
       try {
@@ -38,6 +41,19 @@ export function checkWritableFolder(dir: string, option: string): void {
       return;
     }
     if (path.dirname(p) === p) return;
+  }
+}
+
+/**
+ * Make the output folder `dir` (and the missing folders above it); returns the first one made. A
+ * place that takes no folders (/proc, a read-only file system) is an OutFolderError naming it.
+ */
+export function makeOutFolder(dir: string, option?: string): string | undefined {
+  try {
+    return makeDirs(dir);
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'the file system there takes no new folders' : fsReason(e);
+    throw new OutFolderError(`${option ? `${option}: ` : ''}cannot make the folder ${dir} (${why}); choose a folder you can write to`);
   }
 }
 
@@ -77,8 +93,9 @@ export function runEntries(dir: string): string[] {
 function describeRun(dir: string): string {
   const entries = runEntries(dir);
   try {
-    const m = JSON.parse(fs.readFileSync(path.join(dir, 'metrics.json'), 'utf8'));
+    const m = readJson<Record<string, any>>(path.join(dir, 'metrics.json'), 'metrics', { within: dir });
     if (m?.truncatedFrom) return `a truncated model (${m.truncatedFrom.blocks} of ${m.truncatedFrom.of} blocks)`;
+    if (m?.diverged) return `a run that diverged in epoch ${m.diverged.epoch}`;
     const done = Array.isArray(m?.epochs) ? m.epochs.length : 0;
     const want = m?.config?.epochs;
     if (typeof want === 'number') return `${done >= want ? 'a finished' : 'an unfinished'} run (${done} of ${want} epochs)`;

@@ -1,7 +1,8 @@
 /**
  * Fuzzing the readers of files users hand to glonet, with fast-check (seeded: every run tries the
- * same inputs, so this never flakes): random and mutated CSV (plain and gzipped), IDX and model
- * folders must end in success or in one of glonet's one-line errors (DataError, BadFileError):
+ * same inputs, so this never flakes): random and mutated CSV (plain and gzipped), IDX files, model
+ * folders, experiment folders and run folders' metrics.json must end in success or in one of
+ * glonet's one-line errors of bad input (DataError, BadFileError, ExperimentFileError...):
  * never another exception (which the CLI would report as an internal error), never a crash, and
  * each within a time box.
  */
@@ -15,7 +16,13 @@ import * as tf from '@tensorflow/tfjs';
 import { loadCsv } from '../src/data/csv-dataset.js';
 import { readIdx, loadIdxFolder, IDX_FILE_NAMES } from '../src/data/idx.js';
 import { DataError } from '../src/data/dataset.js';
-import { BadFileError } from '../src/errors.js';
+import { BadFileError, GlonetError, OutFolderError } from '../src/errors.js';
+import { fakeExperiment } from './experiment-fixtures.js';
+import { gatherResults } from '../src/experiments/results.js';
+import { writeExperimentReport } from '../src/experiments/report.js';
+import { openRun } from '../src/analysis/run-folder.js';
+import { writeReport } from '../src/report/report.js';
+import { refuseIfHoldsRun } from '../src/out-folder.js';
 import { loadModel, saveModel } from '../src/model-io.js';
 import { buildMlp } from '../src/models/mlp.js';
 import { initBackend } from '../src/backend/index.js';
@@ -37,7 +44,8 @@ async function mustEndWell(what: string, fn: () => unknown, tally: Tally): Promi
     await Promise.race([Promise.resolve().then(fn), timeout]);
     tally.ok++;
   } catch (e) {
-    if (!(e instanceof DataError || e instanceof BadFileError)) {
+    // Bad input of any kind (a DataError, a BadFileError, an ExperimentFileError...): a one-line glonet error, exit code 2.
+    if (!(e instanceof DataError || e instanceof BadFileError || (e instanceof GlonetError && e.kind === 'input'))) {
       throw new Error(`${what}: ended in ${(e as Error)?.name}: ${(e as Error)?.message}`);
     }
     assert.ok(!e.message.includes('\n'), `${what}: a one-line message, got ${JSON.stringify(e.message)}`);
@@ -203,4 +211,112 @@ test('fuzz: mutated model folders (model.json values, weights paths, weights.bin
   }), { seed: SEED, numRuns: 200 });
   assert.ok(tally.ok > 10 && tally.refused > 10, `both outcomes reached: ${JSON.stringify(tally)}`);
   assert.ok(tf.memory().numTensors < 100, `loaded models are disposed: ${tf.memory().numTensors} tensors`);
+});
+
+test('fuzz: mutated experiment folders (experiment.json, each cell\'s metrics.json, analysis.json, cell.json, failed.json) report or fail in one line naming the file', async () => {
+  const base = tmpDir('glonet-fuzz-exp-');
+  const ids = fakeExperiment(base);
+  const files = ['experiment.json', ...ids.flatMap((id) => ['metrics.json', 'analysis.json', 'cell.json', 'failed.json'].map((f) => path.join('cells', id, f)))];
+  const docs = new Map(files.map((f) => [f, fs.existsSync(path.join(base, f)) ? JSON.parse(fs.readFileSync(path.join(base, f), 'utf8')) : { id: ids[0], error: 'fixture' }]));
+  const smallJson = fc.oneof(
+    fc.constantFrom(null, true, false, '', 'abc', '../../../runs/base1', '..', '/etc/passwd', -5, -1, 0, 1, 0.5, 2, 1e300, -1e300, 1e-300, [], {}, [1, 2], ['a', 'a']),
+    fc.integer({ min: -3, max: 40 }),
+    fc.double({ noNaN: true }),
+    fc.string({ maxLength: 8 }),
+  );
+  const mutation = fc.record({
+    file: fc.nat(),
+    json: fc.array(fc.record({ place: fc.nat(), value: smallJson, remove: fc.boolean() }), { minLength: 0, maxLength: 3 }),
+    bytes: fc.oneof(fc.constant<Edit[]>([]), edits),
+    unlink: fc.boolean(),
+  });
+  let n = 0;
+  const tally: Tally = { ok: 0, refused: 0 };
+  await fc.assert(fc.asyncProperty(mutation, async (m) => {
+    const dir = path.join(base, '..', `${path.basename(base)}-m${n++}`);
+    fs.cpSync(base, dir, { recursive: true });
+    const name = files[m.file % files.length];
+    const file = path.join(dir, name);
+    if (m.unlink && m.json.length === 0 && m.bytes.length === 0) {
+      fs.rmSync(file, { force: true });
+    } else {
+      let doc: unknown = structuredClone(docs.get(name));
+      const places = jsonPaths(doc);
+      for (const { place, value, remove } of m.json) doc = setAt(doc, places[place % places.length], value, remove);
+      let text = Buffer.from(JSON.stringify(doc));
+      if (m.bytes.length) text = Buffer.from(applyEdits(text, m.bytes));
+      fs.writeFileSync(file, text);
+    }
+    await mustEndWell(`${name} of ${dir}`, async () => {
+      const { results } = gatherResults(dir);
+      // What was read must be what the contracts say: numbers where numbers are, verdicts from the list.
+      for (const c of results.cells) {
+        assert.ok(c.bestTestError === null || (typeof c.bestTestError === 'number' && c.bestTestError >= 0), `${c.id}: bestTestError ${c.bestTestError}`);
+        assert.ok(Number.isFinite(c.seconds) && c.seconds >= 0, `${c.id}: seconds ${c.seconds}`);
+      }
+      for (const cl of results.claims) assert.ok(['holds', 'partly', 'fails', 'not-measured'].includes(cl.verdict), cl.verdict);
+      if (n % 10 === 0) await writeExperimentReport(dir);
+    }, tally);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }), { seed: SEED, numRuns: 150 });
+  assert.ok(tally.ok > 10 && tally.refused > 10, `both outcomes reached: ${JSON.stringify(tally)}`);
+});
+
+test('fuzz: mutated metrics.json of a run folder: opening the run, its report and the out-folder check end well or in one line', async () => {
+  await initBackend('cpu');
+  const base = tmpDir('glonet-fuzz-run-');
+  const model = buildMlp({ arch: 'glonet', depth: 2, inputShape: [3], outputs: 1, seed: 1 });
+  await saveModel(model, path.join(base, 'model'), { model: 'mlp', arch: 'glonet', depth: 2, task: 'regression', inputShape: [3], outputs: 1, blockLayers: ['block_1', 'block_2'], epoch: 2 });
+  model.dispose();
+  const metrics = {
+    config: { model: 'mlp', arch: 'glonet', dataset: 'csv', data: '/nonexistent/data.csv', target: 'y', depth: 2, width: 16, epochs: 2, batchSize: 64, optimizer: 'adam', lr: 0.01, momentum: 0, l2: 1e-5, schedule: 'constant', seed: 0, augment: false, backend: 'cpu', fast: 'off' },
+    task: 'regression', params: 100, backend: 'cpu', engine: 'tfjs',
+    data: { source: '/nonexistent/data.csv', nTrain: 160, nTest: 40, inputShape: [3], outputs: 1, fingerprint: { files: [{ path: '/nonexistent/data.csv', bytes: 10, sha256: '00' }] } },
+    epochs: [{ epoch: 1, trainLoss: 2, testLoss: 1, testError: 1, seconds: 0.1, lr: 0.01 }, { epoch: 2, trainLoss: 1, testLoss: 0.5, testError: 0.5, seconds: 0.1, lr: 0.01 }],
+    best: { epoch: 2, testError: 0.5 }, meanEpochSeconds: 0.1,
+  };
+  const places = jsonPaths(metrics);
+  const smallJson = fc.oneof(
+    fc.constantFrom(null, true, false, '', 'abc', '../x', '/dev/zero', -5, -1, 0, 1, 2.5, 1e300, -1e300, [], {}, [1, 2], 'regression', 'classification'),
+    fc.integer({ min: -3, max: 10 }),
+    fc.string({ maxLength: 8 }),
+  );
+  const mutation = fc.record({
+    json: fc.array(fc.record({ place: fc.nat(), value: smallJson, remove: fc.boolean() }), { minLength: 1, maxLength: 4 }),
+    bytes: fc.oneof(fc.constant<Edit[]>([]), edits),
+  });
+  let n = 0;
+  const tally: Tally = { ok: 0, refused: 0 };
+  await fc.assert(fc.asyncProperty(mutation, async (m) => {
+    const dir = path.join(base, `r-${n++}`);
+    fs.mkdirSync(dir);
+    fs.cpSync(path.join(base, 'model'), path.join(dir, 'model'), { recursive: true });
+    let doc: unknown = structuredClone(metrics);
+    for (const { place, value, remove } of m.json) doc = setAt(doc, places[place % places.length], value, remove);
+    let text = Buffer.from(JSON.stringify(doc));
+    if (m.bytes.length) text = Buffer.from(applyEdits(text, m.bytes));
+    fs.writeFileSync(path.join(dir, 'metrics.json'), text);
+    await mustEndWell(`${dir}/metrics.json`, async () => {
+      // Each reader on its own: one refusing must not hide another one crashing.
+      const ends: Array<unknown> = [];
+      for (const read of [
+        async () => (await openRun(dir)).model.dispose(),
+        () => writeReport(dir),
+        () => refuseIfHoldsRun(dir, '--out', 'choose another --out'),
+      ]) {
+        try {
+          await read();
+          ends.push(null);
+        } catch (e) {
+          ends.push(e);
+        }
+      }
+      const bad = ends.find((e) => e !== null && !(e instanceof GlonetError && e.kind === 'input'));
+      if (bad) throw bad;
+      assert.ok(ends[2] instanceof OutFolderError, 'a folder holding a run is refused as --out, whatever its metrics');
+      // Counted as refused when the run itself could not be opened.
+      if (ends[0] !== null) throw ends[0];
+    }, tally);
+  }), { seed: SEED, numRuns: 120 });
+  assert.ok(tally.ok > 10 && tally.refused > 10, `both outcomes reached: ${JSON.stringify(tally)}`);
 });

@@ -15,9 +15,9 @@ const WEB = path.join(ROOT, 'web');
 
 /** The floors, bottom first: a file may import from its own floor and the ones below. */
 const FLOORS: Array<[string, string[]]> = [
-  ['vocabulary', ['src/vocabulary.ts', 'src/errors.ts', 'src/version.ts', 'src/random.ts', 'src/display.ts', 'src/paths.ts']],
+  ['vocabulary', ['src/vocabulary.ts', 'src/errors.ts', 'src/version.ts', 'src/random.ts', 'src/display.ts', 'src/paths.ts', 'src/limits.ts']],
   ['data and layers', ['src/io.ts', 'src/data/', 'src/layers/']],
-  ['models and files', ['src/model-metadata.ts', 'src/model-topology.ts', 'src/model-io.ts', 'src/models/', 'src/contracts.ts', 'src/scoring.ts', 'src/backend/', 'src/out-folder.ts']],
+  ['models and files', ['src/model-metadata.ts', 'src/model-topology.ts', 'src/model-io.ts', 'src/models/', 'src/contracts.ts', 'src/scoring.ts', 'src/backend/', 'src/out-folder.ts', 'src/folder-lock.ts']],
   ['engines', ['src/engines/']],
   ['training', ['src/train/']],
   ['analysis and reports', ['src/analysis/', 'src/report/']],

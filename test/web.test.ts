@@ -16,6 +16,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
@@ -358,6 +359,25 @@ test('glonet web serves the site on localhost until Ctrl-C; bad input is a one-l
       assert.equal((await fetch(url + bad)).status, 404, bad);
     }
     assert.equal((await fetch(url, { method: 'POST' })).status, 405);
+    // Every answer: nosniff and the page's content security policy; the page declares the policy too.
+    assert.equal(index.headers.get('x-content-type-options'), 'nosniff');
+    assert.match(index.headers.get('content-security-policy') ?? '', /default-src 'none'; script-src 'self' 'wasm-unsafe-eval';.*frame-ancestors 'none'/);
+    assert.equal((await fetch(`${url}nope.js`)).headers.get('x-content-type-options'), 'nosniff');
+    // DNS rebinding: a page whose name an attacker points at 127.0.0.1 sends its own Host; it gets nothing.
+    const port = Number(new URL(url).port);
+    const get = (host: string) => new Promise<{ status: number; body: string }>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port, path: '/run/metrics.json', headers: { host } }, (res) => {
+        let body = '';
+        res.on('data', (b: Buffer) => { body += b.toString(); });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      }).on('error', reject);
+    });
+    for (const host of [`evil.example:${port}`, 'evil.example', `127.0.0.1.evil.example:${port}`, `localhost:${port + 1}`]) {
+      const r = await get(host);
+      assert.equal(r.status, 403, host);
+      assert.doesNotMatch(r.body, /config/, `${host}: no byte of the run`);
+    }
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]) assert.equal((await get(host)).status, 200, host);
   } finally {
     child.kill('SIGINT');
   }
@@ -382,7 +402,8 @@ test('glonet web serves the site on localhost until Ctrl-C; bad input is a one-l
   } finally {
     blocker.close();
   }
-  oneLine(['web', run, '--port', 'eighty'], /--port <p>.*expected a non-negative integer/);
+  oneLine(['web', run, '--port', 'eighty'], /--port <p>.*expected a port from 0 to 65535/);
+  oneLine(['web', run, '--port', '65536'], /--port <p>.*expected a port from 0 to 65535/);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -741,6 +762,16 @@ test('RGB run in CIFAR-10\'s format: the test-image picker and the dial in Chrom
     await page.screenshot({ path: path.join(OUT, 'rgb.png'), fullPage: true });
     assert.deepEqual(offsite, []);
     assert.deepEqual(errors, []);
+    // The page ran under its content security policy (header and <meta>) and kept to it (no error
+    // above): an inline script added to it now is refused.
+    const inline = await page.evaluate(() => new Promise<string>((resolve) => {
+      document.addEventListener('securitypolicyviolation', (e) => resolve(`refused by ${e.violatedDirective}`), { once: true });
+      const script = document.createElement('script');
+      script.textContent = 'document.body.dataset.inline = "ran"';
+      document.head.append(script);
+      setTimeout(() => resolve(document.body.dataset.inline ?? 'neither ran nor refused'), 5000);
+    }));
+    assert.match(inline, /^refused by script-src/);
   } finally {
     await closePage();
     await server.close();

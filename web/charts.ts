@@ -3,6 +3,7 @@
  * data sets are replaced in place when numbers change (the SVG keeps its size, so nothing moves).
  */
 import * as vega from 'vega';
+import { expressionInterpreter } from 'vega-interpreter';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { CHART_THEME } from '../src/display.js';
 
@@ -22,7 +23,9 @@ export async function liveChart(container: HTMLElement, spec: Record<string, unk
   // labels change or the window resizes, so text keeps its size and nothing around it moves.
   const sized = { ...spec, width: 'container', height: 'container', autosize: { type: 'fit', contains: 'padding', resize: true } };
   const vg = compile({ ...sized, description, config: THEME } as unknown as TopLevelSpec).spec;
-  const view = new vega.View(vega.parse(vg), { renderer: 'svg', container, hover: true });
+  // Vega's expressions run in its interpreter, not compiled with Function: the page's content
+  // security policy allows no eval (src/site/server.ts).
+  const view = new vega.View(vega.parse(vg, undefined, { ast: true }), { renderer: 'svg', container, hover: true, expr: expressionInterpreter });
   await view.runAsync();
   return {
     async set(name, rows) {

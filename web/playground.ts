@@ -48,6 +48,8 @@ export async function setupPlayground(site: SiteData, backend: { name: string; d
   const widthSelect = byId<HTMLSelectElement>('pg-width');
   const trainButton = byId<HTMLButtonElement>('pg-train');
   const section = byId('playground');
+  // The form only groups the controls: Enter in it submits nothing (a listener, as the page's content security policy allows no inline handler).
+  byId<HTMLFormElement>('pg-form').addEventListener('submit', (e) => e.preventDefault());
   dataSelect.append(
     new Option(`this run's test sample (${header.rows} examples, ${ds.task})`, 'sample'),
     new Option('two spirals (1,000 points, 2 classes)', 'spirals'),

@@ -15,7 +15,8 @@ import * as fs from 'node:fs';
 import { scanCsv } from '../data/csv.js';
 import { DataError, fitsFloat32, zScore } from '../data/dataset.js';
 import { encodeRow, inputCount, parseCell, type Cell, type RowNotes, type TableEncoding } from '../data/table-encoding.js';
-import { readFileChecked } from '../io.js';
+import { checkReadable, jsonProblem, readFileBounded, readHead } from '../io.js';
+import { LIMITS } from '../limits.js';
 import { shown, shownList } from '../errors.js';
 import type { ModelMetadata } from '../model-metadata.js';
 import { modelEncoding } from './model-encoding.js';
@@ -50,6 +51,10 @@ function imageRow(values: unknown[], meta: ModelMetadata, where: string): number
   const channels = meta.inputShape[meta.inputShape.length - 1];
   return values.map((v, i) => {
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new DataError(`${where}: ${valueName(meta, i)} is ${shown(JSON.stringify(v) ?? String(v))}; expected a finite number`);
+    // Image models were trained on pixels scaled to [0, 1]: raw bytes (0-255) would be read as 255 times brighter, silently.
+    if (meta.inputShape.length === 3 && (v < 0 || v > 1)) {
+      throw new DataError(`${where}: ${valueName(meta, i)} is ${v}; an image model takes pixels scaled to [0, 1] as in training${v > 1 && v <= 255 && Number.isInteger(v) ? ' (divide bytes 0-255 by 255)' : ''}`);
+    }
     const z = st ? zScore(v, st.mean[i % channels], st.std[i % channels]) : v;
     if (!fitsFloat32(z)) {
       throw new DataError(`${where}: ${valueName(meta, i)} = ${v}${st ? ` is ${z.toPrecision(3)} standard deviations from the training mean,` : ' is'} beyond float32 (the model's number type)`);
@@ -138,7 +143,7 @@ function readJsonRows(file: string, text: Buffer, meta: ModelMetadata, enc: Tabl
   try {
     parsed = JSON.parse(text.toString('utf8'));
   } catch (e) {
-    throw new DataError(`--input: ${file} is not valid JSON (${shown((e as Error).message, 120).slice(1, -1)})`);
+    throw new DataError(`--input: ${file} is not valid JSON (${jsonProblem(e)})`);
   }
   if (!Array.isArray(parsed)) throw new DataError(`--input: ${file}: expected a JSON array of rows`);
   if (parsed.length === 0) throw new DataError(`--input: ${file} has no rows`);
@@ -183,17 +188,17 @@ function readJsonRows(file: string, text: Buffer, meta: ModelMetadata, enc: Tabl
 export async function readModelInput(file: string, meta: ModelMetadata, progress?: ReadProgress): Promise<ModelInput> {
   if (!fs.existsSync(file)) throw new DataError(`--input: ${file} does not exist`);
   if (fs.statSync(file).isDirectory()) throw new DataError(`--input: ${file} is a folder; expected a CSV or JSON file`);
-  const enc = modelEncoding(meta);
-  const head = Buffer.alloc(64);
-  const fd = fs.openSync(file, 'r');
-  let n: number;
+  // A regular file of a bounded size (not /dev/zero, a FIFO or a link to one); only its first bytes are sniffed.
+  const bounds = { what: 'input', maxBytes: LIMITS.inputBytes.max, why: LIMITS.inputBytes.why };
   try {
-    n = fs.readSync(fd, head, 0, 64, 0);
-  } finally {
-    fs.closeSync(fd);
+    checkReadable(file, bounds);
+  } catch (e) {
+    throw new DataError(`--input: ${(e as Error).message}`);
   }
-  const looksJson = /^\s*[[{]/.test(head.subarray(0, n).toString('utf8'));
-  if (looksJson) return readJsonRows(file, readFileChecked(file, 'input'), meta, enc);
+  const enc = modelEncoding(meta);
+  const head = readHead(file, 64);
+  const looksJson = /^\s*[[{]/.test(head.toString('utf8'));
+  if (looksJson) return readJsonRows(file, readFileBounded(file, bounds), meta, enc);
   if (!enc) throw new DataError(`--input: ${file}: this model takes images; give a JSON array of pixel arrays`);
   return readCsvRows(file, enc, progress);
 }

@@ -9,7 +9,9 @@ import type * as tf from '@tensorflow/tfjs';
 import { readJson } from '../io.js';
 import { loadModel } from '../model-io.js';
 import type { Metrics } from '../contracts.js';
-import { loadDataset } from '../data/index.js';
+import { DataError, loadDataset } from '../data/index.js';
+import { fingerprintMismatch, isFingerprint } from '../data/fingerprint.js';
+import { shown, shownList } from '../errors.js';
 import type { Dataset } from '../data/dataset.js';
 import { AnalysisError } from './blocks.js';
 import type { ModelMetadata } from '../model-metadata.js';
@@ -34,7 +36,7 @@ export async function openRun(dir: string): Promise<RunFolder> {
   if (!fs.existsSync(dir)) throw new AnalysisError(`${dir}: no such run folder`);
   const metricsFile = path.join(dir, 'metrics.json');
   if (!fs.existsSync(metricsFile)) throw new AnalysisError(`${dir}: not a run folder (no metrics.json; train one with glonet train --out ${dir})`);
-  const metrics = readJson<Metrics>(metricsFile, 'metrics');
+  const metrics = readJson<Metrics>(metricsFile, 'metrics', { within: dir });
   const problem = metricsProblem(metrics);
   if (problem) throw new AnalysisError(`${metricsFile}: not the metrics of a glonet run (${problem})`);
   if (!fs.existsSync(path.join(dir, 'model', 'model.json'))) {
@@ -49,14 +51,67 @@ export async function openRun(dir: string): Promise<RunFolder> {
 }
 
 /**
- * The run's data, loaded exactly as training loaded it (same options, same seed, same split); a
- * table the model has an encoding for goes through that encoding, not a new fit.
+ * Where the run's data are: an absolute path as recorded; a relative one (written by glonet before
+ * paths were recorded absolute) relative to the run folder when it is there, else to the current
+ * folder, and in both cases checked against what the model was trained on.
  */
-export function runDataset(run: RunFolder): Promise<Dataset> {
+function dataPath(run: RunFolder): string | undefined {
+  const d = run.metrics.config.data;
+  if (d == null || path.isAbsolute(d)) return d;
+  const inRun = path.resolve(run.dir, d);
+  return fs.existsSync(inRun) ? inRun : path.resolve(d);
+}
+
+const sameNumbers = (a: readonly number[] | undefined, b: readonly number[] | undefined): boolean =>
+  (a ?? []).length === (b ?? []).length && (a ?? []).every((v, i) => Math.abs(v - b![i]) <= 1e-9 * Math.max(1, Math.abs(v)));
+
+/** How the loaded data differ from what the model was trained on (columns, standardization, split), or undefined. */
+function dataMismatch(run: RunFolder, ds: Dataset): string | undefined {
+  const was = run.meta.standardization;
+  const now = ds.standardization;
+  if (was && now) {
+    if (JSON.stringify(was.featureNames) !== JSON.stringify(now.featureNames)) {
+      return `the model was trained on the columns ${shownList(was.featureNames, 8)}, the data now give ${shownList(now.featureNames, 8)}`;
+    }
+    if ((was.target?.name ?? null) !== (now.target?.name ?? null)) return `the model predicts ${shown(was.target?.name ?? 'classes')}, the data now give ${shown(now.target?.name ?? 'classes')}`;
+    if (!sameNumbers(was.mean, now.mean) || !sameNumbers(was.std, now.std) ||
+      !sameNumbers([was.target?.mean ?? 0, was.target?.std ?? 1], [now.target?.mean ?? 0, now.target?.std ?? 1])) {
+      return 'the training rows\' means and standard deviations are not the ones the model was trained with (rows were added, removed or changed)';
+    }
+  }
+  const d = run.metrics.data;
+  if (d && (d.nTrain !== ds.nTrain || d.nTest !== ds.nTest)) {
+    return `the run was trained on ${d.nTrain} training and ${d.nTest} test examples, the data now give ${ds.nTrain} and ${ds.nTest}`;
+  }
+  if (JSON.stringify(run.meta.inputShape) !== JSON.stringify(ds.inputShape)) {
+    return `the model takes examples of shape [${run.meta.inputShape}], the data now give [${ds.inputShape}]`;
+  }
+  return undefined;
+}
+
+/**
+ * The run's data, loaded exactly as training loaded it (same options, same seed, same split), and
+ * refused when they are not the data the model was trained on: the files' sizes and checksums
+ * recorded in metrics.json, then the columns, their standardization and the split.
+ */
+export async function runDataset(run: RunFolder): Promise<Dataset> {
   const c = run.metrics.config;
-  return loadDataset({
-    dataset: c.dataset, data: c.data, target: c.target, drop: c.drop, seed: c.seed, subset: c.subset,
+  // A table the model has an encoding for goes through that encoding, not a new fit.
+  const o = {
+    dataset: c.dataset, data: dataPath(run), target: c.target, drop: c.drop, seed: c.seed, subset: c.subset,
     task: c.task, categorical: c.categorical, missing: c.missing, maxClasses: c.maxClasses, maxLevels: c.maxLevels,
     ...(run.meta.encoding ? { encoding: run.meta.encoding } : {}),
-  });
+  };
+  const metricsFile = path.join(run.dir, 'metrics.json');
+  const fingerprint = run.metrics.data?.fingerprint;
+  if (isFingerprint(fingerprint)) {
+    const changed = fingerprintMismatch(fingerprint, o);
+    if (changed) throw new DataError(`${metricsFile}: ${changed}; the model's analysis needs the data it was trained on: restore them, or train a new run on these`);
+  }
+  const ds = await loadDataset(o);
+  const problem = dataMismatch(run, ds);
+  if (problem) {
+    throw new DataError(`${metricsFile}: the data ${o.data ?? c.dataset} are not the data this model was trained on: ${problem}; restore them, or train a new run on these`);
+  }
+  return ds;
 }

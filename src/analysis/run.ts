@@ -17,12 +17,18 @@ import { checkWritableFolder, clearRunFolder, isSameOrInside, refuseIfHoldsRun }
 import { saveModel } from '../model-io.js';
 import { analyzeModel } from './analyze.js';
 import { openRun, runDataset } from './run-folder.js';
+import { withFolderLock } from '../folder-lock.js';
 import { truncateModel } from './truncate.js';
 import { evaluate } from '../scoring.js';
 
 export async function analyzeRun(dir: string, o: { samples?: number; tolerance?: number; backend?: string; report?: boolean }): Promise<Analysis> {
   await initBackend(o.backend);
   const run = await openRun(dir);
+  // The run folder is written (analysis.json, report.html): by one process at a time.
+  return withFolderLock(dir, { purpose: 'glonet analyze' }, () => analyzeOpened(run, dir, o));
+}
+
+async function analyzeOpened(run: Awaited<ReturnType<typeof openRun>>, dir: string, o: { samples?: number; tolerance?: number; report?: boolean }): Promise<Analysis> {
   const ds = await runDataset(run);
   const analysis = analyzeModel(run.model, run.meta, ds, { samples: o.samples, tolerance: o.tolerance });
   run.model.dispose();
@@ -89,8 +95,6 @@ export async function truncateRun(dir: string, blocks: number, out: string, o: {
     tf.tidy(() => (t.model.predict(tf.tensor(x, [rows, ...ds.inputShape])) as tf.Tensor).dataSync() as Float32Array).slice();
   const test = evaluate(predict, ds, ds.xTest, ds.yTest, ds.nTest);
   const train = evaluate(predict, ds, ds.xTrain, ds.yTrain, ds.nTrain);
-  if (o.overwrite) clearRunFolder(out);
-  await saveModel(t.model, path.join(out, 'model'), t.meta);
   const last = run.metrics.epochs[run.metrics.epochs.length - 1];
   const epoch = { epoch: last?.epoch ?? 0, trainLoss: train.loss, testLoss: test.loss, testError: test.error, ...(test.accuracy != null ? { testAccuracy: test.accuracy } : {}), seconds: 0 };
   const metrics: Metrics = {
@@ -99,6 +103,12 @@ export async function truncateRun(dir: string, blocks: number, out: string, o: {
     truncatedFrom: { dir: path.resolve(dir), blocks, of: t.meta.truncatedFrom!.of },
   };
   delete metrics.diverged;
-  writeJsonAtomic(path.join(out, 'metrics.json'), metrics);
+  // One writer of --out: checked again under the lock, as another process may have written it meanwhile.
+  await withFolderLock(out, { purpose: 'glonet truncate', option: '--out' }, async () => {
+    if (!o.overwrite) refuseIfHoldsRun(out, '--out', 'replace it with --overwrite, or choose another --out');
+    if (o.overwrite) clearRunFolder(out);
+    await saveModel(t.model, path.join(out, 'model'), t.meta);
+    writeJsonAtomic(path.join(out, 'metrics.json'), metrics);
+  });
   return { metrics, fullParams: run.model.countParams() };
 }

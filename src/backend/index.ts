@@ -50,6 +50,17 @@ async function activate(name: BackendName): Promise<boolean> {
   } catch {
     return false;
   }
+  if (name === 'cpu') {
+    // TF.js's cpu backend prints a banner on stderr at its first tensor in Node (install tfjs-node):
+    // glonet's problems are one line on stderr, so the banner is left out; glonet info names the backend.
+    const warn = console.warn;
+    console.warn = () => {};
+    try {
+      tf.tidy(() => tf.scalar(0));
+    } finally {
+      console.warn = warn;
+    }
+  }
   // A faster Tile gradient (any backend); on wasm, the kernels training needs (Conv2DBackpropFilter...).
   registerTrainingGradients();
   if (name === 'wasm') registerWasmTrainingKernels();

@@ -3,7 +3,8 @@ import { Command, Option } from 'commander';
 import * as path from 'node:path';
 import { BACKENDS } from '../backend/index.js';
 import { familyDefaults } from '../models/index.js';
-import { refuseIfHoldsRun } from '../out-folder.js';
+import { checkWritableFolder, refuseIfHoldsRun } from '../out-folder.js';
+import { withFolderLock } from '../folder-lock.js';
 import { trainStoppably } from './train.js';
 import { analyzeRun, describeAnalysis } from '../analysis/run.js';
 import { positiveInt } from './parse.js';
@@ -44,9 +45,13 @@ export function demoCommand(): Command {
       const t0 = performance.now();
       const cfg = demoConfig(o);
       if (!o.overwrite) refuseIfHoldsRun(o.out, '--out', 'replace it with glonet demo --overwrite, or choose another --out');
-      const result = await trainStoppably(cfg, o.out, { overwrite: o.overwrite });
-      result.model.dispose();
-      const analysis = await analyzeRun(o.out, { backend: result.metrics.backend, report: true });
+      checkWritableFolder(o.out, '--out');
+      // One writer from the first epoch to the analysis (training and analysis take the same lock again).
+      const { result, analysis } = await withFolderLock(o.out, { purpose: 'glonet demo', option: '--out' }, async () => {
+        const r = await trainStoppably(cfg, o.out, { overwrite: o.overwrite });
+        r.model.dispose();
+        return { result: r, analysis: await analyzeRun(o.out, { backend: r.metrics.backend, report: true }) };
+      });
       const m = result.metrics;
       const seconds = (performance.now() - t0) / 1000;
       const lines = [

@@ -12,6 +12,14 @@ import type { ExperimentResults } from '../contracts.js';
 import { list, positiveInt, shard } from './parse.js';
 import { datasetNames } from '../data/registry.js';
 import { addTableOptions } from './train.js';
+import { GlonetError } from '../errors.js';
+import { LIMITS } from '../limits.js';
+
+/** Cells of `experiment run` failed: a runtime failure (exit code 1) naming them. */
+class CellsFailedError extends GlonetError {
+  override name = 'CellsFailedError';
+  override readonly kind = 'runtime';
+}
 
 function claimsTable(r: ExperimentResults): string[] {
   return r.claims.map((c) => `  ${c.verdict.padEnd(12)} ${c.text}\n               paper: ${c.paper}\n               ours:  ${c.ours}`);
@@ -58,7 +66,7 @@ function runCommand(): Command {
     .option('--out <dir>', 'experiment folder (default runs/NAME-PRESET); shards and reruns share it')
     .option('--shard <I/N>', 'run the cells whose index is I-1 modulo N (default: from SLURM_ARRAY_TASK_* or JOB_COMPLETION_INDEX)', shard)
     .option('--shard-count <n>', 'Kubernetes Indexed Jobs: the number of shards (the Job\'s completions; or set GLONET_SHARD_COUNT)', positiveInt)
-    .option('--seeds <k>', 'seeds per cell (default: the preset\'s)', positiveInt)
+    .option('--seeds <k>', `seeds per cell, at most ${LIMITS.seeds.max} (default: the preset's)`, positiveInt)
     .addOption(new Option('--dataset <name>', 'data set, for the experiments that take several (cnn, vit: fashion-mnist, cifar10, mnist)').choices(datasetNames()))
     .option('--data <path>', 'data location: the SGEMM CSV (sgemm-*), a folder of MNIST IDX files (mnist-*), a CIFAR-10 folder (cnn, vit), your CSV (csv-depth)')
     .option('--target <col>', 'csv-depth: the column to predict')
@@ -83,9 +91,13 @@ function runCommand(): Command {
         ...claimsTable(r.results),
       ];
       if (r.results.missing.length) lines.push(`  missing cells: ${r.results.missing.map((m) => m.id).join(', ')}`);
+      if (r.busyCells.length) lines.push(`  being run by another process, left to it: ${r.busyCells.join(', ')}`);
       lines.push(`report: ${path.resolve(out, 'REPORT.md')} and report.html`);
       process.stdout.write(lines.join('\n') + '\n');
-      if (r.failed > 0) process.exitCode = 1;
+      // A scheduler must see a shard with a failed cell as failed.
+      if (r.failed > 0) {
+        throw new CellsFailedError(`${r.failed} of ${r.ran + r.failed} cells run here failed: ${r.failedCells.join(', ')} (each error is in ${path.join(out, 'cells', 'ID', 'failed.json')} and REPORT.md); rerun the same command to retry them`);
+      }
     });
 }
 

@@ -70,7 +70,8 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
-    return 0;
+    // A command that set an exit code (and printed why) keeps it: main's caller exits with what is returned.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (process.env.GLONET_DEBUG === '1' && !(e instanceof CommanderError)) process.stderr.write(`${(e as Error)?.stack ?? e}\n`);
     return reportError(e);

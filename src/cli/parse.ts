@@ -13,15 +13,36 @@ export function nonNegativeInt(v: string): number {
   return n;
 }
 
+/** A decimal number as written by people (`0.01`, `1e-5`, `.5`): not hexadecimal, binary or octal (`0x10` is not 16). */
+const DECIMAL = /^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i;
+
+function decimal(v: string): number {
+  return DECIMAL.test(v) ? Number(v) : NaN;
+}
+
 export function positiveNumber(v: string): number {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number, got '${v}'.`);
+  const n = decimal(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number in decimal (such as 0.01 or 1e-3), got '${v}'.`);
   return n;
 }
 
 export function nonNegativeNumber(v: string): number {
+  const n = decimal(v);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative number in decimal (such as 0 or 1e-5), got '${v}'.`);
+  return n;
+}
+
+/** SGD momentum: from 0 up to (not including) 1 (steps grow as 1 / (1 - momentum)). */
+export function momentum(v: string): number {
+  const n = decimal(v);
+  if (!Number.isFinite(n) || n < 0 || n >= 1) throw new InvalidArgumentError(`expected a number from 0 up to (not including) 1 (SGD's steps grow as 1 / (1 - momentum), without bound at 1), got '${v}'.`);
+  return n;
+}
+
+/** A TCP port: 0 (any free one) to 65535. */
+export function port(v: string): number {
   const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative number, got '${v}'.`);
+  if (!/^\s*\d+\s*$/.test(v) || n > 65535) throw new InvalidArgumentError(`expected a port from 0 to 65535 (0 picks a free one), got '${v}'.`);
   return n;
 }
 

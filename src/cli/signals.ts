@@ -2,6 +2,11 @@
  * SIGINT (Ctrl-C) and SIGTERM during training: the first asks the run to stop before its next
  * batch (the epoch in progress is dropped, every committed epoch stays), the second stops at once.
  * Either way the process ends with 128 + the signal's number (130 for SIGINT, 143 for SIGTERM).
+ *
+ * The handlers are installed (`arm`) only when the training loop starts. Before that (reading the
+ * data, building the model), nothing is in memory that the run folder does not hold, and the
+ * signal's default action ends the process at once, however long a read or a build would take: a
+ * JavaScript handler would wait for them to finish.
  */
 import { constants } from 'node:os';
 
@@ -9,6 +14,8 @@ interface StopSignals {
   signal: AbortSignal;
   /** 130 for SIGINT, 143 for SIGTERM. */
   exitCode(): number;
+  /** Install the handlers (from now on the first signal asks the run to stop before its next batch). */
+  arm(): void;
   dispose(): void;
 }
 
@@ -24,11 +31,16 @@ export function stopOnSignals(): StopSignals {
     code = c;
     ctl.abort(sig);
   };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
+  let armed = false;
   return {
     signal: ctl.signal,
     exitCode: () => code,
+    arm() {
+      if (armed) return;
+      armed = true;
+      process.on('SIGINT', handler);
+      process.on('SIGTERM', handler);
+    },
     dispose() {
       process.off('SIGINT', handler);
       process.off('SIGTERM', handler);

@@ -4,10 +4,14 @@ import { BACKENDS } from '../backend/index.js';
 import { familyNames, getFamily } from '../models/index.js';
 import { checkArch } from '../models/family.js';
 import { runTraining, type RunResult } from '../train/run.js';
-import { list, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber } from './parse.js';
+import { list, momentum, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber } from './parse.js';
 import { ExitError, UsageError } from './errors.js';
 import { afterTraining } from './after-training.js';
+import { checkWritableFolder } from '../out-folder.js';
+import { withFolderLock } from '../folder-lock.js';
 import { stopOnSignals } from './signals.js';
+import { LIMITS, formatCount } from '../limits.js';
+import { SEED_LIMIT } from '../train/options.js';
 import { InterruptedError } from '../train/trainer.js';
 import { datasetNames, getDataset } from '../data/registry.js';
 import { DEFAULT_MAX_CLASSES, DEFAULT_MAX_LEVELS } from '../data/csv-dataset.js';
@@ -26,7 +30,14 @@ interface TrainCliOptions extends Pick<RunConfig, 'model' | 'arch' | 'dataset' |
 export async function trainStoppably(cfg: RunConfig, out: string, opts: { resume?: boolean; overwrite?: boolean }): Promise<RunResult> {
   const stop = stopOnSignals();
   try {
-    return await runTraining(cfg, out, { ...opts, signal: stop.signal });
+    const r = await runTraining(cfg, out, { ...opts, signal: stop.signal, beforeTraining: stop.arm });
+    if (stop.signal.aborted) {
+      // The signal came during the last epoch, which was committed anyway: the run is complete, its report not written.
+      r.model.dispose();
+      const last = r.metrics.epochs[r.metrics.epochs.length - 1]?.epoch ?? 0;
+      throw new ExitError(`interrupted after epoch ${last}, the run's last: the run is complete, its report was not written (glonet train --resume with the same options writes it)`, stop.exitCode());
+    }
+    return r;
   } catch (e) {
     if (e instanceof InterruptedError) throw new ExitError(e.message, stop.exitCode());
     throw e;
@@ -75,16 +86,16 @@ function addTrainOptions(cmd: Command): Command {
     .option('--target <col>', 'csv: the column to predict')
     .option('--drop <cols>', 'csv: columns to leave out, comma-separated (repeatable); a column with an empty header is named by its position, \'column 3\'', list)
     .requiredOption('--depth <n>', familyHelp((f) => f.depthHelp), positiveInt)
-    .option('--width <w>', `units per block (mlp) or embedding size (vit); default ${defaultsHelp('width')}`, positiveInt)
-    .option('--epochs <e>', `epochs; default ${defaultsHelp('epochs')}`, positiveInt)
-    .option('--batch-size <b>', `mini-batch size; default ${defaultsHelp('batchSize')}`, positiveInt)
+    .option('--width <w>', `units per block (mlp) or embedding size (vit), at most ${familyNames().flatMap((n) => getFamily(n).limits?.width ? [`${formatCount(getFamily(n).limits!.width!.max)} (${n})`] : []).join(', ')}; default ${defaultsHelp('width')}`, positiveInt)
+    .option('--epochs <e>', `epochs, at most ${formatCount(LIMITS.epochs.max)}; default ${defaultsHelp('epochs')}`, positiveInt)
+    .option('--batch-size <b>', `mini-batch size, at most ${formatCount(LIMITS.batchSize.max)} (and what the model's activations allow: the message says how many); default ${defaultsHelp('batchSize')}`, positiveInt)
     .addOption(new Option('--optimizer <name>', `optimizer (sgd = SGD with momentum); default ${defaultsHelp('optimizer')}`).choices(OPTIMIZERS))
     .option('--lr <x>', `learning rate; default ${defaultsHelp('lr')}`, positiveNumber)
-    .option('--momentum <x>', `SGD momentum; default ${defaultsHelp('momentum')}`, nonNegativeNumber)
+    .option('--momentum <x>', `SGD momentum, from 0 up to (not including) 1; default ${defaultsHelp('momentum')}`, momentum)
     .option('--l2 <x>', `L2 coefficient on kernels, penalty l2*sum(w^2); default ${defaultsHelp('l2')}`, nonNegativeNumber)
     .addOption(new Option('--schedule <s>', `learning-rate schedule: step = x0.1 every quarter of the epochs; default ${defaultsHelp('schedule')}`).choices(SCHEDULES))
     .option('--warmup <epochs>', `linear learning-rate warm-up over this many epochs' worth of steps (fractions allowed; 0 = none), step by step, with any schedule; default ${defaultsHelp('warmup')}`, nonNegativeNumber)
-    .option('--seed <s>', 'random seed: same seed, backend and data give the same metrics', nonNegativeInt, 0)
+    .option('--seed <s>', `random seed, 0 to ${formatCount(SEED_LIMIT.max)}: same seed, backend and data give the same metrics`, nonNegativeInt, 0)
     .option('--subset <n>', 'train and test on a seeded random subset of n examples (at least 10, at most the data\'s size)', positiveInt)
     .option('--augment', 'image data sets: random flips and 4-pixel crops')
     .addOption(new Option('--backend <name>', 'TF.js backend (default: the fastest that loads)').choices(BACKENDS))
@@ -159,9 +170,13 @@ export function trainCommand(): Command {
     .option('--no-report', 'skip writing report.html')
     .action(async (o: TrainCliOptions) => {
       const cfg = toRunConfig(o);
-      const result = await trainStoppably(cfg, o.out, { resume: o.resume, overwrite: o.overwrite });
-      result.model.dispose();
-      await afterTraining(result, { report: o.report !== false });
+      checkWritableFolder(o.out, '--out');
+      // One writer from the first epoch to the report (runTraining takes the same lock again).
+      await withFolderLock(o.out, { purpose: 'glonet train', option: '--out' }, async () => {
+        const result = await trainStoppably(cfg, o.out, { resume: o.resume, overwrite: o.overwrite });
+        result.model.dispose();
+        await afterTraining(result, { report: o.report !== false });
+      });
     });
   return cmd;
 }

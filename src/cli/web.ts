@@ -4,13 +4,13 @@ import { Command, Option } from 'commander';
 import { BACKENDS, initBackend } from '../backend/index.js';
 import { buildSite, checkSiteFolder, writeSite, type SiteFiles } from '../site/site.js';
 import { serveSite } from '../site/server.js';
-import { nonNegativeInt, positiveInt } from './parse.js';
+import { port, positiveInt } from './parse.js';
 
 export function webCommand(): Command {
   return new Command('web')
     .description('a page for a trained run: the depth dial, explanations of your own inputs and a GloNet playground, all in the browser with TF.js; serves it on localhost, or writes a static folder with --out')
     .argument('<dir>', 'run folder written by glonet train')
-    .option('--port <p>', 'localhost port to serve on (0: any free port)', nonNegativeInt, 8765)
+    .option('--port <p>', 'localhost port to serve on, 0 to 65535 (0: any free port)', port, 8765)
     .option('--out <site>', 'write the page as a static folder for any web host instead of serving it')
     .option('--sample <n>', 'test examples shipped with the page (default 2000, or the whole test set when smaller)', positiveInt)
     .addOption(new Option('--backend <name>', 'TF.js backend for the Node-side analysis of the sample (default: the fastest that loads)').choices(BACKENDS))

@@ -15,6 +15,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataError, checkSubset, type Dataset } from './dataset.js';
+import { checkReadable, readFileBounded } from '../io.js';
+import { LIMITS } from '../limits.js';
 import { gatherImages, pickIndices, splitFields } from './idx.js';
 import { Rng } from '../random.js';
 
@@ -49,20 +51,18 @@ interface Cifar10Options {
   subset?: number;
 }
 
-/** Reads one batch file; checks its size and labels. */
+/** Reads one batch file; checks its size (before reading it: a regular file, a whole number of records) and labels. */
 function readBatch(file: string): Uint8Array {
-  let bytes: Uint8Array;
-  try {
-    bytes = fs.readFileSync(file);
-  } catch (e) {
-    throw new DataError(`${file}: cannot read (${(e as Error).message})`);
-  }
-  if (bytes.length === 0 || bytes.length % CIFAR10_RECORD_BYTES !== 0) {
+  const bounds = { what: 'CIFAR-10 batch', maxBytes: LIMITS.imageFileBytes.max, why: LIMITS.imageFileBytes.why };
+  const { size } = checkReadable(file, bounds);
+  if (size === 0 || size % CIFAR10_RECORD_BYTES !== 0) {
     throw new DataError(
-      `${file}: size ${bytes.length} bytes is not a positive multiple of the CIFAR-10 record size ` +
+      `${file}: size ${size} bytes is not a positive multiple of the CIFAR-10 record size ` +
         `${CIFAR10_RECORD_BYTES} (1 label byte + 3072 pixel bytes); is it the binary version of CIFAR-10?`,
     );
   }
+  const bytes = readFileBounded(file, bounds);
+  if (bytes.length !== size) throw new DataError(`${file}: changed size while it was read (${size} bytes, then ${bytes.length}); read it again once nothing writes it`);
   const n = bytes.length / CIFAR10_RECORD_BYTES;
   for (let i = 0; i < n; i++) {
     const label = bytes[i * CIFAR10_RECORD_BYTES];
@@ -71,6 +71,11 @@ function readBatch(file: string): Uint8Array {
     }
   }
   return bytes;
+}
+
+/** The batch files of a CIFAR-10 folder that a run reads: the training batches present, then test_batch.bin. */
+export function cifar10Files(dir: string): string[] {
+  return [...CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE].map((f) => path.join(dir, f)).filter((p) => fs.existsSync(p));
 }
 
 /** Records of several batches, addressed as one list. */
@@ -136,9 +141,8 @@ export function loadCifar10(opts: Cifar10Options): Dataset {
     );
   }
   checkSubset(opts.subset);
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
-    throw new DataError(`CIFAR-10: folder ${dir} does not exist; expected a folder holding ${expected}`);
-  }
+  if (!fs.existsSync(dir)) throw new DataError(`CIFAR-10: folder ${dir} does not exist; expected a folder holding ${expected}`);
+  if (!fs.statSync(dir).isDirectory()) throw new DataError(`--data: ${dir} is a file; CIFAR-10 is read from a folder holding ${expected}`);
   const trainFiles = CIFAR10_TRAIN_FILES.map((f) => path.join(dir, f)).filter((p) => fs.existsSync(p));
   const testPath = path.join(dir, CIFAR10_TEST_FILE);
   const missing: string[] = [];

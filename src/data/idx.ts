@@ -10,6 +10,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { DataError, checkSubset, type Dataset } from './dataset.js';
+import { checkReadable, readFileBounded, readHead } from '../io.js';
+import { BadFileError } from '../errors.js';
+import { LIMITS } from '../limits.js';
 import { Rng } from '../random.js';
 
 type IdxKind = 'images' | 'labels';
@@ -36,73 +39,125 @@ function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
 
-/** Reads a file, gunzipping it when its first bytes say it is gzip. Errors are DataErrors. */
-function readMaybeGzip(file: string): Uint8Array {
-  let raw: Buffer;
-  try {
-    raw = fs.readFileSync(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
+const IDX_BOUNDS = { what: 'IDX file', maxBytes: LIMITS.imageFileBytes.max, why: LIMITS.imageFileBytes.why };
+
+/**
+ * The bytes an IDX file must have from its header (magic number, dimensions), or undefined when
+ * `head` is too short to tell; a header that is not an IDX header of the expected kind is a
+ * DataError naming the file.
+ */
+function idxHeader(file: string, head: Uint8Array, expect: IdxKind | undefined): { kind: IdxKind; dims: number[]; headerBytes: number; total: number } | undefined {
+  const wanted = expect
+    ? `${hex8(MAGIC[expect])} (IDX ${expect}, unsigned bytes)`
+    : `${hex8(MAGIC.images)} (IDX images, unsigned bytes) or ${hex8(MAGIC.labels)} (IDX labels, unsigned bytes)`;
+  if (head.length < 4) return undefined;
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  const magic = view.getUint32(0, false);
+  if (head[0] !== 0 || head[1] !== 0) {
+    throw new DataError(`${file}: not an IDX file (magic number ${hex8(magic)}); expected ${wanted}`);
+  }
+  if (head[2] !== UNSIGNED_BYTE) {
     throw new DataError(
-      code === 'ENOENT' ? `${file}: no such file` : `${file}: cannot read (${(e as Error).message})`,
+      `${file}: IDX data type 0x${head[2].toString(16).padStart(2, '0')} is not supported, only 0x08 (unsigned bytes); expected magic number ${wanted}`,
     );
   }
-  if (!isGzip(raw)) return raw;
-  try {
-    return zlib.gunzipSync(raw);
-  } catch (e) {
-    throw new DataError(`${file}: starts like a gzip file but does not decompress (${(e as Error).message})`);
+  let kind: IdxKind;
+  if (magic === MAGIC.images) kind = 'images';
+  else if (magic === MAGIC.labels) kind = 'labels';
+  else throw new DataError(`${file}: IDX file with ${head[3]} dimensions (magic number ${hex8(magic)}); expected ${wanted}`);
+  if (expect && kind !== expect) {
+    throw new DataError(`${file}: holds IDX ${kind} (magic number ${hex8(magic)}); expected ${wanted}`);
   }
+  const headerBytes = 4 + 4 * head[3];
+  if (head.length < headerBytes) return undefined;
+  const dims: number[] = [];
+  for (let i = 0; i < head[3]; i++) dims.push(view.getUint32(4 + 4 * i, false));
+  return { kind, dims, headerBytes, total: headerBytes + dims.reduce((a, b) => a * b, 1) };
 }
 
 /**
  * Reads and validates one IDX file (raw or gzipped). `expect` names the kind the caller needs;
  * without it either kind is accepted. Every problem is a DataError naming the file and what was
  * expected: a wrong magic number, a data type other than unsigned byte, a file shorter or longer
- * than its dimensions say.
+ * than its dimensions say. Reading is bounded by the header: a raw file is read only when its size
+ * is the one its dimensions give, a gzipped one is inflated no further than that size, and no file
+ * beyond LIMITS.imageFileBytes is read at all (nor a device, FIFO or link to one).
  */
 export function readIdx(file: string, expect?: IdxKind): IdxFile {
-  const bytes = readMaybeGzip(file);
   const wanted = expect
     ? `${hex8(MAGIC[expect])} (IDX ${expect}, unsigned bytes)`
     : `${hex8(MAGIC.images)} (IDX images, unsigned bytes) or ${hex8(MAGIC.labels)} (IDX labels, unsigned bytes)`;
+  let size: number;
+  try {
+    size = checkReadable(file, IDX_BOUNDS).size;
+  } catch (e) {
+    if (e instanceof BadFileError && /it does not exist/.test(e.message)) throw new DataError(`${file}: no such file`);
+    throw e;
+  }
+  const head = readHead(file, Math.min(size, 4 + 4 * 255));
+  let bytes: Uint8Array;
+  if (!isGzip(head)) {
+    const h = idxHeader(file, head, expect);
+    if (h && size !== h.total) {
+      const what = size < h.total ? 'truncated IDX file' : 'IDX file longer than its header says';
+      throw new DataError(`${file}: ${what}: dimensions [${h.dims.join(', ')}] need ${h.total} bytes, found ${size} bytes`);
+    }
+    bytes = readFileBounded(file, IDX_BOUNDS);
+  } else {
+    const raw = readFileBounded(file, IDX_BOUNDS);
+    // The header first, from as little of the stream as gives it; then the whole file, inflated no
+    // further than the size the header announces (a small file that inflates to gigabytes stops there).
+    let h: ReturnType<typeof idxHeader>;
+    for (let prefix = 4096; ; prefix *= 4) {
+      let start: Buffer;
+      try {
+        start = zlib.gunzipSync(raw.subarray(0, prefix), { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: 64 << 20 });
+      } catch (e) {
+        throw new DataError(`${file}: starts like a gzip file but does not decompress (${(e as Error).message})`);
+      }
+      h = idxHeader(file, start, expect);
+      if (h || prefix >= raw.length) break;
+    }
+    if (!h) bytes = gunzipBounded(file, raw, 4 + 4 * 255);
+    else {
+      if (h.total > LIMITS.imageFileBytes.max) {
+        throw new DataError(`${file}: dimensions [${h.dims.join(', ')}] need ${h.total} bytes decompressed; an IDX file can hold at most ${LIMITS.imageFileBytes.max} (${LIMITS.imageFileBytes.why})`);
+      }
+      bytes = gunzipBounded(file, raw, h.total);
+    }
+  }
   if (bytes.length < 4) {
     throw new DataError(`${file}: only ${bytes.length} bytes, too short for an IDX file; expected magic number ${wanted}`);
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const magic = view.getUint32(0, false);
-  if (bytes[0] !== 0 || bytes[1] !== 0) {
-    throw new DataError(`${file}: not an IDX file (magic number ${hex8(magic)}); expected ${wanted}`);
-  }
-  if (bytes[2] !== UNSIGNED_BYTE) {
-    throw new DataError(
-      `${file}: IDX data type 0x${bytes[2].toString(16).padStart(2, '0')} is not supported, only 0x08 (unsigned bytes); expected magic number ${wanted}`,
-    );
-  }
-  let kind: IdxKind;
-  if (magic === MAGIC.images) kind = 'images';
-  else if (magic === MAGIC.labels) kind = 'labels';
-  else throw new DataError(`${file}: IDX file with ${bytes[3]} dimensions (magic number ${hex8(magic)}); expected ${wanted}`);
-  if (expect && kind !== expect) {
-    throw new DataError(`${file}: holds IDX ${kind} (magic number ${hex8(magic)}); expected ${wanted}`);
-  }
   const ndims = bytes[3];
-  const headerBytes = 4 + 4 * ndims;
-  if (bytes.length < headerBytes) {
+  const h = idxHeader(file, bytes, expect);
+  if (!h) {
     throw new DataError(
-      `${file}: truncated IDX file: expected at least ${headerBytes} bytes of header, found ${bytes.length} bytes`,
+      `${file}: truncated IDX file: expected at least ${4 + 4 * ndims} bytes of header, found ${bytes.length} bytes`,
     );
   }
-  const dims: number[] = [];
-  for (let i = 0; i < ndims; i++) dims.push(view.getUint32(4 + 4 * i, false));
-  const expected = headerBytes + dims.reduce((a, b) => a * b, 1);
-  if (bytes.length !== expected) {
-    const what = bytes.length < expected ? 'truncated IDX file' : 'IDX file longer than its header says';
+  if (bytes.length !== h.total) {
+    const what = bytes.length < h.total ? 'truncated IDX file' : 'IDX file longer than its header says';
     throw new DataError(
-      `${file}: ${what}: dimensions [${dims.join(', ')}] need ${expected} bytes (decompressed), found ${bytes.length} bytes`,
+      `${file}: ${what}: dimensions [${h.dims.join(', ')}] need ${h.total} bytes (decompressed), found ${bytes.length} bytes`,
     );
   }
-  return { path: file, kind, dims, data: bytes.subarray(headerBytes) };
+  return { path: file, kind: h.kind, dims: h.dims, data: bytes.subarray(h.headerBytes) };
+}
+
+/**
+ * Gunzip at most `limit` bytes plus one (so that "longer than its header says" can still be told);
+ * more is never inflated. Damaged data is a DataError naming the file.
+ */
+function gunzipBounded(file: string, raw: Uint8Array, limit: number): Uint8Array {
+  try {
+    return zlib.gunzipSync(raw, { maxOutputLength: limit + 1 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new DataError(`${file}: inflates to more than the ${limit} bytes its IDX header says it holds; the file is damaged or not what its header says`);
+    }
+    throw new DataError(`${file}: starts like a gzip file but does not decompress (${(e as Error).message})`);
+  }
 }
 
 /** One split (train or test) read from a pair of IDX files. */
@@ -170,6 +225,11 @@ function findIdxFiles(dir: string, what: string): Record<keyof typeof IDX_FILE_N
     );
   }
   return found as Record<keyof typeof IDX_FILE_NAMES, string>;
+}
+
+/** The four IDX files of an MNIST-style folder (each raw or .gz), in the order of IDX_FILE_NAMES. */
+export function idxFolderFiles(dir: string, what = 'IDX'): string[] {
+  return Object.values(findIdxFiles(dir, what));
 }
 
 /** 0..255 -> [0, 1], as float32. */

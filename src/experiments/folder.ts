@@ -10,7 +10,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExperimentManifest } from '../contracts.js';
-import { readJson, writeJsonAtomic } from '../io.js';
+import { writeJsonAtomic } from '../io.js';
+import { readManifestFile } from './cell-files.js';
 import { ExperimentError } from './experiment.js';
 
 const manifestFile = (dir: string) => path.join(dir, 'experiment.json');
@@ -22,7 +23,7 @@ export function readManifest(dir: string): ExperimentManifest {
   if (!fs.existsSync(manifestFile(dir))) {
     throw new ExperimentError(`${dir}: not an experiment folder (no experiment.json); start one with glonet experiment run NAME --out ${dir}`);
   }
-  return readJson<ExperimentManifest>(manifestFile(dir), 'experiment manifest');
+  return readManifestFile(dir, manifestFile(dir));
 }
 
 /**

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Analysis, CellRecord, ExperimentCell, ExperimentResults, Metrics } from '../contracts.js';
-import { readJson } from '../io.js';
+import { readCellAnalysis, readCellFailure, readCellMetrics, readCellRecord } from './cell-files.js';
 import { VERSION } from '../version.js';
 import { judgeClaim } from './experiment.js';
 import { cellDir, cellDoneFile, cellFailedFile, readManifest } from './folder.js';
@@ -76,15 +76,15 @@ export function gatherResults(dir: string): { results: ExperimentResults; files:
     const folder = cellDir(dir, id);
     const metricsFile = path.join(folder, 'metrics.json');
     if (fs.existsSync(cellDoneFile(dir, id))) {
-      const m = readJson<Metrics>(metricsFile, 'metrics');
+      const m = readCellMetrics(dir, metricsFile, true);
       const analysisFile = path.join(folder, 'analysis.json');
-      const a = fs.existsSync(analysisFile) ? readJson<Analysis>(analysisFile, 'analysis') : null;
-      cells.push(cellSummary(id, m, a, readJson<CellRecord>(cellDoneFile(dir, id), 'cell record')));
+      const a = fs.existsSync(analysisFile) ? readCellAnalysis(dir, analysisFile, m.config.depth) : null;
+      cells.push(cellSummary(id, m, a, readCellRecord(dir, cellDoneFile(dir, id), id)));
       files.set(id, { metrics: m, analysis: a });
     } else if (fs.existsSync(cellFailedFile(dir, id))) {
-      failed.push({ id, error: readJson<{ error: string }>(cellFailedFile(dir, id), 'cell failure').error });
+      failed.push({ id, error: readCellFailure(dir, cellFailedFile(dir, id)) });
     } else if (fs.existsSync(metricsFile)) {
-      const m = readJson<Metrics>(metricsFile, 'metrics');
+      const m = readCellMetrics(dir, metricsFile, false);
       missing.push({ id, interruptedAfterEpoch: m.epochs.length });
     } else {
       missing.push({ id });

@@ -12,7 +12,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { CellRecord, ExperimentManifest, ExperimentResults, Metrics } from '../contracts.js';
-import { readJson, writeJsonAtomic } from '../io.js';
+import { tempNamePid, writeJsonAtomic, writing } from '../io.js';
+import { GlonetError, OutFolderError } from '../errors.js';
+import { checkWritableFolder, makeOutFolder, runEntries } from '../out-folder.js';
+import { FolderBusyError, LOCK_FILE, lockFolder, type FolderLock } from '../folder-lock.js';
+import { readCellMetrics, readCellRecord } from './cell-files.js';
 import { RunError, runTraining } from '../train/run.js';
 import { DivergedError } from '../train/trainer.js';
 import { createProgress } from '../train/progress.js';
@@ -35,9 +39,16 @@ interface RunExperimentOptions {
 
 interface RunExperimentResult {
   results: ExperimentResults;
+  /** Cells trained (and analyzed) by this call. */
   ran: number;
+  /** Cells found finished. */
   skipped: number;
+  /** Cells whose run failed (their error is in DIR/cells/ID/failed.json). */
   failed: number;
+  /** The ids of the failed cells. */
+  failedCells: string[];
+  /** Cells another process was running (another shard on the same folder): left to it. */
+  busyCells: string[];
 }
 
 /** The settings a finished cell must have been trained with to count for this run. */
@@ -45,19 +56,36 @@ const SAME_CELL_KEYS = ['model', 'arch', 'dataset', 'data', 'target', 'drop', 't
 /** Settings whose absence means their default (runs written before the setting existed). */
 const DEFAULTS: Partial<Record<(typeof SAME_CELL_KEYS)[number], unknown>> = { headInit: 'paper' };
 
-function checkFinishedCell(dir: string, cell: CellSpec): void {
-  const m = readJson<Metrics>(path.join(cellDir(dir, cell.id), 'metrics.json'), 'metrics');
+/**
+ * Whether the cell's folder holds a finished cell trained as this run asks: 'done', or 'damaged'
+ * (its cell.json or metrics.json is not what glonet wrote: it is run again, which resumes it).
+ * A finished cell trained with other settings is an ExperimentError: the folder belongs to another run.
+ */
+function finishedCell(dir: string, cell: CellSpec, log: (l: string) => void): 'done' | 'damaged' {
+  let m: Metrics;
+  try {
+    readCellRecord(dir, cellDoneFile(dir, cell.id), cell.id);
+    m = readCellMetrics(dir, path.join(cellDir(dir, cell.id), 'metrics.json'), true);
+  } catch (e) {
+    if (!(e instanceof GlonetError)) throw e;
+    log(`${e.message}; running the cell again`);
+    return 'damaged';
+  }
   for (const k of SAME_CELL_KEYS) {
     if (JSON.stringify(m.config[k] ?? DEFAULTS[k] ?? null) !== JSON.stringify(cell.config[k] ?? DEFAULTS[k] ?? null)) {
       throw new ExperimentError(`${cellDir(dir, cell.id)} was trained with ${k} = ${JSON.stringify(m.config[k])}, this run asks ${JSON.stringify(cell.config[k])}; pass another --out`);
     }
   }
+  return 'done';
 }
 
 async function runCell(dir: string, cell: CellSpec, log: (l: string) => void): Promise<'done' | 'failed'> {
   const folder = cellDir(dir, cell.id);
   const loadStart = os.loadavg()[0];
-  fs.rmSync(cellFailedFile(dir, cell.id), { force: true });
+  writing(folder, () => {
+    fs.rmSync(cellDoneFile(dir, cell.id), { force: true });
+    fs.rmSync(cellFailedFile(dir, cell.id), { force: true });
+  });
   let trained = true;
   try {
     // A folder with metrics.json is a cell that started: resume it (a new cell needs no resume).
@@ -68,10 +96,10 @@ async function runCell(dir: string, cell: CellSpec, log: (l: string) => void): P
     if (e instanceof DivergedError) {
       log(`${cell.id}: ${e.message}`);
       trained = fs.existsSync(path.join(folder, 'model', 'model.json'));
-    } else if (e instanceof ExperimentError || e instanceof RunError) {
+    } else if (e instanceof ExperimentError || e instanceof RunError || e instanceof FolderBusyError) {
       throw e;
     } else {
-      const error = (e as Error).message ?? String(e);
+      const error = String((e as Error)?.message ?? e).split('\n')[0];
       writeJsonAtomic(cellFailedFile(dir, cell.id), { id: cell.id, error });
       log(`${cell.id}: failed: ${error}`);
       return 'failed';
@@ -93,6 +121,39 @@ async function runCell(dir: string, cell: CellSpec, log: (l: string) => void): P
   return 'done';
 }
 
+/**
+ * Refuse an --out that is not, and cannot become, an experiment folder: a file, a folder that
+ * cannot be written, a folder holding other files (a training run's, a user's), and cell paths
+ * that are not folders inside it. Reads only.
+ */
+function checkExperimentFolder(out: string, cells: CellSpec[]): void {
+  checkWritableFolder(out, '--out', 'the experiment');
+  if (!fs.existsSync(out)) return;
+  if (!fs.existsSync(path.join(out, 'experiment.json'))) {
+    // A lock or the temporary file of another shard claiming the folder this moment are not a user's files.
+    const files = fs.readdirSync(out).filter((n) => n !== LOCK_FILE && tempNamePid(n) === undefined && n !== 'cells');
+    if (files.length > 0) {
+      const what = runEntries(out).length ? 'the files of a training run' : `files that are not an experiment's (${files.slice(0, 3).join(', ')}${files.length > 3 ? ', ...' : ''})`;
+      throw new OutFolderError(`--out: ${out} holds ${what}; an experiment needs a new or empty folder, or the folder of an earlier run of it to resume`);
+    }
+    return;
+  }
+  const root = fs.realpathSync(out);
+  for (const c of cells) {
+    const p = cellDir(out, c.id);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(p);
+    } catch {
+      continue;
+    }
+    const real = st.isSymbolicLink() ? (() => { try { return fs.realpathSync(p); } catch { return ''; } })() : '';
+    if (st.isSymbolicLink() ? !(real.startsWith(root + path.sep) && fs.statSync(real).isDirectory()) : !st.isDirectory()) {
+      throw new ExperimentError(`${p}: is ${st.isSymbolicLink() ? `a link to ${real || 'nothing'}` : 'a file'}, not the cell's folder inside ${out}; remove it, or pass another --out`);
+    }
+  }
+}
+
 export async function runExperiment(exp: Experiment, o: RunExperimentOptions): Promise<RunExperimentResult> {
   const log = o.log ?? ((l: string) => process.stdout.write(l + '\n'));
   const data = chooseData(exp, o.data ?? {});
@@ -100,27 +161,51 @@ export async function runExperiment(exp: Experiment, o: RunExperimentOptions): P
   const manifest: ExperimentManifest = {
     experiment: exp.name, preset: o.preset, ...(o.seeds != null ? { seeds: o.seeds } : {}), data, cells: cells.map((c) => c.id),
   };
-  fs.mkdirSync(o.out, { recursive: true });
+  checkExperimentFolder(o.out, cells);
+  makeOutFolder(o.out, '--out');
   claimFolder(o.out, manifest);
   const mine = cells.filter((_, i) => inShard(i, o.shard ?? null));
   log(`glonet experiment ${exp.name} --preset ${o.preset}: ${cells.length} cells` +
     (o.shard ? `, shard ${o.shard.index}/${o.shard.count} (${o.shard.source}) runs ${mine.length}` : '') + ` into ${o.out}`);
   let ran = 0;
   let skipped = 0;
-  let failed = 0;
+  const failed: string[] = [];
+  /** Run one cell unless another process holds it: false when it does. */
+  const attempt = async (cell: CellSpec, tag: string, last: boolean): Promise<boolean> => {
+    const say = (l: string) => log(`${tag} ${l}`);
+    // Each cell is written by one process at a time: shards and reruns sharing the folder leave a cell another process holds to it.
+    let lock: FolderLock;
+    try {
+      lock = lockFolder(cellDir(o.out, cell.id), { purpose: `glonet experiment run ${exp.name} (cell ${cell.id})` });
+    } catch (e) {
+      if (!(e instanceof FolderBusyError)) throw e;
+      say(`being run by another process (${e.holder.purpose.replace(/ \(cell .*\)$/, '')}, pid ${e.holder.pid} on ${e.holder.host}); ${last ? 'left to it' : 'skipped for now'}`);
+      return false;
+    }
+    try {
+      if (fs.existsSync(cellDoneFile(o.out, cell.id)) && finishedCell(o.out, cell, say) === 'done') {
+        skipped++;
+        say('finished earlier, skipped');
+        return true;
+      }
+      say(`${cell.config.model}/${cell.config.arch} depth ${cell.config.depth}, seed ${cell.config.seed}, ${cell.config.epochs} epochs`);
+      const status = await runCell(o.out, cell, say);
+      if (status === 'failed') failed.push(cell.id);
+      else ran++;
+      return true;
+    } finally {
+      lock.release();
+    }
+  };
+  const later: Array<[CellSpec, string]> = [];
   for (const [i, cell] of mine.entries()) {
     const tag = `[${i + 1}/${mine.length} ${cell.id}]`;
-    if (fs.existsSync(cellDoneFile(o.out, cell.id))) {
-      checkFinishedCell(o.out, cell);
-      skipped++;
-      log(`${tag} finished earlier, skipped`);
-      continue;
-    }
-    log(`${tag} ${cell.config.model}/${cell.config.arch} depth ${cell.config.depth}, seed ${cell.config.seed}, ${cell.config.epochs} epochs`);
-    const status = await runCell(o.out, cell, (l) => log(`${tag} ${l}`));
-    if (status === 'failed') failed++;
-    else ran++;
+    if (!(await attempt(cell, tag, false))) later.push([cell, tag]);
   }
+  // Cells another process held are tried once more at the end: its holder may have finished them,
+  // or died (a task killed and requeued by a scheduler leaves a lock whose process is gone).
+  const busy: string[] = [];
+  for (const [cell, tag] of later) if (!(await attempt(cell, tag, true))) busy.push(cell.id);
   const results = await writeExperimentReport(o.out);
-  return { results, ran, skipped, failed };
+  return { results, ran, skipped, failed: failed.length, failedCells: failed, busyCells: busy };
 }

@@ -25,6 +25,9 @@ function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
 }
 
 export function resolveShard(flag: { index: number; count: number } | undefined, shardCount: number | undefined, env: NodeJS.ProcessEnv = process.env): Shard | null {
+  if (flag && shardCount != null) {
+    throw new ExperimentError(`--shard-count ${shardCount}: --shard ${flag.index}/${flag.count} already says the number of shards; give one or the other (--shard-count is for Kubernetes Indexed Jobs)`);
+  }
   if (flag) return { ...flag, source: '--shard' };
   const slurmId = envInt(env, 'SLURM_ARRAY_TASK_ID');
   if (slurmId != null) {

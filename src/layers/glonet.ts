@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { GlonetError } from '../errors.js';
+import { LIMITS, formatCount, overLimit, type Limit } from '../limits.js';
 
 /** A layer output shape, batch dimension first (null where unknown), as TF.js layers report it. */
 export type LayerShape = Array<number | null>;
@@ -75,9 +76,13 @@ export class GloNet extends tf.layers.Layer {
   readonly width: number;
 
   constructor(args: GloNetArgs = {}) {
+    const width = args.width ?? 0;
+    // Checked before anything is allocated: a failed allocation on the wasm backend breaks it for the rest of the process.
+    if (!Number.isSafeInteger(width) || width < 0) throw new GloNetShapeError(`GloNet layer: width must be a non-negative integer, got ${width}`);
+    if (width > GLONET_MAX_WIDTH.max) throw new GloNetShapeError(overLimit('GloNet layer: width', width, GLONET_MAX_WIDTH));
     super(args);
     this.supportsMasking = false;
-    this.width = args.width ?? 0;
+    this.width = width;
   }
 
   override computeOutputShape(inputShape: LayerShape | LayerShape[]): LayerShape {
@@ -95,10 +100,20 @@ export class GloNet extends tf.layers.Layer {
 }
 tf.serialization.registerClass(GloNet);
 
+/** The widest sum a GloNet layer pads to (src/limits.ts). */
+export const GLONET_MAX_WIDTH: Limit = {
+  max: 2 ** 20,
+  why: 'the padded sum of a batch holds batch x width floats in the backend\'s memory, and the widest block of glonet\'s families has 4,096 units',
+};
+
 /** Sum of tensors, zero-padding the last dimension of smaller ones (the GloNet aggregation). */
 export function gloNetSum(xs: tf.Tensor[], minWidth = 0): tf.Tensor {
   const shape = gloNetOutputShape(xs.map((x) => x.shape as LayerShape), minWidth);
   const width = shape[shape.length - 1] as number;
+  const floats = (shape as number[]).reduce((a, b) => a * b, 1);
+  if (floats > LIMITS.activations.max) {
+    throw new GloNetShapeError(`GloNet layer: the sum would be of shape ${describe(shape)}, ${formatCount(floats)} floats; at most ${formatCount(LIMITS.activations.max)} (${LIMITS.activations.why})`);
+  }
   const padded = xs.map((x) => {
     const c = x.shape[x.rank - 1];
     if (c === width) return x;

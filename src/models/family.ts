@@ -10,6 +10,7 @@ import type { Dataset } from '../data/dataset.js';
 import type { HeadInit, Protocol, RunConfig } from '../vocabulary.js';
 import { GlonetError } from '../errors.js';
 import type { ModelMetadata } from '../model-metadata.js';
+import { LIMITS, overLimit, formatCount, type Limit } from '../limits.js';
 
 /** A model that cannot be built as asked (bad arch, depth, width or data shape). */
 export class ModelConfigError extends GlonetError {
@@ -54,6 +55,57 @@ export interface ModelFamily {
   build(o: BuildOptions, data: DataShape): BuiltModel;
   /** Names of the layers whose outputs are the blocks' outputs, in order. */
   blockLayers(arch: string, depth: number): string[];
+  /** The largest depth and width it builds, each with the reason (checked before the data are read). */
+  limits?: FamilyLimits;
+  /** The size of its model before it is built (checked against src/limits.ts before anything is allocated). */
+  size?(o: BuildOptions, data: DataShape): ModelSize;
+}
+
+/** A family's upper limits of --depth and --width (src/limits.ts says why limits exist). */
+export interface FamilyLimits {
+  /** The largest --depth. */
+  depth: Limit;
+  /** The largest --width, when the family has one. */
+  width?: Limit;
+}
+
+/** How big a model is before it is built. */
+export interface ModelSize {
+  /** Trainable (and BN moving) parameters. */
+  parameters: number;
+  /** Floats of the layer outputs one training example keeps for the backward pass (an estimate). */
+  activations: number;
+}
+
+/** The depth and width checks every family's options get before anything is read or built. */
+export function checkDepthWidth(family: Pick<ModelFamily, 'name' | 'limits'>, o: { depth: number; width?: number }): void {
+  const lim = family.limits;
+  if (!Number.isSafeInteger(o.depth) || o.depth < 1) throw new ModelConfigError(`--depth: expected a positive integer, got ${o.depth}`);
+  if (lim && o.depth > lim.depth.max) throw new ModelConfigError(overLimit(`--depth: --model ${family.name}`, o.depth, lim.depth));
+  if (o.width != null) {
+    if (!Number.isSafeInteger(o.width) || o.width < 1) throw new ModelConfigError(`--width: expected a positive integer, got ${o.width}`);
+    if (lim?.width && o.width > lim.width.max) throw new ModelConfigError(overLimit(`--width: --model ${family.name}`, o.width, lim.width));
+  }
+}
+
+/**
+ * The size checks of a model about to be built for these data: its parameters, and the
+ * activations a step on `batch` examples keeps (both against src/limits.ts). Nothing is allocated.
+ */
+export function checkModelSize(family: Pick<ModelFamily, 'name' | 'size'>, o: BuildOptions, data: DataShape, batch?: number): void {
+  if (!family.size) return;
+  const { parameters, activations } = family.size(o, data);
+  const what = `--depth ${o.depth}${o.width != null ? ` --width ${o.width}` : ''}`;
+  if (!(parameters <= LIMITS.parameters.max)) {
+    throw new ModelConfigError(`${what}: this --model ${family.name} would have ${formatCount(parameters)} parameters on these data; ` +
+      `at most ${formatCount(LIMITS.parameters.max)} (${LIMITS.parameters.why})`);
+  }
+  if (batch != null && !(batch * activations <= LIMITS.activations.max)) {
+    const fits = Math.floor(LIMITS.activations.max / activations);
+    throw new ModelConfigError(`--batch-size ${batch}: a training step of this ${what} keeps about ${formatCount(Math.round(batch * activations))} floats of activations; ` +
+      `at most ${formatCount(LIMITS.activations.max)} (${LIMITS.activations.why})` +
+      (fits >= 1 ? `; use --batch-size ${fits} or less` : '; use a smaller --depth or --width'));
+  }
 }
 
 /** A family's model with the metadata analysis needs later (saved in model.json). */

@@ -46,7 +46,7 @@ export function buildModel(o: BuildOptions, data: DataShape): BuiltModel {
   return getFamily(o.model).build(o, data);
 }
 
-export type { BuildOptions, BuiltModel, DataShape, Defaults, ModelFamily } from './family.js';
+export type { BuildOptions, BuiltModel, DataShape, Defaults, FamilyLimits, ModelFamily, ModelSize } from './family.js';
 export { ModelConfigError } from './family.js';
 import type { Protocol } from '../vocabulary.js';
 export type { Protocol } from '../vocabulary.js';

@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { glonet } from '../layers/chain.js';
-import { checkArch, checkHeadInit, ModelConfigError, seedCounter, withMetadata, type ModelFamily } from './family.js';
+import { checkArch, checkDepthWidth, checkHeadInit, checkModelSize, ModelConfigError, seedCounter, withMetadata, type FamilyLimits, type ModelFamily, type ModelSize } from './family.js';
 import { headInitializer, heNormal, lastDim } from './init.js';
 import type { HeadInit } from '../vocabulary.js';
 
@@ -43,19 +43,31 @@ export interface MlpConfig {
   headInit?: HeadInit;
 }
 
+/** The MLP family's limits (src/limits.ts). */
+export const MLP_LIMITS: FamilyLimits = {
+  depth: { max: 10_000, why: 'the paper\'s deepest MLP has 1,000 layers; building, saving and analyzing a model take seconds per thousand layers, growing faster than the depth' },
+  width: { max: 4_096, why: 'a block of 4,096 units already has 16 million weights' },
+};
+
+/** Parameters and per-example activations of an MLP of the family, before it is built. */
+export function mlpSize(arch: string, depth: number, width: number, inputShape: number[], outputs: number): ModelSize {
+  const inputs = inputShape.reduce((a, b) => a * b, 1);
+  const bn = arch === 'vanilla' || arch === 'resnetv2';
+  const parameters = inputs * width + width + depth * (width * width + width + (bn ? 4 * width : 0)) + width * outputs + outputs;
+  // Every layer's output (and, with BN, its normalized input) is kept for the backward pass.
+  return { parameters, activations: inputs + (depth + 2) * width * (bn ? 2 : 1) };
+}
+
 function validateMlpConfig(cfg: MlpConfig): void {
   checkArch('mlp', MLP_ARCHS, cfg.arch);
-  if (!Number.isInteger(cfg.depth) || cfg.depth < 1) {
-    throw new ModelConfigError(`--depth: expected a positive integer, got ${cfg.depth}`);
-  }
+  checkDepthWidth({ name: 'mlp', limits: MLP_LIMITS }, cfg);
   if (cfg.arch !== 'glonet' && cfg.depth % 2 !== 0) {
     throw new ModelConfigError(
       `--depth: ${cfg.arch} is built of two-layer blocks, so its depth (linear layers after the stem) must be even; got ${cfg.depth}`);
   }
-  if (cfg.width != null && (!Number.isInteger(cfg.width) || cfg.width < 1)) {
-    throw new ModelConfigError(`--width: expected a positive integer, got ${cfg.width}`);
-  }
   checkHeadInit(cfg.arch, cfg.headInit);
+  checkModelSize({ name: 'mlp', size: (o, d) => mlpSize(o.arch, o.depth, o.width ?? 16, d.inputShape, d.outputs) },
+    { model: 'mlp', arch: cfg.arch, depth: cfg.depth, width: cfg.width ?? 16, l2: cfg.l2 ?? 0, seed: cfg.seed ?? 0 }, { inputShape: cfg.inputShape, outputs: cfg.outputs, task: 'regression' });
 }
 
 /** Names of the layers whose outputs are the blocks' outputs (one per block, in order). */
@@ -120,7 +132,7 @@ export function buildMlp(cfg: MlpConfig): tf.LayersModel {
 export const mlpFamily: ModelFamily = {
   name: 'mlp',
   archs: MLP_ARCHS,
-  depthHelp: 'mlp: linear layers after the stem (even for the two-layer-block baselines)',
+  depthHelp: `mlp: linear layers after the stem (even for the two-layer-block baselines), at most ${MLP_LIMITS.depth.max.toLocaleString('en-US')}`,
   defaults: () => ({
     width: 16, epochs: 200, batchSize: 1024, optimizer: 'adam', lr: 0.01, momentum: 0, l2: 1e-5, schedule: 'constant',
     reason: 'the paper\'s protocol for SGEMM and MNIST: Adam lr 0.01, batch 1024, L2 1e-5, 200 epochs, 16 units per block',
@@ -130,4 +142,6 @@ export const mlpFamily: ModelFamily = {
     return withMetadata(mlpFamily, o, data, buildMlp({ arch, depth: o.depth, width: o.width, inputShape: data.inputShape, outputs: data.outputs, l2: o.l2, seed: o.seed, headInit: o.headInit }));
   },
   blockLayers: (arch, depth) => mlpBlockLayers(arch as MlpArch, depth),
+  limits: MLP_LIMITS,
+  size: (o, data) => mlpSize(o.arch, o.depth, o.width, data.inputShape, data.outputs),
 };

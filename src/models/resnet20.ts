@@ -32,7 +32,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { glonet } from '../layers/chain.js';
-import { checkArch, checkClassifier, checkHeadInit, checkImageShape, ModelConfigError, seedCounter, withMetadata, type Defaults, type ModelFamily } from './family.js';
+import { checkArch, checkClassifier, checkHeadInit, checkImageShape, ModelConfigError, seedCounter, withMetadata, type Defaults, type ModelFamily, type ModelSize } from './family.js';
 import { headInitializer, heNormal, lastDim } from './init.js';
 import type { HeadInit } from '../vocabulary.js';
 
@@ -63,6 +63,24 @@ export interface ResNet20Config {
 
 /** Channels of the three stages. */
 export const STAGE_CHANNELS = [16, 32, 64] as const;
+
+/** Parameters and per-image activations of a ResNet of the family at depth 6n + 2, before it is built. */
+export function resnet20Size(depth: number, inputShape: number[], outputs: number): ModelSize {
+  const [h, w, c] = inputShape;
+  const n = Math.max(1, Math.round((depth - 2) / 6));
+  let parameters = 9 * c * 16;
+  let activations = h * w * c + h * w * 16;
+  let cin = 16;
+  STAGE_CHANNELS.forEach((ch, stage) => {
+    const side = 2 ** stage;
+    const maps = Math.ceil(h / side) * Math.ceil(w / side) * ch;
+    parameters += 9 * cin * ch + (2 * n - 1) * 9 * ch * ch + 2 * n * (ch + 4 * ch) + cin * ch;
+    // Each conv's output and its activation (BN and ReLU): two maps per conv kept for the backward pass.
+    activations += 2 * n * 2 * maps;
+    cin = ch;
+  });
+  return { parameters: parameters + 64 * outputs + outputs, activations };
+}
 
 function validateResNet20Config(cfg: Pick<ResNet20Config, 'arch' | 'depth' | 'inputShape' | 'headInit'>): void {
   checkArch('resnet20', RESNET20_ARCHS, cfg.arch);
@@ -242,4 +260,6 @@ export const resnet20Family: ModelFamily = {
     return withMetadata(resnet20Family, o, data, buildResNet20({ arch, depth: o.depth, inputShape: data.inputShape, outputs: data.outputs, l2: o.l2, seed: o.seed, headInit: o.headInit }));
   },
   blockLayers: (arch, depth) => resnet20BlockLayers(arch as ResNet20Arch, depth),
+  limits: { depth: { max: RESNET_DEPTHS[RESNET_DEPTHS.length - 1], why: 'ResNet naming: 20, 32, 44, 56 or 110' } },
+  size: (o, data) => resnet20Size(o.depth, data.inputShape, data.outputs),
 };

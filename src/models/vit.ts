@@ -27,7 +27,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { glonet } from '../layers/chain.js';
 import { ClassToken, MultiHeadSelfAttention, PositionEmbedding, TokenSlice } from '../layers/vit.js';
-import { checkArch, checkClassifier, checkHeadInit, checkImageShape, ModelConfigError, seedCounter, withMetadata, type ModelFamily } from './family.js';
+import { checkArch, checkClassifier, checkDepthWidth, checkHeadInit, checkImageShape, checkModelSize, ModelConfigError, seedCounter, withMetadata, type FamilyLimits, type ModelFamily, type ModelSize } from './family.js';
 import { headInitializer, heNormal, lastDim } from './init.js';
 import type { HeadInit } from '../vocabulary.js';
 
@@ -66,10 +66,30 @@ function positiveInt(v: unknown): boolean {
   return Number.isInteger(v) && (v as number) >= 1;
 }
 
+/** The ViT family's limits (src/limits.ts). */
+export const VIT_LIMITS: FamilyLimits = {
+  depth: { max: 64, why: 'the paper\'s ViTs have 4 to 6 encoders, and each one costs as much as the whole of a small CNN' },
+  width: { max: 1_024, why: 'an encoder of width 1,024 already has 8 million weights' },
+};
+
+/** Parameters and per-image activations of a ViT of the family (default heads, patch and feed-forward width), before it is built. */
+export function vitSize(depth: number, width: number, inputShape: number[], outputs: number, o: { heads?: number; patch?: number; mlpDim?: number } = {}): ModelSize {
+  const [h, w, c] = inputShape;
+  const patch = o.patch ?? 4;
+  const heads = o.heads ?? 4;
+  const mlp = o.mlpDim ?? 2 * width;
+  const tokens = Math.floor(h / patch) * Math.floor(w / patch) + 1;
+  const encoder = 4 * (width * width + width) + 4 * width + width * mlp + mlp + mlp * width + width;
+  const parameters = patch * patch * c * width + width + width + tokens * width + depth * encoder + width * outputs + outputs;
+  const activations = h * w * c + 2 * tokens * width + depth * (tokens * (8 * width + 2 * mlp) + 2 * heads * tokens * tokens);
+  return { parameters, activations };
+}
+
 function validateVitConfig(cfg: VitConfig): void {
   checkArch('vit', VIT_ARCHS, cfg.arch);
   checkHeadInit(cfg.arch, cfg.headInit);
   if (!positiveInt(cfg.depth)) throw new ModelConfigError(`--depth: expected a positive number of encoder layers for --model vit, got ${cfg.depth}`);
+  checkDepthWidth({ name: 'vit', limits: VIT_LIMITS }, cfg);
   const width = cfg.width ?? 128;
   const heads = cfg.heads ?? 4;
   const patch = cfg.patch ?? 4;
@@ -83,6 +103,8 @@ function validateVitConfig(cfg: VitConfig): void {
   if (s[0] % patch !== 0 || s[1] % patch !== 0) {
     throw new ModelConfigError(`--model vit: images ${s[0]}x${s[1]} are not divisible into ${patch}x${patch} patches`);
   }
+  checkModelSize({ name: 'vit', size: () => vitSize(cfg.depth, width, s, cfg.outputs, cfg) },
+    { model: 'vit', arch: cfg.arch, depth: cfg.depth, width, l2: cfg.l2 ?? 0, seed: cfg.seed ?? 0 }, { inputShape: s, outputs: cfg.outputs, task: 'classification' });
 }
 
 /** Layer names whose outputs are the blocks' (encoder layers') outputs, in order. */
@@ -156,7 +178,7 @@ export function buildViT(cfg: VitConfig): tf.LayersModel {
 export const vitFamily: ModelFamily = {
   name: 'vit',
   archs: VIT_ARCHS,
-  depthHelp: 'vit: encoder layers (the paper: 4, 5, 6)',
+  depthHelp: `vit: encoder layers (the paper: 4, 5, 6), at most ${VIT_LIMITS.depth.max}`,
   defaults: () => ({
     width: 128, epochs: 200, batchSize: 128, optimizer: 'adam', lr: 1e-3, momentum: 0, l2: 0, schedule: 'constant', warmup: 1,
     reason: 'Adam lr 1e-3 after one epoch of linear warm-up (batch 128, embedding 128, no weight decay, as the authors\' notebook) ' +
@@ -170,4 +192,6 @@ export const vitFamily: ModelFamily = {
     return withMetadata(vitFamily, o, data, buildViT({ arch, depth: o.depth, width: o.width, inputShape: data.inputShape, outputs: data.outputs, seed: o.seed, l2: o.l2, headInit: o.headInit }));
   },
   blockLayers: (arch, depth) => vitBlockLayers(arch as VitArch, depth),
+  limits: VIT_LIMITS,
+  size: (o, data) => vitSize(o.depth, o.width, data.inputShape, data.outputs),
 };

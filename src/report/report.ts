@@ -14,6 +14,7 @@ import {
 import type { AnalysisAsRead, MetricsAsRead } from '../contracts.js';
 import { readJson, writeFileAtomic } from '../io.js';
 import { VERSION } from '../version.js';
+import { BadFileError, GlonetError } from '../errors.js';
 
 // ---------------------------------------------------------------------------------------------
 // Input: the metrics.json / analysis.json contracts (src/contracts.ts), read tolerantly: JSON
@@ -392,7 +393,7 @@ function settingsTable(m: ReportMetrics, div: Divergence | null): string {
   if (m.data) {
     if (m.data.source) results.push(['data source', m.data.source]);
     if (m.data.nTrain != null) results.push(['train / test examples', `${fmt(m.data.nTrain)} / ${fmt(m.data.nTest)}`]);
-    if (m.data.inputShape) results.push(['input shape', `[${m.data.inputShape.join(', ')}]`]);
+    if (Array.isArray(m.data.inputShape)) results.push(['input shape', `[${m.data.inputShape.join(', ')}]`]);
   }
   if (m.truncatedFrom) results.push(['truncated from', `${m.truncatedFrom.dir} (${fmt(m.truncatedFrom.blocks)} of ${fmt(m.truncatedFrom.of)} blocks)`]);
   if (div) results.push(['diverged at epoch', fmt(div.epoch)]);
@@ -523,16 +524,17 @@ export async function renderReportHtml(
 export async function writeReport(dir: string): Promise<string> {
   let metrics: ReportMetrics;
   try {
-    metrics = readJson<ReportMetrics>(path.join(dir, 'metrics.json'), 'metrics');
+    metrics = readJson<ReportMetrics>(path.join(dir, 'metrics.json'), 'metrics', { within: dir });
   } catch (err) {
-    throw new Error(`cannot write the report: ${(err as Error).message}`);
+    if (err instanceof GlonetError) throw new BadFileError(`cannot write the report: ${err.message}`);
+    throw err;
   }
   let analysis: ReportAnalysis | undefined;
   let analysisError: string | undefined;
   const analysisFile = path.join(dir, 'analysis.json');
   if (fs.existsSync(analysisFile)) {
     try {
-      analysis = readJson<ReportAnalysis>(analysisFile, 'analysis');
+      analysis = readJson<ReportAnalysis>(analysisFile, 'analysis', { within: dir });
     } catch (err) {
       analysisError = (err as Error).message;
     }

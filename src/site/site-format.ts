@@ -122,3 +122,14 @@ export function sampleDataset(header: SampleHeader, x: Float32Array, name = 'sam
     source: name,
   };
 }
+
+/**
+ * The page's content security policy: its own scripts, styles, wasm and files only (the wasm
+ * backend needs 'wasm-unsafe-eval' to compile TF.js's kernels; nothing is evaluated from strings,
+ * Vega's expressions run in its interpreter), no plugins, forms, base URL or framing by other sites.
+ * `frame-ancestors` works in a header only; the site's index.html carries the rest (SITE_POLICY).
+ */
+export const PAGE_POLICY = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; " +
+  "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/** The policy a static copy of the site declares in its index.html (a <meta> cannot hold frame-ancestors). */
+export const SITE_POLICY = PAGE_POLICY.replace(/; frame-ancestors 'none'$/, '');

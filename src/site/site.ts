@@ -16,13 +16,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
-import { writeDirAtomic } from '../io.js';
+import { readFileChecked, readJson, tempNamePid, writeDirAtomic } from '../io.js';
+import { LIMITS } from '../limits.js';
 import { packageRoot } from '../paths.js';
 import { VERSION } from '../version.js';
 import { openRun, runDataset } from '../analysis/run-folder.js';
 import { analyzeModel } from '../analysis/analyze.js';
 import { exampleSize } from '../data/dataset.js';
-import { decodeSampleInputs, encodeSampleInputs, sampleDataset, type SampleHeader, type SiteManifest } from './site-format.js';
+import { decodeSampleInputs, encodeSampleInputs, sampleDataset, SITE_POLICY, type SampleHeader, type SiteManifest } from './site-format.js';
 import { GlonetError } from '../errors.js';
 
 /** Site path (forward slashes, no leading slash) to file contents. */
@@ -51,7 +52,11 @@ function pageFiles(): Array<[string, Uint8Array]> {
   return PAGE_FILES.map((f) => {
     const file = path.join(dir, f);
     if (!fs.existsSync(file)) throw new SiteError(`the web page bundle is missing (${file}); build it with npm run build`);
-    return [f, fs.readFileSync(file)];
+    const bytes = fs.readFileSync(file);
+    // The page declares its content security policy itself, so that a static copy on any host keeps it.
+    if (f !== 'index.html') return [f, bytes];
+    const html = bytes.toString('utf8').replace('<meta charset="utf-8">', `<meta charset="utf-8">\n<meta http-equiv="Content-Security-Policy" content="${SITE_POLICY}">`);
+    return [f, Buffer.from(html)];
   });
 }
 
@@ -61,14 +66,17 @@ function wasmFiles(): Array<[string, Uint8Array]> {
   return WASM_FILES.map((f) => [`wasm/${f}`, fs.readFileSync(path.join(dir, f))]);
 }
 
+/** The model folder's files, read as loadModel read them: inside the folder, regular, of bounded size. */
 function modelFiles(runDir: string): Array<[string, Uint8Array]> {
   const dir = path.join(runDir, 'model');
-  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8')) as { weightsManifest?: Array<{ paths: string[] }> };
-  const names = ['model.json', ...(manifest.weightsManifest ?? []).flatMap((g) => g.paths.map((p) => path.posix.normalize(p)))];
-  return names.map((n) => {
+  const within = { within: dir };
+  const json = readFileChecked(path.join(dir, 'model.json'), 'model', within);
+  const manifest = JSON.parse(json.toString('utf8')) as { weightsManifest?: Array<{ paths: string[] }> };
+  const names = (manifest.weightsManifest ?? []).flatMap((g) => g.paths.map((p) => path.posix.normalize(p)));
+  return [['model/model.json', json], ...names.map((n): [string, Uint8Array] => {
     if (n.startsWith('..') || path.isAbsolute(n)) throw new SiteError(`${dir}/model.json: weight file ${n} is outside the model folder`);
-    return [`model/${n}`, fs.readFileSync(path.join(dir, n))];
-  });
+    return [`model/${n}`, readFileChecked(path.join(dir, n), 'weights file', { ...within, maxBytes: LIMITS.weightBytes.max, why: LIMITS.weightBytes.why })];
+  })];
 }
 
 /** Build every file of the page for the run in `runDir` (the Node backend must be initialized). */
@@ -89,9 +97,9 @@ export async function buildSite(runDir: string, options: SiteOptions): Promise<S
   const analysis = analyzeModel(run.model, run.meta, sampleDataset(header, decoded), { samples: rows });
 
   const files: SiteFiles = new Map([...pageFiles(), ...wasmFiles(), ...modelFiles(runDir)]);
-  files.set('run/metrics.json', fs.readFileSync(path.join(runDir, 'metrics.json')));
+  files.set('run/metrics.json', readFileChecked(path.join(runDir, 'metrics.json'), 'metrics', { within: runDir }));
   const runAnalysis = path.join(runDir, 'analysis.json');
-  if (fs.existsSync(runAnalysis)) files.set('run/analysis.json', fs.readFileSync(runAnalysis));
+  if (fs.existsSync(runAnalysis)) files.set('run/analysis.json', readFileChecked(runAnalysis, 'analysis', { within: runDir }));
   files.set('sample/sample.json', json(header));
   files.set('sample/inputs.bin', bytes);
   files.set('sample/analysis.json', json({ ...analysis, backend: options.backend }));
@@ -107,7 +115,7 @@ export async function buildSite(runDir: string, options: SiteOptions): Promise<S
 
 function isSite(dir: string): boolean {
   try {
-    return (JSON.parse(fs.readFileSync(path.join(dir, 'site.json'), 'utf8')) as { format?: string }).format === 'glonet-web';
+    return readJson<{ format?: string }>(path.join(dir, 'site.json'), 'site manifest', { within: dir, maxBytes: 1 << 20, why: 'it is a few lines' })?.format === 'glonet-web';
   } catch {
     return false;
   }
@@ -126,14 +134,23 @@ export function checkSiteFolder(outDir: string): void {
   }
 }
 
-/** Write the site as a static folder, replacing `outDir` (see checkSiteFolder) atomically. */
+/** What a site holds at its top level; anything else in the folder is the user's (a CNAME, a README) and is kept. */
+const SITE_ENTRIES = new Set([...PAGE_FILES, 'wasm', 'model', 'run', 'sample', 'site.json']);
+
+/**
+ * Write the site as a static folder, replacing an earlier site in `outDir` (see checkSiteFolder)
+ * atomically. Files the user added beside the site's own (a CNAME for the web host, a README)
+ * are carried over into the new folder.
+ */
 export async function writeSite(files: SiteFiles, outDir: string): Promise<void> {
   checkSiteFolder(outDir);
+  const kept = fs.existsSync(outDir) ? fs.readdirSync(outDir).filter((n) => !SITE_ENTRIES.has(n) && tempNamePid(n) === undefined) : [];
   await writeDirAtomic(outDir, (tmp) => {
     for (const [name, data] of files) {
       const file = path.join(tmp, ...name.split('/'));
       fs.mkdirSync(path.dirname(file), { recursive: true });
       fs.writeFileSync(file, data);
     }
+    for (const n of kept) fs.cpSync(path.join(outDir, n), path.join(tmp, n), { recursive: true, verbatimSymlinks: true });
   });
 }

@@ -15,7 +15,9 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
-import { readJson, syncDir, tempName, writeDirAtomic, writeFileAtomic, writeFileDurable, writing } from '../io.js';
+import { checkReadable, hashFile, makeDirs, readFileChecked, readJson, syncDir, tempName, writeDirAtomic, writeFileAtomic, writeFileDurable, writing } from '../io.js';
+import { BadFileError, shown } from '../errors.js';
+import { LIMITS } from '../limits.js';
 import { loadModel, modelFiles } from '../model-io.js';
 import type { NamedArray } from '../engines/types.js';
 import type { Metrics } from '../contracts.js';
@@ -83,7 +85,7 @@ export async function commitEpoch(runDir: string, epoch: number, c: EpochContent
   writing(final, () => {
     try {
       fs.rmSync(tmp, { recursive: true, force: true });
-      fs.mkdirSync(tmp, { recursive: true });
+      makeDirs(tmp);
       for (const [n, d] of files) writeFileDurable(path.join(tmp, n), d);
       writeFileDurable(path.join(tmp, COMMIT_FILE), JSON.stringify(record, null, 2) + '\n');
       syncDir(tmp);
@@ -99,11 +101,21 @@ export async function commitEpoch(runDir: string, epoch: number, c: EpochContent
   return { epoch, folder: final };
 }
 
+/** The files an epoch folder holds; commit.json may list only these. */
+const EPOCH_FILES = ['model.json', 'weights.bin', 'optimizer.bin', 'state.json', 'metrics.json'] as const;
+/** The largest file of an epoch folder: weights and the optimizer's slots of the largest model (src/limits.ts). */
+const EPOCH_FILE_MAX = 3 * LIMITS.weightBytes.max;
+
+/** The run folder of an epoch folder (DIR/checkpoint/epoch-NNNNNN/ -> DIR). */
+const runOf = (epochFolder: string): string => path.dirname(path.dirname(epochFolder));
+
 /** Why an epoch folder cannot be trusted, or undefined when every file matches its commit. */
 function epochProblem(folder: string, epoch: number): string | undefined {
+  // Every file read lies inside the run folder (DIR/checkpoint/epoch-N/ -> DIR), links followed.
+  const within = runOf(folder);
   let record: CommitRecord;
   try {
-    record = readJson<CommitRecord>(path.join(folder, COMMIT_FILE), 'commit record');
+    record = readJson<CommitRecord>(path.join(folder, COMMIT_FILE), 'commit record', { within, maxBytes: 1 << 20, why: 'it lists five files' });
   } catch (e) {
     return (e as Error).message;
   }
@@ -111,16 +123,25 @@ function epochProblem(folder: string, epoch: number): string | undefined {
     return `${path.join(folder, COMMIT_FILE)}: not a commit record of epoch ${epoch}`;
   }
   for (const f of record.files) {
-    const file = path.join(folder, String(f?.name));
-    let data: Buffer;
-    try {
-      data = fs.readFileSync(file);
-    } catch {
-      return `${file}: missing`;
+    // Only the epoch's own file names: an entry such as '../../dev/zero' or '/etc/passwd' is damage, never read.
+    const name = (f as { name?: unknown } | null)?.name;
+    if (typeof name !== 'string' || !(EPOCH_FILES as readonly string[]).includes(name)) {
+      return `${path.join(folder, COMMIT_FILE)}: lists ${typeof name === 'string' ? shown(name) : shown(JSON.stringify(name) ?? String(name))}, which is not a file of an epoch folder (${EPOCH_FILES.join(', ')})`;
     }
-    if (data.byteLength !== f.bytes || sha256(data) !== f.sha256) return `${file}: damaged (its size or checksum is not the committed one)`;
+    if (!Number.isSafeInteger(f.bytes) || f.bytes < 0 || typeof f.sha256 !== 'string') return `${path.join(folder, COMMIT_FILE)}: the entry of ${name} has no size and checksum`;
+    const file = path.join(folder, name);
+    let size: number;
+    try {
+      size = checkReadable(file, { what: 'checkpoint file', within, maxBytes: EPOCH_FILE_MAX, why: LIMITS.weightBytes.why }).size;
+    } catch (e) {
+      return /does not exist/.test((e as Error).message) ? `${file}: missing` : (e as Error).message;
+    }
+    // The size first: a file of the wrong size is damaged without reading a byte of it.
+    if (size !== f.bytes || hashFile(file, { what: 'checkpoint file', within, maxBytes: EPOCH_FILE_MAX }).sha256 !== f.sha256) {
+      return `${file}: damaged (its size or checksum is not the committed one)`;
+    }
   }
-  for (const n of ['model.json', 'weights.bin', 'optimizer.bin', 'state.json', 'metrics.json']) {
+  for (const n of EPOCH_FILES) {
     if (!record.files.some((f) => f?.name === n)) return `${path.join(folder, COMMIT_FILE)}: does not list ${n}`;
   }
   return undefined;
@@ -163,11 +184,20 @@ export function hasOldCheckpoint(runDir: string): boolean {
 
 /** Read a verified epoch folder: its model, optimizer state and metrics. */
 export async function readEpoch(e: CommittedEpoch): Promise<{ model: tf.LayersModel; meta: ModelMetadata; state: CheckpointState; slots: NamedArray[]; metrics: Metrics }> {
-  const state = readJson<CheckpointState>(path.join(e.folder, 'state.json'), 'checkpoint state');
-  const metrics = readJson<Metrics>(path.join(e.folder, 'metrics.json'), 'checkpoint metrics');
-  const buf = fs.readFileSync(path.join(e.folder, 'optimizer.bin'));
-  const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
-  const slots = state.slots.map((s) => ({ name: s.name, shape: s.shape, values: all.slice(s.offset, s.offset + s.length) }));
+  const within = { within: runOf(e.folder) };
+  const state = readJson<CheckpointState>(path.join(e.folder, 'state.json'), 'checkpoint state', within);
+  const metrics = readJson<Metrics>(path.join(e.folder, 'metrics.json'), 'checkpoint metrics', within);
+  const binFile = path.join(e.folder, 'optimizer.bin');
+  const buf = readFileChecked(binFile, 'optimizer state', { ...within, maxBytes: EPOCH_FILE_MAX, why: LIMITS.weightBytes.why });
+  const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength - (buf.byteLength % 4)));
+  if (!Array.isArray(state?.slots) || typeof state.engine !== 'string') throw new BadFileError(`${path.join(e.folder, 'state.json')}: expected {epoch, engine, slots: [...]}`);
+  const slots = state.slots.map((s, i) => {
+    if (typeof s?.name !== 'string' || !Array.isArray(s.shape) || !Number.isSafeInteger(s.offset) || !Number.isSafeInteger(s.length) ||
+      s.offset < 0 || s.length < 0 || s.offset + s.length > all.length) {
+      throw new BadFileError(`${path.join(e.folder, 'state.json')}: slot ${i + 1} does not lie within optimizer.bin (${all.length} values)`);
+    }
+    return { name: s.name, shape: s.shape, values: all.slice(s.offset, s.offset + s.length) };
+  });
   const { model, meta } = await loadModel(e.folder);
   return { model, meta, state, slots, metrics };
 }
@@ -177,7 +207,7 @@ export async function publishEpoch(runDir: string, e: CommittedEpoch): Promise<v
   await writeDirAtomic(path.join(runDir, 'model'), (tmp) => {
     for (const f of ['model.json', 'weights.bin']) fs.copyFileSync(path.join(e.folder, f), path.join(tmp, f));
   });
-  writeFileAtomic(path.join(runDir, 'metrics.json'), fs.readFileSync(path.join(e.folder, 'metrics.json')));
+  writeFileAtomic(path.join(runDir, 'metrics.json'), readFileChecked(path.join(e.folder, 'metrics.json'), 'checkpoint metrics', { within: runOf(e.folder) }));
 }
 
 /** Remove every epoch folder but `keep`, and the checkpoint files of older glonet versions. */
