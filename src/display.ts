@@ -7,7 +7,7 @@
 /** Display names of the words runs are made of ('resnetv2-nobn' -> 'ResNetv2 (no BN)'). */
 const DISPLAY_NAMES: Readonly<Record<string, string>> = {
   mlp: 'MLP', resnet20: 'ResNet20', vit: 'ViT',
-  glonet: 'GloNet', resnetv2: 'ResNetv2', 'resnetv2-nobn': 'ResNetv2 (no BN)',
+  glonet: 'GloNet', 'glonet-bn': 'GloNet (BN)', resnetv2: 'ResNetv2', 'resnetv2-nobn': 'ResNetv2 (no BN)',
   vanilla: 'Vanilla', 'vanilla-nobn': 'Vanilla (no BN)', plain: 'plain ViT',
   sgemm: 'SGEMM', mnist: 'MNIST', 'fashion-mnist': 'Fashion-MNIST', cifar10: 'CIFAR-10', csv: 'CSV',
 };

@@ -6,8 +6,8 @@
 export { VERSION } from './version.js';
 // The vocabulary of a run, and errors.
 export {
-  ENGINE_NAMES, HEAD_INITS, OPTIMIZERS, SCHEDULES,
-  type EngineName, type HeadInit, type OptimizerName, type Protocol, type RunConfig, type ScheduleName, type Task,
+  BLOCK_SCALES, ENGINE_NAMES, HEAD_INITS, OPTIMIZERS, SCHEDULES, normFreeOf,
+  type BlockScaleInit, type EngineName, type HeadInit, type NormFreeOptions, type OptimizerName, type Protocol, type RunConfig, type ScheduleName, type Task,
 } from './vocabulary.js';
 export { GlonetError, BadFileError, OutFolderError, WriteFailedError, type ErrorKind } from './errors.js';
 export { LIMITS, type Limit, type Limits } from './limits.js';
@@ -15,6 +15,7 @@ export type { DataFingerprint, DataFileFingerprint } from './data/fingerprint.js
 // Layers and model families.
 export { GloNet, gloNetLayer, gloNetSum, gloNetOutputShape, GloNetShapeError, glonet, type Block, type GloNetChainArgs } from './layers/index.js';
 export type { GloNetArgs, LayerShape } from './layers/glonet.js';
+export { BlockScale, FixedCenter, WSConv2D, WS_RELU_GAMMA, WS_EPSILON, type BlockScaleArgs, type FixedCenterArgs, type WSConv2DArgs } from './layers/index.js';
 export { buildMlp, mlpBlockLayers, mlpFamily, MLP_ARCHS, type MlpArch, type MlpConfig } from './models/mlp.js';
 export { buildResNet20, resnet20Family, RESNET20_ARCHS, RESNET_DEPTHS, type ResNet20Arch, type ResNet20Config } from './models/resnet20.js';
 export { buildViT, vitFamily, VIT_ARCHS, type VitArch, type VitConfig } from './models/vit.js';

@@ -6,7 +6,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { Standardization } from './data/dataset.js';
 import type { TableEncoding } from './data/table-encoding.js';
-import type { Task } from './vocabulary.js';
+import type { NormFreeOptions, Task } from './vocabulary.js';
 
 /** What glonet stores in model.json's `userDefinedMetadata.glonet`. */
 export interface ModelMetadata {
@@ -24,6 +24,8 @@ export interface ModelMetadata {
   outputs: number;
   /** Layer names whose outputs are the blocks' outputs, in order (what analysis reads). */
   blockLayers: string[];
+  /** GloNets trained without normalization: the options beyond the paper's plain sum that the model was built with (absent: none). */
+  normFree?: NormFreeOptions;
   /** Tabular data: how raw columns are scaled before they reach the model. */
   standardization?: Standardization;
   /** Class names, when the data set has them. */

@@ -1,7 +1,7 @@
 /**
  * The words every part of glonet shares about a training run: the task, the optimizers, the
- * learning-rate schedules, the GloNet head initializations, the engines, a training protocol and
- * a run's full configuration. This module is the bottom floor: it imports nothing, and every
+ * learning-rate schedules, the GloNet head initializations, the norm-free options, the engines, a
+ * training protocol and a run's full configuration. This module is the bottom floor: it imports nothing, and every
  * option interface elsewhere (a family's build options, an engine's options, the command line's)
  * takes its fields from here rather than declaring them again.
  */
@@ -26,6 +26,35 @@ export type ScheduleName = (typeof SCHEDULES)[number];
 export const HEAD_INITS = ['paper', 'scaled', 'zero'] as const;
 /** One of {@link HEAD_INITS}. */
 export type HeadInit = (typeof HEAD_INITS)[number];
+
+/** `--block-scale`: a learnable scalar on each block's contribution to the GloNet sum, initialized at 1 or at 1/L. */
+export const BLOCK_SCALES = ['none', '1', '1/L'] as const;
+/** One of {@link BLOCK_SCALES}. */
+export type BlockScaleInit = (typeof BLOCK_SCALES)[number];
+
+/**
+ * Ways to train a GloNet without batch normalization beyond the paper's plain sum (issue 24; the
+ * layers are in src/layers/normfree.ts, docs/protocol-notes.md has what each does). All off when
+ * absent: the paper's architecture.
+ */
+export interface NormFreeOptions {
+  /** A learnable scalar on each block's contribution to the sum, initialized at 1 or 1/L ('none': no scale). */
+  blockScale?: BlockScaleInit;
+  /** ResNet20 GloNet: Scaled Weight Standardization of every conv kernel, with a learnable gain per channel. */
+  weightStd?: boolean;
+  /** ResNet20 GloNet: each block's pooled output minus its mean over training images at initialization (fixed). */
+  centerBlocks?: boolean;
+}
+
+/** The options that are on, and nothing else (undefined when none is): what run configs and model metadata record. */
+export function normFreeOf(o: NormFreeOptions): NormFreeOptions | undefined {
+  const on: NormFreeOptions = {
+    ...(o.blockScale != null && o.blockScale !== 'none' ? { blockScale: o.blockScale } : {}),
+    ...(o.weightStd ? { weightStd: true } : {}),
+    ...(o.centerBlocks ? { centerBlocks: true } : {}),
+  };
+  return Object.keys(on).length ? on : undefined;
+}
 
 /**
  * The engines that train, by the name metrics.json, the report and `glonet info` print
@@ -59,6 +88,10 @@ export interface Protocol {
    * (src/train/schedule.ts).
    */
   warmup?: number;
+  /** GloNet heads: the head's initialization when not 'paper' (absent: the paper's). */
+  headInit?: HeadInit;
+  /** Norm-free options that are on (absent: the paper's plain sum). */
+  normFree?: NormFreeOptions;
 }
 
 /** Every setting of a training run (the options of `glonet train`, defaults filled in). */
@@ -97,6 +130,4 @@ export interface RunConfig extends Protocol {
   backend: string;
   /** Fused training engines: 'auto' uses one when it applies (src/engines/select.ts), 'off' never. */
   fast: 'auto' | 'off';
-  /** GloNet heads: 'scaled' or 'zero' instead of the paper's initialization (absent = 'paper'). */
-  headInit?: HeadInit;
 }

@@ -27,7 +27,7 @@ test('unknown options and bad values: one-line error, exit code 2', () => {
   oneLineError(runCli(['train', '--depth', '4', '--model', 'cnn', '--out', tmpDir()]), /--model <family>.*Allowed choices are mlp, resnet20, vit/);
   oneLineError(runCli(['train', '--depth', '4']), /required option '--out <dir>'/);
   oneLineError(runCli(['train', '--arch', 'resnetv2', '--depth', '5', '--subset', '100', '--epochs', '1', '--out', tmpDir()]), /glonet: --depth: resnetv2 .* must be even; got 5/);
-  oneLineError(runCli(['train', '--arch', 'nope', '--depth', '4', '--subset', '100', '--out', tmpDir()]), /glonet: --arch: expected one of glonet, vanilla/);
+  oneLineError(runCli(['train', '--arch', 'nope', '--depth', '4', '--subset', '100', '--out', tmpDir()]), /glonet: --arch: expected one of glonet, glonet-bn, vanilla/);
   oneLineError(runCli(['train', '--dataset', 'csv', '--depth', '4', '--out', tmpDir()]), /--data: --dataset csv needs --data PATH/);
   oneLineError(runCli(['nosuchcommand']), /unknown command 'nosuchcommand'/);
   oneLineError(runCli(['train', '--depth', '4', '--subset', '5', '--out', tmpDir()]), /--subset: expected an integer of at least 10/);

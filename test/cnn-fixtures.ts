@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { loadImageDataset } from '../src/data/images.js';
 import { buildResNetOfDepth, type ResNet20Arch } from '../src/models/resnet20.js';
+import type { NormFreeOptions } from '../src/vocabulary.js';
+import { WSConv2D } from '../src/layers/normfree.js';
 import { Rng } from '../src/random.js';
 import { fusedCnnLayers, type FusedCnnOptions } from '../src/engines/cnn/fused-native-cnn.js';
 import { readLayers, type LayerArrays } from '../src/engines/fused-stepper.js';
@@ -77,13 +79,23 @@ export interface Data {
   rows: number;
 }
 
-/** The TF.js model of this arch and depth (src/models/resnet20.ts), seeded by the depth. */
-export function tfModel(arch: ResNet20Arch, depth: number, inputShape: number[], classes: number, l2 = 5e-5): tf.LayersModel {
-  return buildResNetOfDepth({ arch, depth, inputShape, outputs: classes, l2, seed: depth });
+/** The TF.js model of this arch and depth (src/models/resnet20.ts), seeded by the depth; glonet with norm-free options `nf`. */
+export function tfModel(arch: ResNet20Arch, depth: number, inputShape: number[], classes: number, l2 = 5e-5, nf: NormFreeOptions = {}): tf.LayersModel {
+  return buildResNetOfDepth({ arch, depth, inputShape, outputs: classes, l2, seed: depth, ...nf });
 }
 
-export function specOf(arch: ResNet20Arch, depth: number, d: Pick<Data, 'shape'>, classes = 10) {
-  return fusedCnnLayers({ arch, inputShape: d.shape, classes, blocksPerStage: (depth - 2) / 6 });
+/** The engine's flags for the model's norm-free options. */
+export function engineNormFree(nf: NormFreeOptions = {}): FusedCnnOptions['normFree'] {
+  return { weightStd: nf.weightStd === true, centerBlocks: nf.centerBlocks === true, blockScale: nf.blockScale != null && nf.blockScale !== 'none' };
+}
+
+export function specOf(arch: ResNet20Arch, depth: number, d: Pick<Data, 'shape'>, classes = 10, nf: NormFreeOptions = {}) {
+  return fusedCnnLayers({ arch, inputShape: d.shape, classes, blocksPerStage: (depth - 2) / 6, normFree: engineNormFree(nf) });
+}
+
+/** A conv layer's kernel as its convolution uses it: the raw kernel, or a WSConv2D's standardized one (caller disposes). */
+export function effectiveKernel(layer: tf.layers.Layer): tf.Tensor4D {
+  return layer instanceof WSConv2D ? layer.standardizedKernel() : (layer.getWeights()[0].clone() as tf.Tensor4D);
 }
 
 export function setLayer(model: tf.LayersModel, name: string, values: Float32Array[]): void {
@@ -100,15 +112,27 @@ export function setLayer(model: tf.LayersModel, name: string, values: Float32Arr
  * `data` (glonet), block biases are then nudged so that no pre-activation is a ReLU tie on it.
  * Returns the model's weights in the engine's layout.
  */
-export function prepareWeights(model: tf.LayersModel, arch: ResNet20Arch, depth: number, d: Data, seed: number, o: { zeroBiases?: boolean; tieFree?: boolean } = {}): LayerArrays {
+export function prepareWeights(model: tf.LayersModel, arch: ResNet20Arch, depth: number, d: Data, seed: number, o: { zeroBiases?: boolean; tieFree?: boolean; normFree?: NormFreeOptions } = {}): LayerArrays {
   const rng = new Rng(seed);
-  const spec = specOf(arch, depth, d, model.outputs[0].shape[1] as number);
+  const spec = specOf(arch, depth, d, model.outputs[0].shape[1] as number, o.normFree);
+  const ws = o.normFree?.weightStd === true;
   for (const l of spec) {
     if (l.kind === 'bn') {
       const c = l.sizes[0];
       const varr = new Float32Array(c).map(() => 0.5 + rng.next());
       setLayer(model, l.name, [randn(rng, c, 0.2, 1), randn(rng, c, 0.1), randn(rng, c, 0.1), varr]);
-    } else if (l.sizes.length === 2) {
+    } else if (l.kind === 'center') {
+      setLayer(model, l.name, [randn(rng, l.sizes[0], 0.1)]);
+    } else if (l.kind === 'scale') {
+      setLayer(model, l.name, [Float32Array.of(0.5 + rng.next())]);
+    } else if (l.kind === 'conv' && l.sizes.length > 1) {
+      // [kernel, bias], [kernel, bias, gain] or (a standardized stem) [kernel, gain]
+      const [kernel, ...rest] = model.getLayer(l.name).getWeights().map((t) => (t.dataSync() as Float32Array).slice());
+      const hasBias = rest.length === (ws ? 2 : 1);
+      const bias = hasBias ? [o.zeroBiases ? new Float32Array(rest[0].length) : randn(rng, rest[0].length, 0.05)] : [];
+      const gain = ws ? [randn(rng, rest[rest.length - 1].length, 0.2, 1)] : [];
+      setLayer(model, l.name, [kernel, ...bias, ...gain]);
+    } else if (l.kind === 'dense') {
       const [kernel, bias] = model.getLayer(l.name).getWeights().map((t) => (t.dataSync() as Float32Array).slice());
       setLayer(model, l.name, [kernel, o.zeroBiases ? new Float32Array(bias.length) : randn(rng, bias.length, 0.05)]);
     }
@@ -130,10 +154,12 @@ export function removeReluTies(model: tf.LayersModel, depth: number, d: Data): n
   const n = (depth - 2) / 6;
   const f = Math.fround;
   let shifted = 0;
-  let a = tf.tidy(() => tf.conv2d(tf.tensor4d(d.x, [d.rows, ...d.shape]), model.getLayer('stem').getWeights()[0] as tf.Tensor4D, 1, 'same'));
+  let a = tf.tidy(() => tf.conv2d(tf.tensor4d(d.x, [d.rows, ...d.shape]), effectiveKernel(model.getLayer('stem')), 1, 'same'));
   for (let k = 1; k <= 6 * n; k++) {
     const layer = model.getLayer(`block_${k}`);
-    const [kernel, biasT] = layer.getWeights();
+    const weights = layer.getWeights();
+    const biasT = weights[1];
+    const kernel = effectiveKernel(layer);
     const stride = k === 2 * n + 1 || k === 4 * n + 1 ? 2 : 1;
     const conv = (x: tf.Tensor4D, w: tf.Tensor4D) => (stride === 2
       ? tf.conv2d(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]) as tf.Tensor4D, w, 2, 'valid')
@@ -167,11 +193,11 @@ export function removeReluTies(model: tf.LayersModel, depth: number, d: Data): n
     }
     if (changed) {
       const bt = tf.tensor1d(bias);
-      layer.setWeights([kernel, bt]);
+      layer.setWeights([weights[0], bt, ...weights.slice(2)]);
       bt.dispose();
     }
     const next = tf.tidy(() => tf.relu(tf.add(sumT, tf.tensor1d(bias))) as tf.Tensor4D);
-    tf.dispose([a, sumT, absT]);
+    tf.dispose([a, sumT, absT, kernel]);
     a = next;
   }
   a.dispose();

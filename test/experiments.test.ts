@@ -253,6 +253,18 @@ test('claim rules fed made-up cells give the expected verdicts', () => {
   assert.equal(verdict(norms, 'glonet-self-regulates-sgemm', [...regulated(12), cell('glonet', 6, { effectiveDepth: ed(6, 6) })]), 'holds');
   assert.equal(verdict(norms, 'glonet-self-regulates-sgemm', [cell('glonet', 6, { effectiveDepth: ed(6, 6) }), cell('glonet', 8, { effectiveDepth: ed(1, 1) })]), 'holds');
 
+  // BN tampers with self-regulation: glonet-bn against glonet, norm share and blocks for the error.
+  const pair = (g: [number, number], b: [number, number], depth = 100) =>
+    [cell('glonet', depth, { effectiveDepth: ed(...g) }), cell('glonet-bn', depth, { effectiveDepth: ed(...b) })];
+  assert.equal(verdict(norms, 'bn-tampers-sgemm', pair([12, 40], [90, 95])), 'holds');
+  assert.equal(verdict(norms, 'bn-tampers-sgemm', pair([12, 60], [90, 95])), 'partly');
+  assert.equal(verdict(norms, 'bn-tampers-sgemm', pair([12, 60], [20, 95])), 'fails');
+  assert.equal(verdict(norms, 'bn-tampers-sgemm', [cell('glonet', 100, { effectiveDepth: ed(12, 40) })]), 'not-measured');
+  // Seeds are averaged; another depth is used only when both archs lack the claim's.
+  assert.equal(verdict(norms, 'bn-tampers-sgemm', pair([12, 40], [30, 95])), 'holds');
+  assert.equal(verdict(norms, 'bn-tampers-sgemm', [...pair([12, 40], [30, 95]), cell('glonet-bn', 100, { seed: 1, effectiveDepth: ed(10, 95) })]), 'partly');
+  assert.equal(verdict(norms, 'bn-tampers-sgemm', pair([3, 4], [8, 8], 8)), 'holds');
+
   const mnist = getExperiment('mnist-depth');
   assert.equal(verdict(mnist, 'glonet-mnist-flat', [acc('glonet', 6, 97.0), acc('glonet', 200, 96.5)]), 'holds');
   assert.equal(verdict(mnist, 'glonet-mnist-flat', [acc('glonet', 6, 97.0), acc('glonet', 200, 95.0)]), 'partly');
@@ -319,7 +331,7 @@ test('grids: stable cell ids in order, per-architecture budgets, csv-depth on al
   const csv = gridCells(getExperiment('csv-depth'), 'quick', { dataset: 'csv', data: 'x.csv', target: 'y' });
   assert.equal(csv.length, sg.length);
   assert.ok(csv.every((c) => c.config.subset === undefined && c.config.dataset === 'csv' && c.config.target === 'y'));
-  assert.equal(gridCells(getExperiment('mnist-depth'), 'quick', { dataset: 'mnist' }, { seeds: 1 }).length, 15, '--seeds overrides the preset');
+  assert.equal(gridCells(getExperiment('mnist-depth'), 'quick', { dataset: 'mnist' }, { seeds: 1 }).length, 16, '--seeds overrides the preset');
 });
 
 

@@ -1,6 +1,7 @@
 /**
  * The fused engine of the two-layer-block MLP baselines (vanilla, vanilla-nobn, resnetv2,
- * resnetv2-nobn; native addon with AVX2 and portable kernels, and the JavaScript twin) against the
+ * resnetv2-nobn) and of glonet-bn (one-layer blocks relu(BN(x K + b)), the head on their sum),
+ * native addon with AVX2 and portable kernels, and the JavaScript twin, against the
  * same models (src/models/mlp.ts) in plain TF.js Layers (cpu backend): gradients of every
  * trainable array in training mode, 20-step Adam trajectories of TfjsStepper (losses, weights and
  * BN moving statistics), inference-mode predictions, bitwise thread-count independence (native),
@@ -30,7 +31,7 @@ import type { ModelMetadata } from '../src/model-metadata.js';
 
 await initBackend('cpu');
 
-const ARCHS = ['vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn'] as const;
+const ARCHS = ['vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn', 'glonet-bn'] as const;
 
 // ----- helpers -----
 
@@ -71,7 +72,8 @@ function makeCase(arch: MlpArch, depth: number, loss: Loss, seed: number, l2 = 1
 function engineOptions(c: Case, extra: Partial<FusedBlockMlpOptions>): FusedBlockMlpOptions {
   const arch = c.meta.arch;
   return {
-    nIn: c.opts.inputShape[0], width: c.model.getLayer('stem').getWeights()[1].shape[0], blocks: c.meta.depth / 2,
+    nIn: c.opts.inputShape[0], width: c.model.getLayer('stem').getWeights()[1].shape[0],
+    blocks: arch === 'glonet-bn' ? c.meta.depth : c.meta.depth / 2, sum: arch === 'glonet-bn',
     nOut: c.opts.outputs, loss: c.opts.task === 'regression' ? 'mse' : 'softmax-ce', bn: !arch.endsWith('-nobn'),
     skip: arch.startsWith('resnetv2'), l2: c.opts.l2, lr: c.opts.lr, ...extra,
   };
@@ -150,7 +152,7 @@ for (const arch of ARCHS) {
 
 test('other widths (5, 8, 32) and batches smaller than a tile', () => {
   for (const [width, rows] of [[5, 45], [8, 3], [32, 70]]) {
-    for (const arch of ['resnetv2', 'vanilla-nobn'] as const) {
+    for (const arch of ['resnetv2', 'vanilla-nobn', 'glonet-bn'] as const) {
       const c = makeCase(arch, 2, 'mse', width, 1e-3, width);
       const { x, y } = makeData(new Rng(width), rows, 'mse');
       const ref = tfGradients(c, x, y, rows);
@@ -199,7 +201,7 @@ function trajectory(s: { step(x: Float32Array, y: Float32Array, rows: number): n
   return losses;
 }
 
-const TRAJECTORIES: Array<[MlpArch, Loss]> = [...ARCHS.map((a): [MlpArch, Loss] => [a, 'mse']), ['resnetv2', 'softmax-ce'], ['vanilla', 'softmax-ce']];
+const TRAJECTORIES: Array<[MlpArch, Loss]> = [...ARCHS.map((a): [MlpArch, Loss] => [a, 'mse']), ['resnetv2', 'softmax-ce'], ['vanilla', 'softmax-ce'], ['glonet-bn', 'softmax-ce']];
 
 for (const [arch, loss] of TRAJECTORIES) {
   for (const eng of ENGINES.slice(0, 2)) {
@@ -218,7 +220,10 @@ for (const [arch, loss] of TRAJECTORIES) {
         // by the gradient's own scale, turns into steps of about lr in the rounding's direction.
         // Any two implementations move these biases apart (and with them the BN's moving mean).
         // So after every step the reference takes our values of them; everything else is compared.
-        const inert = ours.layers.filter((n, i) => ours.layers[i + 1]?.includes('_bn') && (!arch.startsWith('resnetv2') || n.endsWith('_dense1')));
+        // In glonet-bn the stem's only reader is block_1_dense, a linear layer read only by a BN:
+        // its bias is inert too.
+        const inert = ours.layers.filter((n, i) => (ours.layers[i + 1]?.includes('_bn') && (!arch.startsWith('resnetv2') || n.endsWith('_dense1'))) ||
+          (arch === 'glonet-bn' && n === 'stem'));
         assert.equal(inert.length > 0, !arch.endsWith('-nobn'));
         const expected: number[] = [];
         const actual: number[] = [];
@@ -264,7 +269,7 @@ for (const [arch, loss] of TRAJECTORIES) {
 test('native engine is bitwise deterministic: threads 1, 2, 4 and the adaptive default, 20 steps', { skip: nativeSkip }, () => {
   const flat = (a: LayerArrays) => a.flat();
   for (const simd of ['auto', 'portable'] as const) {
-    for (const arch of ['resnetv2', 'vanilla', 'resnetv2-nobn'] as const) {
+    for (const arch of ['resnetv2', 'vanilla', 'resnetv2-nobn', 'glonet-bn'] as const) {
       for (const tileRows of [32, 4]) {
         const c = makeCase(arch, 8, 'mse', 9, 1e-5);
         const initial = readLayers(c.model, c.layers);
@@ -316,7 +321,8 @@ test('every MLP arch trained with Adam runs fused; the layer list; other optimiz
     assert.ok(!fusedMlpApplies({ ...c.meta, truncatedFrom: { blocks: 1, of: 2 } }, { optimizer: 'adam' }), arch);
     const bn = arch.endsWith('-nobn') ? [] : ['bn'];
     const block = (b: number) => [1, 2].flatMap((k) => [...bn.map(() => `block_${b}_bn${k}`), `block_${b}_dense${k}`]);
-    assert.deepEqual(c.layers, ['stem', ...block(1), ...block(2), 'head']);
+    const glonetBlock = (b: number) => [`block_${b}_dense`, `block_${b}_bn`];
+    assert.deepEqual(c.layers, arch === 'glonet-bn' ? ['stem', ...[1, 2, 3, 4].flatMap(glonetBlock), 'head'] : ['stem', ...block(1), ...block(2), 'head']);
     const s = createStepper(c.model, c.meta, c.opts, 'auto');
     assert.match(s.engine, /^fused-(native|js)$/);
     s.dispose();
@@ -371,7 +377,7 @@ test('bad weights are refused with a message naming the array', () => {
 const quiet = { progress: createProgress({ quiet: true }), log: () => {}, report: false };
 const strip = (m: Metrics) => m.epochs.map(({ seconds: _s, ...rest }) => rest);
 
-for (const [arch, engine] of [['resnetv2', 'auto'], ['vanilla', 'js']] as const) {
+for (const [arch, engine] of [['resnetv2', 'auto'], ['vanilla', 'js'], ['glonet-bn', 'auto'], ['glonet-bn', 'js']] as const) {
   test(`runTraining, ${arch} on the ${engine === 'js' ? 'JavaScript' : 'default'} fused engine: the saved TF.js model reproduces its test error; resume is exact`, () =>
     withEngineEnv(engine === 'js' ? 'js' : undefined, async () => {
       const cfg = (over: Partial<RunConfig>): RunConfig => ({

@@ -1,6 +1,7 @@
 /**
- * The fused ResNet20 engine (native addon, oneDNN), every arch (glonet, vanilla, vanilla-nobn,
- * resnetv2, resnetv2-nobn) and both optimizers (momentum SGD, Adam), against the same model in
+ * The fused ResNet20 engine (native addon, oneDNN), every arch (glonet, glonet-bn, vanilla,
+ * vanilla-nobn, resnetv2, resnetv2-nobn; glonet also with its norm-free options: Scaled Weight
+ * Standardization, block scales, fixed block centers) and both optimizers (momentum SGD, Adam), against the same model in
  * TF.js Layers on the cpu backend: every gradient against tf.variableGrads of (mean softmax
  * cross-entropy + model.calculateLosses()) in training mode (batch statistics), 20-step loss and
  * weight trajectories against TfjsStepper (BN moving statistics included), predictions (moving
@@ -46,13 +47,14 @@ import { createProgress } from '../src/train/progress.js';
 import { tmpDir } from './helpers.js';
 import { assertClose, assertRelClose } from './fixtures.js';
 import {
-  assertLayersClose, assertLayersCloseExcept, batches, cifarShaped, markIllConditioned, mnist, mnist14, options,
+  assertLayersClose, assertLayersCloseExcept, batches, cifarShaped, engineNormFree, markIllConditioned, mnist, mnist14, options,
   prepareWeights, randomImages, registerFastCpuFilterGradient, removeReluTies, specOf, tfGradients, tfModel, tfPredict,
   type Data,
 } from './cnn-fixtures.js';
 import type { OptimizerName } from '../src/vocabulary.js';
 import { evaluate } from '../src/scoring.js';
 import type { ModelMetadata } from '../src/model-metadata.js';
+import type { NormFreeOptions } from '../src/vocabulary.js';
 
 await initBackend('cpu');
 registerFastCpuFilterGradient();
@@ -74,7 +76,12 @@ interface GradientCase {
   threads: number;
   classes?: number;
   zeroBiases?: boolean;
+  normFree?: NormFreeOptions;
 }
+
+/** A norm-free variant's name in test titles ('glonet +ws +scale 1 +center'). */
+const variantName = (arch: string, nf: NormFreeOptions = {}) =>
+  `${arch}${nf.weightStd ? ' +ws' : ''}${nf.blockScale ? ` +scale ${nf.blockScale}` : ''}${nf.centerBlocks ? ' +center' : ''}`;
 
 const GRADIENT_CASES: GradientCase[] = [
   // GloNet. 20 rows in chunks of 8: two full chunks and a ragged one of 4.
@@ -91,19 +98,27 @@ const GRADIENT_CASES: GradientCase[] = [
   { name: 'depth 14, random 9x9x2, 11 classes, 6 rows, chunks of 4', arch: 'resnetv2-nobn', depth: 14, data: () => randomImages(6, [9, 9, 2], 11, 5), chunk: 4, threads: 2, classes: 11 },
   // Three channels and random values, 2 rows a chunk: statistics of 5 chunks.
   { name: 'depth 8, random 32x32x3, 10 rows, chunks of 2', arch: 'vanilla', depth: 8, data: () => cifarShaped(10, 3), chunk: 2, threads: 2 },
+  // GloNet's norm-free options, alone and together (random centers, scales and gains).
+  { name: 'depth 20, random 32x32x3, 20 rows, chunks of 8', arch: 'glonet', depth: 20, data: () => cifarShaped(20, 6), chunk: 8, threads: 2, normFree: { weightStd: true, blockScale: '1', centerBlocks: true } },
+  // Not with zero biases: a standardized (zero-mean) stem kernel over a saturated patch of a digit
+  // gives 0 up to rounding, and with zero biases block 1's ReLU then sits on that rounding (a tie
+  // removeReluTies cannot see, as its magnitude is rounding too).
+  { name: 'depth 8, MNIST, 24 rows', arch: 'glonet', depth: 8, data: () => mnist(24), chunk: 16, threads: 2, normFree: { weightStd: true } },
+  { name: 'depth 8, MNIST, 12 rows, chunks of 8', arch: 'glonet', depth: 8, data: () => mnist(12), chunk: 8, threads: 2, normFree: { blockScale: '1/L', centerBlocks: true } },
+  { name: 'depth 8, MNIST, 3 rows, one thread', arch: 'glonet', depth: 8, data: () => mnist(3), chunk: 16, threads: 1, normFree: { blockScale: '1' } },
 ];
 
 for (const c of GRADIENT_CASES) {
-  test(`${c.arch}: gradients, loss and predictions match TF.js: ${c.name}`, { skip }, () => {
+  test(`${variantName(c.arch, c.normFree)}: gradients, loss and predictions match TF.js: ${c.name}`, { skip }, () => {
     const d = c.data();
     const classes = c.classes ?? 10;
-    const model = tfModel(c.arch, c.depth, d.shape, classes);
-    const w = prepareWeights(model, c.arch, c.depth, d, c.depth, { zeroBiases: c.zeroBiases, tieFree: c.arch === 'glonet' });
-    const names = specOf(c.arch, c.depth, d, classes).map((l) => l.name);
+    const model = tfModel(c.arch, c.depth, d.shape, classes, 5e-5, c.normFree);
+    const w = prepareWeights(model, c.arch, c.depth, d, c.depth, { zeroBiases: c.zeroBiases, tieFree: c.arch === 'glonet', normFree: c.normFree });
+    const names = specOf(c.arch, c.depth, d, classes, c.normFree).map((l) => l.name);
     const expected = tfPredict(model, d);
     const ref = tfGradients(model, names, d, classes);
     for (const convAlgorithm of ALGORITHMS) {
-      const fused = createFusedResNet20(options(c.arch, d, c.depth, { chunkRows: c.chunk, threads: c.threads, convAlgorithm, classes }), w);
+      const fused = createFusedResNet20(options(c.arch, d, c.depth, { chunkRows: c.chunk, threads: c.threads, convAlgorithm, classes, normFree: engineNormFree(c.normFree) }), w);
       assert.equal(fused.threads, c.threads);
       assert.deepEqual(fused.layers.map((l) => l.name), names);
       assertLayersClose(fused.gradients(d.x, d.y, d.rows), ref.grads, names, 1e-4, `${convAlgorithm}: grad`);
@@ -137,22 +152,30 @@ const TRAJECTORY_LR: Record<OptimizerName, number> = { sgd: 0.05, adam: 1e-3 };
  * (markIllConditioned): such weights may differ by up to two steps, and must be under 1% of any
  * tensor; the test reports how many there were.
  */
-for (const arch of RESNET20_ARCHS) {
+const TRAJECTORY_VARIANTS: Array<{ arch: ResNet20Arch; normFree?: NormFreeOptions }> = [
+  ...RESNET20_ARCHS.map((arch) => ({ arch })),
+  { arch: 'glonet', normFree: { weightStd: true } },
+  { arch: 'glonet', normFree: { blockScale: '1', centerBlocks: true } },
+];
+
+for (const { arch, normFree } of TRAJECTORY_VARIANTS) {
   for (const optimizer of ['sgd', 'adam'] as const) {
     const freeRunning = arch === 'glonet';
-    test(`${arch}, ${optimizer}: 20-step losses, weights and moving statistics match TfjsStepper (depth 8, MNIST at 14x14, batches of 8, ragged 4${freeRunning ? ', free-running' : ''})`, { skip }, (t) => {
+    test(`${variantName(arch, normFree)}, ${optimizer}: 20-step losses, weights and moving statistics match TfjsStepper (depth 8, MNIST at 14x14, batches of 8, ragged 4${freeRunning ? ', free-running' : ''})`, { skip }, (t) => {
       const d = mnist14(20);
       const depth = 8;
-      const model = tfModel(arch, depth, d.shape, 10);
-      const w = prepareWeights(model, arch, depth, d, 3);
-      const spec = specOf(arch, depth, d);
+      const model = tfModel(arch, depth, d.shape, 10, 5e-5, normFree);
+      const w = prepareWeights(model, arch, depth, d, 3, { normFree });
+      const spec = specOf(arch, depth, d, 10, normFree);
       const names = spec.map((l) => l.name);
       const lr = TRAJECTORY_LR[optimizer];
       const so: StepperOptions = { task: 'classification', outputs: 10, inputShape: d.shape, optimizer, lr, momentum: 0.9, l2: 5e-5 };
       const reference = new TfjsStepper(model, so);
-      const engines = ALGORITHMS.map((convAlgorithm) => createFusedResNet20(options(arch, d, depth, { optimizer, lr, chunkRows: 4, convAlgorithm }), w));
+      const engines = ALGORITHMS.map((convAlgorithm) => createFusedResNet20(options(arch, d, depth, { optimizer, lr, chunkRows: 4, convAlgorithm, normFree: engineNormFree(normFree) }), w));
       const trainable = (a: LayerArrays) => a.map((arrays, i) => arrays.slice(0, spec[i].trainable));
-      const biases = () => names.filter((n) => n.startsWith('block_')).map((n) => (model.getLayer(n).getWeights()[1].dataSync() as Float32Array).slice());
+      // The block convs (block_1 .. block_6n) and their biases, array 1 of each.
+      const convs = names.flatMap((n, i) => (/^block_\d+$/.test(n) ? [i] : []));
+      const biases = () => convs.map((i) => (model.getLayer(names[i]).getWeights()[1].dataSync() as Float32Array).slice());
       const expected: number[] = [];
       const actual: number[][] = engines.map(() => []);
       // Adam only: elements whose step is decided by rounding (markIllConditioned), at any step so far.
@@ -166,7 +189,7 @@ for (const arch of RESNET20_ARCHS) {
             const after = biases();
             for (const e of engines) {
               const ew = e.getWeights();
-              ew.slice(1, -1).forEach((blk, k) => blk[1].forEach((v, c) => { blk[1][c] = Math.fround(v + (after[k][c] - before[k][c])); }));
+              convs.forEach((i, k) => ew[i][1].forEach((v, c) => { ew[i][1][c] = Math.fround(v + (after[k][c] - before[k][c])); }));
               e.setWeights(ew);
             }
           }
@@ -204,16 +227,21 @@ for (const arch of RESNET20_ARCHS) {
 
 // ----- threads, chunks, state -----
 
-for (const arch of ['glonet', 'resnetv2'] as const) {
-  test(`${arch}: 1 and 2 threads give bit-identical results; another chunk size gives the same loss (1e-5) and gradients (1e-4)`, { skip }, () => {
+const THREAD_VARIANTS: Array<{ arch: ResNet20Arch; normFree?: NormFreeOptions }> = [
+  { arch: 'glonet' }, { arch: 'resnetv2' }, { arch: 'glonet-bn' }, { arch: 'glonet', normFree: { weightStd: true, blockScale: '1/L', centerBlocks: true } },
+];
+
+for (const { arch, normFree } of THREAD_VARIANTS) {
+  test(`${variantName(arch, normFree)}: 1 and 2 threads give bit-identical results; another chunk size gives the same loss (1e-5) and gradients (1e-4)`, { skip }, () => {
     const d = cifarShaped(40, 5);
     const depth = 8;
-    const model = tfModel(arch, depth, d.shape, 10);
-    const w = prepareWeights(model, arch, depth, d, 5);
-    const names = specOf(arch, depth, d).map((l) => l.name);
+    const model = tfModel(arch, depth, d.shape, 10, 5e-5, normFree);
+    const w = prepareWeights(model, arch, depth, d, 5, { normFree });
+    const names = specOf(arch, depth, d, 10, normFree).map((l) => l.name);
     model.dispose();
+    const nf = engineNormFree(normFree);
     const run = (threads: number, chunkRows: number) => {
-      const m = createFusedResNet20(options(arch, d, depth, { threads, chunkRows, lr: 0.02 }), w);
+      const m = createFusedResNet20(options(arch, d, depth, { threads, chunkRows, lr: 0.02, normFree: nf }), w);
       const losses = Array.from({ length: 5 }, () => m.step(d.x, d.y, d.rows));
       const weights = m.getWeights();
       m.dispose();
@@ -226,7 +254,7 @@ for (const arch of ['glonet', 'resnetv2'] as const) {
     // Another chunk size sums in another order: the same step up to rounding (which later steps
     // amplify, so one step is compared).
     const grads = (chunkRows: number) => {
-      const m = createFusedResNet20(options(arch, d, depth, { chunkRows }), w);
+      const m = createFusedResNet20(options(arch, d, depth, { chunkRows, normFree: nf }), w);
       const out = { loss: m.evaluate(d.x, d.y, d.rows), g: m.gradients(d.x, d.y, d.rows) };
       m.dispose();
       return out;

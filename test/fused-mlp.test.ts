@@ -2,7 +2,8 @@
  * The fused GloNet MLP engines (native addon and portable JavaScript) against the same model in
  * plain TF.js Layers (cpu backend): gradients of every weight, 20-step Adam loss trajectories,
  * predictions, bitwise thread-count independence (native), ragged batches, checkpoints of the
- * optimizer state.
+ * optimizer state; with and without block scales (`--block-scale`: a learnable scalar on each
+ * block's term of the sum, the BlockScale layer).
  */
 import { fastPathInfo } from '../src/engines/mlp/pick-core.js';
 import { test } from 'node:test';
@@ -13,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
+import { BlockScale } from '../src/layers/normfree.js';
 import { Rng } from '../src/random.js';
 import { assertBitwise, assertClose, assertRelClose, ENGINES, info, nativeSkip, randn, SHAPES } from './fixtures.js';
 import {
@@ -25,7 +27,7 @@ await initBackend('cpu');
 // ----- helpers -----
 
 /** He-normal kernels; small random biases so bias gradients are exercised from a nonzero start. */
-function initWeights(o: { nIn: number; width: number; depth: number; nOut: number }, seed: number): FusedMlpWeights {
+function initWeights(o: { nIn: number; width: number; depth: number; nOut: number; blockScale?: boolean }, seed: number): FusedMlpWeights {
   const rng = new Rng(seed);
   const dense = (fanIn: number, units: number) => ({
     kernel: randn(rng, fanIn * units, Math.sqrt(2 / fanIn)),
@@ -35,6 +37,8 @@ function initWeights(o: { nIn: number; width: number; depth: number; nOut: numbe
     stem: dense(o.nIn, o.width),
     blocks: Array.from({ length: o.depth }, () => dense(o.width, o.width)),
     head: dense(o.width, o.nOut),
+    // Scales away from 1 (some negative), so that a wrong factor shows.
+    ...(o.blockScale ? { scales: randn(rng, o.depth, 0.5, 0.8) } : {}),
   };
 }
 
@@ -47,25 +51,32 @@ function makeData(rng: Rng, rows: number, nIn: number, nOut: number, loss: Fused
 }
 
 function flat(w: FusedMlpWeights): Array<[string, Float32Array]> {
-  const out: Array<[string, Float32Array]> = [['stem.kernel', w.stem.kernel], ['stem.bias', w.stem.bias]];
+  const out: Array<[string, Float32Array]> = [...(w.scales ? [['scales', w.scales] as [string, Float32Array]] : []), ['stem.kernel', w.stem.kernel], ['stem.bias', w.stem.bias]];
   w.blocks.forEach((b, i) => out.push([`blocks[${i}].kernel`, b.kernel], [`blocks[${i}].bias`, b.bias]));
   out.push(['head.kernel', w.head.kernel], ['head.bias', w.head.bias]);
   return out;
 }
 
-/** The same model in plain TF.js Layers, with the given weights. */
+/** The same model in plain TF.js Layers, with the given weights (with block scales: BlockScale layers on the sum's terms). */
 function tfModel(o: FusedMlpOptions, w: FusedMlpWeights): tf.LayersModel {
   const reg = () => tf.regularizers.l2({ l2: o.l2 });
   const input = tf.input({ shape: [o.nIn] });
   const stem = tf.layers.dense({ units: o.width, kernelRegularizer: reg() });
   let x = stem.apply(input) as tf.SymbolicTensor;
   const blocks: tf.layers.Layer[] = [];
+  const scales: tf.layers.Layer[] = [];
   const outs: tf.SymbolicTensor[] = [];
   for (let l = 0; l < o.depth; l++) {
     const b = tf.layers.dense({ units: o.width, activation: 'relu', kernelRegularizer: reg() });
     blocks.push(b);
     x = b.apply(x) as tf.SymbolicTensor;
-    outs.push(x);
+    if (o.blockScale) {
+      const sc = new BlockScale({ init: 1 });
+      scales.push(sc);
+      outs.push(sc.apply(x) as tf.SymbolicTensor);
+    } else {
+      outs.push(x);
+    }
   }
   const sum = outs.length === 1 ? outs[0] : (tf.layers.add().apply(outs) as tf.SymbolicTensor);
   const head = tf.layers.dense({ units: o.nOut, kernelRegularizer: reg() });
@@ -75,8 +86,14 @@ function tfModel(o: FusedMlpOptions, w: FusedMlpWeights): tf.LayersModel {
   set(stem, w.stem.kernel, w.stem.bias, o.nIn, o.width);
   blocks.forEach((b, l) => set(b, w.blocks[l].kernel, w.blocks[l].bias, o.width, o.width));
   set(head, w.head.kernel, w.head.bias, o.width, o.nOut);
+  scales.forEach((sc, l) => sc.setWeights([tf.tensor1d([w.scales![l]])]));
+  // The trainable variables in flat()'s order (scales first).
+  ordered.set(model, [...scales, stem, ...blocks, head].flatMap((layer) => layer.trainableWeights.map((v) => v.read() as tf.Variable)));
   return model;
 }
+
+/** tfModel's variables in flat()'s order. */
+const ordered = new WeakMap<tf.LayersModel, tf.Variable[]>();
 
 function lossFn(o: FusedMlpOptions): (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor {
   if (o.loss === 'mse') return (yTrue, yPred) => tf.losses.meanSquaredError(yTrue, yPred);
@@ -93,7 +110,7 @@ function yTensor(o: FusedMlpOptions, y: Float32Array, rows: number): tf.Tensor {
 function tfGradients(o: FusedMlpOptions, w: FusedMlpWeights, x: Float32Array, y: Float32Array, rows: number):
   { loss: number; grads: Float32Array[] } {
   const model = tfModel(o, w);
-  const vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
+  const vars = ordered.get(model)!;
   const xt = tf.tensor2d(x, [rows, o.nIn]);
   const yt = yTensor(o, y, rows);
   const f = lossFn(o);
@@ -102,7 +119,9 @@ function tfGradients(o: FusedMlpOptions, w: FusedMlpWeights, x: Float32Array, y:
     for (const r of model.calculateLosses()) total = tf.add(total, r);
     return total as tf.Scalar;
   }, vars);
-  const out = vars.map((v) => grads[v.name].dataSync() as Float32Array);
+  let out = vars.map((v) => grads[v.name].dataSync() as Float32Array);
+  // flat() has the scales as one array.
+  if (o.blockScale) out = [Float32Array.from(out.slice(0, o.depth), (a) => a[0]), ...out.slice(o.depth)];
   const loss = value.dataSync()[0];
   tf.dispose([value, xt, yt, ...Object.values(grads)]);
   model.dispose();
@@ -142,12 +161,17 @@ function fusedTrajectory(o: FusedMlpOptions, w: FusedMlpWeights, x: Float32Array
 
 // ----- gradients -----
 
-for (const loss of ['mse', 'softmax-ce'] as const) {
-  for (const depth of [1, 3, 12]) {
+const GRADIENT_CASES: Array<[FusedLoss, number, boolean]> = [
+  ...(['mse', 'softmax-ce'] as const).flatMap((loss) => [1, 3, 12].map((depth): [FusedLoss, number, boolean] => [loss, depth, false])),
+  ['mse', 3, true], ['mse', 12, true], ['softmax-ce', 3, true],
+];
+
+for (const [loss, depth, blockScale] of GRADIENT_CASES) {
+  {
     for (const eng of ENGINES) {
-      test(`gradients match tf.variableGrads: ${loss}, depth ${depth}, ${eng.name}`, { skip: eng.skip }, () => {
+      test(`gradients match tf.variableGrads: ${loss}, depth ${depth}${blockScale ? ', block scales' : ''}, ${eng.name}`, { skip: eng.skip }, () => {
         const o: FusedMlpOptions = {
-          ...SHAPES[loss], width: 16, depth, loss, l2: 1e-3, lr: 0.01, ...eng.opts,
+          ...SHAPES[loss], width: 16, depth, loss, l2: 1e-3, lr: 0.01, blockScale, ...eng.opts,
         };
         const w = initWeights(o, 100 + depth);
         const rows = 301; // not a multiple of the tile size, of 4, or of the thread count
@@ -197,11 +221,11 @@ test('other widths (5, 8, 32, 40) and the JavaScript engine without code generat
 
 // ----- Adam trajectories -----
 
-for (const [loss, depth] of [['mse', 12], ['softmax-ce', 3]] as const) {
+for (const [loss, depth, blockScale] of [['mse', 12, false], ['softmax-ce', 3, false], ['mse', 12, true]] as const) {
   for (const eng of ENGINES.slice(0, 2)) {
-    test(`20-step Adam loss trajectory matches model.trainOnBatch: ${loss}, depth ${depth}, ${eng.name}`,
+    test(`20-step Adam loss trajectory matches model.trainOnBatch: ${loss}, depth ${depth}${blockScale ? ', block scales' : ''}, ${eng.name}`,
       { skip: eng.skip }, async () => {
-        const o: FusedMlpOptions = { ...SHAPES[loss], width: 16, depth, loss, l2: 1e-4, lr: 0.01, ...eng.opts };
+        const o: FusedMlpOptions = { ...SHAPES[loss], width: 16, depth, loss, l2: 1e-4, lr: 0.01, blockScale, ...eng.opts };
         const w = initWeights(o, 5);
         const rows = 700;
         const { x, y } = makeData(new Rng(11), rows, o.nIn, o.nOut, loss);
@@ -242,10 +266,10 @@ const KERNELS: Array<[string, Partial<FusedMlpOptions>]> = [
 // fixed runs of consecutive tiles per unit); 4 threads on fewer cores adds preemption.
 test('native engine is bitwise deterministic: threads 1, 2, 4 and the adaptive default, 20 steps', { skip: nativeSkip }, () => {
   for (const [kname, kopts] of KERNELS) {
-    for (const loss of ['mse', 'softmax-ce'] as const) {
+    for (const [loss, blockScale] of [['mse', false], ['softmax-ce', false], ['mse', true]] as const) {
       for (const tileRows of [32, 4]) {
         const o: FusedMlpOptions = {
-          ...SHAPES[loss], width: 16, depth: 20, loss, l2: 1e-5, lr: 0.01, engine: 'native', tileRows, ...kopts,
+          ...SHAPES[loss], width: 16, depth: 20, loss, l2: 1e-5, lr: 0.01, engine: 'native', tileRows, blockScale, ...kopts,
         };
         const w = initWeights(o, 9);
         const rows = 1021;
@@ -271,7 +295,7 @@ test('native engine is bitwise deterministic: threads 1, 2, 4 and the adaptive d
         const one = run(1);
         assert.ok(one.losses[15] < one.losses[0], 'it trains');
         for (const threads of [2, 4, undefined]) {
-          const what = `${kname}, ${loss}, tileRows ${tileRows}, threads ${threads ?? 'adaptive'}`;
+          const what = `${kname}, ${loss}${blockScale ? ', block scales' : ''}, tileRows ${tileRows}, threads ${threads ?? 'adaptive'}`;
           const r = run(threads);
           r.grads.forEach((g, i) => assertBitwise(g, one.grads[i], `${what}: gradients ${flat(one.weights)[i][0]}`));
           assertBitwise(r.losses, one.losses, `${what}: step losses`);

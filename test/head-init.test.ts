@@ -48,10 +48,10 @@ for (const [model, depth, blocks] of cases) {
 
 test('--head-init other than paper is an error for the baselines, naming the option', () => {
   assert.throws(() => buildModel({ model: 'mlp', arch: 'vanilla', depth: 4, width: 16, l2: 0, seed: 1, headInit: 'zero' }, data.mlp),
-    (e: Error) => e instanceof ModelConfigError && /--head-init zero: applies to --arch glonet/.test(e.message));
+    (e: Error) => e instanceof ModelConfigError && /--head-init zero: applies to a GloNet \(--arch glonet or glonet-bn/.test(e.message));
   const r = runCli(['train', '--model', 'mlp', '--arch', 'resnetv2', '--depth', '4', '--head-init', 'scaled', '--out', 'test-output/never']);
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /--head-init scaled: applies to --arch glonet/);
+  assert.match(r.stderr, /--head-init scaled: applies to a GloNet \(--arch glonet or glonet-bn/);
   assert.equal(r.stderr.trim().split('\n').length, 1);
   tf.disposeVariables();
 });

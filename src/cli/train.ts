@@ -15,11 +15,12 @@ import { SEED_LIMIT } from '../train/options.js';
 import { InterruptedError } from '../train/trainer.js';
 import { datasetNames, getDataset } from '../data/registry.js';
 import { DEFAULT_MAX_CLASSES, DEFAULT_MAX_LEVELS } from '../data/csv-dataset.js';
-import { HEAD_INITS, OPTIMIZERS, SCHEDULES, type Protocol, type RunConfig } from '../vocabulary.js';
+import { BLOCK_SCALES, HEAD_INITS, normFreeOf, OPTIMIZERS, SCHEDULES, type HeadInit, type NormFreeOptions, type Protocol, type RunConfig } from '../vocabulary.js';
 
 /** `glonet train`'s options as commander parses them: a run's configuration, the protocol's settings optional. */
 interface TrainCliOptions extends Pick<RunConfig, 'model' | 'arch' | 'dataset' | 'data' | 'target' | 'drop' | 'depth' | 'seed' |
-  'subset' | 'fast' | 'headInit' | 'task' | 'categorical' | 'missing' | 'maxClasses' | 'maxLevels'>, Partial<Protocol>, Partial<Pick<RunConfig, 'augment' | 'backend'>> {
+  'subset' | 'fast' | 'headInit' | 'task' | 'categorical' | 'missing' | 'maxClasses' | 'maxLevels'>, Partial<Protocol>, Partial<Pick<RunConfig, 'augment' | 'backend'>>,
+  Pick<NormFreeOptions, 'blockScale' | 'weightStd' | 'centerBlocks'> {
   out: string;
   resume?: boolean;
   overwrite?: boolean;
@@ -76,6 +77,18 @@ function atLeastTwo(v: string): number {
   return n;
 }
 
+type Family = ReturnType<typeof getFamily>;
+
+/**
+ * A GloNet setting's default in the families that have it ("mlp paper, resnet20 paper, vit
+ * paper"), read from each family's glonet defaults; `option` limits it to the families whose
+ * glonet takes that norm-free option.
+ */
+function normFreeHelp(value: (d: ReturnType<Family['defaults']>) => string, option?: keyof NonNullable<RunConfig['normFree']>): string {
+  const takes = (f: Family) => f.archs.includes('glonet') && (option == null || (f.normFreeOptions ?? []).includes(option));
+  return familyNames().map(getFamily).filter(takes).map((f) => `${f.name} ${value(f.defaults('glonet'))}`).join(', ');
+}
+
 /** The options every training command shares (train, and experiment cells). */
 function addTrainOptions(cmd: Command): Command {
   return cmd
@@ -99,7 +112,12 @@ function addTrainOptions(cmd: Command): Command {
     .option('--subset <n>', 'train and test on a seeded random subset of n examples (at least 10, at most the data\'s size)', positiveInt)
     .option('--augment', 'image data sets: random flips and 4-pixel crops')
     .addOption(new Option('--backend <name>', 'TF.js backend (default: the fastest that loads)').choices(BACKENDS))
-    .addOption(new Option('--head-init <kind>', 'glonet: the head kernel at initialization: paper (the family\'s He-normal, Glorot-uniform for vit), scaled (that divided by the number of blocks summed), zero').choices(HEAD_INITS).default('paper'))
+    .addOption(new Option('--head-init <kind>', `glonet: the head kernel at initialization: paper (the family's He-normal, Glorot-uniform for vit), scaled (that divided by the number of blocks summed), zero; default ${normFreeHelp((d) => d.headInit ?? 'paper')}`).choices(HEAD_INITS))
+    .addOption(new Option('--block-scale <init>', `glonet: a learnable scalar on each block's contribution to the sum, initialized at 1 or 1/L (L blocks), or none; default ${normFreeHelp((d) => d.normFree?.blockScale ?? 'none', 'blockScale')}`).choices(BLOCK_SCALES))
+    .option('--weight-std', `glonet: Scaled Weight Standardization of every conv kernel (NF-ResNets), with a learnable gain per channel; default ${normFreeHelp((d) => (d.normFree?.weightStd ? 'on' : 'off'), 'weightStd')}`)
+    .option('--no-weight-std', 'glonet: plain conv kernels (the paper\'s)')
+    .option('--center-blocks', `glonet: subtract from each block's pooled output its mean over the first 1,024 training images at initialization (fixed); default ${normFreeHelp((d) => (d.normFree?.centerBlocks ? 'on' : 'off'), 'centerBlocks')}`)
+    .option('--no-center-blocks', 'glonet: no centering (the paper\'s)')
     .addOption(new Option('--fast <mode>', 'fused training engines (MLPs of every arch with Adam; ResNet20 of every arch with SGD or Adam; ViTs of both archs with Adam): auto uses them when they apply, off forces plain TF.js').choices(['auto', 'off']).default('auto'));
 }
 
@@ -117,6 +135,17 @@ function defaultsText(): string {
     for (const [text, archs] of seen) lines.push(`  ${name} ${archs.length === f.archs.length ? '(all archs)' : archs.join(', ')}: ${text}`);
   }
   return lines.join('\n');
+}
+
+/** A head init as run configs record it: absent for the paper's. */
+function headInitOf(h: HeadInit | undefined): Pick<RunConfig, 'headInit'> {
+  return h != null && h !== 'paper' ? { headInit: h } : {};
+}
+
+/** The norm-free options that are on: each given option, else the arch's default. */
+function normFreeConfig(o: Pick<TrainCliOptions, 'blockScale' | 'weightStd' | 'centerBlocks'>, d: NormFreeOptions): Pick<RunConfig, 'normFree'> {
+  const nf = normFreeOf({ blockScale: o.blockScale ?? d.blockScale, weightStd: o.weightStd ?? d.weightStd, centerBlocks: o.centerBlocks ?? d.centerBlocks });
+  return nf ? { normFree: nf } : {};
 }
 
 function toRunConfig(o: TrainCliOptions): RunConfig {
@@ -156,7 +185,8 @@ function toRunConfig(o: TrainCliOptions): RunConfig {
     augment: Boolean(o.augment),
     backend: o.backend ?? 'auto',
     fast: o.fast,
-    ...(o.headInit != null && o.headInit !== 'paper' ? { headInit: o.headInit } : {}),
+    ...headInitOf(o.headInit ?? d.headInit),
+    ...normFreeConfig(o, d.normFree ?? {}),
   };
 }
 

@@ -52,7 +52,7 @@ interface RunExperimentResult {
 }
 
 /** The settings a finished cell must have been trained with to count for this run. */
-const SAME_CELL_KEYS = ['model', 'arch', 'dataset', 'data', 'target', 'drop', 'task', 'categorical', 'missing', 'maxClasses', 'maxLevels', 'depth', 'width', 'epochs', 'batchSize', 'optimizer', 'lr', 'momentum', 'l2', 'schedule', 'warmup', 'seed', 'subset', 'augment', 'headInit'] as const;
+const SAME_CELL_KEYS = ['model', 'arch', 'dataset', 'data', 'target', 'drop', 'task', 'categorical', 'missing', 'maxClasses', 'maxLevels', 'depth', 'width', 'epochs', 'batchSize', 'optimizer', 'lr', 'momentum', 'l2', 'schedule', 'warmup', 'seed', 'subset', 'augment', 'headInit', 'normFree'] as const;
 /** Settings whose absence means their default (runs written before the setting existed). */
 const DEFAULTS: Partial<Record<(typeof SAME_CELL_KEYS)[number], unknown>> = { headInit: 'paper' };
 

@@ -7,10 +7,11 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { Dataset } from '../data/dataset.js';
-import type { HeadInit, Protocol, RunConfig } from '../vocabulary.js';
+import type { HeadInit, NormFreeOptions, Protocol, RunConfig } from '../vocabulary.js';
 import { GlonetError } from '../errors.js';
 import type { ModelMetadata } from '../model-metadata.js';
 import { LIMITS, overLimit, formatCount, type Limit } from '../limits.js';
+import { normFreeOf } from '../vocabulary.js';
 
 /** A model that cannot be built as asked (bad arch, depth, width or data shape). */
 export class ModelConfigError extends GlonetError {
@@ -19,10 +20,10 @@ export class ModelConfigError extends GlonetError {
 }
 
 /**
- * What a family builds from: the run's options (model, arch, depth, width, l2, seed, head init;
- * src/vocabulary.ts says what each means).
+ * What a family builds from: the run's options (model, arch, depth, width, l2, seed, head init,
+ * norm-free options; src/vocabulary.ts says what each means).
  */
-export type BuildOptions = Pick<RunConfig, 'model' | 'arch' | 'depth' | 'width' | 'l2' | 'seed' | 'headInit'>;
+export type BuildOptions = Pick<RunConfig, 'model' | 'arch' | 'depth' | 'width' | 'l2' | 'seed' | 'headInit' | 'normFree'>;
 
 /** What a family needs to know about the data. */
 export type DataShape = Pick<Dataset, 'inputShape' | 'outputs' | 'task'>;
@@ -53,8 +54,15 @@ export interface ModelFamily {
   defaults(arch: string): Defaults;
   /** Build (and validate) a model; errors are ModelConfigErrors naming the option. */
   build(o: BuildOptions, data: DataShape): BuiltModel;
-  /** Names of the layers whose outputs are the blocks' outputs, in order. */
-  blockLayers(arch: string, depth: number): string[];
+  /** The norm-free options its --arch glonet takes (none when absent). */
+  normFreeOptions?: ReadonlyArray<keyof NormFreeOptions>;
+  /** Names of the layers whose outputs are the blocks' outputs (their contributions to a GloNet sum), in order. */
+  blockLayers(arch: string, depth: number, normFree?: NormFreeOptions): string[];
+  /**
+   * Settings the model takes from the training data before training starts (a new run only):
+   * the ResNet20 family's fixed block centers. `x` holds `rows` training examples.
+   */
+  fitToData?(model: tf.LayersModel, meta: ModelMetadata, x: Float32Array, rows: number): void;
   /** The largest depth and width it builds, each with the reason (checked before the data are read). */
   limits?: FamilyLimits;
   /** The size of its model before it is built (checked against src/limits.ts before anything is allocated). */
@@ -110,11 +118,13 @@ export function checkModelSize(family: Pick<ModelFamily, 'name' | 'size'>, o: Bu
 
 /** A family's model with the metadata analysis needs later (saved in model.json). */
 export function withMetadata(family: Pick<ModelFamily, 'name' | 'blockLayers'>, o: BuildOptions, data: DataShape, model: tf.LayersModel): BuiltModel {
+  const normFree = normFreeOf(o.normFree ?? {});
   return {
     model,
     meta: {
       model: family.name, arch: o.arch, depth: o.depth, task: data.task, inputShape: data.inputShape, outputs: data.outputs,
-      blockLayers: family.blockLayers(o.arch, o.depth),
+      blockLayers: family.blockLayers(o.arch, o.depth, normFree),
+      ...(normFree ? { normFree } : {}),
     },
   };
 }
@@ -126,8 +136,21 @@ export function checkArch(family: string, archs: readonly string[], arch: string
 
 /** `--head-init` other than the paper's applies to a GloNet head only. */
 export function checkHeadInit(arch: string, headInit: HeadInit | undefined): void {
-  if (headInit != null && headInit !== 'paper' && arch !== 'glonet') {
-    throw new ModelConfigError(`--head-init ${headInit}: applies to --arch glonet (the head that reads the sum of the blocks), not ${arch}`);
+  if (headInit != null && headInit !== 'paper' && !arch.startsWith('glonet')) {
+    throw new ModelConfigError(`--head-init ${headInit}: applies to a GloNet (--arch glonet or glonet-bn: the head that reads the sum of the blocks), not ${arch}`);
+  }
+}
+
+/**
+ * The norm-free options a family's architecture takes (`allowed`, for --arch glonet; no other
+ * arch takes any): one that is on elsewhere is a ModelConfigError naming the option.
+ */
+export function checkNormFree(family: string, arch: string, o: NormFreeOptions, allowed: ReadonlyArray<keyof NormFreeOptions>): void {
+  const on = normFreeOf(o) ?? {};
+  const flag: Record<keyof NormFreeOptions, string> = { blockScale: `--block-scale ${o.blockScale}`, weightStd: '--weight-std', centerBlocks: '--center-blocks' };
+  for (const key of Object.keys(on) as Array<keyof NormFreeOptions>) {
+    if (arch !== 'glonet') throw new ModelConfigError(`${flag[key]}: applies to --arch glonet (the GloNet without normalization), not ${arch}`);
+    if (!allowed.includes(key)) throw new ModelConfigError(`${flag[key]}: not available for --model ${family}`);
   }
 }
 

@@ -19,6 +19,20 @@
  *             which zero-pads the 16- and 32-channel vectors to 64. Pooling is linear, so this is
  *             the paper's "pool to 8x8, pad to 64 channels, sum" embedding followed by the head's
  *             global pool, computed more cheaply. Head: Dense(outputs) on the sum.
+ *             Norm-free options (src/layers/normfree.ts, issue 24; all off by default, the paper's
+ *             network): `weightStd` makes every conv (stem included) a Scaled-Weight-Standardized
+ *             WSConv2D; `centerBlocks` subtracts from each pooled block output its mean over
+ *             training images at initialization (fitted by `fitToData`, then fixed);
+ *             `blockScale` multiplies each (centered) pooled output by a learnable scalar
+ *             initialized at 1 or 1/L. Each block's contribution to the sum is then the output of
+ *             its last such layer: block_b_pool, block_b_center or block_b_scale.
+ *   glonet-bn GloNet with batch normalization in its blocks, as the authors' CNN notebook has it:
+ *             their blocks are ResNetv2's pre-activation ones with the skips removed, so every conv
+ *             is a block BN -> ReLU -> conv (no bias), and each block's (conv) output is pooled,
+ *             padded and summed as glonet's (the notebook's shape adapter, an untrained 1x1 conv
+ *             built in every forward pass, is not repeated; it summed only the stem and the three
+ *             stage outputs, this sums every block, as glonet does). No final BN-ReLU: the head
+ *             reads the sum, as glonet's.
  *
  * The baselines end, as every pre-activation ResNet (and the peer) does, with a final BN + ReLU
  * before the pool (ReLU alone for the -nobn variants): without it the residual stream reaches the
@@ -32,19 +46,24 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { glonet } from '../layers/chain.js';
-import { checkArch, checkClassifier, checkHeadInit, checkImageShape, ModelConfigError, seedCounter, withMetadata, type Defaults, type ModelFamily, type ModelSize } from './family.js';
+import { BlockScale, FixedCenter, WS_RELU_GAMMA, WSConv2D } from '../layers/normfree.js';
+import type { ModelMetadata } from '../model-metadata.js';
+import {
+  checkArch, checkClassifier, checkHeadInit, checkImageShape, checkNormFree, ModelConfigError, seedCounter, withMetadata,
+  type Defaults, type ModelFamily, type ModelSize,
+} from './family.js';
 import { headInitializer, heNormal, lastDim } from './init.js';
-import type { HeadInit } from '../vocabulary.js';
+import type { HeadInit, NormFreeOptions } from '../vocabulary.js';
 
 /** The ResNet20 family's architectures ('glonet' first, the default). */
-export const RESNET20_ARCHS = ['glonet', 'resnetv2', 'resnetv2-nobn', 'vanilla', 'vanilla-nobn'] as const;
+export const RESNET20_ARCHS = ['glonet', 'glonet-bn', 'resnetv2', 'resnetv2-nobn', 'vanilla', 'vanilla-nobn'] as const;
 /** One of {@link RESNET20_ARCHS}. */
 export type ResNet20Arch = (typeof RESNET20_ARCHS)[number];
 /** ResNet naming: 6n + 2 for n = 3, 5, 7, 9, 18 two-conv blocks per stage. */
 export const RESNET_DEPTHS = [20, 32, 44, 56, 110] as const;
 
 /** A ResNet20-shaped CNN of the family: architecture, depth and the data's shape. */
-export interface ResNet20Config {
+export interface ResNet20Config extends NormFreeOptions {
   /** The architecture. */
   arch: ResNet20Arch;
   /** 20, 32, 44, 56 or 110. */
@@ -82,9 +101,13 @@ export function resnet20Size(depth: number, inputShape: number[], outputs: numbe
   return { parameters: parameters + 64 * outputs + outputs, activations };
 }
 
-function validateResNet20Config(cfg: Pick<ResNet20Config, 'arch' | 'depth' | 'inputShape' | 'headInit'>): void {
+/** The norm-free options --arch glonet takes in this family. */
+const NORM_FREE = ['blockScale', 'weightStd', 'centerBlocks'] as const;
+
+function validateResNet20Config(cfg: Pick<ResNet20Config, 'arch' | 'depth' | 'inputShape' | 'headInit' | keyof NormFreeOptions>): void {
   checkArch('resnet20', RESNET20_ARCHS, cfg.arch);
   checkHeadInit(cfg.arch, cfg.headInit);
+  checkNormFree('resnet20', cfg.arch, cfg, NORM_FREE);
   if (!(RESNET_DEPTHS as readonly number[]).includes(cfg.depth)) {
     throw new ModelConfigError(`--depth: expected one of ${RESNET_DEPTHS.join(', ')} for --model resnet20 (ResNet naming, 6n+2 layers), got ${cfg.depth}`);
   }
@@ -96,18 +119,22 @@ function resnetBlocksPerStage(depth: number): number {
   return (depth - 2) / 6;
 }
 
-/** Number of analysis blocks: 6n conv blocks for glonet, 3n two-conv blocks for the baselines. */
+/** Number of analysis blocks: 6n conv blocks for glonet and glonet-bn, 3n two-conv blocks for the baselines. */
 function resnet20BlockCount(arch: ResNet20Arch, depth: number): number {
   const n = resnetBlocksPerStage(depth);
-  return arch === 'glonet' ? 6 * n : 3 * n;
+  return arch.startsWith('glonet') ? 6 * n : 3 * n;
 }
 
-/** Layer names whose outputs are the blocks' outputs, in order (what analysis reads). */
-export function resnet20BlockLayers(arch: ResNet20Arch, depth: number): string[] {
+/**
+ * Layer names whose outputs are the blocks' outputs, in order (what analysis reads): for a GloNet
+ * each block's contribution to the sum (pooled, then centered and scaled when those are on).
+ */
+export function resnet20BlockLayers(arch: ResNet20Arch, depth: number, nf: NormFreeOptions = {}): string[] {
   const count = resnet20BlockCount(arch, depth);
+  const last = nf.blockScale != null && nf.blockScale !== 'none' ? 'scale' : nf.centerBlocks ? 'center' : 'pool';
   return Array.from({ length: count }, (_, i) => {
     const b = i + 1;
-    if (arch === 'glonet') return `block_${b}_pool`;
+    if (arch.startsWith('glonet')) return `block_${b}_${last}`;
     return arch.startsWith('resnetv2') ? `block_${b}` : `block_${b}_conv2`;
   });
 }
@@ -125,6 +152,7 @@ export function buildResNet20(cfg: ResNet20Config): tf.LayersModel {
 export function buildResNetOfDepth(cfg: ResNet20Config): tf.LayersModel {
   checkArch('resnet20', RESNET20_ARCHS, cfg.arch);
   checkHeadInit(cfg.arch, cfg.headInit);
+  checkNormFree('resnet20', cfg.arch, cfg, NORM_FREE);
   if (!(Number.isInteger((cfg.depth - 2) / 6) && cfg.depth >= 8)) throw new ModelConfigError(`depth must be 6n + 2 >= 8, got ${cfg.depth}`);
   checkImageShape('resnet20', cfg.inputShape);
   const l2 = cfg.l2 ?? 5e-5;
@@ -132,14 +160,23 @@ export function buildResNetOfDepth(cfg: ResNet20Config): tf.LayersModel {
   const nextSeed = seedCounter(cfg.seed);
   const apply = (layer: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => layer.apply(x) as tf.SymbolicTensor;
   const reg = () => (l2 > 0 ? tf.regularizers.l2({ l2 }) : undefined);
-  /** conv with PyTorch padding: (k - 1) / 2 pixels on every side. */
-  const conv = (x: tf.SymbolicTensor, name: string, filters: number, o: { kernel?: number; stride?: number; bias: boolean; relu?: boolean }): tf.SymbolicTensor => {
+  /**
+   * conv with PyTorch padding: (k - 1) / 2 pixels on every side; with `ws`, a WSConv2D whose fixed
+   * gain is `ws.gamma` (1 after a linear layer, WS_RELU_GAMMA after a ReLU).
+   */
+  const conv = (x: tf.SymbolicTensor, name: string, filters: number, o: { kernel?: number; stride?: number; bias: boolean; relu?: boolean; ws?: { gamma: number } }): tf.SymbolicTensor => {
     const kernel = o.kernel ?? 3;
     const stride = o.stride ?? 1;
     let padding: 'same' | 'valid' = 'same';
     if (stride !== 1 && kernel > 1) {
       x = apply(tf.layers.zeroPadding2d({ name: `${name}_pad`, padding: (kernel - 1) / 2 }), x);
       padding = 'valid';
+    }
+    if (o.ws) {
+      return apply(new WSConv2D({
+        name, filters, kernelSize: kernel, strides: stride, padding, useBias: o.bias, activation: o.relu ? 'relu' : 'linear',
+        gamma: o.ws.gamma, l2, seed: nextSeed(),
+      }), x);
     }
     return apply(tf.layers.conv2d({
       name,
@@ -157,7 +194,8 @@ export function buildResNetOfDepth(cfg: ResNet20Config): tf.LayersModel {
   const bn = (x: tf.SymbolicTensor, name: string) =>
     apply(tf.layers.batchNormalization({ name, momentum: 0.9, epsilon: 1e-5 }), x);
   const relu = (x: tf.SymbolicTensor, name: string) => apply(tf.layers.activation({ name, activation: 'relu' }), x);
-  const stem = (x: tf.SymbolicTensor) => conv(x, 'stem', 16, { bias: false });
+  const ws = cfg.weightStd === true;
+  const stem = (x: tf.SymbolicTensor) => conv(x, 'stem', 16, { bias: false, ...(ws ? { ws: { gamma: 1 } } : {}) });
   const head = (x: tf.SymbolicTensor) => apply(tf.layers.dense({
     name: 'head',
     units: cfg.outputs,
@@ -167,15 +205,27 @@ export function buildResNetOfDepth(cfg: ResNet20Config): tf.LayersModel {
   }), x);
   const name = `resnet${cfg.depth}_${cfg.arch}`;
 
-  if (cfg.arch === 'glonet') {
+  if (cfg.arch === 'glonet' || cfg.arch === 'glonet-bn') {
+    const withBn = cfg.arch === 'glonet-bn';
     const blocks = STAGE_CHANNELS.flatMap((channels, stage) => Array.from({ length: 2 * n }, (_, i) => {
       const stride = stage > 0 && i === 0 ? 2 : 1;
       const b = stage * 2 * n + i + 1;
-      return (x: tf.SymbolicTensor) => conv(x, `block_${b}`, channels, { stride, bias: true, relu: true });
+      if (withBn) {
+        return (x: tf.SymbolicTensor) => conv(relu(bn(x, `block_${b}_bn`), `block_${b}_relu`), `block_${b}`, channels, { stride, bias: false });
+      }
+      // Block 1 reads the stem's linear output, the others a ReLU's.
+      return (x: tf.SymbolicTensor) => conv(x, `block_${b}`, channels, { stride, bias: true, relu: true, ...(ws ? { ws: { gamma: b === 1 ? 1 : WS_RELU_GAMMA } } : {}) });
     }));
     // Global average pooling is linear: pooling each block output before the sum is the paper's
     // "pool to the last stage's size, pad to 64 channels, sum", then the head's global pool.
-    const embed = (x: tf.SymbolicTensor, i: number) => apply(tf.layers.globalAveragePooling2d({ name: `block_${i + 1}_pool` }), x);
+    // Centering and scaling are linear too.
+    const scale = cfg.blockScale != null && cfg.blockScale !== 'none' ? (cfg.blockScale === '1' ? 1 : 1 / (6 * n)) : null;
+    const embed = (x: tf.SymbolicTensor, i: number) => {
+      let y = apply(tf.layers.globalAveragePooling2d({ name: `block_${i + 1}_pool` }), x);
+      if (cfg.centerBlocks) y = apply(new FixedCenter({ name: `block_${i + 1}_center` }), y);
+      if (scale != null) y = apply(new BlockScale({ name: `block_${i + 1}_scale`, init: scale }), y);
+      return y;
+    };
     return glonet({ inputShape: cfg.inputShape, stem, blocks, embed, head, name });
   }
 
@@ -234,6 +284,13 @@ const RESNET20_DEFAULTS: Record<ResNet20Arch, Defaults> = {
       'SGD 0.1 step 61%); Adam 1e-3 leaves the plateau (27-65% on that MNIST over 5 seeds; 80% after 10 epochs, best 85%, ' +
       'on that Fashion-MNIST, where the notebook\'s steps would freeze it at 79%)',
   },
+  'glonet-bn': {
+    ...NOTEBOOK,
+    lr: 0.01,
+    reason: 'BN in every block, as in the authors\' CNN notebook, and the notebook\'s SGD at a tenth of its rate: at lr 0.1 ' +
+      'the head, which reads the sum of 18 unnormalized conv outputs, diverges (NaN in the first epoch on 3,200 MNIST digits); ' +
+      'lr 0.01 reaches 66% after 2 epochs there',
+  },
   vanilla: { ...NOTEBOOK, reason: 'BN: the authors\' CNN notebook protocol trains it (MNIST, 3,200 digits, 3 epochs: 90%)' },
   'vanilla-nobn': {
     ...ADAM,
@@ -247,19 +304,55 @@ const RESNET20_DEFAULTS: Record<ResNet20Arch, Defaults> = {
   },
 };
 
+/** Training images the fixed block centers are the mean over (the first ones of the training split). */
+export const CENTER_IMAGES = 1024;
+
+/**
+ * `centerBlocks`: sets each block_b_center to the mean of block b's pooled output over the first
+ * {@link CENTER_IMAGES} of `rows` images (the model at initialization, centers zero before).
+ */
+export function fitBlockCenters(model: tf.LayersModel, meta: Pick<ModelMetadata, 'depth' | 'inputShape'>, x: Float32Array, rows: number): void {
+  const count = 6 * resnetBlocksPerStage(meta.depth);
+  const pools = Array.from({ length: count }, (_, i) => model.getLayer(`block_${i + 1}_pool`).output as tf.SymbolicTensor);
+  const probe = tf.model({ inputs: model.inputs, outputs: pools });
+  const size = meta.inputShape.reduce((a, b) => a * b, 1);
+  const n = Math.min(rows, CENTER_IMAGES);
+  const sums = pools.map((p) => new Float64Array(p.shape[1] as number));
+  for (let r0 = 0; r0 < n; r0 += 128) {
+    const m = Math.min(128, n - r0);
+    tf.tidy(() => {
+      const batch = tf.tensor(x.subarray(r0 * size, (r0 + m) * size), [m, ...meta.inputShape]);
+      const outs = probe.predict(batch) as tf.Tensor[];
+      outs.forEach((o, k) => {
+        const v = o.sum(0).dataSync();
+        for (let c = 0; c < v.length; c++) sums[k][c] += v[c];
+      });
+    });
+  }
+  sums.forEach((s, k) => {
+    const layer = model.getLayer(`block_${k + 1}_center`);
+    layer.setWeights([tf.tensor1d(Float32Array.from(s, (v) => v / n))]);
+  });
+}
+
 /** `--model resnet20` (`--width` does not apply: the channels are 16/32/64). */
 export const resnet20Family: ModelFamily = {
   name: 'resnet20',
   archs: RESNET20_ARCHS,
   depthHelp: 'resnet20: 20, 32, 44, 56 or 110 (6n+2)',
   defaults: (arch) => RESNET20_DEFAULTS[arch as ResNet20Arch],
+  normFreeOptions: NORM_FREE,
   build(o, data) {
     const arch = o.arch as ResNet20Arch;
-    validateResNet20Config({ arch, depth: o.depth, inputShape: data.inputShape, headInit: o.headInit });
+    const nf: NormFreeOptions = o.normFree ?? {};
+    validateResNet20Config({ arch, depth: o.depth, inputShape: data.inputShape, headInit: o.headInit, ...nf });
     checkClassifier('resnet20', data);
-    return withMetadata(resnet20Family, o, data, buildResNet20({ arch, depth: o.depth, inputShape: data.inputShape, outputs: data.outputs, l2: o.l2, seed: o.seed, headInit: o.headInit }));
+    return withMetadata(resnet20Family, o, data, buildResNet20({ arch, depth: o.depth, inputShape: data.inputShape, outputs: data.outputs, l2: o.l2, seed: o.seed, headInit: o.headInit, ...nf }));
   },
-  blockLayers: (arch, depth) => resnet20BlockLayers(arch as ResNet20Arch, depth),
+  blockLayers: (arch, depth, nf) => resnet20BlockLayers(arch as ResNet20Arch, depth, nf),
+  fitToData(model, meta, x, rows) {
+    if (meta.normFree?.centerBlocks) fitBlockCenters(model, meta, x, rows);
+  },
   limits: { depth: { max: RESNET_DEPTHS[RESNET_DEPTHS.length - 1], why: 'ResNet naming: 20, 32, 44, 56 or 110' } },
   size: (o, data) => resnet20Size(o.depth, data.inputShape, data.outputs),
 };

@@ -27,7 +27,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { glonet } from '../layers/chain.js';
 import { ClassToken, MultiHeadSelfAttention, PositionEmbedding, TokenSlice } from '../layers/vit.js';
-import { checkArch, checkClassifier, checkDepthWidth, checkHeadInit, checkImageShape, checkModelSize, ModelConfigError, seedCounter, withMetadata, type FamilyLimits, type ModelFamily, type ModelSize } from './family.js';
+import { checkArch, checkClassifier, checkDepthWidth, checkHeadInit, checkImageShape, checkModelSize, checkNormFree, ModelConfigError, seedCounter, withMetadata, type FamilyLimits, type ModelFamily, type ModelSize } from './family.js';
 import { headInitializer, heNormal, lastDim } from './init.js';
 import type { HeadInit } from '../vocabulary.js';
 
@@ -187,6 +187,7 @@ export const vitFamily: ModelFamily = {
   }),
   build(o, data) {
     const arch = o.arch as VitArch;
+    checkNormFree('vit', arch, o.normFree ?? {}, []);
     validateVitConfig({ arch, depth: o.depth, width: o.width, inputShape: data.inputShape, outputs: data.outputs, headInit: o.headInit });
     checkClassifier('vit', data);
     return withMetadata(vitFamily, o, data, buildViT({ arch, depth: o.depth, width: o.width, inputShape: data.inputShape, outputs: data.outputs, seed: o.seed, l2: o.l2, headInit: o.headInit }));

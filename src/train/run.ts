@@ -14,7 +14,7 @@ import { loadDataset } from '../data/index.js';
 import { getDataset } from '../data/registry.js';
 import type { Dataset } from '../data/dataset.js';
 import { augmentBatch } from '../data/augment.js';
-import { buildModel } from '../models/index.js';
+import { buildModel, getFamily } from '../models/index.js';
 import { makeDirs, readJson, writeJsonAtomic, writing } from '../io.js';
 import { GlonetError, OutFolderError, WriteFailedError } from '../errors.js';
 import { checkWritableFolder, clearRunFolder, isSameOrInside, refuseIfHoldsRun, removeLeftovers, runEntries, RUN_ENTRIES } from '../out-folder.js';
@@ -80,7 +80,7 @@ export interface RunOptions {
 }
 
 /** Options that must match for --resume to continue a run (`drop` and `data` are compared apart: see resumeMismatch). */
-const RESUME_KEYS: Array<keyof RunConfig> = ['model', 'arch', 'dataset', 'target', 'task', 'categorical', 'missing', 'maxClasses', 'maxLevels', 'depth', 'width', 'batchSize', 'optimizer', 'lr', 'momentum', 'l2', 'schedule', 'warmup', 'seed', 'subset', 'augment', 'headInit'];
+const RESUME_KEYS: Array<keyof RunConfig> = ['model', 'arch', 'dataset', 'target', 'task', 'categorical', 'missing', 'maxClasses', 'maxLevels', 'depth', 'width', 'batchSize', 'optimizer', 'lr', 'momentum', 'l2', 'schedule', 'warmup', 'seed', 'subset', 'augment', 'headInit', 'normFree'];
 
 /**
  * The test error of the best constant guess from the training rows: the training mean (0 on the
@@ -250,6 +250,7 @@ async function trainInFolder(cfg: RunConfig, given: RunConfig, dir: string, exis
   } else {
     checkRunSize(cfg, ds);
     ({ model, meta } = buildModel(cfg, ds));
+    getFamily(cfg.model).fitToData?.(model, meta, ds.xTrain, ds.nTrain);
     meta.standardization = ds.standardization;
     meta.classNames = ds.classNames;
     if (ds.encoding) meta.encoding = ds.encoding;

@@ -1,9 +1,17 @@
 // Fused training engine for the ResNet20 family (src/models/resnet20.ts; docs/architecture.md,
-// "Canonical architectures"), all five archs: one call runs a whole training step (forward, backward,
+// "Canonical architectures"), all six archs: one call runs a whole training step (forward, backward,
 // batch-normalization statistics, L2, and momentum SGD or Adam exactly as TF.js 4.22's).
 //
 //   glonet         stem conv3x3 (no bias, linear); 6n blocks conv3x3 + bias + ReLU (16/32/64
 //                  channels, stride 2 entering stages 2 and 3); S = sum_k pad64(mean_hw(block k))
+//                  With the norm-free options (src/layers/normfree.ts): every conv's kernel
+//                  Scaled-Weight-Standardized (K^ = gamma * gain_c * (K - mean_c) / sqrt(N var_c +
+//                  1e-4) per output channel, gamma 1 for the stem and block 1, sqrt(2/(1-1/pi))
+//                  after a ReLU; the gain is a trainable array after the conv's bias); each block's
+//                  term (mean_hw(block k) - center_k) * scale_k, with a fixed center vector and a
+//                  trainable scalar scale (either may be absent: center 0, scale 1).
+//   glonet-bn      stem; 6n pre-activation blocks conv3x3(relu(BN(x))) (no conv bias, no skip), the
+//                  conv outputs pooled and summed as glonet's
 //   vanilla        stem; 3n blocks h = conv(relu(BN(conv(relu(BN(x)))))); final BN + ReLU; pool
 //   vanilla-nobn   the same without BN (every conv is then followed by a ReLU)
 //   resnetv2       pre-activation blocks x = shortcut(x) + h (shortcut: identity, or a 1x1 conv
@@ -165,11 +173,12 @@ struct StepParams {
 class Engine {
  public:
   // algorithm: 0 = Winograd backward passes where oneDNN implements them (AVX-512), direct
-  // elsewhere; 1 = direct only. bnDecay = 1 - momentum of the BatchNormalization layers.
+  // elsewhere; 1 = direct only. bnDecay = 1 - momentum of the BatchNormalization layers. nf:
+  // glonet's norm-free options.
   Engine(Arch arch, int H, int W, int C, int classes, int n, int threads, int chunk, int algorithm,
-         double bnEps, float bnDecay)
+         double bnEps, float bnDecay, NormFree nf)
       : H_(H), W_(W), C_(C), classes_(classes), n_(n), CH_(std::max(1, chunk)), arch_(arch),
-        bnEps_(bnEps), bnDecay_(bnDecay), net_(NetworkBuilder(arch, H, W, C, classes, n).net),
+        bnEps_(bnEps), bnDecay_(bnDecay), nf_(nf), net_(NetworkBuilder(arch, H, W, C, classes, n, nf).net),
         eval_(evalProgram(net_)), train_(trainProgram(net_)), eng_(dn::engine::kind::cpu, 0), pool_(threads, false, single_threaded_onednn) {
     OneThreadScope one;
     blocked_ = isa_is_avx512();
@@ -180,7 +189,17 @@ class Engine {
       coef_.push_back(coef);
     }
     for (const auto& s : net_.params) {
-      for (size_t o = 0; o < s.len; o += kUnit) units_.push_back({s.off + o, std::min(kUnit, s.len - o), s.kind});
+      for (size_t o = 0; o < s.len; o += kUnit) units_.push_back({s.off + o, std::min(kUnit, s.len - o), s.kind, s.reduced});
+    }
+    wsKernel_.resize(net_.conv.size());
+    wsMean_.resize(net_.conv.size());
+    wsR_.resize(net_.conv.size());
+    for (size_t l = 0; l < net_.conv.size(); ++l) {
+      if (!net_.conv[l].ws) continue;
+      wsConvs_.push_back((int)l);
+      wsKernel_[l] = alloc_floats(net_.conv[l].kLen);
+      wsMean_[l].assign(net_.conv[l].cout, 0.0);
+      wsR_[l].assign(net_.conv[l].cout, 0.0);
     }
     for (int t = 0; t < pool_.threads(); ++t) {
       auto w = std::make_unique<Workspace>();
@@ -226,6 +245,7 @@ class Engine {
     updateStats_ = gradOut == nullptr;
     chunkLoss_.assign(chunks, 0.0);
     runProgram();
+    if (!wsConvs_.empty()) pool_.runEach((uint32_t)wsConvs_.size(), wsBackwardFn_);
     sp_ = sp;
     gradOut_ = gradOut;
     unitSq_.assign(units_.size(), 0.0);
@@ -422,13 +442,18 @@ class Engine {
       stats_[c].sums.resize(net_.statDoubles);
       stats_[c].center.resize(net_.statDoubles / 3);
     }
+    if (!net_.branches.empty() && (nf_.center || nf_.scale)) {
+      pooled_.reserve(net_.branches.size() * 64 * (size_t)rows);
+      std::memset(pooled_.get(), 0, sizeof(float) * net_.branches.size() * 64 * rows);
+    }
+    for (int l : wsConvs_) standardize(l);
     Workspace& w0 = *ws_[0];
     std::vector<PrimSet*> distinct{setFull_};
     if (setRest_ != setFull_) distinct.push_back(setRest_);
     for (PrimSet* s : distinct) {
       for (size_t l = 0; l < net_.conv.size(); ++l) {
         ConvPrims& p = s->conv[l];
-        const float* k = params_ + net_.conv[l].kOff;
+        const float* k = kernelOf((int)l);
         if (!p.fwdPlain) {
           p.toFwdW.execute(w0.stream, {{DNNL_ARG_FROM, mem(p.plainW, k)},
                                        {DNNL_ARG_TO, mem(p.fwdW, p.fwdWBuf.get())},
@@ -442,6 +467,102 @@ class Engine {
       }
     }
     w0.stream.wait();
+  }
+
+  // ----- Scaled Weight Standardization -----
+
+  // The kernel the primitives read: the raw one, or its standardized copy.
+  const float* kernelOf(int l) const { return net_.conv[l].ws ? wsKernel_[l].get() : params_ + net_.conv[l].kOff; }
+
+  // K^[i][c] = gamma * gain[c] * (K[i][c] - mean_c) * r_c, r_c = 1 / sqrt(sum_i (K[i][c] - mean_c)^2 + eps)
+  // over the fan-in i (kernels are [kh, kw, in, out]: element i of channel c at i * cout + c). The
+  // mean and r are kept for the backward pass.
+  void standardize(int l) {
+    const Conv& c = net_.conv[l];
+    const size_t N = c.kLen / c.cout;
+    const float* K = params_ + c.kOff;
+    const float* gain = params_ + c.gOff;
+    float* out = wsKernel_[l].get();
+    for (int ch = 0; ch < c.cout; ++ch) {
+      double sum = 0;
+      for (size_t i = 0; i < N; ++i) sum += K[i * c.cout + ch];
+      const double mean = sum / (double)N;
+      double sq = 0;
+      for (size_t i = 0; i < N; ++i) {
+        const double u = K[i * c.cout + ch] - mean;
+        sq += u * u;
+      }
+      const double r = 1.0 / std::sqrt(sq + kWsEpsilon);
+      wsMean_[l][ch] = mean;
+      wsR_[l][ch] = r;
+      const double scale = (double)c.wsGamma * gain[ch] * r;
+      for (size_t i = 0; i < N; ++i) out[i * c.cout + ch] = (float)((K[i * c.cout + ch] - mean) * scale);
+    }
+  }
+
+  // The gradient of a standardized kernel, summed over the chunks into chunk 0's slot, becomes the
+  // raw kernel's and the gain's there (u = K - mean; dK^ the kernel's gradient from the convs):
+  //   dgain_c = gamma r_c sum_i dK^_i u_i
+  //   dK_i    = gamma gain_c r_c (dK^_i - mean_i dK^ - r_c^2 u_i sum_j dK^_j u_j)
+  void wsBackward(uint32_t w) {
+    const int l = wsConvs_[w];
+    const Conv& c = net_.conv[l];
+    float* g = slots_[0].get() + c.kOff;
+    for (uint32_t k = 1; k < nChunks_; ++k) {
+      const float* s = slots_[k].get() + c.kOff;
+      for (size_t i = 0; i < c.kLen; ++i) g[i] += s[i];
+    }
+    const size_t N = c.kLen / c.cout;
+    const float* K = params_ + c.kOff;
+    const float* gain = params_ + c.gOff;
+    float* dgain = slots_[0].get() + c.gOff;
+    for (int ch = 0; ch < c.cout; ++ch) {
+      const double mean = wsMean_[l][ch], r = wsR_[l][ch];
+      double dot = 0, sum = 0;
+      for (size_t i = 0; i < N; ++i) {
+        const double d = g[i * c.cout + ch];
+        dot += d * (K[i * c.cout + ch] - mean);
+        sum += d;
+      }
+      dgain[ch] = (float)(c.wsGamma * r * dot);
+      const double a = (double)c.wsGamma * gain[ch] * r, dmean = sum / (double)N, r2dot = r * r * dot;
+      for (size_t i = 0; i < N; ++i) {
+        const size_t j = i * c.cout + ch;
+        g[j] = (float)(a * (g[j] - dmean - r2dot * (K[j] - mean)));
+      }
+    }
+  }
+
+  // ----- the GloNet branches: (pooled - center) * scale -----
+
+  float branchScale(int b) const { return b >= 0 && nf_.scale ? params_[net_.branches[b].scaleOff] : 1.f; }
+  float* pooledOf(int b, int r0) const { return pooled_.get() + ((size_t)b * rows_ + r0) * 64; }
+
+  // S += (mean_hw(A) - center) * scale over the chunk's m images (centers or scales on).
+  void branchForward(int b, const float* A, const Tensor& T, int r0, int m) {
+    const Branch& br = net_.branches[b];
+    float* P = pooledOf(b, r0);
+    ew::blocked<ew::PoolAdd>(blockOf(T.C), A, m, T.hw(), T.C, 1.f / (float)T.hw(), P);
+    const float a = branchScale(b);
+    const float* ctr = nf_.center ? params_ + br.centerOff : nullptr;
+    float* S = S_.get() + (size_t)r0 * 64;
+    for (int i = 0; i < m; ++i) {
+      for (int ch = 0; ch < br.C; ++ch) S[(size_t)i * 64 + ch] += (P[(size_t)i * 64 + ch] - (ctr ? ctr[ch] : 0.f)) * a;
+    }
+  }
+
+  // The chunk's gradient of a branch's scale: sum over its images of dS . (pooled - center).
+  void branchScaleGrad(int b, uint32_t idx, int r0, int m) {
+    if (!nf_.scale || b < 0) return;
+    const Branch& br = net_.branches[b];
+    const float* P = pooledOf(b, r0);
+    const float* dS = dS_.get() + (size_t)r0 * 64;
+    const float* ctr = nf_.center ? params_ + br.centerOff : nullptr;
+    double sum = 0;
+    for (int i = 0; i < m; ++i) {
+      for (int ch = 0; ch < br.C; ++ch) sum += (double)dS[(size_t)i * 64 + ch] * (P[(size_t)i * 64 + ch] - (ctr ? ctr[ch] : 0.f));
+    }
+    slots_[idx][br.scaleOff] = (float)sum;
   }
 
   void runProgram() {
@@ -564,8 +685,12 @@ class Engine {
           break;
         case Op::Pool: {
           const Tensor& T = net_.tensors[op.src];
-          ew::blocked<ew::PoolAdd>(blockOf(T.C), (const float*)act(op.src, t, r0), m, T.hw(), T.C, 1.f / (float)T.hw(),
-                                   S_.get() + (size_t)r0 * 64);
+          if (op.idx >= 0 && (nf_.center || nf_.scale)) {
+            branchForward(op.idx, (const float*)act(op.src, t, r0), T, r0, m);
+          } else {
+            ew::blocked<ew::PoolAdd>(blockOf(T.C), (const float*)act(op.src, t, r0), m, T.hw(), T.C, 1.f / (float)T.hw(),
+                                     S_.get() + (size_t)r0 * 64);
+          }
           break;
         }
         case Op::Head: head(idx, r0, m); break;
@@ -573,7 +698,8 @@ class Engine {
         case Op::PoolBwd: {
           const Tensor& T = net_.tensors[op.src];
           ew::blocked<ew::PoolBwd>(blockOf(T.C), grad(op.src, t, r0), (const float*)(dS_.get() + (size_t)r0 * 64), op.acc, m,
-                                   T.hw(), T.C, 1.f / (float)T.hw());
+                                   T.hw(), T.C, branchScale(op.idx) / (float)T.hw());
+          branchScaleGrad(op.idx, idx, r0, m);
           break;
         }
         case Op::BnSums: bnSums(op, idx, t, r0, m); break;
@@ -604,7 +730,7 @@ class Engine {
 
   void convForward(const MicroOp& op, ConvPrims& p, Workspace& w, int t, int r0) {
     const Conv& c = net_.conv[op.idx];
-    const void* k = p.fwdPlain ? (const void*)(params_ + c.kOff) : (const void*)p.fwdWBuf.get();
+    const void* k = p.fwdPlain ? (const void*)kernelOf(op.idx) : (const void*)p.fwdWBuf.get();
     std::unordered_map<int, dn::memory> args{{DNNL_ARG_SRC, mem(p.src, act(c.src, t, r0))},
                                              {DNNL_ARG_WEIGHTS, mem(p.fwdW, k)},
                                              {DNNL_ARG_DST, mem(p.dst, act(c.dst, t, r0))},
@@ -621,7 +747,8 @@ class Engine {
       const Tensor& T = net_.tensors[c.dst];
       ew::blocked<ew::MaskPoolBwd>(blockOf(T.C), gdst, (const float*)act(c.dst, t, r0),
                                    op.pooled ? (const float*)(dS_.get() + (size_t)r0 * 64) : (const float*)nullptr,
-                                   op.acc, m, T.hw(), T.C, 1.f / (float)T.hw());
+                                   op.acc, m, T.hw(), T.C, branchScale(op.branch) / (float)T.hw());
+      if (op.pooled) branchScaleGrad(op.branch, idx, r0, m);
     }
     float* gslot = slots_[idx].get();
     void* dW = p.diffPlain ? (void*)(gslot + c.kOff) : (void*)w.diffTmp.get();
@@ -637,7 +764,7 @@ class Engine {
                                      {DNNL_ARG_SCRATCHPAD, mem(p.fromDiffScratch, w.scratch.get())}});
     }
     if (c.src != 0) {
-      const void* k = p.bdPlain ? (const void*)(params_ + c.kOff) : (const void*)p.bdWBuf.get();
+      const void* k = p.bdPlain ? (const void*)kernelOf(op.idx) : (const void*)p.bdWBuf.get();
       p.bwdData.execute(w.stream, {{DNNL_ARG_DIFF_DST, mem(p.bdst, gdst)},
                                    {DNNL_ARG_WEIGHTS, mem(p.bdW, k)},
                                    {DNNL_ARG_DIFF_SRC, mem(p.bsrc, grad(c.src, t, r0))},
@@ -753,7 +880,7 @@ class Engine {
     }
     float* g = ws_[t]->sum.get();
     std::memcpy(g, slots_[0].get() + U.off, sizeof(float) * U.len);
-    for (uint32_t c = 1; c < nChunks_; ++c) {
+    for (uint32_t c = 1; c < (U.reduced ? 1u : nChunks_); ++c) {
       const float* s = slots_[c].get() + U.off;
       for (size_t i = 0; i < U.len; ++i) g[i] += s[i];
     }
@@ -802,12 +929,19 @@ class Engine {
     std::vector<float> center;  // per batch normalization: the chunk's mean, as float
   };
 
+  static constexpr double kWsEpsilon = 1e-4;
+
   const int H_, W_, C_, classes_, n_, CH_;
   const Arch arch_;
   const double bnEps_;
   const float bnDecay_;
+  const NormFree nf_;
   bool blocked_ = false, winograd_ = false;
   const Network net_;
+  std::vector<int> wsConvs_;                       // the standardized convs
+  std::vector<FloatBuf> wsKernel_;                 // per conv: its standardized kernel (ws convs only)
+  std::vector<std::vector<double>> wsMean_, wsR_;  // per conv and output channel: mean and r of the raw kernel
+  Buffer pooled_;                                  // per branch: rows x 64 pooled outputs (centers or scales on)
   const Program eval_, train_;
   std::vector<BnCoef> coef_;
   std::vector<UpdateUnit> units_;  // the update's work: the parameters in pieces of kUnit
@@ -840,6 +974,7 @@ class Engine {
   std::vector<double> chunkLoss_, unitSq_;
   const std::function<void(int, uint32_t)> chunkFn_ = [this](int t, uint32_t i) { chunk(t, i); };
   const std::function<void(int, uint32_t)> updateFn_ = [this](int t, uint32_t u) { update(t, u); };
+  const std::function<void(int, uint32_t)> wsBackwardFn_ = [this](int, uint32_t w) { wsBackward(w); };
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -854,7 +989,7 @@ using EngineHandle = Handle<Engine, 3>;
 Engine* get_engine(napi_env env, napi_value v) { return EngineHandle::engine_of(env, v); }
 
 // create(params, slotA, slotB, config, bn: Float64Array [epsilon, 1 - momentum])
-// config: {arch, height, width, channels, classes, blocksPerStage, threads, chunk, algorithm}
+// config: {arch, height, width, channels, classes, blocksPerStage, threads, chunk, algorithm, weightStd, blockScale, center}
 napi_value Create(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -864,24 +999,31 @@ napi_value Create(napi_env env, napi_callback_info info) {
   size_t np, na, nb;
   if (!get_f32(env, argv[0], &p, &np) || !get_f32(env, argv[1], &a, &na) || !get_f32(env, argv[2], &b, &nb))
     return throw_error(env, "create: params and optimizer slots must be Float32Arrays");
-  int32_t arch, h, w, c, classes, n, threads, chunk, algorithm = 0;
+  int32_t arch, h, w, c, classes, n, threads, chunk, algorithm = 0, weightStd = 0, blockScale = 0, center = 0;
   if (!get_int_prop(env, argv[3], "arch", &arch) || !get_int_prop(env, argv[3], "height", &h) ||
       !get_int_prop(env, argv[3], "width", &w) || !get_int_prop(env, argv[3], "channels", &c) ||
       !get_int_prop(env, argv[3], "classes", &classes) || !get_int_prop(env, argv[3], "blocksPerStage", &n) ||
       !get_int_prop(env, argv[3], "threads", &threads) || !get_int_prop(env, argv[3], "chunk", &chunk))
     return throw_error(env, "create: bad config");
-  get_int_prop(env, argv[3], "algorithm", &algorithm);  // optional
+  get_int_prop(env, argv[3], "algorithm", &algorithm);  // optional, as the norm-free flags (glonet only)
+  get_int_prop(env, argv[3], "weightStd", &weightStd);
+  get_int_prop(env, argv[3], "blockScale", &blockScale);
+  get_int_prop(env, argv[3], "center", &center);
   void* bnv = nullptr;
   size_t nbn = 0;
   if (!get_typed(env, argv[4], napi_float64_array, &bnv, &nbn) || nbn < 2)
     return throw_error(env, "create: bn must be a Float64Array [epsilon, 1 - momentum]");
   const double* bn = static_cast<const double*>(bnv);
-  if (arch < 0 || arch > 4 || h < 1 || w < 1 || c < 1 || classes < 2 || n < 1 || threads < 1 || threads > 64 ||
+  if (arch < 0 || arch > 5 || ((weightStd || blockScale || center) && arch != 0) || h < 1 || w < 1 || c < 1 || classes < 2 || n < 1 || threads < 1 || threads > 64 ||
       chunk < 1 || chunk > 4096 || (int64_t)h * w * c > (1 << 24) || !(bn[0] > 0) || !(bn[1] >= 0 && bn[1] <= 1))
     return throw_error(env, "create: bad dimensions");
   Engine* e;
   try {
-    e = new Engine(static_cast<Arch>(arch), h, w, c, classes, n, threads, chunk, algorithm, bn[0], (float)bn[1]);
+    NormFree nf;
+    nf.weightStd = weightStd != 0;
+    nf.center = center != 0;
+    nf.scale = blockScale != 0;
+    e = new Engine(static_cast<Arch>(arch), h, w, c, classes, n, threads, chunk, algorithm, bn[0], (float)bn[1], nf);
   } catch (const std::exception& ex) {
     return throw_error(env, std::string("create: ") + ex.what());
   }

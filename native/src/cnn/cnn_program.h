@@ -2,8 +2,9 @@
 // from how it runs it.
 //
 //   Network          the tensors (activations: tensor 0 is the input batch), the convolutions,
-//                    the batch normalizations, the forward micro-ops and the parameter layout
-//                    (the TF.js model's weights, layer by layer), built once per architecture by
+//                    the batch normalizations, a GloNet's terms of its sum (branches), the
+//                    forward micro-ops and the parameter layout (the TF.js model's weights,
+//                    layer by layer), built once per architecture and norm-free options by
 //                    NetworkBuilder
 //   Program          micro-ops cut into segments: evalProgram (predictions: the forward pass,
 //                    one segment) and trainProgram (forward, then backward last op first, cut
@@ -12,7 +13,13 @@
 //
 // Included by cnn_engine.cc inside its anonymous namespace, after cnn_onednn.h (Geometry).
 
-enum class Arch : int { GloNet = 0, Vanilla = 1, VanillaNoBn = 2, ResNetV2 = 3, ResNetV2NoBn = 4 };
+enum class Arch : int { GloNet = 0, Vanilla = 1, VanillaNoBn = 2, ResNetV2 = 3, ResNetV2NoBn = 4, GloNetBn = 5 };
+
+// glonet's norm-free options (src/layers/normfree.ts): Scaled-Weight-Standardized convs, a fixed
+// center and a learnable scale on each block's pooled output.
+struct NormFree {
+  bool weightStd = false, center = false, scale = false;
+};
 
 // An activation: C channels of H x W pixels per image. Tensor 0 is the input batch.
 struct Tensor {
@@ -28,7 +35,20 @@ struct Conv {
   bool relu = false;  // a ReLU after it (post-op)
   bool sum = false;   // dst += conv(src) (post-op: the residual add onto the shortcut's output)
   size_t kOff = 0, kLen = 0, bOff = 0;
+  // Scaled Weight Standardization: the gain's offset (cout values after the bias) and the fixed
+  // gamma; the engine makes the standardized kernel the primitives read before every call.
+  bool ws = false;
+  size_t gOff = 0;
+  float wsGamma = 1.f;
   Geometry geo;
+};
+
+// A GloNet block's term of the sum: (mean_hw(block output) - center) * scale. Offsets of the
+// fixed center (C values) and the scale (1 value) in the parameters, or kNone.
+constexpr size_t kNone = ~(size_t)0;
+struct Branch {
+  int C = 0;
+  size_t centerOff = kNone, scaleOff = kNone;
 };
 
 // Weights at off: gamma, beta, moving mean, moving variance (C each, the TF.js order).
@@ -48,9 +68,10 @@ enum class Op : uint8_t { Conv, Stats, BnRelu, Relu, Copy, Pool, Head, ConvBwd, 
 
 struct MicroOp {
   Op op;
-  int idx = -1;  // conv or batch-normalization index
+  int idx = -1;  // conv or batch-normalization index; for Pool and PoolBwd the GloNet branch (-1: a baseline's pool)
   int src = -1, dst = -1;
   bool acc = false, pooled = false;
+  int branch = -1;  // ConvBwd with `pooled`: the GloNet branch of the fused pool
 };
 
 // What the calling thread does after a segment: combine the chunks' statistics of a batch
@@ -72,9 +93,12 @@ struct Program {
 
 enum class ParamKind : uint8_t { Kernel, Plain, Frozen };  // L2 + update, update, neither
 
+// `reduced`: the whole batch's gradient is already in chunk 0's slot (weight standardization's
+// backward needs each kernel's summed gradient, so it sums the chunks first).
 struct UpdateUnit {
   size_t off, len;
   ParamKind kind;
+  bool reduced;
 };
 
 
@@ -84,6 +108,7 @@ struct Network {
   std::vector<Conv> conv;
   std::vector<Bn> bn;
   std::vector<MicroOp> fwd;      // the forward pass, in order
+  std::vector<Branch> branches;  // glonet and glonet-bn: each block's term of the sum
   std::vector<UpdateUnit> params;  // the parameters' segments, in the TF.js weights' order
   size_t P = 0;                  // parameters in all
   size_t headK = 0, headB = 0;   // the head's kernel [64, classes] and bias
@@ -94,8 +119,8 @@ struct Network {
 // Builds the Network of an architecture: a stem conv, 3 stages of n blocks, the head.
 class NetworkBuilder {
  public:
-  NetworkBuilder(Arch arch, int H, int W, int C, int classes, int n)
-      : H_(H), W_(W), C_(C), classes_(classes), n_(n), arch_(arch) {
+  NetworkBuilder(Arch arch, int H, int W, int C, int classes, int n, NormFree nf)
+      : H_(H), W_(W), C_(C), classes_(classes), n_(n), arch_(arch), nf_(nf) {
     build();
   }
 
@@ -104,14 +129,15 @@ class NetworkBuilder {
  private:
   const int H_, W_, C_, classes_, n_;
   const Arch arch_;
+  const NormFree nf_;
 
   int addTensor(int C, int H, int W) {
     net.tensors.push_back(Tensor{C, H, W});
     return (int)net.tensors.size() - 1;
   }
 
-  void addParams(size_t len, ParamKind kind) {
-    net.params.push_back({net.P, len, kind});
+  void addParams(size_t len, ParamKind kind, bool reduced = false) {
+    net.params.push_back({net.P, len, kind, reduced});
     net.P += len;
   }
 
@@ -135,10 +161,18 @@ class NetworkBuilder {
     c.sum = sum;
     c.kOff = net.P;
     c.kLen = (size_t)k * k * c.cin * cout;
-    addParams(c.kLen, ParamKind::Kernel);
+    c.ws = nf_.weightStd;
+    addParams(c.kLen, ParamKind::Kernel, c.ws);
     if (bias) {
       c.bOff = net.P;
       addParams((size_t)cout, ParamKind::Plain);
+    }
+    if (c.ws) {
+      c.gOff = net.P;
+      addParams((size_t)cout, ParamKind::Plain, true);
+      // gamma: 1 when the input is linear (the image, the stem's output), else after a ReLU.
+      const bool linearInput = src == 0 || (!net.conv.empty() && src == net.conv[0].dst);
+      c.wsGamma = linearInput ? 1.f : (float)std::sqrt(2.0 / (1.0 - 1.0 / 3.14159265358979323846));
     }
     // oneDNN: pad `pad` before; after, whatever makes (hin + padL + padR - k) / stride + 1 = hout.
     const int64_t prH = std::max<int64_t>(0, (int64_t)(c.hout - 1) * stride + k - in.H - pad);
@@ -176,15 +210,34 @@ class NetworkBuilder {
   void build() {
     addTensor(C_, H_, W_);
     const int channels[3] = {16, 32, 64};
-    if (arch_ == Arch::GloNet) {
+    if (arch_ == Arch::GloNet || arch_ == Arch::GloNetBn) {
+      const bool bn = arch_ == Arch::GloNetBn;
       int t = net.conv[addConv(0, 16, 3, 1, false, false)].dst;
       addConvOp(0);
       for (int stage = 0; stage < 3; ++stage) {
         for (int i = 0; i < 2 * n_; ++i) {
-          const int c = addConv(t, channels[stage], 3, stage > 0 && i == 0 ? 2 : 1, true, true);
+          if (bn) {  // pre-activation: the block's input normalized, then the conv
+            const Tensor x = net.tensors[t];
+            const int b = addBn(x.C);
+            const int a = addTensor(x.C, x.H, x.W);
+            fwd(Op::BnRelu, b, t, a);
+            t = a;
+          }
+          const int c = addConv(t, channels[stage], 3, stage > 0 && i == 0 ? 2 : 1, !bn, !bn);
           addConvOp(c);
           t = net.conv[c].dst;
-          fwd(Op::Pool, -1, t, -1);
+          Branch br;
+          br.C = channels[stage];
+          if (nf_.center) {
+            br.centerOff = net.P;
+            addParams((size_t)br.C, ParamKind::Frozen);
+          }
+          if (nf_.scale) {
+            br.scaleOff = net.P;
+            addParams(1, ParamKind::Plain);
+          }
+          net.branches.push_back(br);
+          fwd(Op::Pool, (int)net.branches.size() - 1, t, -1);
         }
       }
     } else {
@@ -356,7 +409,7 @@ inline Program trainProgram(const Network& net) {
     std::vector<MicroOp>& ops = segs.back().ops;
     switch (f.op) {
       case Op::Pool:
-        ops.push_back(MicroOp{Op::PoolBwd, -1, f.src, -1, contribute(f.src)});
+        ops.push_back(MicroOp{Op::PoolBwd, f.idx, f.src, -1, contribute(f.src)});
         break;
       case Op::Conv: {
         const Conv& c = net.conv[f.idx];
@@ -364,6 +417,7 @@ inline Program trainProgram(const Network& net) {
         if (c.relu && !ops.empty() && ops.back().op == Op::PoolBwd && ops.back().src == c.dst) {
           b.pooled = true;  // fuse the pool's gradient with the ReLU's mask
           b.acc = ops.back().acc;
+          b.branch = ops.back().idx;
           ops.pop_back();
         } else {
           need(c.dst);

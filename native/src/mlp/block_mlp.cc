@@ -5,7 +5,15 @@
 //             X_(b+1) = X_b + H_b (resnetv2, resnetv2-nobn)  or  H_b (vanilla, vanilla-nobn)
 //   head      out = X_nb Kh + bh                                (linear, on the last output)
 //
-// without the BNs for the -nobn archs. MSE or softmax cross-entropy, L2 on kernels, Adam exactly
+// without the BNs for the -nobn archs; and for glonet-bn (`sum`), a chain of nb one-layer blocks
+// read by the head through their sum:
+//
+//   block k   A_k = relu(BN_k(A_(k-1) K_k + b_k)), A_0 = X_0;   head  out = (sum_k A_k) Kh + bh
+//
+// In the dense-layer terms below, glonet-bn is D = nb dense layers where dense 0 reads IN_0 = X_0
+// as it is (no BN, no relu), dense d >= 1 reads relu(BN_d(IN_d)), and a last BN_D normalizes
+// IN_D for the sum only; the sum S = sum_(d=1..D) relu(BN_d(IN_d)) is kept for the whole batch and
+// its gradient dS (the head's input gradient) joins each relu(BN_d) output's gradient. MSE or softmax cross-entropy, L2 on kernels, Adam exactly
 // as tf.train.adam in TF.js 4.22 (mlp_kernels.h). Batch normalization is TF.js 4.22's
 // BatchNormalization layer: in training, the batch's mean and biased variance (tf.moments:
 // mean((x - mean)^2)), y = (x - mean) * gamma / sqrt(var + eps) + beta, gradients through the
@@ -62,7 +70,7 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // The engine
 
-enum PhaseKind { kFwdStem, kFwd, kBwd, kBwdStem, kChain, kInfer, kUpdate };
+enum PhaseKind { kFwdStem, kFwd, kHeadSum, kBwd, kBwdStem, kChain, kInfer, kUpdate };
 
 struct Segment {
   size_t off, len;
@@ -79,11 +87,11 @@ struct alignas(64) Workspace {  // one per thread
 
 struct BlockEngine {
   int nIn, W, nb, D, nOut, lossKind, T, RT;
-  bool bn, skip;
+  bool bn, skip, sum;
   float eps, decay;  // BN epsilon and 1 - momentum (float32, as TF.js uses them)
   size_t P, oStemK, oStemB, oHeadK, oHeadB;
   std::vector<size_t> oDense, oBn;  // per dense layer d: its kernel (bias after W x W), BN_d's gamma (beta after W)
-  float *params, *m, *v, *moving;   // moving: per BN [mean (W), variance (W)]
+  float *params, *m, *v, *moving;   // moving: per BN, in order [mean (W), variance (W)]
   const Kernels* K;
   const BnKernels* E;
   std::vector<Segment> segs;
@@ -112,7 +120,7 @@ struct BlockEngine {
   // With BN: the whole batch's activations (IN_0 .. IN_D, rowsCap rows each), the gradients DX
   // (with respect to the current block output) and DY (the BN output gradient of the layer last
   // done), and the tiles' moments (mean, sum of squared deviations) of the layer last done.
-  FloatBuf acts_, dx_, dy_, tileMoments_;
+  FloatBuf acts_, dx_, dy_, tileMoments_, sum_;
   int rowsCap = 0;
   uint32_t tileCap = 0;
 
@@ -128,11 +136,11 @@ struct BlockEngine {
 
   std::vector<int> flushStates() { return pool.flushStates(); }
 
-  BlockEngine(int nIn_, int W_, int nb_, int nOut_, int loss_, bool bn_, bool skip_, float eps_,
+  BlockEngine(int nIn_, int W_, int nb_, int nOut_, int loss_, bool bn_, bool skip_, bool sum_, float eps_,
               float decay_, int threads, int tileRows, bool simd, bool adaptive, float* p,
               float* m_, float* v_, float* moving_)
-      : nIn(nIn_), W(W_), nb(nb_), D(2 * nb_), nOut(nOut_), lossKind(loss_), T(std::max(1, threads)),
-        RT(std::max(1, tileRows)), bn(bn_), skip(skip_), eps(eps_), decay(decay_), params(p), m(m_),
+      : nIn(nIn_), W(W_), nb(nb_), D(sum_ ? nb_ : 2 * nb_), nOut(nOut_), lossKind(loss_), T(std::max(1, threads)),
+        RT(std::max(1, tileRows)), bn(bn_), skip(skip_), sum(sum_), eps(eps_), decay(decay_), params(p), m(m_),
         v(v_), moving(moving_), pool(threads, adaptive) {
     size_t o = 0;
     auto take = [&](size_t n, bool kernel) {
@@ -142,11 +150,13 @@ struct BlockEngine {
     };
     oStemK = take((size_t)nIn * W, true);
     oStemB = take(W, false);
-    for (int d = 0; d < D; ++d) {
-      if (bn) {
-        oBn.push_back(take(W, false));
+    oBn.assign(D + 1, 0);
+    for (int d = 0; d <= D; ++d) {
+      if (hasBn(d)) {
+        oBn[d] = take(W, false);
         take(W, false);
       }
+      if (d == D) break;
       oDense.push_back(take((size_t)W * W, true));
       take(W, false);
     }
@@ -157,7 +167,7 @@ struct BlockEngine {
     E = &bn_kernels_for(*K);
     slotStride = (P + 15) / 16 * 16;
     maxUnits = (uint32_t)std::min<size_t>(64, std::max<size_t>(8, kPartialBudget / (slotStride * sizeof(float))));
-    for (auto* a : {&mu, &rstd, &scale, &infRstd, &c2, &c4}) a->assign((size_t)D * W, 0.f);
+    for (auto* a : {&mu, &rstd, &scale, &infRstd, &c2, &c4}) a->assign((size_t)(D + 1) * W, 0.f);
     if (bn) gsum_ = alloc_floats(P);
     combine_.assign(2 * (size_t)W, 0.0);
     for (int t = 0; t < T; ++t) {
@@ -176,6 +186,13 @@ struct BlockEngine {
     }
   }
 
+  // Whether BN_d exists: before every dense layer with BN (d < D); with `sum`, before dense
+  // layers 1 .. D - 1 and last for the sum (1 <= d <= D).
+  bool hasBn(int d) const { return bn && (sum ? d >= 1 : d < D); }
+
+  // BN_d's moving mean (its variance follows after W), in the order of the BNs.
+  float* movingOf(int d) const { return moving + (size_t)(sum ? d - 1 : d) * 2 * W; }
+
   // ----- where a tile's rows live -----
 
   // IN_d of the rows starting at r0: the whole-batch arrays (BN), or the thread's own (no BN).
@@ -184,6 +201,8 @@ struct BlockEngine {
     return acts_.get() + ((size_t)d * rowsCap + r0) * W;
   }
   float* dxOf(int t, int r0) { return bn ? dx_.get() + (size_t)r0 * W : act(t, D + 1, 0); }
+  // glonet-bn: the rows of the sum S (and, in dxOf, of its gradient dS).
+  float* sumOf(int r0) { return sum_.get() + (size_t)r0 * W; }
   float* dyOf(int t, int r0) { return bn ? dy_.get() + (size_t)r0 * W : act(t, D + 2, 0); }
   float* part(uint32_t u) { return parts_.get() + (size_t)u * slotStride; }
 
@@ -194,11 +213,12 @@ struct BlockEngine {
   }
 
   // A (the thread's) = relu(BN_d(in)) (training: batch statistics; inference: moving ones),
-  // and with `xhat`, the normalized input into H.
+  // and with `xhat`, the normalized input into H; glonet-bn's dense 0 reads `in` as it is.
   void normalize(Workspace& w, int d, const float* in, int n, bool train, bool xhat = false) {
+    if (sum && d == 0) return (void)std::memcpy(w.A.get(), in, (size_t)n * W * sizeof(float));
     if (!bn) return E->relu(in, w.A.get(), (size_t)n * W);
     const size_t o = (size_t)d * W;
-    const float* mean = train ? mu.data() + o : moving + 2 * o;
+    const float* mean = train ? mu.data() + o : movingOf(d);
     E->bn_relu(in, w.A.get(), xhat ? w.H.get() : nullptr, n, W, mean,
                (train ? rstd.data() : infRstd.data()) + o, params + oBn[d], params + oBn[d] + W);
   }
@@ -216,7 +236,7 @@ struct BlockEngine {
 
   // The tile's moments of IN_d (for BN_d), when BN_d exists.
   void tileMoments(int d, int r0, int n) {
-    if (!bn || d >= D) return;
+    if (!hasBn(d)) return;
     float* tm = tileMoments_.get() + (size_t)(r0 / RT) * 2 * W;
     E->moments(act(0, d, r0), n, W, tm, tm + W);
   }
@@ -224,6 +244,39 @@ struct BlockEngine {
   void forwardLayer(int t, int d, int r0, int n) {
     const float* skipIn = skip && d % 2 == 1 ? act(t, d - 1, r0) : nullptr;
     denseFwd(*ws[t], d, act(t, d, r0), act(t, d + 1, r0), skipIn, n, true);
+    if (sum && d >= 1) addToSum(*ws[t], d, r0, n);
+  }
+
+  // glonet-bn: S += A (relu(BN_d(IN_d)) of the rows, in the thread's A); the first term writes S.
+  void addToSum(Workspace& w, int d, int r0, int n) {
+    if (d == 1) return (void)std::memcpy(sumOf(r0), w.A.get(), (size_t)n * W * sizeof(float));
+    E->add(sumOf(r0), w.A.get(), (size_t)n * W);
+  }
+
+  // glonet-bn, after BN_D's statistics: S's last term, the head and its backward (DX = dS), then
+  // BN_D's output gradient DY = relu'(.) * dS and its sums for gamma and beta.
+  double headSum(int t, int r0, int n, float* g, bool init) {
+    Workspace& w = *ws[t];
+    normalize(w, D, act(t, D, r0), n, true, true);
+    if (D == 1) {
+      std::memcpy(sumOf(r0), w.A.get(), (size_t)n * W * sizeof(float));
+    } else {
+      E->add(sumOf(r0), w.A.get(), (size_t)n * W);
+    }
+    const float* s = sumOf(r0);
+    K->dense(s, W, n, W, params + oHeadK, nOut, params + oHeadB, w.out.get());
+    const double loss = output_loss(lossKind, w.out.get(), y, r0, n, nOut, rows, w.dOut.get());
+    K->outer_acc(s, W, n, W, w.dOut.get(), nOut, g + oHeadK, init);
+    E->colsum(w.dOut.get(), n, nOut, g + oHeadB, init);
+    float* dS = dxOf(t, r0);
+    head_input_grad(w.dOut.get(), n, nOut, params + oHeadK, W, dS);
+    float* dy = dyOf(t, r0);
+    float* dbeta = g + oBn[D] + W;
+    if (init)
+      for (int j = 0; j < W; ++j) dbeta[j] = 0.f;
+    K->relu_bwd(dS, w.A.get(), dy, dbeta, n, W);
+    E->dgamma(dy, w.H.get(), n, W, g + oBn[D], init);
+    return loss;
   }
 
   // Head, loss and head backward: the tile's loss sum; DX = dLoss/dX_nb.
@@ -242,7 +295,7 @@ struct BlockEngine {
   // relu), into out (or added to it when acc); its column sums into db (= when init, else +=).
   void inputGrad(int t, int d, int r0, int n, float* out, bool acc, float* db, bool init) {
     const float* dy = dyOf(t, r0);
-    if (bn) {
+    if (hasBn(d)) {
       const size_t o = (size_t)d * W;
       return E->bn_back(dy, act(t, d, r0), n, W, mu.data() + o, scale.data() + o, c2.data() + o,
                         c4.data() + o, out, acc, db, init);
@@ -279,7 +332,10 @@ struct BlockEngine {
     float* gk = g + oDense[d];
     float* gb = gk + (size_t)W * W;
     float* dz;
-    if (d == D - 1) {
+    if (sum) {  // glonet-bn: BN_(d+1)'s input gradient (its output's gradient has dS in it)
+      dz = w.G.get();
+      inputGrad(t, d + 1, r0, n, dz, false, gb, init);
+    } else if (d == D - 1) {
       dz = dxOf(t, r0);
       E->colsum(dz, n, W, gb, init);
     } else if (d % 2 == 1) {  // the block output X_(d/2+1): DX (the skip, if any) + BN_(d+1)
@@ -292,11 +348,14 @@ struct BlockEngine {
     normalize(w, d, act(t, d, r0), n, true, true);
     K->outer_acc(w.A.get(), W, n, W, dz, W, gk, init);
     float* dy = dyOf(t, r0);
-    float* dbeta = bn ? g + oBn[d] + W : w.scratch.get();
-    if (init || !bn)
+    float* dbeta = hasBn(d) ? g + oBn[d] + W : w.scratch.get();
+    if (init || !hasBn(d))
       for (int j = 0; j < W; ++j) dbeta[j] = 0.f;
-    K->block_bwd(dz, kernelT(w, d), nullptr, w.A.get(), dy, dbeta, n, W);
-    if (bn) E->dgamma(dy, w.H.get(), n, W, g + oBn[d], init);
+    // glonet-bn: the relu(BN_d) output feeds the sum too (dS); dense 0 reads X_0 as it is (no relu).
+    const bool linear = sum && d == 0;
+    K->block_bwd(dz, kernelT(w, d), sum && d >= 1 ? dxOf(t, r0) : nullptr, linear ? nullptr : w.A.get(), dy,
+                 linear ? nullptr : dbeta, n, W);
+    if (hasBn(d)) E->dgamma(dy, w.H.get(), n, W, g + oBn[d], init);
   }
 
   void backwardStem(int t, int r0, int n, float* g, bool init) {
@@ -323,7 +382,22 @@ struct BlockEngine {
     float* Z = X + (size_t)RT * W;
     float* X2 = Z + (size_t)RT * W;
     stem(n, x + (size_t)r0 * nIn, X);
-    for (int b = 0; b < nb; ++b) {
+    if (sum) {  // glonet-bn: X2 holds the sum
+      for (int d = 0; d < D; ++d) {
+        denseFwd(w, d, X, Z, nullptr, n, false);
+        if (d == 1) std::memcpy(X2, w.A.get(), (size_t)n * W * sizeof(float));
+        if (d > 1) E->add(X2, w.A.get(), (size_t)n * W);
+        std::swap(X, Z);
+      }
+      normalize(w, D, X, n, false);
+      if (D == 1) {
+        std::memcpy(X2, w.A.get(), (size_t)n * W * sizeof(float));
+      } else {
+        E->add(X2, w.A.get(), (size_t)n * W);
+      }
+      std::swap(X, X2);
+    }
+    for (int b = 0; b < (sum ? 0 : nb); ++b) {
       denseFwd(w, 2 * b, X, Z, nullptr, n, false);
       denseFwd(w, 2 * b + 1, Z, X2, skip ? X : nullptr, n, false);
       std::swap(X, X2);
@@ -361,8 +435,9 @@ struct BlockEngine {
         case kFwd:
           forwardLayer(t, cur, r0, n);
           tileMoments(cur + 1, r0, n);
-          if (cur == D - 1) loss += head(t, r0, n, g, init);
+          if (cur == D - 1 && !sum) loss += head(t, r0, n, g, init);
           break;
+        case kHeadSum: loss += headSum(t, r0, n, g, init); break;
         case kBwd: backwardLayer(t, cur, r0, n, g, init); break;
         case kBwdStem: backwardStem(t, r0, n, g, init); break;
         case kChain: loss += chainTile(t, r0, n, g, init); break;
@@ -398,6 +473,7 @@ struct BlockEngine {
   // BN_d's batch mean and variance from the tiles' moments (Chan's formula in float64, in tile
   // order); with `update`, the moving statistics move as TF.js moves them.
   void combineMoments(int d, bool update) {
+    if (!hasBn(d)) return;
     const float* tm = tileMoments_.get();
     const size_t o = (size_t)d * W;
     const float* gamma = params + oBn[d];
@@ -424,7 +500,7 @@ struct BlockEngine {
       rstd[o + j] = r;
       scale[o + j] = gamma[j] * r;
       if (update) {
-        float* mm = moving + 2 * o;
+        float* mm = movingOf(d);
         float* mv = mm + W;
         mm[j] = mm[j] - (mm[j] - mf) * decay;
         mv[j] = mv[j] - (mv[j] - vf) * decay;
@@ -441,7 +517,8 @@ struct BlockEngine {
   // After the backward phase of dense layer d: its batch gradient, and BN_d's (its sums of dy,
   // for beta, and dy * xhat, for gamma) with BN_d's backward constants.
   void combineBackward(int d) {
-    foldLayer(oDense[d], (size_t)W * W + W);
+    if (d < D) foldLayer(oDense[d], (size_t)W * W + W);
+    if (!hasBn(d)) return;
     foldLayer(oBn[d], 2 * (size_t)W);
     const size_t o = (size_t)d * W;
     const float* sdyx = gsum_.get() + oBn[d];
@@ -472,9 +549,11 @@ struct BlockEngine {
     if (rows > rowsCap) {
       FloatBuf a = alloc_floats((size_t)(D + 1) * rows * W, false);
       FloatBuf dx = alloc_floats((size_t)rows * W, false), dy = alloc_floats((size_t)rows * W, false);
+      FloatBuf s = alloc_floats(sum ? (size_t)rows * W : 1, false);
       acts_ = std::move(a);
       dx_ = std::move(dx);
       dy_ = std::move(dy);
+      sum_ = std::move(s);
       rowsCap = rows;
     }
     if (nTiles > tileCap) {
@@ -504,8 +583,13 @@ struct BlockEngine {
       combineMoments(0, update);
       for (int d = 0; d < D; ++d) {
         runPhase(kFwd, nUnits, d);
-        if (d == D - 1) foldLayer(oHeadK, P - oHeadK);
-        if (d + 1 < D) combineMoments(d + 1, update);
+        if (d == D - 1 && !sum) foldLayer(oHeadK, P - oHeadK);
+        combineMoments(d + 1, update);
+      }
+      if (sum) {
+        runPhase(kHeadSum, nUnits);
+        foldLayer(oHeadK, P - oHeadK);
+        combineBackward(D);
       }
     } else {
       runPhase(kChain, nUnits);
@@ -536,8 +620,9 @@ struct BlockEngine {
     y = y_;
     rows = rows_;
     predOut = out;
-    for (int d = 0; bn && d < D; ++d) {
-      const float* mv = moving + (size_t)d * 2 * W + W;
+    for (int d = 0; d <= D; ++d) {
+      if (!hasBn(d)) continue;
+      const float* mv = movingOf(d) + W;
       for (int j = 0; j < W; ++j) infRstd[(size_t)d * W + j] = 1.f / std::sqrt(mv[j] + eps);
     }
     planUnits(false);
@@ -571,7 +656,7 @@ bool get_double_prop(napi_env env, napi_value obj, const char* name, double* out
 }
 
 // blockCreate(params, m, v, moving, {nIn, width, blocks, nOut, loss, bn, skip, epsilon, decay,
-//             threads, tileRows, simd, adaptive})
+//             threads, tileRows, simd, adaptive, sum}); with sum (glonet-bn), `blocks` one-layer blocks
 napi_value BlockCreate(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -583,7 +668,7 @@ napi_value BlockCreate(napi_env env, napi_callback_info info) {
       !get_f32(env, argv[2], &v, &nv) || !get_f32(env, argv[3], &mov, &nmov))
     return throw_error(env, "blockCreate: params, m, v and moving must be Float32Arrays");
   const napi_value c = argv[4];
-  int32_t nIn, width, blocks, nOut, loss, bn, skip, threads, tileRows, simd, adaptive = 0;
+  int32_t nIn, width, blocks, nOut, loss, bn, skip, threads, tileRows, simd, adaptive = 0, sum = 0;
   double eps, decay;
   if (!get_int_prop(env, c, "nIn", &nIn) || !get_int_prop(env, c, "width", &width) ||
       !get_int_prop(env, c, "blocks", &blocks) || !get_int_prop(env, c, "nOut", &nOut) ||
@@ -592,19 +677,21 @@ napi_value BlockCreate(napi_env env, napi_callback_info info) {
       !get_double_prop(env, c, "decay", &decay) || !get_int_prop(env, c, "threads", &threads) ||
       !get_int_prop(env, c, "tileRows", &tileRows) || !get_int_prop(env, c, "simd", &simd))
     return throw_error(env, "blockCreate: bad config");
-  get_int_prop(env, c, "adaptive", &adaptive);  // optional
+  get_int_prop(env, c, "adaptive", &adaptive);  // optional, as is sum
+  get_int_prop(env, c, "sum", &sum);
   if (nIn < 1 || width < 1 || blocks < 1 || nOut < 1 || threads < 1 || threads > 64 || tileRows < 1 ||
       tileRows > kMaxTileRows || (loss != kMse && loss != kSoftmaxCe) || !(eps > 0) ||
-      !(decay >= 0 && decay <= 1))
+      !(decay >= 0 && decay <= 1) || (sum && (!bn || skip)))
     return throw_error(env, "blockCreate: bad dimensions");
-  const size_t W = width, layer = W * W + W + (bn ? 2 * W : 0);
-  const size_t P = (size_t)nIn * W + W + layer * 2 * blocks + W * nOut + nOut;
+  // Dense layers and BNs: 2 per block (sum: 1 per block).
+  const size_t W = width, layers = (size_t)blocks * (sum ? 1 : 2), perBn = bn ? 2 * W : 0;
+  const size_t P = (size_t)nIn * W + W + layers * (W * W + W + perBn) + W * nOut + nOut;
   if (np != P || nm != P || nv != P) return throw_error(env, "blockCreate: params/m/v length mismatch");
-  if (nmov != (bn ? (size_t)4 * blocks * W : 0))
+  if (nmov != (bn ? layers * 2 * W : 0))
     return throw_error(env, "blockCreate: moving statistics length mismatch");
   BlockHandle* h = new BlockHandle();
   try {
-    h->engine = new BlockEngine(nIn, width, blocks, nOut, loss, bn != 0, skip != 0, (float)eps,
+    h->engine = new BlockEngine(nIn, width, blocks, nOut, loss, bn != 0, skip != 0, sum != 0, (float)eps,
                                 (float)decay, threads, tileRows, simd != 0, adaptive != 0, p, m, v, mov);
   } catch (const std::exception& e) {
     delete h;

@@ -4,8 +4,11 @@
 // reduction across threads, L2 and the Adam update.
 //
 // Layout and semantics are those of src/engines/js-engine.ts (the portable twin of this file):
-//   params = [stemK (nIn x W), stemB (W), {blockK (W x W), blockB (W)} x depth, headK (W x nOut),
-//   headB (nOut)], kernels in TF.js Dense layout (y = x K + b, K row-major [in, out]).
+//   params = [scales (depth, with block scales only), stemK (nIn x W), stemB (W), {blockK (W x W),
+//   blockB (W)} x depth, headK (W x nOut), headB (nOut)], kernels in TF.js Dense layout
+//   (y = x K + b, K row-major [in, out]). With block scales (`--block-scale`) the sum is
+//   S = sum_l a_l h_l; the scales lead the vector, in the stem's fold group (folded last, after
+//   the backward pass has computed their gradients).
 //
 // Work is split by rows: the batch is cut into fixed tiles of `tileRows` rows (tile t = rows
 // [t*tileRows, (t+1)*tileRows)), which the threads claim one at a time and run through the full
@@ -82,6 +85,7 @@ struct Segment {
 struct alignas(64) Workspace {  // one per thread
   FloatBuf acts;  // (depth + 1) x tileRows x W: H_0 (stem output) .. H_depth
   FloatBuf S, dS, G, G2, out, dOut, xpad;
+  FloatBuf dSl;   // block scales: a_l dS of the block being differentiated
   FloatBuf WT;    // depth x W x W: this thread's transposed block kernels for the current step
   int buf = -1;   // the gradient buffer (Engine::bufs_) of this thread's units, -1: none yet
   uint64_t wtPhase = 0;    // phase for which WT was transposed
@@ -89,7 +93,8 @@ struct alignas(64) Workspace {  // one per thread
 
 struct Engine {
   int nIn, W, L, nOut, lossKind, T, RT;
-  size_t P, oStemK, oStemB, oBlocks, blockStride, oHeadK, oHeadB;
+  bool scaled;
+  size_t P, oStemK, oStemB, oBlocks, blockStride, oHeadK, oHeadB;  // scales at 0 when `scaled`
   float *params, *m, *v;
   const Kernels* K;
   std::vector<Segment> segs;
@@ -147,18 +152,19 @@ struct Engine {
 
   std::vector<int> flushStates() { return pool.flushStates(); }
 
-  Engine(int nIn_, int W_, int L_, int nOut_, int loss_, int threads, int tileRows, bool simd,
+  Engine(int nIn_, int W_, int L_, int nOut_, int loss_, bool scaled_, int threads, int tileRows, bool simd,
          bool adaptive_, float* p, float* m_, float* v_)
-      : nIn(nIn_), W(W_), L(L_), nOut(nOut_), lossKind(loss_), T(std::max(1, threads)), params(p),
+      : nIn(nIn_), W(W_), L(L_), nOut(nOut_), lossKind(loss_), T(std::max(1, threads)), scaled(scaled_), params(p),
         m(m_), v(v_), pool(threads, adaptive_) {
     RT = std::max(4, (tileRows + 3) / 4 * 4);
-    oStemK = 0;
-    oStemB = (size_t)nIn * W;
+    oStemK = scaled ? (size_t)L : 0;
+    oStemB = oStemK + (size_t)nIn * W;
     oBlocks = oStemB + W;
     blockStride = (size_t)W * W + W;
     oHeadK = oBlocks + blockStride * L;
     oHeadB = oHeadK + (size_t)W * nOut;
     P = oHeadB + nOut;
+    if (scaled) segs.push_back({0, (size_t)L, false});
     segs.push_back({oStemK, (size_t)nIn * W, true});
     segs.push_back({oStemB, (size_t)W, false});
     for (int l = 0; l < L; ++l) {
@@ -196,6 +202,7 @@ struct Engine {
       w->out = alloc_floats((size_t)RT * nOut);
       w->dOut = alloc_floats((size_t)RT * nOut);
       w->xpad = alloc_floats((size_t)RT * nIn);
+      w->dSl = alloc_floats(scaled ? (size_t)RT * W : 1);
       w->WT = alloc_floats((size_t)L * W * W);
       ws.push_back(std::move(w));
     }
@@ -362,7 +369,20 @@ struct Engine {
     K->dense(X, nIn, Rp, nIn, params + oStemK, W, params + oStemB, acts);
     for (int l = 0; l < L; ++l) {
       const float* blk = params + oBlocks + blockStride * l;
-      K->block_fwd(acts + act * l, acts + act * (l + 1), S, blk, blk + (size_t)W * W, Rp, W, l == 0);
+      // With scales the kernel's own sum goes to dSl (unused until the backward pass), then
+      // S += a_l h_l (the first term writes S).
+      K->block_fwd(acts + act * l, acts + act * (l + 1), scaled ? w.dSl.get() : S, blk, blk + (size_t)W * W, Rp, W,
+                   scaled || l == 0);
+      if (scaled) {
+        const float a = params[l];
+        const float* h = acts + act * (l + 1);
+        const size_t n = (size_t)Rp * W;
+        if (l == 0) {
+          for (size_t i = 0; i < n; ++i) S[i] = h[i] * a;
+        } else {
+          for (size_t i = 0; i < n; ++i) S[i] += h[i] * a;
+        }
+      }
     }
     float* out = w.out.get();
     K->dense(S, W, Rp, W, params + oHeadK, nOut, params + oHeadB, out);
@@ -398,10 +418,26 @@ struct Engine {
     head_input_grad(dOut, Rp, nOut, params + oHeadK, W, dS);
     float* G = w.G.get();
     float* G2 = w.G2.get();
+    // With scales, block l's share of dS is a_l dS (into dSl), and the gradient of a_l the sum
+    // of dS h_l over the tile (added to the unit's partial at l).
+    if (scaled) zeroIfInit(g, L);
+    auto share = [&](int l) -> const float* {
+      if (!scaled) return dS;
+      const float a = params[l];
+      const float* h = acts + act * (l + 1);
+      float* d = w.dSl.get();
+      double s = 0;
+      for (size_t i = 0; i < (size_t)Rp * W; ++i) {
+        d[i] = dS[i] * a;
+        s += (double)dS[i] * h[i];
+      }
+      g[l] += (float)s;
+      return d;
+    };
     // dZ of the last block; each block_bwd then yields the next block's dZ (the stem's input
     // gradient for the first block, which has no relu).
     zeroIfInit(g + oBlocks + blockStride * (L - 1) + (size_t)W * W, W);
-    K->relu_bwd(dS, acts + act * L, G, g + oBlocks + blockStride * (L - 1) + (size_t)W * W, Rp, W);
+    K->relu_bwd(share(L - 1), acts + act * L, G, g + oBlocks + blockStride * (L - 1) + (size_t)W * W, Rp, W);
     // A single-tile unit that is next in line for a run of blocks when it starts the run folds
     // the run's kernel gradients straight from registers (outer_fold), its biases at the end.
     bool direct = false;
@@ -420,7 +456,7 @@ struct Engine {
       }
       if (l > 0) {
         zeroIfInit(gk - blockStride + (size_t)W * W, W);
-        K->block_bwd(G, wt, dS, acts + act * l, G2, gk - blockStride + (size_t)W * W, Rp, W);
+        K->block_bwd(G, wt, share(l - 1), acts + act * l, G2, gk - blockStride + (size_t)W * W, Rp, W);
       } else {
         K->block_bwd(G, wt, nullptr, nullptr, G2, nullptr, Rp, W);
       }
@@ -562,7 +598,7 @@ struct Engine {
 using EngineHandle = Handle<Engine, 3>;  // params, m and v stay referenced while the engine lives
 
 
-// create(params, m, v, {nIn, width, depth, nOut, loss, threads, tileRows, simd})
+// create(params, m, v, {nIn, width, depth, nOut, loss, threads, tileRows, simd, adaptive, scales})
 napi_value Create(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -573,7 +609,7 @@ napi_value Create(napi_env env, napi_callback_info info) {
   if (!get_f32(env, argv[0], &p, &np) || !get_f32(env, argv[1], &m, &nm) ||
       !get_f32(env, argv[2], &v, &nv))
     return throw_error(env, "create: params, m and v must be Float32Arrays");
-  int32_t nIn, width, depth, nOut, loss, threads, tileRows, simd, adaptive = 0;
+  int32_t nIn, width, depth, nOut, loss, threads, tileRows, simd, adaptive = 0, scales = 0;
   if (!get_int_prop(env, argv[3], "nIn", &nIn) || !get_int_prop(env, argv[3], "width", &width) ||
       !get_int_prop(env, argv[3], "depth", &depth) || !get_int_prop(env, argv[3], "nOut", &nOut) ||
       !get_int_prop(env, argv[3], "loss", &loss) ||
@@ -581,16 +617,17 @@ napi_value Create(napi_env env, napi_callback_info info) {
       !get_int_prop(env, argv[3], "tileRows", &tileRows) ||
       !get_int_prop(env, argv[3], "simd", &simd))
     return throw_error(env, "create: bad config");
-  get_int_prop(env, argv[3], "adaptive", &adaptive);  // optional
+  get_int_prop(env, argv[3], "adaptive", &adaptive);  // optional, as is scales
+  get_int_prop(env, argv[3], "scales", &scales);
   if (nIn < 1 || width < 1 || depth < 1 || nOut < 1 || threads < 1 || threads > 64 ||
       tileRows < 1 || tileRows > kMaxTileRows || (loss != kMse && loss != kSoftmaxCe))
     return throw_error(env, "create: bad dimensions");
-  const size_t P = (size_t)nIn * width + width + ((size_t)width * width + width) * depth +
+  const size_t P = (scales ? (size_t)depth : 0) + (size_t)nIn * width + width + ((size_t)width * width + width) * depth +
                    (size_t)width * nOut + nOut;
   if (np != P || nm != P || nv != P) return throw_error(env, "create: params/m/v length mismatch");
   EngineHandle* h = new EngineHandle();
   try {
-    h->engine = new Engine(nIn, width, depth, nOut, loss, threads, tileRows, simd != 0,
+    h->engine = new Engine(nIn, width, depth, nOut, loss, scales != 0, threads, tileRows, simd != 0,
                            adaptive != 0, p, m, v);
   } catch (const std::exception& e) {
     delete h;

@@ -1,11 +1,12 @@
 /**
  * The fused CNN engine (./fused-native-cnn.ts) as a {@link FusedEngine}: ResNet20-family models of every
- * arch (glonet, vanilla, vanilla-nobn, resnetv2, resnetv2-nobn) trained with momentum SGD or Adam
+ * arch (glonet with any norm-free options, glonet-bn, vanilla, vanilla-nobn, resnetv2,
+ * resnetv2-nobn) trained with momentum SGD or Adam
  * run their whole step in one native call (oneDNN convolutions). Augmentation happens on the
  * batch before `step`, so it applies unchanged.
- * Layout: fusedCnnLayers() (the model's conv, BN and head layers in the engine's order); the
- * BN layers' moving statistics travel with their weights, so they are written back to the model
- * with them; optimizer slots cover the trainable arrays only.
+ * Layout: fusedCnnLayers() (the model's conv, BN, center, scale and head layers in the engine's
+ * order); the BN layers' moving statistics and the fixed centers travel with the weights, so they
+ * are written back to the model with them; optimizer slots cover the trainable arrays only.
  */
 import type * as tf from '@tensorflow/tfjs';
 import { RESNET20_ARCHS, type ResNet20Arch } from '../../models/resnet20.js';
@@ -29,7 +30,11 @@ export function fusedCnnApplies(meta: ModelMetadata, _opts: Pick<StepperOptions,
 export function createCnnEngine(model: tf.LayersModel, meta: ModelMetadata, opts: StepperOptions): FusedEngine {
   const arch = meta.arch as ResNet20Arch;
   const [h, w, c] = opts.inputShape;
-  const shape = { arch, inputShape: [h, w, c] as [number, number, number], classes: opts.outputs, blocksPerStage: (meta.depth - 2) / 6 };
+  const nf = meta.normFree ?? {};
+  const shape = {
+    arch, inputShape: [h, w, c] as [number, number, number], classes: opts.outputs, blocksPerStage: (meta.depth - 2) / 6,
+    normFree: { weightStd: nf.weightStd === true, centerBlocks: nf.centerBlocks === true, blockScale: nf.blockScale != null && nf.blockScale !== 'none' },
+  };
   const spec = fusedCnnLayers(shape);
   const layers = spec.map((l) => l.name);
   const initial = readLayers(model, layers);

@@ -1,6 +1,9 @@
 /**
- * Fused training engine for the ResNet20 family (src/models/resnet20.ts), all five archs:
- * glonet (6n conv + bias + ReLU blocks whose pooled outputs are summed), vanilla and resnetv2
+ * Fused training engine for the ResNet20 family (src/models/resnet20.ts), all six archs:
+ * glonet (6n conv + bias + ReLU blocks whose pooled outputs are summed; with the norm-free
+ * options of src/layers/normfree.ts: Scaled-Weight-Standardized kernels with a gain per channel,
+ * fixed centers and learnable scales on the pooled outputs), glonet-bn (6n pre-activation blocks
+ * conv(relu(BN(x))), their conv outputs pooled and summed), vanilla and resnetv2
  * (pre-activation blocks conv(relu(BN(conv(relu(BN(x)))))), resnetv2 with identity or 1x1
  * stride-2 shortcuts, a final BN + ReLU, global average pool) and their -nobn variants (ReLU
  * without BN), each with a Dense head. Mean softmax cross-entropy on integer labels, L2 on
@@ -33,7 +36,7 @@ import { GlonetError } from '../../errors.js';
 interface CnnAddon {
   create(params: Float32Array, slotA: Float32Array, slotB: Float32Array, config: {
     arch: number; height: number; width: number; channels: number; classes: number; blocksPerStage: number;
-    threads: number; chunk: number; algorithm: number;
+    threads: number; chunk: number; algorithm: number; weightStd: number; blockScale: number; center: number;
   }, bn: Float64Array): unknown;
   step(h: unknown, x: Float32Array, y: Float32Array, rows: number, hp: Float64Array): number;
   gradients(h: unknown, x: Float32Array, y: Float32Array, rows: number, hp: Float64Array, out: Float32Array): number;
@@ -45,7 +48,7 @@ interface CnnAddon {
 }
 
 /** The addon's code for each arch. */
-const ARCH_CODE: Record<ResNet20Arch, number> = { glonet: 0, vanilla: 1, 'vanilla-nobn': 2, resnetv2: 3, 'resnetv2-nobn': 4 };
+const ARCH_CODE: Record<ResNet20Arch, number> = { glonet: 0, vanilla: 1, 'vanilla-nobn': 2, resnetv2: 3, 'resnetv2-nobn': 4, 'glonet-bn': 5 };
 
 /** A ResNet20-family model, its optimizer (the protocol's l2, optimizer, lr and momentum) and the engine's settings. */
 export interface FusedCnnOptions extends Pick<Protocol, 'l2' | 'optimizer' | 'lr'>, Partial<Pick<Protocol, 'momentum'>> {
@@ -55,6 +58,13 @@ export interface FusedCnnOptions extends Pick<Protocol, 'l2' | 'optimizer' | 'lr
   classes: number;
   /** n: blocks per stage (depth 6n + 2; 3 = ResNet20). */
   blocksPerStage: number;
+  /**
+   * glonet only, the model's norm-free options (src/layers/normfree.ts): Scaled-Weight-Standardized
+   * convs (their fixed gains by the model's rule: 1 for the stem and block 1, which read linear
+   * inputs, sqrt(2 / (1 - 1/pi)) for the others), a fixed center per pooled block output, a
+   * learnable scale per block (its initial value is in the weights).
+   */
+  normFree?: { weightStd?: boolean; centerBlocks?: boolean; blockScale?: boolean };
   /** Adam's beta1, beta2, epsilon (TF.js defaults 0.9, 0.999, 1e-7). */
   beta1?: number;
   beta2?: number;
@@ -82,10 +92,10 @@ export interface FusedCnnOptions extends Pick<Protocol, 'l2' | 'optimizer' | 'lr
 export interface FusedCnnLayer {
   /** The TF.js layer's name (src/models/resnet20.ts). */
   name: string;
-  kind: 'conv' | 'bn' | 'dense';
+  kind: 'conv' | 'bn' | 'dense' | 'center' | 'scale';
   /** Sizes of the layer's weights, in getWeights() order. */
   sizes: number[];
-  /** How many of them (the first ones) are trainable: all but BN's moving statistics. */
+  /** How many of them (the first ones) are trainable: all but BN's moving statistics and the fixed centers. */
   trainable: number;
   /** Whether the first array is a kernel (under L2). */
   kernel: boolean;
@@ -194,24 +204,32 @@ export function fusedCnnInfo(): FusedCnnInfo {
 
 /**
  * The layers whose weights the engine holds, in its order (the native engine lays its
- * parameters out the same way): for glonet `stem`, `block_1` .. `block_6n`, `head`; for the
+ * parameters out the same way): for glonet `stem`, then per block `block_b` [, `block_b_center`]
+ * [, `block_b_scale`], then `head` (a conv's arrays: kernel, [bias], [gain with weight
+ * standardization]); for glonet-bn `stem`, per block `block_b_bn`, `block_b`, then `head`; for the
  * baselines `stem`, then per block `block_b_bn1`, `block_b_conv1`, `block_b_bn2`, `block_b_conv2`
  * (no BN layers for -nobn) and, for resnetv2 where the stage changes, `block_b_shortcut`; then
  * `final_bn` (BN archs) and `head`.
  */
-export function fusedCnnLayers(o: Pick<FusedCnnOptions, 'arch' | 'inputShape' | 'classes' | 'blocksPerStage'>): FusedCnnLayer[] {
+export function fusedCnnLayers(o: Pick<FusedCnnOptions, 'arch' | 'inputShape' | 'classes' | 'blocksPerStage' | 'normFree'>): FusedCnnLayer[] {
   const out: FusedCnnLayer[] = [];
-  const conv = (name: string, k: number, cin: number, cout: number, bias: boolean) =>
-    out.push({ name, kind: 'conv', sizes: bias ? [k * k * cin * cout, cout] : [k * k * cin * cout], trainable: bias ? 2 : 1, kernel: true });
+  const nf = o.arch === 'glonet' ? o.normFree ?? {} : {};
+  const conv = (name: string, k: number, cin: number, cout: number, bias: boolean) => {
+    const sizes = [k * k * cin * cout, ...(bias ? [cout] : []), ...(nf.weightStd ? [cout] : [])];
+    out.push({ name, kind: 'conv', sizes, trainable: sizes.length, kernel: true });
+  };
   const bn = (name: string, c: number) => out.push({ name, kind: 'bn', sizes: [c, c, c, c], trainable: 2, kernel: false });
   conv('stem', 3, o.inputShape[2], 16, false);
   const n = o.blocksPerStage;
   let cin = 16;
-  if (o.arch === 'glonet') {
+  if (o.arch === 'glonet' || o.arch === 'glonet-bn') {
     let b = 0;
     for (const cout of STAGE_CHANNELS) {
       for (let i = 0; i < 2 * n; i++) {
-        conv(`block_${++b}`, 3, cin, cout, true);
+        if (o.arch === 'glonet-bn') bn(`block_${b + 1}_bn`, cin);
+        conv(`block_${++b}`, 3, cin, cout, o.arch === 'glonet');
+        if (nf.centerBlocks) out.push({ name: `block_${b}_center`, kind: 'center', sizes: [cout], trainable: 0, kernel: false });
+        if (nf.blockScale) out.push({ name: `block_${b}_scale`, kind: 'scale', sizes: [1], trainable: 1, kernel: false });
         cin = cout;
       }
     }
@@ -251,6 +269,7 @@ function offsets(layers: readonly FusedCnnLayer[]): { at: number[][]; size: numb
 function check(o: FusedCnnOptions): void {
   const s = o.inputShape;
   if (!(o.arch in ARCH_CODE)) throw new FusedCnnError(`arch must be one of ${Object.keys(ARCH_CODE).join(', ')}, got ${String(o.arch)}`);
+  if (o.arch !== 'glonet' && Object.values(o.normFree ?? {}).some(Boolean)) throw new FusedCnnError(`normFree options apply to arch glonet only, not ${o.arch}`);
   if (!Array.isArray(s) || s.length !== 3 || s.some((d) => !Number.isInteger(d) || d < 1)) {
     throw new FusedCnnError(`inputShape must be [height, width, channels] of positive integers, got ${JSON.stringify(s)}`);
   }
@@ -279,6 +298,7 @@ export function createFusedResNet20(opts: FusedCnnOptions, initial: LayerArrays)
   if (load.addon == null) throw new FusedCnnError(`fused CNN engine unavailable: ${load.reason}`);
   const addon = load.addon;
   const layers = fusedCnnLayers(opts);
+  const nf = opts.arch === 'glonet' ? opts.normFree ?? {} : {};
   const { at, size: P } = offsets(layers);
 
   /** Copy per-layer arrays (all of each layer's, or only its trainable ones) into `dst`. */
@@ -308,6 +328,7 @@ export function createFusedResNet20(opts: FusedCnnOptions, initial: LayerArrays)
   let handle: unknown = addon.create(params, slotA, slotB, {
     arch: ARCH_CODE[opts.arch], height: h, width: w, channels: c, classes: opts.classes, blocksPerStage: opts.blocksPerStage,
     threads, chunk: opts.chunkRows ?? 16, algorithm: (opts.convAlgorithm ?? envAlgorithm()) === 'direct' ? 1 : 0,
+    weightStd: nf.weightStd ? 1 : 0, blockScale: nf.blockScale ? 1 : 0, center: nf.centerBlocks ? 1 : 0,
   }, Float64Array.of(opts.bnEpsilon ?? 1e-5, 1 - bnMomentum));
   const kernel = addon.kernel(handle);
 

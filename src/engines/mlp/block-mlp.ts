@@ -2,7 +2,8 @@
  * Fused training engine for the paper's two-layer-block MLP baselines (src/models/mlp.ts):
  * vanilla, vanilla-nobn, resnetv2 and resnetv2-nobn. Stem Dense (linear), n/2 blocks
  * `W2 relu(BN2(W1 relu(BN1(x))))` (plus x for resnetv2; no BN for -nobn), head Dense (linear) on
- * the last output. Loss MSE or softmax cross-entropy on integer labels, L2 on kernels only (TF.js
+ * the last output. With `sum`, glonet-bn: n one-layer blocks `relu(BN(x K + b))`, the head on the
+ * sum of their outputs (GloNet with the batch normalization the paper removes). Loss MSE or softmax cross-entropy on integer labels, L2 on kernels only (TF.js
  * `regularizers.l2` semantics), Adam exactly as `tf.train.adam(lr)` in TF.js 4.22 on every
  * trainable array (kernels, biases, BN gamma and beta).
  *
@@ -13,8 +14,9 @@
  * `predict` and `evaluate` normalize with the moving statistics, as the layer does in inference.
  *
  * Weights go in and out as the model's layers have them: the layers stem, per block
- * [block_b_bn1], block_b_dense1, [block_b_bn2], block_b_dense2, then head, each one's arrays in
- * its getWeights() order (Dense: kernel, bias; BN: gamma, beta, moving mean, moving variance).
+ * [block_b_bn1], block_b_dense1, [block_b_bn2], block_b_dense2 (glonet-bn: block_b_dense,
+ * block_b_bn), then head, each one's arrays in its getWeights() order (Dense: kernel, bias; BN:
+ * gamma, beta, moving mean, moving variance).
  * Optimizer slots hold the trainable arrays only (BN: gamma, beta).
  *
  * One `step()` runs the whole training step: the native engine (native/src/mlp/block_mlp.cc; AVX2/FMA
@@ -78,8 +80,9 @@ function checkShape(o: FusedBlockMlpOptions): BlockMlpShape {
   const momentum = o.bnMomentum ?? 0.99;
   if (!(epsilon > 0)) throw new FusedMlpError(`bnEpsilon must be > 0, got ${epsilon}`);
   if (!(momentum >= 0 && momentum <= 1)) throw new FusedMlpError(`bnMomentum must be in [0, 1], got ${momentum}`);
+  if (o.sum && (!o.bn || o.skip)) throw new FusedMlpError('sum (glonet-bn) needs bn and no skip');
   return {
-    nIn: o.nIn, width: o.width, blocks: o.blocks, nOut: o.nOut, loss: o.loss, bn: o.bn, skip: o.skip,
+    nIn: o.nIn, width: o.width, blocks: o.blocks, nOut: o.nOut, loss: o.loss, bn: o.bn, skip: o.skip, sum: o.sum === true,
     epsilon: Math.fround(epsilon), decay: Math.fround(1 - momentum),
   };
 }

@@ -4,7 +4,7 @@
  * used when the addon is not built.
  *
  * Parameters live in one flat Float32Array (see {@link paramLayout}); Adam moments in two more of
- * the same length. Rows are processed in tiles of `tileRows`: forward through the whole chain,
+ * the same length (with block scales, the scales first). Rows are processed in tiles of `tileRows`: forward through the whole chain,
  * loss, backward through the whole chain, so the activations kept are depth x tileRows x width
  * floats whatever the batch size, and nothing is allocated per step. The pieces both JavaScript
  * MLP engines share (loss, head, L2, Adam) are in ./js-kernels.ts.
@@ -19,10 +19,17 @@ export interface MlpShape {
   depth: number;
   nOut: number;
   loss: FusedLoss;
+  /**
+   * A learnable scalar a_l on each block's term of the sum (`--block-scale`): S = sum_l a_l h_l.
+   * The scales lead the parameter vector (so that the native engine folds their gradients last).
+   */
+  scales?: boolean;
 }
 
-/** Offsets of every tensor in the flat parameter vector (TF.js weight order). */
+/** Offsets of every tensor in the flat parameter vector (TF.js weight order, the block scales first). */
 export interface ParamLayout {
+  /** Offset of the depth block scales, or -1 without them. */
+  scale: number;
   stemKernel: number;
   stemBias: number;
   /** Offset of block l's kernel is `blocks + l * blockStride`; its bias follows the kernel. */
@@ -38,17 +45,18 @@ export interface ParamLayout {
 
 export function paramLayout(s: MlpShape): ParamLayout {
   const { nIn, width: W, depth: L, nOut } = s;
-  const stemBias = nIn * W;
+  const stemKernel = s.scales ? L : 0;
+  const stemBias = stemKernel + nIn * W;
   const blocks = stemBias + W;
   const blockStride = W * W + W;
   const headKernel = blocks + blockStride * L;
   const headBias = headKernel + W * nOut;
-  const segments: Array<[number, number, boolean]> = [[0, nIn * W, true], [stemBias, W, false]];
+  const segments: Array<[number, number, boolean]> = [...(s.scales ? [[0, L, false] as [number, number, boolean]] : []), [stemKernel, nIn * W, true], [stemBias, W, false]];
   for (let l = 0; l < L; l++) {
     segments.push([blocks + blockStride * l, W * W, true], [blocks + blockStride * l + W * W, W, false]);
   }
   segments.push([headKernel, W * nOut, true], [headBias, nOut, false]);
-  return { stemKernel: 0, stemBias, blocks, blockStride, headKernel, headBias, size: headBias + nOut, segments };
+  return { scale: s.scales ? 0 : -1, stemKernel, stemBias, blocks, blockStride, headKernel, headBias, size: headBias + nOut, segments };
 }
 
 export function createJsCore(
@@ -72,6 +80,11 @@ export function createJsCore(
   const dOut = new Float32Array(RT * nOut);
   const grad = new Float32Array(P);
   const WT = new Float32Array(L * W * W);
+  // With block scales: block outputs' unscaled sums go to `spare`; dSl is a_l dS for one block.
+  const scaled = lay.scale >= 0;
+  const spare = new Float32Array(scaled ? RT * W : 0);
+  const dSl = new Float32Array(scaled ? RT * W : 0);
+  const f = Math.fround;
   const isCe = shape.loss === 'softmax-ce';
   const { k: K, unrolled } = kernelsFor(W, codegen);
   let disposed = false;
@@ -81,20 +94,39 @@ export function createJsCore(
     const act = RT * W;
     for (let l = 0; l < L; l++) {
       const kOff = lay.blocks + lay.blockStride * l;
-      K.fwd(acts, act * l, R, params, kOff, kOff + W * W, acts, act * (l + 1), S, l === 0);
+      K.fwd(acts, act * l, R, params, kOff, kOff + W * W, acts, act * (l + 1), scaled ? spare : S, scaled || l === 0);
+      if (!scaled) continue;
+      // S += a_l h_l (the first term writes S), in float32 as TF.js's scale layer and sum.
+      const a = params[lay.scale + l];
+      const h0 = act * (l + 1);
+      for (let i = 0; i < R * W; i++) S[i] = l === 0 ? f(acts[h0 + i] * a) : f(S[i] + f(acts[h0 + i] * a));
     }
     headForward(params, lay.headKernel, lay.headBias, W, nOut, S, 0, R, out);
+  }
+
+  /** Block l's share of dS (a_l dS, into dSl) and its scale's gradient (sum of dS h_l). */
+  function scaleBackward(l: number, R: number): void {
+    const a = params[lay.scale + l];
+    const h0 = RT * W * (l + 1);
+    let g = 0;
+    for (let i = 0; i < R * W; i++) {
+      dSl[i] = f(dS[i] * a);
+      g += dS[i] * acts[h0 + i];
+    }
+    grad[lay.scale + l] += g;
   }
 
   function tile(x: Float32Array, y: Float32Array, r0: number, R: number, totalRows: number): number {
     forward(x, r0, R);
     const loss = outputLoss(isCe, nOut, out, y, r0, R, totalRows, dOut);
     headBackward(params, lay.headKernel, lay.headBias, W, nOut, S, 0, R, dOut, grad, dS);
-    G.set(dS.subarray(0, R * W));
+    if (scaled) scaleBackward(L - 1, R);
+    G.set((scaled ? dSl : dS).subarray(0, R * W));
     const act = RT * W;
     for (let l = L - 1; l >= 0; l--) {
       const gK = lay.blocks + lay.blockStride * l;
-      K.back(G, G2, acts, act * (l + 1), WT, l * W * W, dS, l > 0, grad, gK + W * W, R);
+      if (scaled && l > 0) scaleBackward(l - 1, R);
+      K.back(G, G2, acts, act * (l + 1), WT, l * W * W, scaled ? dSl : dS, l > 0, grad, gK + W * W, R);
       K.outer(acts, act * l, W, R, W, G, grad, gK);
       const t = G;
       G = G2;

@@ -26,10 +26,10 @@ interface Threading { threads: number; tileRows: number; simd: number; adaptive:
 
 interface NativeAddon extends CoreFns {
   create(params: Float32Array, m: Float32Array, v: Float32Array, config: {
-    nIn: number; width: number; depth: number; nOut: number; loss: number;
+    nIn: number; width: number; depth: number; nOut: number; loss: number; scales: number;
   } & Threading): unknown;
   blockCreate(params: Float32Array, m: Float32Array, v: Float32Array, moving: Float32Array, config: {
-    nIn: number; width: number; blocks: number; nOut: number; loss: number; bn: number; skip: number;
+    nIn: number; width: number; blocks: number; nOut: number; loss: number; bn: number; skip: number; sum: number;
     epsilon: number; decay: number;
   } & Threading): unknown;
   blockStep: CoreFns['step'];
@@ -102,17 +102,18 @@ function wrapCore(handle: unknown, fns: CoreFns, nOut: number, isCe: boolean): F
 export function createNativeCore(addon: NativeAddon, shape: MlpShape, params: Float32Array, m: Float32Array, v: Float32Array,
   t: NativeThreading): FusedCore {
   const handle = addon.create(params, m, v, {
-    nIn: shape.nIn, width: shape.width, depth: shape.depth, nOut: shape.nOut, loss: shape.loss === 'mse' ? 0 : 1, ...threading(t),
+    nIn: shape.nIn, width: shape.width, depth: shape.depth, nOut: shape.nOut, loss: shape.loss === 'mse' ? 0 : 1,
+    scales: shape.scales ? 1 : 0, ...threading(t),
   });
   return wrapCore(handle, addon, shape.nOut, shape.loss === 'softmax-ce');
 }
 
-/** The native two-layer-block MLP engine on these arrays (updated in place). */
+/** The native block MLP engine (the two-layer-block baselines, glonet-bn) on these arrays (updated in place). */
 export function createNativeBlockCore(addon: NativeAddon, shape: BlockMlpShape, params: Float32Array, m: Float32Array,
   v: Float32Array, moving: Float32Array, t: NativeThreading): FusedCore {
   const handle = addon.blockCreate(params, m, v, moving, {
     nIn: shape.nIn, width: shape.width, blocks: shape.blocks, nOut: shape.nOut, loss: shape.loss === 'mse' ? 0 : 1,
-    bn: shape.bn ? 1 : 0, skip: shape.skip ? 1 : 0, epsilon: shape.epsilon, decay: shape.decay, ...threading(t),
+    bn: shape.bn ? 1 : 0, skip: shape.skip ? 1 : 0, sum: shape.sum ? 1 : 0, epsilon: shape.epsilon, decay: shape.decay, ...threading(t),
   });
   const fns: CoreFns = {
     step: addon.blockStep, gradients: addon.blockGradients, predict: addon.blockPredict, evaluate: addon.blockEvaluate,

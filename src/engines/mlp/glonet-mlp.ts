@@ -1,6 +1,7 @@
 /**
  * Fused training engine for the GloNet MLP: stem Dense(nIn -> W) (linear), n blocks
- * `x -> relu(x K_l + b_l)`, GloNet layer = sum of the n block outputs, head Dense(W -> nOut)
+ * `x -> relu(x K_l + b_l)`, GloNet layer = sum of the n block outputs (with `blockScale`, each
+ * times a learnable scalar a_l: the model's BlockScale layers), head Dense(W -> nOut)
  * (linear). Loss MSE or softmax cross-entropy on integer labels, L2 on every kernel
  * (`l2 * sum(w^2)`, TF.js `regularizers.l2` semantics), Adam exactly as `tf.train.adam(lr)` in
  * TF.js 4.22 (bias correction through float32 running products beta^t, epsilon outside the square
@@ -45,6 +46,8 @@ export interface FusedMlpWeights {
   blocks: DenseWeights[];
   /** The linear head, Dense(width -> nOut), reading the sum of the block outputs. */
   head: DenseWeights;
+  /** With `blockScale`: the depth scalars a_l of the block outputs in the sum. */
+  scales?: Float32Array;
 }
 
 /** The GloNet MLP a fused engine trains, and its loss and optimizer (Adam). */
@@ -59,6 +62,8 @@ export interface FusedMlpOptions extends FusedMlpEngineOptions, Pick<Protocol, '
   nOut: number;
   /** 'mse' or 'softmax-ce'. */
   loss: FusedLoss;
+  /** A learnable scalar on each block's term of the sum (the weights then have `scales`). Default false. */
+  blockScale?: boolean;
 }
 
 /** Adam's state, for checkpoints. */
@@ -113,13 +118,14 @@ export interface FusedMlp {
 
 function checkShape(o: FusedMlpOptions): MlpShape {
   checkMlpOptions(o, ['nIn', 'width', 'depth', 'nOut'] as const);
-  return { nIn: o.nIn, width: o.width, depth: o.depth, nOut: o.nOut, loss: o.loss };
+  return { nIn: o.nIn, width: o.width, depth: o.depth, nOut: o.nOut, loss: o.loss, scales: o.blockScale === true };
 }
 
 /** Tensor views [name, offset, length] over a flat vector, in TF.js weight order. */
 function tensors(s: MlpShape, lay: ParamLayout): Array<[string, number, number]> {
   const W = s.width;
   const t: Array<[string, number, number]> = [
+    ...(s.scales ? [['scales', lay.scale, s.depth] as [string, number, number]] : []),
     ['stem.kernel', lay.stemKernel, s.nIn * W], ['stem.bias', lay.stemBias, W]];
   for (let l = 0; l < s.depth; l++) {
     const o = lay.blocks + lay.blockStride * l;
@@ -141,6 +147,7 @@ function unflatten(s: MlpShape, lay: ParamLayout, flat: Float32Array): FusedMlpW
     stem: { kernel: part(lay.stemKernel, s.nIn * W), bias: part(lay.stemBias, W) },
     blocks,
     head: { kernel: part(lay.headKernel, W * s.nOut), bias: part(lay.headBias, s.nOut) },
+    ...(s.scales ? { scales: part(lay.scale, s.depth) } : {}),
   };
 }
 
@@ -148,7 +155,7 @@ function flatten(s: MlpShape, lay: ParamLayout, w: FusedMlpWeights, dst: Float32
   if (w?.blocks?.length !== s.depth) {
     throw new FusedMlpError(`${what}: expected ${s.depth} blocks, got ${w?.blocks?.length}`);
   }
-  const list: Float32Array[] = [w.stem.kernel, w.stem.bias];
+  const list: Float32Array[] = [...(s.scales ? [w.scales as Float32Array] : []), w.stem.kernel, w.stem.bias];
   for (const b of w.blocks) list.push(b.kernel, b.bias);
   list.push(w.head.kernel, w.head.bias);
   const views = tensors(s, lay);
