@@ -5,6 +5,7 @@
  *
  *   node dist/bench/bnfree-study.js run cnn|mlp|bn [--out DIR] [--only REGEX]
  *   node dist/bench/bnfree-study.js summarize cnn|mlp|bn [--out DIR]
+ *   node dist/bench/bnfree-study.js time cnn [--out DIR] [--only REGEX] [--rounds 5]
  *
  * `run` trains every cell of the study whose id matches --only, in the listed order (seed by
  * seed, so the machine's load falls on every variant alike), skipping finished cells and resuming
@@ -12,6 +13,12 @@
  * command, the 1-minute load average sampled every 5 s while it ran (mean and max) and the exit
  * code. `summarize` prints the tables and writes bench/bnfree/<study>.json (the raw numbers the
  * tables come from). Run folders default to runs/bnfree/<study>/ (not committed).
+ *
+ * `time` measures what an epoch of each CNN variant costs under the same load, for the wall time
+ * to 80% (the study's runs ran hours apart on a machine other jobs shared, so their own epoch
+ * seconds compare the load more than the models): rounds of one-epoch runs on 2,400
+ * Fashion-MNIST images, every variant once per round in turn, the median epoch seconds of each
+ * and its ratio to ResNetv2's; written to bench/bnfree/timing.json.
  *
  * Studies:
  *   cnn  GloNet-ResNet20 on Fashion-MNIST (10,000 training images, 1,667 test images, 10 epochs,
@@ -118,6 +125,9 @@ function bnCells(): Cell[] {
 }
 
 const STUDIES: Record<string, () => Cell[]> = { cnn: cnnCells, mlp: mlpCells, bn: bnCells };
+
+/** Variants timed by default (`time cnn`): the baselines, GloNet and its candidates with Adam. */
+const TIMED = /^(resnetv2|vanilla|glonet-adam|ws-adam|center-adam|scale1-adam|glonet-bn-sgd001)$/;
 
 // ----- running -----
 
@@ -251,13 +261,17 @@ function cnnTable(results: CellResult[]): string {
   return lines.join('\n');
 }
 
-function mlpTable(results: CellResult[], variants: string[], depths: number[]): string {
+/** The mean test error of a run's last 20 epochs (where the best over 200 epochs is a selection among noisy evaluations). */
+const last20 = (r: CellResult) => mean(r.curve.slice(-20));
+
+/** Best test MSE (mean over seeds, then each seed) per variant and depth; `of` picks another number of a run. */
+function mlpTable(results: CellResult[], variants: string[], depths: number[], of: (r: CellResult) => number = (r) => r.best, digits = 4): string {
   const lines = [`| variant | ${depths.map((d) => `depth ${d}`).join(' | ')} |`, `| --- | ${depths.map(() => '---').join(' | ')} |`];
   for (const variant of variants) {
     const cells = depths.map((d) => {
       const rs = results.filter((r) => r.variant === variant && r.depth === d && (r.epochsRun >= MLP_EPOCHS || r.diverged));
       if (rs.length === 0) return '-';
-      return `${mean(rs.map((r) => r.best)).toFixed(4)} (${rs.map((r) => r.best.toFixed(4)).join(', ')})`;
+      return `${mean(rs.map(of)).toFixed(digits)} (${rs.map((r) => of(r).toFixed(digits)).join(', ')})`;
     });
     if (cells.every((c) => c === '-')) continue;
     lines.push(`| ${variant} | ${cells.join(' | ')} |`);
@@ -271,7 +285,45 @@ function summarize(study: string, out: string): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, JSON.stringify({ study, machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model }, results }, null, 1) + '\n');
   if (study === 'cnn') process.stdout.write(cnnTable(results) + '\n');
-  else process.stdout.write(mlpTable(results, [...new Set(results.map((r) => r.variant))], [...new Set(results.map((r) => r.depth))].sort((a, b) => a - b)) + '\n');
+  else {
+    const variants = [...new Set(results.map((r) => r.variant))];
+    const depths = [...new Set(results.map((r) => r.depth))].sort((a, b) => a - b);
+    process.stdout.write(`Best test MSE over the epochs:\n${mlpTable(results, variants, depths)}\n\n`);
+    process.stdout.write(`Mean test MSE of the last 20 epochs:\n${mlpTable(results, variants, depths, last20)}\n\n`);
+    process.stdout.write(`Epoch of the best test MSE:\n${mlpTable(results, variants, depths, (r) => r.curve.indexOf(r.best) + 1, 0)}\n`);
+  }
+}
+
+/** Interleaved one-epoch runs of each variant: median epoch seconds and the ratio to ResNetv2's. */
+async function time(out: string, only: RegExp, rounds: number): Promise<void> {
+  const variants = Object.entries(CNN_VARIANTS).filter(([v]) => only.test(v));
+  const seconds: Record<string, number[]> = Object.fromEntries(variants.map(([v]) => [v, []]));
+  const loads: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    for (const [variant, args] of variants) {
+      const dir = path.join(out, 'timing', `${variant}-r${r}`);
+      fs.rmSync(dir, { recursive: true, force: true });
+      const cell: Cell = {
+        id: `${variant}-r${r}`, variant, depth: 20, seed: r, epochs: 1,
+        args: ['--model', 'resnet20', '--depth', '20', '--dataset', 'fashion-mnist', '--subset', '2400', '--epochs', '1', ...args, '--seed', String(r)],
+      };
+      fs.mkdirSync(path.dirname(dir), { recursive: true });
+      loads.push(os.loadavg()[0]);
+      await runCell(dir, cell);
+      const m = readMetrics(dir);
+      if (m?.epochs.length === 1) seconds[variant].push(m.epochs[0].seconds);
+      process.stdout.write(`round ${r + 1}/${rounds} ${variant}: ${m?.epochs[0]?.seconds.toFixed(1) ?? 'failed'} s (load ${os.loadavg()[0].toFixed(1)})\n`);
+    }
+  }
+  const med = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  };
+  const base = seconds.resnetv2?.length ? med(seconds.resnetv2) : NaN;
+  const rows = variants.map(([v]) => ({ variant: v, seconds: seconds[v], median: med(seconds[v]), ratioToResnetv2: med(seconds[v]) / base }));
+  const file = path.join(ROOT, 'bench', 'bnfree', 'timing.json');
+  fs.writeFileSync(file, JSON.stringify({ images: 2400, rounds, load: { mean: loads.reduce((a, b) => a + b, 0) / loads.length, max: Math.max(...loads) }, cpus: os.cpus().length, rows }, null, 1) + '\n');
+  for (const r of rows) process.stdout.write(`${r.variant}: median ${r.median.toFixed(2)} s an epoch of 2,400 images, ${r.ratioToResnetv2.toFixed(2)}x ResNetv2's\n`);
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -280,11 +332,12 @@ async function main(argv: string[]): Promise<void> {
     const i = argv.indexOf(name);
     return i >= 0 ? argv[i + 1] : undefined;
   };
-  if (!['run', 'summarize'].includes(command ?? '') || !(study in STUDIES)) {
-    throw new Error('usage: bnfree-study.js run|summarize cnn|mlp|bn [--out DIR] [--only REGEX]');
+  if (!['run', 'summarize', 'time'].includes(command ?? '') || !(study in STUDIES) || (command === 'time' && study !== 'cnn')) {
+    throw new Error('usage: bnfree-study.js run|summarize cnn|mlp|bn [--out DIR] [--only REGEX] | time cnn [--out DIR] [--only REGEX] [--rounds N]');
   }
   const out = path.resolve(flag('--out') ?? path.join(ROOT, 'runs', 'bnfree', study));
   if (command === 'run') await run(study, out, flag('--only') ? new RegExp(flag('--only')!) : null);
+  else if (command === 'time') await time(out, flag('--only') ? new RegExp(flag('--only')!) : TIMED, Number(flag('--rounds') ?? 5));
   else summarize(study, out);
 }
 
