@@ -69,6 +69,7 @@ const CNN_VARIANTS: Record<string, string[]> = {
   'glonet-sgd': ['--arch', 'glonet', ...SGD],
   'ws-adam': ['--arch', 'glonet', '--weight-std'],
   'ws-sgd': ['--arch', 'glonet', '--weight-std', ...SGD],
+  'ws-sgd001': ['--arch', 'glonet', '--weight-std', '--optimizer', 'sgd', '--lr', '0.01', '--momentum', '0.9', '--schedule', 'step'],
   'scale1-adam': ['--arch', 'glonet', '--block-scale', '1'],
   'scale1-sgd': ['--arch', 'glonet', '--block-scale', '1', ...SGD],
   'scaleL-adam': ['--arch', 'glonet', '--block-scale', '1/L'],
