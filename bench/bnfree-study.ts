@@ -111,6 +111,8 @@ const MLP_VARIANTS: Record<string, string[]> = {
   'resnetv2-step': ['--arch', 'resnetv2', '--schedule', 'step'],
   'glonet-scale1': ['--arch', 'glonet', '--block-scale', '1'],
   'glonet-zero-scale1': ['--arch', 'glonet', '--head-init', 'zero', '--block-scale', '1'],
+  'glonet-scaleL': ['--arch', 'glonet', '--block-scale', '1/L'],
+  'glonet-zero-scaleL': ['--arch', 'glonet', '--head-init', 'zero', '--block-scale', '1/L'],
 };
 
 function mlpCells(): Cell[] {
