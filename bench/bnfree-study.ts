@@ -81,6 +81,10 @@ const CNN_VARIANTS: Record<string, string[]> = {
   // Adam with the notebook's steps (x0.1 every quarter of the epochs), as the BN archs have them.
   'glonet-adam-step': ['--arch', 'glonet', '--schedule', 'step'],
   'center-adam-step': ['--arch', 'glonet', '--center-blocks', '--schedule', 'step'],
+  'ws-adam-step': ['--arch', 'glonet', '--weight-std', '--schedule', 'step'],
+  // Weight standardization with the others.
+  'ws-center-adam': ['--arch', 'glonet', '--weight-std', '--center-blocks'],
+  'ws-adam3e-3': ['--arch', 'glonet', '--weight-std', '--lr', '0.003'],
   // glonet-bn at the BN archs' protocol (the notebook's SGD), at a tenth of its rate, and with Adam.
   'glonet-bn-sgd': ['--arch', 'glonet-bn', ...SGD],
   'glonet-bn-sgd001': ['--arch', 'glonet-bn', '--optimizer', 'sgd', '--lr', '0.01', '--momentum', '0.9', '--schedule', 'step'],
