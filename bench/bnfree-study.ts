@@ -6,6 +6,7 @@
  *   node dist/bench/bnfree-study.js run cnn|mlp|bn [--out DIR] [--only REGEX]
  *   node dist/bench/bnfree-study.js summarize cnn|mlp|bn [--out DIR]
  *   node dist/bench/bnfree-study.js time cnn [--out DIR] [--only REGEX] [--rounds 5]
+ *   node dist/bench/bnfree-study.js probe cnn
  *
  * `run` trains every cell of the study whose id matches --only, in the listed order (seed by
  * seed, so the machine's load falls on every variant alike), skipping finished cells and resuming
@@ -19,6 +20,12 @@
  * seconds compare the load more than the models): rounds of one-epoch runs on 2,400
  * Fashion-MNIST images, every variant once per round in turn, the median epoch seconds of each
  * and its ratio to ResNetv2's; written to bench/bnfree/timing.json.
+ *
+ * `probe` looks at GloNet-ResNet20 at initialization (3 seeds, 512 Fashion-MNIST training images,
+ * TF.js): for the paper's network, each norm-free option and glonet-bn, the mean cosine similarity
+ * of two images' pooled block outputs (block by block, and of the sum the head reads) and how much
+ * of the logits varies from image to image (the standard deviation across images over the RMS);
+ * written to bench/bnfree/probe.json. protocol-notes.md explains why these matter.
  *
  * Studies:
  *   cnn  GloNet-ResNet20 on Fashion-MNIST (10,000 training images, 1,667 test images, 10 epochs,
@@ -34,6 +41,11 @@
  *        judge it; this study only trains).
  */
 import { spawn } from 'node:child_process';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend/index.js';
+import { loadDataset } from '../src/data/index.js';
+import { buildModel, getFamily } from '../src/models/index.js';
+import type { NormFreeOptions } from '../src/vocabulary.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -339,15 +351,60 @@ async function time(out: string, only: RegExp, rounds: number): Promise<void> {
   for (const r of rows) process.stdout.write(`${r.variant}: median ${r.median.toFixed(2)} s an epoch of 2,400 images, ${r.ratioToResnetv2.toFixed(2)}x ResNetv2's\n`);
 }
 
+/** Mean cosine similarity over all pairs of rows of x [n, c] (rows of zeros count as similarity 0). */
+function meanCosine(x: tf.Tensor2D): number {
+  return tf.tidy(() => {
+    const n = x.shape[0];
+    const unit = tf.div(x, tf.maximum(tf.norm(x, 'euclidean', 1, true), 1e-12));
+    const gram = tf.matMul(unit, unit, false, true);
+    return (tf.sum(gram).dataSync()[0] - tf.sum(tf.mul(tf.eye(n), gram)).dataSync()[0]) / (n * (n - 1));
+  });
+}
+
+/** GloNet-ResNet20 at initialization: how alike the images' pooled block outputs are, and how much the logits vary. */
+async function probe(): Promise<void> {
+  await initBackend();
+  const variants: Array<[string, string, NormFreeOptions | undefined]> = [
+    ['glonet (the paper)', 'glonet', undefined], ['--weight-std', 'glonet', { weightStd: true }], ['--center-blocks', 'glonet', { centerBlocks: true }],
+    ['--block-scale 1/L', 'glonet', { blockScale: '1/L' }], ['glonet-bn (batch statistics)', 'glonet-bn', undefined],
+  ];
+  const rows: Array<Record<string, unknown>> = [];
+  for (const seed of [0, 1, 2]) {
+    const ds = await loadDataset({ dataset: 'fashion-mnist', subset: 10000, seed });
+    const n = 512;
+    const x = tf.tensor(ds.xTrain.subarray(0, n * 784), [n, 28, 28, 1]);
+    for (const [name, arch, normFree] of variants) {
+      const { model, meta } = buildModel({ model: 'resnet20', arch, depth: 20, width: 16, l2: 5e-5, seed, ...(normFree ? { normFree } : {}) }, ds);
+      getFamily('resnet20').fitToData?.(model, meta, ds.xTrain, ds.nTrain);
+      const blocks = meta.blockLayers.map((l) => model.getLayer(l).output as tf.SymbolicTensor);
+      const probeModel = tf.model({ inputs: model.inputs, outputs: [...blocks, model.getLayer('glonet').output as tf.SymbolicTensor, model.outputs[0]] });
+      // glonet-bn as in training: batch statistics (its moving ones start at mean 0, variance 1).
+      const outs = (arch === 'glonet-bn' ? probeModel.apply(x, { training: true }) : probeModel.predict(x)) as tf.Tensor[];
+      const perBlock = outs.slice(0, blocks.length).map((o) => meanCosine(o as tf.Tensor2D));
+      const sum = meanCosine(outs[blocks.length] as tf.Tensor2D);
+      const logits = outs[blocks.length + 1];
+      const rms = Math.sqrt(tf.mean(tf.square(logits)).dataSync()[0]);
+      const across = tf.mean(tf.moments(logits, 0).variance).sqrt().dataSync()[0];
+      rows.push({ variant: name, seed, blockCosine: perBlock.map((c) => Number(c.toFixed(4))), sumCosine: Number(sum.toFixed(4)), logitRms: Number(rms.toFixed(3)), logitStdAcrossImages: Number(across.toFixed(3)) });
+      process.stdout.write(`seed ${seed} ${name}: cosine of the sum ${sum.toFixed(3)}, blocks ${Math.min(...perBlock).toFixed(3)}-${Math.max(...perBlock).toFixed(3)}; logits RMS ${rms.toFixed(2)}, across images ${across.toFixed(2)}\n`);
+      tf.dispose(outs);
+      model.dispose();
+    }
+    x.dispose();
+  }
+  fs.writeFileSync(path.join(ROOT, 'bench', 'bnfree', 'probe.json'), JSON.stringify({ images: 512, rows }, null, 1) + '\n');
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, study] = argv;
   const flag = (name: string) => {
     const i = argv.indexOf(name);
     return i >= 0 ? argv[i + 1] : undefined;
   };
-  if (!['run', 'summarize', 'time'].includes(command ?? '') || !(study in STUDIES) || (command === 'time' && study !== 'cnn')) {
-    throw new Error('usage: bnfree-study.js run|summarize cnn|mlp|bn [--out DIR] [--only REGEX] | time cnn [--out DIR] [--only REGEX] [--rounds N]');
+  if (!['run', 'summarize', 'time', 'probe'].includes(command ?? '') || !(study in STUDIES) || ((command === 'time' || command === 'probe') && study !== 'cnn')) {
+    throw new Error('usage: bnfree-study.js run|summarize cnn|mlp|bn [--out DIR] [--only REGEX] | time cnn [--out DIR] [--only REGEX] [--rounds N] | probe cnn');
   }
+  if (command === 'probe') return probe();
   const out = path.resolve(flag('--out') ?? path.join(ROOT, 'runs', 'bnfree', study));
   if (command === 'run') await run(study, out, flag('--only') ? new RegExp(flag('--only')!) : null);
   else if (command === 'time') await time(out, flag('--only') ? new RegExp(flag('--only')!) : TIMED, Number(flag('--rounds') ?? 5));
