@@ -347,6 +347,7 @@ async function time(out: string, only: RegExp, rounds: number): Promise<void> {
   const base = seconds.resnetv2?.length ? med(seconds.resnetv2) : NaN;
   const rows = variants.map(([v]) => ({ variant: v, seconds: seconds[v], median: med(seconds[v]), ratioToResnetv2: med(seconds[v]) / base }));
   const file = path.join(ROOT, 'bench', 'bnfree', 'timing.json');
+  fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, JSON.stringify({ images: 2400, rounds, load: { mean: loads.reduce((a, b) => a + b, 0) / loads.length, max: Math.max(...loads) }, cpus: os.cpus().length, rows }, null, 1) + '\n');
   for (const r of rows) process.stdout.write(`${r.variant}: median ${r.median.toFixed(2)} s an epoch of 2,400 images, ${r.ratioToResnetv2.toFixed(2)}x ResNetv2's\n`);
 }
@@ -392,6 +393,7 @@ async function probe(): Promise<void> {
     }
     x.dispose();
   }
+  fs.mkdirSync(path.join(ROOT, 'bench', 'bnfree'), { recursive: true });
   fs.writeFileSync(path.join(ROOT, 'bench', 'bnfree', 'probe.json'), JSON.stringify({ images: 512, rows }, null, 1) + '\n');
 }
 
