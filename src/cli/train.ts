@@ -129,7 +129,13 @@ function defaultsText(): string {
     const seen = new Map<string, string[]>();
     for (const arch of f.archs) {
       const d = f.defaults(arch);
-      const text = `${d.optimizer}${d.optimizer === 'sgd' ? ` momentum ${d.momentum}` : ''} lr ${d.lr}, schedule ${d.schedule}${d.warmup ? `, warm-up ${d.warmup} epoch${d.warmup === 1 ? '' : 's'}` : ''}, batch ${d.batchSize}, L2 ${d.l2}, ${d.epochs} epochs: ${d.reason}`;
+      const nf = d.normFree ?? {};
+      const flags = [
+        ...(d.headInit != null && d.headInit !== 'paper' ? [`--head-init ${d.headInit}`] : []),
+        ...(nf.weightStd ? ['--weight-std'] : []), ...(nf.centerBlocks ? ['--center-blocks'] : []),
+        ...(nf.blockScale != null && nf.blockScale !== 'none' ? [`--block-scale ${nf.blockScale}`] : []),
+      ];
+      const text = `${d.optimizer}${d.optimizer === 'sgd' ? ` momentum ${d.momentum}` : ''} lr ${d.lr}, schedule ${d.schedule}${d.warmup ? `, warm-up ${d.warmup} epoch${d.warmup === 1 ? '' : 's'}` : ''}, batch ${d.batchSize}, L2 ${d.l2}, ${d.epochs} epochs${flags.map((f) => `, ${f}`).join('')}: ${d.reason}`;
       seen.set(text, [...(seen.get(text) ?? []), arch]);
     }
     for (const [text, archs] of seen) lines.push(`  ${name} ${archs.length === f.archs.length ? '(all archs)' : archs.join(', ')}: ${text}`);
