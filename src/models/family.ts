@@ -103,6 +103,9 @@ export function checkDepthWidth(family: Pick<ModelFamily, 'name' | 'limits'>, o:
 export function checkModelSize(family: Pick<ModelFamily, 'name' | 'size'>, o: BuildOptions, data: DataShape, batch?: number): void {
   if (!family.size) return;
   const { parameters, activations } = family.size(o, data);
+  // Data of a shape the family does not take (a table for an image model) give no size: its build
+  // refuses them with the reason, after the options' own checks.
+  if (Number.isNaN(parameters) || Number.isNaN(activations)) return;
   const what = `--depth ${o.depth}${o.width != null ? ` --width ${o.width}` : ''}`;
   if (!(parameters <= LIMITS.parameters.max)) {
     throw new ModelConfigError(`${what}: this --model ${family.name} would have ${formatCount(parameters)} parameters on these data; ` +
