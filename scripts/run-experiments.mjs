@@ -6,8 +6,9 @@
  *   experiments/measured/NAME.PRESET.json  its results.json (cell times, machine, date, load); not
  *                                          with --dataset or --tag (those are other runs than the
  *                                          list's)
- *   docs/results/NAME[-TAG].PRESET/        with --publish: its REPORT.md and charts/ (the results
- *                                          pages of docs/results.md link them)
+ *   docs/results/NAME[-TAG].PRESET/        with --publish: its REPORT.md, results.json and charts/;
+ *                                          then docs/results.md's tables are rewritten from them
+ *                                          (scripts/results-page.mjs)
  *   OUT/SUMMARY.md                         the claims table of all of them, wall time, machine, load
  *
  *   node scripts/run-experiments.mjs [--preset quick|paper|long] [--out runs/PRESET]
@@ -97,4 +98,8 @@ const md = [
   claimsTableMarkdown(results),
 ].join('\n');
 fs.writeFileSync(path.join(out, 'SUMMARY.md'), md);
+if (publish) {
+  // docs/results.md's tables come from the published folders.
+  await new Promise((resolve) => spawn(process.execPath, [path.join(ROOT, 'scripts', 'results-page.mjs')], { stdio: 'inherit' }).on('exit', resolve));
+}
 console.log('\n' + md);
