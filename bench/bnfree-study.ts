@@ -103,10 +103,19 @@ const CNN_VARIANTS: Record<string, string[]> = {
   'glonet-bn-adam': ['--arch', 'glonet-bn', '--optimizer', 'adam', '--lr', '0.001', '--schedule', 'constant'],
 };
 
+/**
+ * A variant's options as they were run: GloNet-ResNet20's convs were plain (the paper's) in every
+ * variant without --weight-std; since the study made weight standardization the default, those
+ * variants say --no-weight-std so that rerunning the study trains the same networks.
+ */
+function asRun(args: string[]): string[] {
+  return args[1] === 'glonet' && !args.includes('--weight-std') ? [...args, '--no-weight-std'] : args;
+}
+
 function cnnCells(): Cell[] {
   const common = ['--model', 'resnet20', '--depth', '20', '--dataset', 'fashion-mnist', '--subset', '10000', '--epochs', String(CNN_EPOCHS)];
   return CNN_SEEDS.flatMap((seed) => Object.entries(CNN_VARIANTS).map(([variant, args]) => ({
-    id: `${variant}-s${seed}`, variant, depth: 20, seed, epochs: CNN_EPOCHS, args: [...common, ...args, '--seed', String(seed)],
+    id: `${variant}-s${seed}`, variant, depth: 20, seed, epochs: CNN_EPOCHS, args: [...common, ...asRun(args), '--seed', String(seed)],
   })));
 }
 
@@ -330,7 +339,7 @@ async function time(out: string, only: RegExp, rounds: number): Promise<void> {
       fs.rmSync(dir, { recursive: true, force: true });
       const cell: Cell = {
         id: `${variant}-r${r}`, variant, depth: 20, seed: r, epochs: 1,
-        args: ['--model', 'resnet20', '--depth', '20', '--dataset', 'fashion-mnist', '--subset', '2400', '--epochs', '1', ...args, '--seed', String(r)],
+        args: ['--model', 'resnet20', '--depth', '20', '--dataset', 'fashion-mnist', '--subset', '2400', '--epochs', '1', ...asRun(args), '--seed', String(r)],
       };
       fs.mkdirSync(path.dirname(dir), { recursive: true });
       loads.push(os.loadavg()[0]);

@@ -285,7 +285,7 @@ const RESNET20_DEFAULTS: Record<ResNet20Arch, Defaults> = {
     reason: 'no BN: SGD stalls or diverges (MNIST, 3,200 digits, 3 epochs: SGD 0.1 20%, 0.01 20%, with warm-up or clipping ' +
       '26-32%; with weight standardization SGD 0.1 diverges in the second Fashion-MNIST epoch), Adam 1e-3 trains; with Scaled ' +
       'Weight Standardization of the convs (--weight-std; --no-weight-std is the paper\'s network) it keeps up with ResNetv2 ' +
-      '(Fashion-MNIST 10k, 10 epochs, 3 seeds: 70.8, 82.7 and 84.8% after epochs 1, 3 and 10 against ResNetv2\'s 53.1, 83.8 ' +
+      '(Fashion-MNIST 10k, 10 epochs, 3 seeds: 70.8, 82.7 and 84.7% after epochs 1, 3 and 10 against ResNetv2\'s 53.1, 83.8 ' +
       'and 84.9%, and 80% at epoch 3 in every seed as ResNetv2, with epochs 0.7x as long; the paper\'s network: 53.1, 76.4, ' +
       '84.7%, seed 0)',
   },
