@@ -9,9 +9,11 @@
  *                with var_c the biased variance, a learnable gain (initialized at 1) and a fixed
  *                gamma: 1 for a conv reading a linear input (the image, the stem's output),
  *                sqrt(2 / (1 - 1/pi)) for a conv reading a ReLU output (so that a unit-variance
- *                input gives a unit-variance output). Zero-mean kernels remove the mean shift
- *                that ReLU outputs carry from block to block, which is what makes every image's
- *                pooled features nearly the same vector in the plain BN-free GloNet-ResNet20.
+ *                input gives a unit-variance output). It was meant to remove the mean shift
+ *                that ReLU outputs carry from block to block; at initialization the images'
+ *                pooled features stay as alike as without it (cosine 0.998 against 0.999,
+ *                bench/bnfree/probe.json), while the logits shrink (RMS 0.6-1.0 against 2.2-7.0 over 3 seeds). Why it
+ *                trains faster is measured, not explained (docs/protocol-notes.md, issue 24).
  *   BlockScale   a learnable scalar on a block's contribution to the GloNet sum (SkipInit and
  *                ReZero's idea, moved to where a GloNet has its skips), initialized at `init`.
  *   FixedCenter  subtracts a fixed (non-trainable) vector: a block's pooled output minus its mean
