@@ -159,6 +159,11 @@ function insideReal(inner: string, outer: string): boolean {
   return inner === outer || inner.startsWith(outer.endsWith(path.sep) ? outer : outer + path.sep);
 }
 
+/** "the weights file" for what = "weights", "the IDX file" for what = "IDX file" (no "file file"). */
+function theFile(what: string): string {
+  return /\bfile$/.test(what) ? `the ${what}` : `the ${what} file`;
+}
+
 /**
  * The file's real path once it is known to be a regular file of at most `maxBytes` inside
  * `within`; every other case is a BadFileError naming it. Nothing is opened: devices, FIFOs and
@@ -190,10 +195,10 @@ export function checkReadable(file: string, o: ReadBounds = {}): { real: string;
   } catch (e) {
     throw new BadFileError(`${file}: cannot read the ${what} (${fsReason(e)})`);
   }
-  if (st.isDirectory()) throw new BadFileError(`${file}: is a folder; expected the ${what} file`);
+  if (st.isDirectory()) throw new BadFileError(`${file}: is a folder; expected ${theFile(what)}`);
   if (!st.isFile()) {
     const kind = st.isFIFO() ? 'a named pipe' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : st.isSocket() ? 'a socket' : 'not a regular file';
-    throw new BadFileError(`${file}: is ${kind}${real !== path.resolve(file) ? ` (${real})` : ''}, not a regular file; expected the ${what} file`);
+    throw new BadFileError(`${file}: is ${kind}${real !== path.resolve(file) ? ` (${real})` : ''}, not a regular file; expected ${theFile(what)}`);
   }
   const max = o.maxBytes ?? LIMITS.jsonBytes.max;
   if (st.size > max) {
@@ -215,7 +220,7 @@ export function readFileBounded(file: string, o: ReadBounds = {}): Buffer {
   try {
     fd = fs.openSync(real, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOFOLLOW ?? 0));
     const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new BadFileError(`${file}: changed into something other than a regular file while it was opened; expected the ${what} file`);
+    if (!st.isFile()) throw new BadFileError(`${file}: changed into something other than a regular file while it was opened; expected ${theFile(what)}`);
     const buf = Buffer.allocUnsafe(Math.min(size, st.size));
     let got = 0;
     while (got < buf.length) {
@@ -261,7 +266,7 @@ export function hashFile(file: string, o: ReadBounds = {}): { bytes: number; sha
   let bytes = 0;
   try {
     fd = fs.openSync(real, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOFOLLOW ?? 0));
-    if (!fs.fstatSync(fd).isFile()) throw new BadFileError(`${file}: changed into something other than a regular file while it was opened; expected the ${what} file`);
+    if (!fs.fstatSync(fd).isFile()) throw new BadFileError(`${file}: changed into something other than a regular file while it was opened; expected ${theFile(what)}`);
     const max = o.maxBytes ?? LIMITS.jsonBytes.max;
     for (;;) {
       const n = fs.readSync(fd, chunk, 0, chunk.length, bytes);

@@ -32,6 +32,10 @@ export async function trainStoppably(cfg: RunConfig, out: string, opts: { resume
   const stop = stopOnSignals();
   try {
     const r = await runTraining(cfg, out, { ...opts, signal: stop.signal, beforeTraining: stop.arm });
+    // A signal that arrived while the last steps ran synchronously (a native engine's step does not
+    // give the event loop a turn) is delivered to the handler only on the loop's next turn: take
+    // one before looking, or the handler is removed below with the signal still pending, and lost.
+    await new Promise((resolve) => setImmediate(resolve));
     if (stop.signal.aborted) {
       // The signal came during the last epoch, which was committed anyway: the run is complete, its report not written.
       r.model.dispose();
