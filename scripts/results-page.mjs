@@ -71,11 +71,14 @@ function runsTable(runs) {
     const x = r.results;
     const unfinished = (x.missing?.length ?? 0) + (x.failed?.length ?? 0);
     const data = x.data?.dataset ?? '';
+    // Each cell records the mean 1-minute load while it ran; the run's is their time-weighted mean.
+    const timed = x.cells.filter((c) => c.load?.mean != null && c.seconds > 0);
+    const load = timed.length ? timed.reduce((s, c) => s + c.load.mean * c.seconds, 0) / timed.reduce((s, c) => s + c.seconds, 0) : null;
     return `| [${r.folder}](results/${r.folder}/REPORT.md) | ${r.preset} | ${cell(data)} | ${x.cells.length}${unfinished ? ` (${unfinished} unfinished)` : ''} | ` +
-      `${minutes(x.cellSeconds)} | ${cell(x.machine?.cpuModel)}, ${x.machine?.cpus} cores | ${String(x.writtenAt).slice(0, 10)} |`;
+      `${minutes(x.cellSeconds)} | ${load == null ? '' : load.toFixed(1)} | ${cell(x.machine?.cpuModel)}, ${x.machine?.cpus} cores | ${String(x.writtenAt).slice(0, 10)} |`;
   });
   return ['### The runs', '',
-    '| run | preset | data | cells | compute (sum of cells) | machine | date |', '| --- | --- | --- | --- | --- | --- | --- |', ...rows, ''];
+    '| run | preset | data | cells | compute (sum of cells) | load (1 min, mean) | machine | date |', '| --- | --- | --- | --- | --- | --- | --- | --- |', ...rows, ''];
 }
 
 function generated() {

@@ -11,6 +11,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -157,4 +158,12 @@ test('the link checker finds broken files and anchors, and follows GitHub\'s hea
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
+});
+
+test('docs/results.md\'s tables are what the published results give (scripts/results-page.mjs --check)', () => {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'results-page.mjs'), '--check'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  // Every published run is linked from the page.
+  const page = fs.readFileSync(path.join(ROOT, 'docs', 'results.md'), 'utf8');
+  for (const folder of fs.readdirSync(path.join(ROOT, 'docs', 'results'))) assert.ok(page.includes(`(results/${folder}/REPORT.md)`), folder);
 });
