@@ -395,6 +395,8 @@ test('experiment run exits 1 naming a failed cell (the others finish); experimen
     ['cell.json {}', (d, ids) => fs.writeFileSync(path.join(d, 'cells', ids[0], 'cell.json'), '{}'), /cell\.json: id is .*; expected '.*', the cell's own id/],
     ['cell.json null', (d, ids) => fs.writeFileSync(path.join(d, 'cells', ids[0], 'cell.json'), 'null'), /cell\.json: the cell record is 'null'; expected an object/],
     ['analysis.json blocks "x"', (d, ids) => edit(path.join(d, 'cells', ids[0], 'analysis.json'), (a) => { a.effectiveDepth.normShare.blocks = 'x'; }), /analysis\.json: effectiveDepth\.normShare\.blocks is '"x"'; expected an integer/],
+    ['a file where a cell\'s folder belongs', (d, ids) => { fs.rmSync(path.join(d, 'cells', ids[0]), { recursive: true }); fs.writeFileSync(path.join(d, 'cells', ids[0]), 'x'); },
+      /cells\/[^:]+: is a file, not the cell's folder; remove it/],
   ];
   for (const [what, damage, pattern] of cases) {
     const d = tmpDir('glonet-hostile-report-');

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Analysis, CellRecord, ExperimentCell, ExperimentResults, Metrics } from '../contracts.js';
-import { readCellAnalysis, readCellFailure, readCellMetrics, readCellRecord } from './cell-files.js';
+import { ExperimentFileError, readCellAnalysis, readCellFailure, readCellMetrics, readCellRecord } from './cell-files.js';
 import { VERSION } from '../version.js';
 import { judgeClaim } from './experiment.js';
 import { cellDir, cellDoneFile, cellFailedFile, readManifest } from './folder.js';
@@ -75,6 +75,11 @@ export function gatherResults(dir: string): { results: ExperimentResults; files:
   for (const id of manifest.cells) {
     const folder = cellDir(dir, id);
     const metricsFile = path.join(folder, 'metrics.json');
+    // A file (or a link) where the cell's folder belongs is named, not counted as a missing cell.
+    const st = fs.lstatSync(folder, { throwIfNoEntry: false });
+    if (st && !st.isDirectory() && !(st.isSymbolicLink() && fs.statSync(folder, { throwIfNoEntry: false })?.isDirectory())) {
+      throw new ExperimentFileError(`${folder}: is ${st.isSymbolicLink() ? 'a link' : 'a file'}, not the cell's folder; remove it (experiment run then trains the cell)`);
+    }
     if (fs.existsSync(cellDoneFile(dir, id))) {
       const m = readCellMetrics(dir, metricsFile, true);
       const analysisFile = path.join(folder, 'analysis.json');
