@@ -11,10 +11,10 @@ import { getExperiment } from '../src/experiments/index.js';
 import { chooseData, gridCells } from '../src/experiments/experiment.js';
 import { getFamily } from '../src/models/index.js';
 
-/** Write the folder of `name`'s smoke preset into `dir`, every cell finished; returns the cell ids. */
-export function fakeExperiment(dir: string, name = 'sgemm-norms'): string[] {
+/** Write the folder of `name`'s smoke preset into `dir` (on the data `dataOptions` choose), every cell finished; returns the cell ids. */
+export function fakeExperiment(dir: string, name = 'sgemm-norms', dataOptions: Parameters<typeof chooseData>[1] = {}): string[] {
   const exp = getExperiment(name);
-  const data = chooseData(exp, {});
+  const data = chooseData(exp, dataOptions);
   const cells = gridCells(exp, 'smoke', data);
   const manifest: ExperimentManifest = { experiment: exp.name, preset: 'smoke', data, cells: cells.map((c) => c.id) };
   fs.mkdirSync(path.join(dir, 'cells'), { recursive: true });

@@ -341,3 +341,23 @@ test('results record the first and the last epochs\' seconds, so a slowdown duri
   assert.deepEqual(epochDrift([2, 0.25, 0.5]), { epochDrift: { first: 0.25, last: 0.5 } });
   assert.deepEqual(epochDrift([2, 0.2]), {});
 });
+
+test('the report\'s rerun command names the data it ran on, quoted for a shell', async () => {
+  const { fakeExperiment } = await import('./experiment-fixtures.js');
+  const { writeExperimentReport } = await import('../src/experiments/report.js');
+  const reproduce = async (name: string, data: Parameters<typeof fakeExperiment>[2]): Promise<string> => {
+    const dir = tmpDir();
+    fakeExperiment(dir, name, data);
+    await writeExperimentReport(dir);
+    const line = fs.readFileSync(path.join(dir, 'REPORT.md'), 'utf8').split('\n').find((l) => l.startsWith('Reproduce: '));
+    assert.ok(line, 'REPORT.md has a Reproduce line');
+    return line;
+  };
+  assert.equal(await reproduce('mnist-depth', { dataset: 'mnist' }), 'Reproduce: `glonet experiment run mnist-depth --preset smoke --out DIR`');
+  assert.equal(await reproduce('mnist-depth', { dataset: 'fashion-mnist' }), 'Reproduce: `glonet experiment run mnist-depth --preset smoke --dataset fashion-mnist --out DIR`');
+  assert.equal(
+    await reproduce('csv-depth', { data: 'my runs.csv', target: 'Run1 (ms)', drop: ['Run2 (ms)', 'Run3 (ms)'], task: 'regression' }),
+    "Reproduce: `glonet experiment run csv-depth --preset smoke --data 'my runs.csv' --target 'Run1 (ms)' --drop 'Run2 (ms),Run3 (ms)' --task regression --out DIR`",
+  );
+  assert.match(await reproduce('csv-depth', { data: "it's.csv", target: 'y' }), /--data 'it'\\''s\.csv' --target y /);
+});

@@ -53,10 +53,30 @@ const presetNote = (r: ExperimentResults) =>
 const dataText = (r: ExperimentResults) =>
   `${pretty(r.data.dataset)}${r.data.data ? ` from ${r.data.data}` : ''}${r.data.target ? `, target ${r.data.target}` : ''}${r.data.drop?.length ? `, dropping ${r.data.drop.join(', ')}` : ''}`;
 
+/** A word as a POSIX shell reads it back: bare when it is safe, single-quoted otherwise. */
+function shellWord(w: string): string {
+  return /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The command that reruns this experiment on the same data (options the experiment's defaults make unnecessary left out). */
 function command(r: ExperimentResults): string {
   const d = r.data;
-  const data = [d.data ? `--data ${d.data}` : '', d.target ? `--target ${d.target}` : '', d.drop?.length ? `--drop ${d.drop.join(',')}` : ''].filter(Boolean).join(' ');
-  return `glonet experiment run ${r.experiment} --preset ${r.preset}${data ? ' ' + data : ''} --out DIR`;
+  const exp = getExperiment(r.experiment);
+  // The data set chooseData picks when --dataset is not given.
+  const implied = d.data != null && exp.dataWith ? exp.dataWith : exp.datasets[0];
+  const opts: [string, string | number | string[] | undefined][] = [
+    ['--dataset', d.dataset !== implied ? d.dataset : undefined],
+    ['--data', d.data],
+    ['--target', d.target],
+    ['--drop', d.drop?.length ? d.drop : undefined],
+    ['--task', d.task],
+    ['--categorical', d.categorical?.length ? d.categorical : undefined],
+    ['--missing', d.missing],
+    ['--max-classes', d.maxClasses],
+    ['--max-levels', d.maxLevels],
+  ];
+  const words = opts.filter(([, v]) => v != null).map(([k, v]) => `${k} ${shellWord(Array.isArray(v) ? v.join(',') : String(v))}`);
+  return ['glonet experiment run', r.experiment, '--preset', r.preset, ...words, '--out DIR'].join(' ');
 }
 
 /**
