@@ -406,6 +406,36 @@ test('glonet web serves the site on localhost until Ctrl-C; bad input is a one-l
   oneLine(['web', run, '--port', '65536'], /--port <p>.*expected a port from 0 to 65535/);
 });
 
+test('while the site is being built the server answers 503 with a page that reloads itself, then the files', async () => {
+  const files = new Map<string, Uint8Array>();
+  const server = await serveSite(files, { port: 0 });
+  try {
+    const early = await fetch(server.url);
+    assert.equal(early.status, 503);
+    assert.equal(early.headers.get('retry-after'), '2');
+    assert.equal(early.headers.get('x-content-type-options'), 'nosniff');
+    assert.match(await early.text(), /http-equiv="refresh".*preparing the page/s);
+    files.set('index.html', new TextEncoder().encode('<!doctype html><title>site</title>'));
+    const ready = await fetch(server.url);
+    assert.equal(ready.status, 200);
+    assert.match(await ready.text(), /<title>site<\/title>/);
+    assert.equal((await fetch(`${server.url}nope.js`)).status, 404);
+  } finally {
+    await server.close();
+  }
+});
+
+test('web --out on a folder whose parent cannot be written is refused before the run is analysed', () => {
+  const parent = freshDir('unwritable-parent');
+  // A file where the parent folder should be: refused at once (root can write anywhere, so
+  // permissions alone would not stop this test's writer).
+  const blocked = path.join(parent, 'a-file');
+  fs.writeFileSync(blocked, 'x');
+  const r = runCli(['web', path.join(OUT, 'no-run-needed'), '--out', path.join(blocked, 'site')]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr.split('\n')[0], /--out: .*a-file is a file, so .*site cannot be a folder inside it/);
+});
+
 // ---------------------------------------------------------------------------------------------
 // The pages.
 

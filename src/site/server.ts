@@ -38,6 +38,10 @@ class PortError extends GlonetError {
 
 const SECURITY_HEADERS = { 'x-content-type-options': 'nosniff', 'content-security-policy': PAGE_POLICY, 'referrer-policy': 'no-referrer', 'cross-origin-resource-policy': 'same-origin' };
 
+/** What a request gets while the site is still being built: a page that reloads itself. */
+const STARTING_PAGE = '<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="2"><title>glonet web</title>'
+  + '<p>glonet web is preparing the page (analysing the run\'s sample); it loads by itself in a moment.</p>\n';
+
 /** True when a Host header names this server: 127.0.0.1, localhost or [::1], with its port (or none). */
 function ownHost(host: string | undefined, port: number): boolean {
   if (host == null) return false;
@@ -63,6 +67,13 @@ function handle(files: SiteFiles, port: () => number, req: http.IncomingMessage,
     return;
   }
   if (name === '' || name.endsWith('/')) name += 'index.html';
+  if (files.size === 0) {
+    // The server takes its port before the site is built (a busy port fails at once); until the
+    // files arrive, say so, and let a browser try again by itself.
+    res.writeHead(503, { 'content-type': 'text/html; charset=utf-8', 'retry-after': '2', 'cache-control': 'no-store', ...SECURITY_HEADERS })
+      .end(req.method === 'HEAD' ? undefined : STARTING_PAGE);
+    return;
+  }
   const body = files.get(name);
   if (!body) {
     res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', ...SECURITY_HEADERS }).end(`not found: /${name}\n`);

@@ -25,6 +25,7 @@ import { analyzeModel } from '../analysis/analyze.js';
 import { exampleSize } from '../data/dataset.js';
 import { decodeSampleInputs, encodeSampleInputs, sampleDataset, SITE_POLICY, type SampleHeader, type SiteManifest } from './site-format.js';
 import { GlonetError } from '../errors.js';
+import { checkWritableFolder } from '../out-folder.js';
 
 /** Site path (forward slashes, no leading slash) to file contents. */
 export type SiteFiles = Map<string, Uint8Array>;
@@ -132,6 +133,11 @@ export function checkSiteFolder(outDir: string): void {
       throw new SiteError(`--out: ${outDir} already holds files that are not a glonet web site; give a new or empty folder`);
     }
   }
+  // Refused here, before the analysis of the sample, rather than after it when the files are
+  // written. The site is built beside the folder and renamed into place, so an earlier site's
+  // parent must take new entries too.
+  checkWritableFolder(outDir, '--out', 'the site');
+  if (fs.existsSync(outDir)) checkWritableFolder(path.dirname(path.resolve(outDir)), '--out', 'the site');
 }
 
 /** What a site holds at its top level; anything else in the folder is the user's (a CNAME, a README) and is kept. */
