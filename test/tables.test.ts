@@ -228,6 +228,15 @@ test('issue 20: hex and binary are words, a trailing comma names its column by p
   const named = writeCsv(dir, 'named.csv', 'a,b,y,\n' + body.map((r, i) => `${r.join(',')},${i % 2}`).join('\n'));
   assert.deepEqual((await loadCsv({ data: named, target: 'y' })).encoding!.columns.map((c) => c.name), ['a', 'b', 'column 4']);
   assert.deepEqual((await loadCsv({ data: named, target: 'y', drop: ['column 4'] })).encoding!.columns.map((c) => c.name), ['a', 'b']);
+  // A column that holds one value in every training row (here the probe's trailing comma with a
+  // 1 on every line, and a named one) carries nothing: left out, each with a note.
+  const ones = writeCsv(dir, 'ones.csv', 'a,b,k,y,\n' + body.map((r) => `${r[0]},${r[1]},same,${r[2]},1`).join('\n'));
+  const o1 = await loadCsv({ data: ones, target: 'y' });
+  assert.deepEqual(o1.encoding!.columns.map((c) => c.name), ['a', 'b']);
+  assert.deepEqual(o1.notes, [
+    'left out \'k\': it holds \'same\' in every training row, so it carries nothing to learn from',
+    'left out \'column 5\' (no header): it holds \'1\' in every training row, so it carries nothing to learn from',
+  ]);
   const cli = runCli(['train', '--dataset', 'csv', '--data', named, '--target', 'y', '--drop', 'column 4', '--depth', '2', '--epochs', '1', '--no-report', '--backend', 'cpu', '--out', path.join(dir, 'drop-run')]);
   assert.equal(cli.code, 0, cli.stderr);
 

@@ -12,8 +12,9 @@
  * 3. The other columns (less `--drop`): a column of words is categorical, so is a numeric one named
  *    in `--categorical`; the rest are numeric. A categorical column whose values are all different
  *    in the training rows (names, IDs) is left out with a note that says how to keep it; a column
- *    with an empty header and no values (a trailing comma) is left out with a note; any other
- *    column without a single value is an error.
+ *    with an empty header and no values (a trailing comma) is left out with a note, and so is a
+ *    column that holds one value in every training row (it carries nothing to learn from); any
+ *    other column without a single value is an error.
  * 4. The encoding is fitted on the training rows only (./table-encoding.ts says what each column
  *    becomes: z-scores with a median and a missing indicator, or one-hot levels with a missing
  *    level and an `(other)` level past `--max-levels`), then applied to every row by the same
@@ -73,6 +74,15 @@ function sortKeys(keys: string[]): string[] {
 function keyAt(c: RawColumn, row: number): string | null {
   const cell = rawCell(c, row);
   return cell === null ? null : levelKey(cell);
+}
+
+/** The one value a column holds in every one of the rows (none missing), or null when they differ. */
+function constantIn(c: RawColumn, rows: ArrayLike<number>): string | null {
+  if (rows.length === 0) return null;
+  const first = keyAt(c, rows[0]);
+  if (first === null) return null;
+  for (let i = 1; i < rows.length; i++) if (keyAt(c, rows[i]) !== first) return null;
+  return first;
 }
 
 /** Whether a column reads as words: more words than numbers. */
@@ -250,6 +260,11 @@ export async function loadCsv(opts: TabularOptions & CsvOptions): Promise<Datase
           continue;
         }
         throw new DataError(`${file}: column ${shown(c.name)} is empty in every row; leave it out with --drop ${shown(c.name)}`);
+      }
+      const constant = constantIn(c, train);
+      if (constant !== null) {
+        notes.push(`left out ${shown(c.name)}${c.unnamed ? ' (no header)' : ''}: it holds ${shown(constant)} in every training row, so it carries nothing to learn from`);
+        continue;
       }
       const categorical = asCategorical.has(c.name) || wordy(c);
       if (!categorical && c.wordCount > 0) throw strayWord(table, c, `read the column as categories with --categorical ${shown(c.name)}, or leave it out with --drop ${shown(c.name)}`);
