@@ -68,7 +68,11 @@ function measuredLine(preset: string, r: ExperimentResults): string {
   const loads = r.cells.map((c) => c.load?.mean).filter((x): x is number => x != null);
   const load = loads.length ? `, load ${(loads.reduce((s, x) => s + x, 0) / loads.length).toFixed(1)}` : '';
   const incomplete = r.missing.length + r.failed.length ? ` (${r.missing.length + r.failed.length} cells unfinished, so more)` : '';
-  return `${preset}: ${hours(r.cellSeconds)}${incomplete}, measured ${r.writtenAt.slice(0, 10)} on ${r.machine.cpus} cores (${r.machine.cpuModel}${load}; engines ${[...new Set(r.cells.map((c) => c.engine))].join(', ')})`;
+  // A run on the user's own file: its time holds for that file's size only.
+  const first = r.cells[0];
+  const rows = first ? first.nTrain + (first.nTest ?? 0) : 0;
+  const onFile = r.data.data ? ` on ${path.basename(r.data.data)} (${rows.toLocaleString('en-US')} rows; the time scales with your file's rows)` : '';
+  return `${preset}: ${hours(r.cellSeconds)}${incomplete}${onFile}, measured ${r.writtenAt.slice(0, 10)} on ${r.machine.cpus} cores (${r.machine.cpuModel}${load}; engines ${[...new Set(r.cells.map((c) => c.engine))].join(', ')})`;
 }
 
 /** A preset's line in `list`: its measured time where a run of it was recorded, else an estimate from the quick cells. */
