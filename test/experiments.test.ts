@@ -9,7 +9,7 @@ import { EXPERIMENTS, getExperiment } from '../src/experiments/index.js';
 import { runExperiment } from '../src/experiments/runner.js';
 import { inShard, resolveShard } from '../src/experiments/shard.js';
 import { epochDrift } from '../src/experiments/results.js';
-import { estimatePaperSeconds } from '../src/experiments/timing.js';
+import { estimateBase, estimatePaperSeconds, presetTimings } from '../src/experiments/timing.js';
 import { gridCells, type Experiment } from '../src/experiments/experiment.js';
 import { sgemmPath } from '../src/data/tabular.js';
 import { BIN, ROOT, runCli, tmpDir } from './helpers.js';
@@ -317,6 +317,21 @@ test('the paper preset\'s time is extrapolated from measured cells: epoch time x
   assert.deepEqual(sg.unmeasured, ['vanilla', 'vanilla-nobn', 'resnetv2', 'resnetv2-nobn']);
   // GloNet's paper depths sum to 1984 blocks, 200 epochs each, on 193,280 training rows.
   assert.ok(Math.abs(sg.seconds - 200 * 1984 / 100 * 193280 / 38400) < 1e-6, String(sg.seconds));
+});
+
+test('the paper estimate starts from the long run where one was recorded, with quick cells only for the archs it lacks', () => {
+  const run = (preset: string, cells: ExperimentCell[]) => ({ preset, cells } as unknown as ExperimentResults);
+  const quick = run('quick', [cell('glonet', 4, { meanEpochSeconds: 9 }), cell('glonet-bn', 4, { meanEpochSeconds: 9 })]);
+  const long = run('long', [cell('glonet', 4, { meanEpochSeconds: 1 }), cell('plain', 4, { meanEpochSeconds: 1 })]);
+  assert.equal(estimateBase(null, quick)!.preset, 'quick');
+  assert.equal(estimateBase(long, null)!.run, long);
+  const mixed = estimateBase(long, quick)!;
+  assert.equal(mixed.preset, 'long (and the quick cells of glonet-bn)');
+  assert.deepEqual(mixed.run.cells.map((c) => [c.arch, c.meanEpochSeconds]), [['glonet', 1], ['plain', 1], ['glonet-bn', 9]]);
+  assert.equal(estimateBase(run('long', []), quick)!.preset, 'quick');
+  // The packaged vit measurements: the long run (full Fashion-MNIST) is what the paper line extrapolates.
+  const line = presetTimings(getExperiment('vit')).find((l) => l.startsWith('paper:'))!;
+  assert.match(line, /extrapolated from the long cells/);
 });
 
 test('grids: stable cell ids in order, per-architecture budgets, csv-depth on all of the user\'s rows', () => {

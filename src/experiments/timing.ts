@@ -4,7 +4,9 @@
  * NAME.quick.json in the package, copied there by scripts/run-experiments.mjs) and prints its
  * compute time with the machine, date and load it ran under; likewise the paper preset's where a
  * run of it was recorded (NAME.paper.json). Otherwise the paper preset's time is extrapolated from
- * the quick cells: an epoch's seconds scale with depth and with training rows,
+ * the longest recorded run below it (the long preset's cells where NAME.long.json exists: they
+ * ran on the paper's data size, usually on a quieter machine; else the quick cells): an epoch's
+ * seconds scale with depth and with training rows,
  * taken from the measured cell of the same architecture at the nearest depth, plus the measured
  * cells' mean cost besides their epochs (data, analysis, report).
  */
@@ -75,16 +77,32 @@ function measuredLine(preset: string, r: ExperimentResults): string {
   return `${preset}: ${hours(r.cellSeconds)}${incomplete}${onFile}, measured ${r.writtenAt.slice(0, 10)} on ${r.machine.cpus} cores (${r.machine.cpuModel}${load}; engines ${[...new Set(r.cells.map((c) => c.engine))].join(', ')})`;
 }
 
-/** A preset's line in `list`: its measured time where a run of it was recorded, else an estimate from the quick cells. */
-function longerLine(exp: Experiment, preset: 'long' | 'paper', quick: ExperimentResults | null): string {
+/**
+ * A preset's line in `list`: its measured time where a run of it was recorded, else an estimate
+ * from the cells of `base` (the longest recorded run below it), named in the line.
+ */
+function longerLine(exp: Experiment, preset: 'long' | 'paper', base: { preset: string; run: ExperimentResults } | null): string {
   const run = measured(exp.name, preset);
   if (run) return measuredLine(preset, run);
-  if (!quick) return `${preset}: no estimate without a measured quick run`;
-  const est = estimatePaperSeconds(exp, quick.cells, preset);
+  if (!base) return `${preset}: no estimate without a measured quick run`;
+  const est = estimatePaperSeconds(exp, base.run.cells, preset);
   if (est == null) return `${preset}: depends on your CSV's rows (the sgemm-depth estimate scales with them)`;
   if (est.unmeasured.length === exp.presets[preset]!.archs.length) return `${preset}: no estimate (no architecture of its grid was measured)`;
-  return `${preset}: ${est.unmeasured.length ? 'at least ' : 'about '}${hours(est.seconds)} on the same machine and engines (extrapolated from the quick cells: epoch time x depth x training rows, plus analysis)` +
+  return `${preset}: ${est.unmeasured.length ? 'at least ' : 'about '}${hours(est.seconds)} on the same machine and engines (extrapolated from the ${base.preset} cells: epoch time x depth x training rows, plus analysis)` +
     (est.unmeasured.length ? `, not counting ${est.unmeasured.join(', ')} (not measured)` : '');
+}
+
+/**
+ * The cells the paper preset's estimate starts from: the long preset's where one was recorded
+ * (the paper's data size, a quieter machine), with the quick cells of any architecture the long
+ * run did not train; else the quick cells.
+ */
+export function estimateBase(long: ExperimentResults | null, quick: ExperimentResults | null): { preset: string; run: ExperimentResults } | null {
+  if (!long || long.cells.length === 0) return quick && { preset: 'quick', run: quick };
+  const archs = new Set(long.cells.map((c) => c.arch));
+  const extra = (quick?.cells ?? []).filter((c) => !archs.has(c.arch));
+  if (extra.length === 0) return { preset: 'long', run: long };
+  return { preset: `long (and the quick cells of ${[...new Set(extra.map((c) => c.arch))].join(', ')})`, run: { ...long, cells: [...long.cells, ...extra] } };
 }
 
 /** The lines `list` prints: the measured quick time, then the long preset's (where it has one) and the paper preset's, measured or estimated. */
@@ -92,7 +110,7 @@ export function presetTimings(exp: Experiment): string[] {
   const quick = measured(exp.name, 'quick');
   return [
     quick ? measuredLine('quick', quick) : 'quick: not measured yet (node scripts/run-experiments.mjs records it)',
-    ...(exp.presets.long ? [longerLine(exp, 'long', quick)] : []),
-    longerLine(exp, 'paper', quick),
+    ...(exp.presets.long ? [longerLine(exp, 'long', quick && { preset: 'quick', run: quick })] : []),
+    longerLine(exp, 'paper', estimateBase(measured(exp.name, 'long'), quick)),
   ];
 }
