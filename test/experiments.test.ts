@@ -323,12 +323,12 @@ test('the paper estimate starts from the long run where one was recorded, with q
   const run = (preset: string, cells: ExperimentCell[]) => ({ preset, cells } as unknown as ExperimentResults);
   const quick = run('quick', [cell('glonet', 4, { meanEpochSeconds: 9 }), cell('glonet-bn', 4, { meanEpochSeconds: 9 })]);
   const long = run('long', [cell('glonet', 4, { meanEpochSeconds: 1 }), cell('plain', 4, { meanEpochSeconds: 1 })]);
-  assert.equal(estimateBase(null, quick)!.preset, 'quick');
+  assert.equal(estimateBase(null, quick)!.cells, 'quick cells');
   assert.equal(estimateBase(long, null)!.run, long);
   const mixed = estimateBase(long, quick)!;
-  assert.equal(mixed.preset, 'long (and the quick cells of glonet-bn)');
+  assert.equal(mixed.cells, 'long cells (quick cells for glonet-bn)');
   assert.deepEqual(mixed.run.cells.map((c) => [c.arch, c.meanEpochSeconds]), [['glonet', 1], ['plain', 1], ['glonet-bn', 9]]);
-  assert.equal(estimateBase(run('long', []), quick)!.preset, 'quick');
+  assert.equal(estimateBase(run('long', []), quick)!.cells, 'quick cells');
   // The packaged vit measurements: the long run (full Fashion-MNIST) is what the paper line extrapolates.
   const line = presetTimings(getExperiment('vit')).find((l) => l.startsWith('paper:'))!;
   assert.match(line, /extrapolated from the long cells/);

@@ -79,16 +79,16 @@ function measuredLine(preset: string, r: ExperimentResults): string {
 
 /**
  * A preset's line in `list`: its measured time where a run of it was recorded, else an estimate
- * from the cells of `base` (the longest recorded run below it), named in the line.
+ * from the cells of `base` (the longest recorded run below it; `cells` names them in the line).
  */
-function longerLine(exp: Experiment, preset: 'long' | 'paper', base: { preset: string; run: ExperimentResults } | null): string {
+function longerLine(exp: Experiment, preset: 'long' | 'paper', base: { cells: string; run: ExperimentResults } | null): string {
   const run = measured(exp.name, preset);
   if (run) return measuredLine(preset, run);
   if (!base) return `${preset}: no estimate without a measured quick run`;
   const est = estimatePaperSeconds(exp, base.run.cells, preset);
   if (est == null) return `${preset}: depends on your CSV's rows (the sgemm-depth estimate scales with them)`;
   if (est.unmeasured.length === exp.presets[preset]!.archs.length) return `${preset}: no estimate (no architecture of its grid was measured)`;
-  return `${preset}: ${est.unmeasured.length ? 'at least ' : 'about '}${hours(est.seconds)} on the same machine and engines (extrapolated from the ${base.preset} cells: epoch time x depth x training rows, plus analysis)` +
+  return `${preset}: ${est.unmeasured.length ? 'at least ' : 'about '}${hours(est.seconds)} on the same machine and engines (extrapolated from the ${base.cells}: epoch time x depth x training rows, plus analysis)` +
     (est.unmeasured.length ? `, not counting ${est.unmeasured.join(', ')} (not measured)` : '');
 }
 
@@ -97,12 +97,12 @@ function longerLine(exp: Experiment, preset: 'long' | 'paper', base: { preset: s
  * (the paper's data size, a quieter machine), with the quick cells of any architecture the long
  * run did not train; else the quick cells.
  */
-export function estimateBase(long: ExperimentResults | null, quick: ExperimentResults | null): { preset: string; run: ExperimentResults } | null {
-  if (!long || long.cells.length === 0) return quick && { preset: 'quick', run: quick };
+export function estimateBase(long: ExperimentResults | null, quick: ExperimentResults | null): { cells: string; run: ExperimentResults } | null {
+  if (!long || long.cells.length === 0) return quick && { cells: 'quick cells', run: quick };
   const archs = new Set(long.cells.map((c) => c.arch));
   const extra = (quick?.cells ?? []).filter((c) => !archs.has(c.arch));
-  if (extra.length === 0) return { preset: 'long', run: long };
-  return { preset: `long (and the quick cells of ${[...new Set(extra.map((c) => c.arch))].join(', ')})`, run: { ...long, cells: [...long.cells, ...extra] } };
+  if (extra.length === 0) return { cells: 'long cells', run: long };
+  return { cells: `long cells (quick cells for ${[...new Set(extra.map((c) => c.arch))].join(', ')})`, run: { ...long, cells: [...long.cells, ...extra] } };
 }
 
 /** The lines `list` prints: the measured quick time, then the long preset's (where it has one) and the paper preset's, measured or estimated. */
@@ -110,7 +110,7 @@ export function presetTimings(exp: Experiment): string[] {
   const quick = measured(exp.name, 'quick');
   return [
     quick ? measuredLine('quick', quick) : 'quick: not measured yet (node scripts/run-experiments.mjs records it)',
-    ...(exp.presets.long ? [longerLine(exp, 'long', quick && { preset: 'quick', run: quick })] : []),
+    ...(exp.presets.long ? [longerLine(exp, 'long', quick && { cells: 'quick cells', run: quick })] : []),
     longerLine(exp, 'paper', estimateBase(measured(exp.name, 'long'), quick)),
   ];
 }
